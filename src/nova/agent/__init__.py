@@ -1,0 +1,1 @@
+"""The in-sandbox agent and its wire protocol. Stdlib only: this package ships inside images."""

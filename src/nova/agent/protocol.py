@@ -1,0 +1,115 @@
+"""Host <-> agent wire protocol (version 1). Stdlib only.
+
+Every message is one frame::
+
+    +----------------------+-------------------------------+
+    | length: uint32, BE   | body: UTF-8 JSON object       |
+    +----------------------+-------------------------------+
+      4 bytes                length bytes (<= max_message_bytes)
+
+The body is an object with an integer ``type`` (:class:`MsgType`) and an ``id`` that the reply
+echoes, so several requests may be in flight on one connection (instance_concurrency > 1).
+The length is checked against the limit *before* the body is read, so a hostile or broken peer
+cannot make the reader allocate more than the limit.
+
+Host -> agent:
+  Init   {type, id, protocol, runtime, handler, mode, code_dir, env, function_name,
+          function_version, memory_mb, timeout_s, concurrency}
+  Exec   {type, id, event, deadline_ms, trace_parent}   # event: any JSON value
+  Ping   {type, id}
+  Reload {type, id, files: {path: {data: base64, executable: bool}}, code_hash}
+  Stop   {type, id}
+Agent -> host (always Resp):
+  Resp   {type, id, ok, ...}
+    to Init:   {protocol, agent_version, pid}
+    to Exec:   {output, error: null | {type, message, stack}, stdout, stderr, duration_ms}
+    to Ping:   {}
+    to Reload: {code_hash}
+    to Stop:   {}
+    on a request the agent cannot serve: ok=false, error={type, message, stack: []}
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from enum import IntEnum
+from typing import Any, BinaryIO
+
+PROTOCOL_VERSION = 1
+DEFAULT_MAX_MESSAGE_BYTES = 8 * 1024 * 1024
+HEADER = struct.Struct(">I")
+
+
+class MsgType(IntEnum):
+    INIT = 1
+    EXEC = 2
+    RESP = 3
+    PING = 4
+    STOP = 5
+    RELOAD = 6
+
+
+class ProtocolError(Exception):
+    """The peer sent something that is not a valid frame."""
+
+
+class MessageTooLarge(ProtocolError):
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(f"message of {size} bytes exceeds the {limit}-byte limit")
+        self.size = size
+        self.limit = limit
+
+
+def encode_frame(body: bytes, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> bytes:
+    """Prefix an already-encoded JSON body with its length."""
+    if len(body) > max_message_bytes:
+        raise MessageTooLarge(len(body), max_message_bytes)
+    return HEADER.pack(len(body)) + body
+
+
+def encode_message(message: dict[str, Any], max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> bytes:
+    body = json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode()
+    return encode_frame(body, max_message_bytes)
+
+
+def decode_body(body: bytes) -> dict[str, Any]:
+    try:
+        message = json.loads(body)
+    except ValueError as exc:
+        raise ProtocolError(f"frame body is not JSON: {exc}") from exc
+    if not isinstance(message, dict) or not isinstance(message.get("type"), int):
+        raise ProtocolError("frame body must be a JSON object with an integer 'type'")
+    return message
+
+
+def check_length(header: bytes, max_message_bytes: int) -> int:
+    (length,) = HEADER.unpack(header)
+    if length > max_message_bytes:
+        raise MessageTooLarge(length, max_message_bytes)
+    return int(length)
+
+
+def read_frame(stream: BinaryIO, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> bytes | None:
+    """Blocking read of one frame body; ``None`` on a clean EOF between frames."""
+    header = _read_exactly(stream, HEADER.size, allow_eof=True)
+    if header is None:
+        return None
+    length = check_length(header, max_message_bytes)
+    body = _read_exactly(stream, length, allow_eof=False)
+    assert body is not None  # allow_eof=False never returns None
+    return body
+
+
+def _read_exactly(stream: BinaryIO, size: int, *, allow_eof: bool) -> bytes | None:
+    chunks = []
+    remaining = size
+    while remaining:
+        chunk = stream.read(remaining)
+        if not chunk:
+            if allow_eof and remaining == size:
+                return None
+            raise ProtocolError(f"connection closed after {size - remaining} of {size} bytes")
+        chunks.append(chunk)
+        remaining -= len(chunk)
+    return b"".join(chunks)

@@ -1,0 +1,98 @@
+"""The one NovaError tree.
+
+Every error a client can see has a stable dotted ``code`` and an HTTP ``status``; the API layer
+renders them as ``{"error": {"code", "message"}}`` in exactly one handler and the CLI maps them to
+exit codes in exactly one place. Failures of *user code* are never exceptions: they are
+:class:`nova.core.models.InvocationError` values inside a result.
+"""
+
+from __future__ import annotations
+
+
+class NovaError(Exception):
+    """Root of every error Nova raises on purpose."""
+
+    code: str = "Nova.Error"
+    status: int = 500
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class RequestInvalid(NovaError):
+    """A field is present but wrong; the message names the field."""
+
+    code = "Request.Invalid"
+    status = 422
+
+
+class MalformedJson(NovaError):
+    code = "Request.MalformedJson"
+    status = 400
+
+
+class PayloadTooLarge(NovaError):
+    code = "Request.PayloadTooLarge"
+    status = 413
+
+
+class FunctionNotFound(NovaError):
+    code = "Function.NotFound"
+    status = 404
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"function {name!r} does not exist; list functions with `nova fn list`")
+        self.name = name
+
+
+class FunctionAlreadyExists(NovaError):
+    code = "Function.AlreadyExists"
+    status = 409
+
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            f"function {name!r} already exists; update it with PATCH /functions/{name} "
+            f"(`nova fn update {name}`) or delete it first"
+        )
+        self.name = name
+
+
+class RuntimeUnavailable(NovaError):
+    code = "Runtime.Unavailable"
+    status = 422
+
+
+class TooManyRequests(NovaError):
+    """The function is at max_replicas and its wait queue timed out or is full."""
+
+    code = "Function.TooManyRequests"
+    status = 429
+
+    def __init__(self, message: str, retry_after_s: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class ShuttingDown(NovaError):
+    code = "Daemon.ShuttingDown"
+    status = 503
+
+    def __init__(self) -> None:
+        super().__init__("the daemon is shutting down; retry against another node or later")
+
+
+class SandboxError(NovaError):
+    """A sandbox could not be started or its agent misbehaved (infrastructure, not user code)."""
+
+    code = "Sandbox.Failed"
+    status = 502
+
+
+class AgentProtocolError(SandboxError):
+    code = "Sandbox.ProtocolError"
+
+
+class StoreUnavailable(NovaError):
+    code = "Store.Unavailable"
+    status = 503

@@ -1,0 +1,132 @@
+"""Frozen value types that cross layer boundaries (store <-> service <-> pool <-> API)."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Generic, TypeVar
+
+LATEST_VERSION = "$LATEST"
+
+
+class ExecutionMode(StrEnum):
+    PERSISTENT = "persistent"  # one long-lived worker fed JSON lines, restarted on crash
+    PROCESS = "process"  # a fresh process per invocation
+
+
+@dataclass(frozen=True, slots=True)
+class CodeFile:
+    content: bytes
+    executable: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class CodeBundle:
+    """The files of one function version: relative POSIX path -> file."""
+
+    files: Mapping[str, CodeFile]
+
+    @property
+    def sha256(self) -> str:
+        """Content hash over sorted (path, mode, content); equal bundles hash equal."""
+        digest = hashlib.sha256()
+        for path in sorted(self.files):
+            item = self.files[path]
+            digest.update(path.encode())
+            digest.update(b"\x00x\x00" if item.executable else b"\x00-\x00")
+            digest.update(len(item.content).to_bytes(8, "big"))
+            digest.update(item.content)
+        return digest.hexdigest()
+
+    @property
+    def size(self) -> int:
+        return sum(len(item.content) for item in self.files.values())
+
+
+@dataclass(frozen=True, slots=True)
+class FunctionConfig:
+    """Everything about a function except its code."""
+
+    name: str
+    runtime: str
+    handler: str
+    memory_mb: int = 128
+    timeout_s: float = 30.0
+    env: Mapping[str, str] = field(default_factory=dict)
+    mode: ExecutionMode = ExecutionMode.PERSISTENT
+    min_replicas: int = 0
+    max_replicas: int = 10
+    instance_concurrency: int = 1
+    backend: str | None = None
+    network: bool = False
+    description: str = ""
+
+    def runtime_fingerprint(self) -> tuple[object, ...]:
+        """The fields whose change needs a new instance (code alone can be hot-reloaded)."""
+        return (
+            self.runtime,
+            self.handler,
+            self.memory_mb,
+            self.timeout_s,
+            tuple(sorted(self.env.items())),
+            self.mode,
+            self.instance_concurrency,
+            self.backend,
+            self.network,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class FunctionRecord:
+    """A stored function: its config plus bookkeeping; never carries the code itself."""
+
+    id: str
+    config: FunctionConfig
+    code_hash: str
+    code_size: int
+    revision: int
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+
+@dataclass(frozen=True, slots=True)
+class InvocationError:
+    """A failure of user code (or of its sandbox) reported as data, never raised."""
+
+    type: str
+    message: str
+    stack: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class InvocationLog:
+    id: str
+    function_name: str
+    runtime: str
+    version: str
+    duration_ms: float
+    cold_start: bool
+    success: bool
+    error_type: str | None
+    error_message: str | None
+    input_size: int
+    output_size: int
+    stdout: str
+    stderr: str
+    created_at: datetime
+
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    items: list[T]
+    next: str | None

@@ -1,0 +1,66 @@
+"""The SandboxBackend port.
+
+A backend starts one *instance*: an isolated environment running the Nova agent, reachable over a
+connected stream socket that speaks :mod:`nova.agent.protocol`. The pool never knows which
+backend it talks to; the daemon (composition root) picks one.
+"""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceSpec:
+    """What a backend needs to start one instance."""
+
+    instance_id: str
+    function_name: str
+    runtime: str
+    code_dir: Path  # host directory holding the function's files; the backend may copy it
+    memory_mb: int
+    network: bool
+    work_dir: Path  # private, writable host directory for this instance (removed on stop)
+
+
+@dataclass(frozen=True, slots=True)
+class BackendInfo:
+    name: str
+    available: bool
+    reason: str  # why it is (un)available, shown by GET /runtimes and /health
+    isolation: str  # one line: what it isolates
+
+
+class SandboxInstance(Protocol):
+    """A started instance. ``sock`` is the host end of the agent connection."""
+
+    @property
+    def instance_id(self) -> str: ...
+
+    @property
+    def sock(self) -> socket.socket: ...
+
+    @property
+    def pid(self) -> int | None: ...
+
+    def alive(self) -> bool: ...
+
+    async def kill(self) -> None:
+        """Stop the instance at once (SIGKILL semantics) and release its resources."""
+        ...
+
+
+class SandboxBackend(Protocol):
+    @property
+    def info(self) -> BackendInfo: ...
+
+    async def start(self, spec: InstanceSpec) -> SandboxInstance:
+        """Start the instance and return once its agent process exists (not yet initialised)."""
+        ...
+
+    async def close(self) -> None:
+        """Kill anything still running (daemon shutdown)."""
+        ...
