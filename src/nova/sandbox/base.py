@@ -20,18 +20,21 @@ class InstanceSpec:
     instance_id: str
     function_name: str
     runtime: str
-    code_dir: Path  # host directory holding the function's files; the backend may copy it
+    interpreter: str  # host path of the language interpreter; the backend makes it visible
+    code_dir: Path  # host directory holding the function's files, read-only to the function
+    work_dir: Path  # private, writable host directory for this instance (removed on kill)
     memory_mb: int
+    timeout_s: float
     network: bool
-    work_dir: Path  # private, writable host directory for this instance (removed on stop)
 
 
 @dataclass(frozen=True, slots=True)
 class BackendInfo:
     name: str
     available: bool
-    reason: str  # why it is (un)available, shown by GET /runtimes and /health
+    reason: str  # why it is (un)available; shown by GET /runtimes and /health
     isolation: str  # one line: what it isolates
+    supports_reload: bool  # can the agent rewrite its code dir (hot reload via Reload)?
 
 
 class SandboxInstance(Protocol):
@@ -46,10 +49,24 @@ class SandboxInstance(Protocol):
     @property
     def pid(self) -> int | None: ...
 
+    @property
+    def code_dir(self) -> str:
+        """The function's code directory as the agent sees it (goes into Init)."""
+        ...
+
+    @property
+    def tmp_dir(self) -> str:
+        """A writable scratch directory as the agent sees it (goes into Init)."""
+        ...
+
     def alive(self) -> bool: ...
 
+    def oom_kills(self) -> int:
+        """How many processes of this instance the kernel OOM-killed so far (0 if unknown)."""
+        ...
+
     async def kill(self) -> None:
-        """Stop the instance at once (SIGKILL semantics) and release its resources."""
+        """Stop the instance at once (SIGKILL semantics) and release its resources. Idempotent."""
         ...
 
 
@@ -58,7 +75,7 @@ class SandboxBackend(Protocol):
     def info(self) -> BackendInfo: ...
 
     async def start(self, spec: InstanceSpec) -> SandboxInstance:
-        """Start the instance and return once its agent process exists (not yet initialised)."""
+        """Start the instance; return once its agent process exists (not yet initialised)."""
         ...
 
     async def close(self) -> None:
