@@ -1,0 +1,68 @@
+"""The on-disk copy of each code version that backends mount or copy into instances.
+
+Layout: ``<root>/<function>/<code_hash>/<files>``. A version directory is written to a temporary
+sibling and renamed into place, so a reader never sees a half-written version and two writers of
+the same hash cannot corrupt each other.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from nova.core.models import CodeBundle, CodeFile
+
+
+class CodeCache:
+    def __init__(self, root: Path) -> None:
+        self._root = root
+
+    def path_for(self, function_name: str, code_hash: str) -> Path:
+        return self._root / function_name / code_hash
+
+    def materialise(self, function_name: str, bundle: CodeBundle) -> Path:
+        """Write the bundle once; return its directory (existing copies are reused)."""
+        target = self.path_for(function_name, bundle.sha256)
+        if target.is_dir():
+            return target
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=target.parent))
+        try:
+            write_files(staging, bundle)
+            os.rename(staging, target)
+        except OSError:
+            shutil.rmtree(staging, ignore_errors=True)
+            if not target.is_dir():  # a concurrent writer winning the rename is fine
+                raise
+        return target
+
+    def forget(self, function_name: str, keep: str | None = None) -> None:
+        """Remove cached versions of a function, except ``keep`` (the current hash)."""
+        directory = self._root / function_name
+        if not directory.is_dir():
+            return
+        for version in directory.iterdir():
+            if version.name != keep:
+                shutil.rmtree(version, ignore_errors=True)
+        if keep is None:
+            shutil.rmtree(directory, ignore_errors=True)
+
+
+def write_files(directory: Path, bundle: CodeBundle) -> None:
+    for relative, item in bundle.files.items():
+        path = directory / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(item.content)
+        path.chmod(0o755 if item.executable else 0o644)
+
+
+def read_code_dir(directory: Path) -> dict[str, CodeFile]:
+    files: dict[str, CodeFile] = {}
+    for path in sorted(directory.rglob("*")):
+        if path.is_file() and not path.is_symlink():
+            files[path.relative_to(directory).as_posix()] = CodeFile(
+                path.read_bytes(), executable=bool(path.stat().st_mode & 0o111)
+            )
+    return files

@@ -1,0 +1,173 @@
+"""The one Settings model.
+
+Sources, highest priority first: CLI flags (passed as init kwargs by ``nova daemon``) >
+``NOVA_*`` environment variables (nested with ``__``, e.g. ``NOVA_POOL__IDLE_TTL_S``, plus the
+shortcuts in ``ENV_SHORTCUTS``) > a YAML/JSON file (``--config`` or ``NOVA_CONFIG``) > defaults.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    InitSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+# Short names people expect (seed 003 documents NOVA_HTTP_ADDR-style flat variables).
+ENV_SHORTCUTS: dict[str, tuple[str, str]] = {
+    "NOVA_DATABASE_URL": ("store", "database_url"),
+    "NOVA_DATA_DIR": ("daemon", "data_dir"),
+    "NOVA_HOST": ("daemon", "host"),
+    "NOVA_PORT": ("daemon", "port"),
+    "NOVA_LOG_LEVEL": ("logging", "level"),
+    "NOVA_LOG_FORMAT": ("logging", "format"),
+    "NOVA_IDLE_TTL_S": ("pool", "idle_ttl_s"),
+    "NOVA_BACKEND": ("sandbox", "backend"),
+}
+
+
+class DaemonSettings(BaseModel):
+    host: str = "0.0.0.0"
+    port: int = Field(9000, ge=0, le=65535)
+    data_dir: Path = Path(".nova-data")
+    shutdown_timeout_s: float = Field(30.0, gt=0)
+    max_payload_bytes: int = Field(6 * 1024 * 1024, gt=0)
+
+
+class PoolSettings(BaseModel):
+    idle_ttl_s: float = Field(60.0, gt=0)
+    cleanup_interval_s: float = Field(10.0, gt=0)
+    health_check_interval_s: float = Field(30.0, gt=0)
+    health_check_timeout_s: float = Field(2.0, gt=0)
+    start_timeout_s: float = Field(10.0, gt=0)
+    queue_timeout_s: float = Field(10.0, ge=0)  # how long a request waits at max_replicas
+    max_queue_per_function: int = Field(1000, ge=0)
+
+
+class ExecutorSettings(BaseModel):
+    log_batch_size: int = Field(100, gt=0)
+    log_buffer_size: int = Field(1000, gt=0)
+    log_flush_interval_ms: int = Field(500, gt=0)
+    log_timeout_s: float = Field(5.0, gt=0)
+    max_message_bytes: int = Field(8 * 1024 * 1024, gt=0)
+    timeout_grace_s: float = Field(0.5, ge=0)  # slack past timeout_s before the instance is killed
+
+
+class StoreSettings(BaseModel):
+    # Empty means SQLite at <data_dir>/nova.db.
+    database_url: str = ""
+
+
+class SandboxSettings(BaseModel):
+    backend: Literal["auto", "process", "container"] = "auto"
+    # The process backend gives no isolation; it must be asked for explicitly.
+    allow_process_backend: bool = False
+
+
+class LoggingSettings(BaseModel):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["text", "json"] = "text"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="NOVA_",
+        env_nested_delimiter="__",
+        extra="ignore",
+        nested_model_default_partial_update=True,
+    )
+
+    daemon: DaemonSettings = DaemonSettings()
+    pool: PoolSettings = PoolSettings()
+    executor: ExecutorSettings = ExecutorSettings()
+    store: StoreSettings = StoreSettings()
+    sandbox: SandboxSettings = SandboxSettings()
+    logging: LoggingSettings = LoggingSettings()
+
+    @field_validator("logging", mode="before")
+    @classmethod
+    def _lower_case_level(cls, value: Any) -> Any:
+        if isinstance(value, dict) and isinstance(value.get("level"), str):
+            return {**value, "level": value["level"].lower()}
+        return value
+
+    @property
+    def database_url(self) -> str:
+        if self.store.database_url:
+            return self.store.database_url
+        return f"sqlite+aiosqlite:///{(self.daemon.data_dir / 'nova.db').resolve()}"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        shortcuts = InitSettingsSource(settings_cls, init_kwargs=_shortcut_env(os.environ))
+        return (init_settings, env_settings, shortcuts, _file_source(settings_cls))
+
+
+def _shortcut_env(environ: dict[str, str] | os._Environ[str]) -> dict[str, Any]:
+    nested: dict[str, dict[str, str]] = {}
+    for variable, (section, key) in ENV_SHORTCUTS.items():
+        if variable in environ:
+            nested.setdefault(section, {})[key] = environ[variable]
+    return nested
+
+
+# The file chosen by load_settings(); a contextvar rather than os.environ so loading settings
+# never mutates the process environment (which function instances would inherit).
+_config_file: ContextVar[Path | None] = ContextVar("nova_config_file", default=None)
+
+
+def _file_source(settings_cls: type[BaseSettings]) -> PydanticBaseSettingsSource:
+    path = _config_file.get() or (
+        Path(os.environ["NOVA_CONFIG"]) if "NOVA_CONFIG" in os.environ else None
+    )
+    return InitSettingsSource(settings_cls, init_kwargs=read_config_file(path) if path else {})
+
+
+class ConfigFileError(ValueError):
+    pass
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """Parse a YAML or JSON config file into the nested settings shape."""
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigFileError(f"cannot read config file {path}: {exc.strerror}") from exc
+    try:
+        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (ValueError, yaml.YAMLError) as exc:
+        raise ConfigFileError(
+            f"config file {path} is not valid {path.suffix or 'YAML'}: {exc}"
+        ) from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigFileError(f"config file {path} must hold a mapping of sections")
+    return data
+
+
+def load_settings(
+    config_file: Path | None = None, overrides: dict[str, Any] | None = None
+) -> Settings:
+    """Build Settings with the documented precedence: overrides > env > file > defaults."""
+    token = _config_file.set(config_file)
+    try:
+        return Settings(**(overrides or {}))
+    finally:
+        _config_file.reset(token)

@@ -1,0 +1,1 @@
+"""Per-function instance pools: single-flight cold starts, idle TTL, health, hot reload."""

@@ -1,0 +1,331 @@
+"""The instances of one function, and the rules for handing out their slots.
+
+Invariants (all mutations happen on the event loop, so no locks):
+- an instance is in ``_free`` iff it is READY with a free slot;
+- a cold start is begun only while waiters outnumber the slots already on their way
+  (``_starting * concurrency``) and ``max_replicas`` allows: 50 simultaneous first requests
+  start ``ceil(50 / concurrency)`` instances at most, never one each (single flight);
+- waiters are served first-come first-served by whichever slot frees up first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+from nova.code.cache import read_code_dir
+from nova.core.errors import FunctionNotFound, NovaError, SandboxError, TooManyRequests
+from nova.pool.deployment import Deployment
+from nova.pool.instance import InstanceState, PooledInstance
+from nova.pool.launcher import Launcher
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class PoolLimits:
+    queue_timeout_s: float
+    max_queue: int
+    health_check_timeout_s: float
+    reload_timeout_s: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class PoolStats:
+    function: str
+    instances: int
+    busy: int
+    idle: int
+    starting: int
+    waiting: int
+
+
+class FunctionPool:
+    def __init__(self, deployment: Deployment, launcher: Launcher, limits: PoolLimits) -> None:
+        self.deployment = deployment
+        self._launcher = launcher
+        self._limits = limits
+        self._instances: list[PooledInstance] = []
+        self._free: list[PooledInstance] = []  # a stack: the most recently used is reused first
+        self._waiters: deque[asyncio.Future[PooledInstance]] = deque()
+        self._starting = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closed = False
+        self.instances_started = 0
+
+    # -- handing out slots -------------------------------------------------------------------
+
+    async def acquire(self) -> tuple[PooledInstance, bool]:
+        """A slot on a ready instance, and whether this is the instance's first invocation."""
+        if self._closed:
+            raise FunctionNotFound(self.deployment.name)
+        instance = self._take_free()
+        if instance is None:
+            instance = await self._wait_for_slot()
+        cold = instance.invocations == 0
+        instance.invocations += 1
+        return instance, cold
+
+    def _take_free(self) -> PooledInstance | None:
+        while self._free:
+            instance = self._free[-1]
+            if not instance.has_free_slot:  # went away or changed state while listed
+                self._free.pop()
+                continue
+            instance.inflight += 1
+            if not instance.has_free_slot:
+                self._free.pop()
+            return instance
+        return None
+
+    async def _wait_for_slot(self) -> PooledInstance:
+        if len(self._waiters) >= self._limits.max_queue:
+            raise TooManyRequests(
+                f"function {self.deployment.name!r} has {len(self._waiters)} requests queued; "
+                "raise max_replicas or instance_concurrency, or retry later"
+            )
+        waiter: asyncio.Future[PooledInstance] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        self._start_instances_for_waiters()
+        try:
+            return await asyncio.wait_for(asyncio.shield(waiter), self._limits.queue_timeout_s)
+        except TimeoutError:
+            self._abandon(waiter)
+            raise TooManyRequests(
+                f"function {self.deployment.name!r} is at max_replicas="
+                f"{self.deployment.config.max_replicas} and no instance freed up within "
+                f"{self._limits.queue_timeout_s:g}s; raise max_replicas or retry later"
+            ) from None
+        except asyncio.CancelledError:
+            self._abandon(waiter)
+            raise
+
+    def _abandon(self, waiter: asyncio.Future[PooledInstance]) -> None:
+        """Forget a waiter that stopped waiting; a slot granted to it meanwhile goes back."""
+        with contextlib.suppress(ValueError):
+            self._waiters.remove(waiter)
+        if not waiter.done():
+            waiter.cancel()
+        elif not waiter.cancelled() and waiter.exception() is None:
+            self.release(waiter.result())
+
+    def release(self, instance: PooledInstance, *, broken: bool = False) -> None:
+        instance.inflight -= 1
+        instance.last_used = time.monotonic()
+        if broken and instance.state is not InstanceState.DEAD:
+            instance.state = InstanceState.RETIRED
+        if instance.state is InstanceState.RETIRED:
+            if instance.inflight == 0:
+                self._spawn(self._remove(instance))
+            self._start_instances_for_waiters()
+        elif (
+            instance.code_hash != self.deployment.code_hash
+            and instance.state is InstanceState.READY
+        ):
+            if instance.inflight == 0:
+                self._spawn(self._reload(instance))
+        else:
+            self._offer(instance)
+
+    def _offer(self, instance: PooledInstance) -> None:
+        """Give the instance's free slots to waiters, then list what is left as free."""
+        while instance.has_free_slot and self._waiters:
+            waiter = self._waiters.popleft()
+            if waiter.done():
+                continue
+            instance.inflight += 1
+            waiter.set_result(instance)
+        if instance.has_free_slot and instance not in self._free:
+            self._free.append(instance)
+
+    # -- starting and stopping instances -----------------------------------------------------
+
+    @property
+    def _live(self) -> list[PooledInstance]:
+        return [
+            i for i in self._instances if i.state in (InstanceState.READY, InstanceState.RELOADING)
+        ]
+
+    def _start_instances_for_waiters(self) -> None:
+        config = self.deployment.config
+        pending = sum(1 for waiter in self._waiters if not waiter.done())
+        while (
+            not self._closed
+            and pending > self._starting * config.instance_concurrency
+            and len(self._live) + self._starting < config.max_replicas
+        ):
+            self._starting += 1
+            self._spawn(self._start_one())
+
+    def ensure_min_replicas(self) -> None:
+        """Pre-warm up to min_replicas instances (called at deploy time and by the reaper)."""
+        missing = self.deployment.config.min_replicas - len(self._live) - self._starting
+        for _ in range(max(0, missing)):
+            self._starting += 1
+            self._spawn(self._start_one())
+
+    async def _start_one(self) -> None:
+        deployment = self.deployment
+        try:
+            instance = await self._launcher.launch(deployment, self._on_lost)
+        except NovaError as exc:
+            self._starting -= 1
+            logger.warning("cold start of %s failed: %s", deployment.name, exc.message)
+            self._fail_waiters(exc, deployment.config.instance_concurrency)
+            return
+        except Exception as exc:  # a backend bug must not leave waiters hanging forever
+            self._starting -= 1
+            logger.exception("cold start of %s crashed", deployment.name)
+            self._fail_waiters(
+                SandboxError(f"cold start failed: {exc}"), deployment.config.instance_concurrency
+            )
+            return
+        self._starting -= 1
+        self.instances_started += 1
+        if self._closed or instance.fingerprint != self.deployment.config.runtime_fingerprint():
+            await instance.destroy()  # the function changed or went away while we started it
+            self._start_instances_for_waiters()
+            return
+        self._instances.append(instance)
+        if instance.code_hash != self.deployment.code_hash:
+            await self._reload(instance)
+        else:
+            self._offer(instance)
+
+    def _fail_waiters(self, error: NovaError, count: int) -> None:
+        for _ in range(count):
+            while self._waiters:
+                waiter = self._waiters.popleft()
+                if not waiter.done():
+                    waiter.set_exception(error)
+                    break
+
+    async def _reload(self, instance: PooledInstance) -> None:
+        instance.state = InstanceState.RELOADING
+        deployment = self.deployment
+        try:
+            files = await asyncio.to_thread(read_code_dir, deployment.code_dir)
+            await instance.reload(files, deployment.code_hash, self._limits.reload_timeout_s)
+        except (NovaError, OSError, TimeoutError) as exc:
+            logger.warning("hot reload of %s failed, replacing it: %s", instance.instance_id, exc)
+            await self._remove(instance)
+            self._start_instances_for_waiters()
+            return
+        if instance.state is InstanceState.RELOADING:
+            instance.state = InstanceState.READY
+            if instance.code_hash != self.deployment.code_hash:  # updated again meanwhile
+                await self._reload(instance)
+            else:
+                self._offer(instance)
+
+    async def _remove(self, instance: PooledInstance) -> None:
+        with contextlib.suppress(ValueError):
+            self._instances.remove(instance)
+        with contextlib.suppress(ValueError):
+            self._free.remove(instance)
+        await instance.destroy()
+
+    def _on_lost(self, instance: PooledInstance) -> None:
+        """The agent connection broke: idle instances go now, busy ones on release."""
+        if instance.state is InstanceState.DEAD:
+            return
+        instance.state = InstanceState.RETIRED
+        if instance.inflight == 0:
+            self._spawn(self._remove(instance))
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- changes, maintenance, shutdown --------------------------------------------------------
+
+    def update(self, deployment: Deployment) -> None:
+        """Switch to a new deployment: hot-reload code where possible, else replace instances."""
+        old_fingerprint = self.deployment.config.runtime_fingerprint()
+        self.deployment = deployment
+        if deployment.config.runtime_fingerprint() != old_fingerprint or not deployment.hot_reload:
+            for instance in list(self._instances):
+                if (
+                    instance.code_hash == deployment.code_hash
+                    and instance.fingerprint == deployment.config.runtime_fingerprint()
+                ):
+                    continue
+                instance.state = InstanceState.RETIRED
+                if instance.inflight == 0:
+                    self._spawn(self._remove(instance))
+        else:
+            for instance in list(self._instances):
+                if (
+                    instance.state is InstanceState.READY
+                    and instance.inflight == 0
+                    and instance.code_hash != deployment.code_hash
+                ):
+                    self._spawn(self._reload(instance))
+        self._start_instances_for_waiters()
+        self.ensure_min_replicas()
+
+    async def reap_idle(self, idle_ttl_s: float) -> int:
+        """Stop instances idle for longer than the TTL, keeping min_replicas; returns how many."""
+        now = time.monotonic()
+        keep = self.deployment.config.min_replicas
+        idle = sorted(
+            (i for i in self._instances if i.state is InstanceState.READY and i.inflight == 0),
+            key=lambda i: i.last_used,
+        )
+        surplus = len(self._live) - keep
+        expired = [i for i in idle if now - i.last_used > idle_ttl_s][: max(0, surplus)]
+        for instance in expired:
+            await self._remove(instance)
+        self.ensure_min_replicas()
+        return len(expired)
+
+    async def check_health(self) -> int:
+        """Ping idle instances; remove the ones that do not answer. Returns how many were removed."""
+        idle = [i for i in self._instances if i.state is InstanceState.READY and i.inflight == 0]
+        results = await asyncio.gather(
+            *(i.ping(self._limits.health_check_timeout_s) for i in idle), return_exceptions=True
+        )
+        removed = 0
+        for instance, result in zip(idle, results, strict=True):
+            if isinstance(result, BaseException) and instance.state is not InstanceState.DEAD:
+                logger.warning(
+                    "instance %s failed its health check: %r; replacing it",
+                    instance.instance_id,
+                    result,
+                )
+                await self._remove(instance)
+                removed += 1
+        self.ensure_min_replicas()
+        return removed
+
+    async def close(self) -> None:
+        """Stop everything now (function deleted or daemon stopping after its drain)."""
+        self._closed = True
+        self._fail_waiters(FunctionNotFound(self.deployment.name), len(self._waiters))
+        await asyncio.gather(
+            *(self._remove(i) for i in list(self._instances)), return_exceptions=True
+        )
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    @property
+    def busy(self) -> int:
+        return sum(i.inflight for i in self._instances)
+
+    def stats(self) -> PoolStats:
+        return PoolStats(
+            function=self.deployment.name,
+            instances=len(self._live),
+            busy=sum(1 for i in self._instances if i.inflight > 0),
+            idle=sum(1 for i in self._live if i.inflight == 0),
+            starting=self._starting,
+            waiting=sum(1 for waiter in self._waiters if not waiter.done()),
+        )

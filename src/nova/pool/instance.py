@@ -1,0 +1,80 @@
+"""One running instance as the pool sees it: sandbox + agent connection + slot accounting."""
+
+from __future__ import annotations
+
+import base64
+import time
+from collections.abc import Mapping
+from enum import StrEnum
+from typing import Any
+
+from nova.agent.protocol import MsgType
+from nova.core.errors import AgentProtocolError
+from nova.core.models import CodeFile
+from nova.pool.connection import AgentConnection
+from nova.pool.deployment import Deployment
+from nova.sandbox.base import SandboxInstance
+
+
+class InstanceState(StrEnum):
+    READY = "ready"  # may take invocations (if it has a free slot)
+    RELOADING = "reloading"  # receiving new code; takes nothing until done
+    RETIRED = "retired"  # config changed or unhealthy: finish in-flight work, then stop
+    DEAD = "dead"
+
+
+class PooledInstance:
+    def __init__(
+        self, sandbox: SandboxInstance, connection: AgentConnection, deployment: Deployment
+    ) -> None:
+        self.sandbox = sandbox
+        self.connection = connection
+        self.code_hash = deployment.code_hash
+        self.fingerprint = deployment.config.runtime_fingerprint()
+        self.concurrency = deployment.config.instance_concurrency
+        self.state = InstanceState.READY
+        self.inflight = 0
+        self.invocations = 0
+        self.started_at = time.monotonic()
+        self.last_used = self.started_at
+        self.oom_kills_seen = 0
+
+    @property
+    def instance_id(self) -> str:
+        return self.sandbox.instance_id
+
+    @property
+    def has_free_slot(self) -> bool:
+        return self.state is InstanceState.READY and self.inflight < self.concurrency
+
+    async def ping(self, timeout_s: float) -> None:
+        reply = await self.connection.request({"type": MsgType.PING}, timeout_s)
+        _require_ok(reply, "ping")
+
+    async def reload(self, files: Mapping[str, CodeFile], code_hash: str, timeout_s: float) -> None:
+        message: dict[str, Any] = {
+            "type": MsgType.RELOAD,
+            "code_hash": code_hash,
+            "files": {
+                path: {
+                    "data": base64.b64encode(item.content).decode(),
+                    "executable": item.executable,
+                }
+                for path, item in files.items()
+            },
+        }
+        _require_ok(await self.connection.request(message, timeout_s), "reload")
+        self.code_hash = code_hash
+
+    async def destroy(self) -> None:
+        self.state = InstanceState.DEAD
+        await self.connection.close()
+        await self.sandbox.kill()
+
+
+def _require_ok(reply: dict[str, Any], what: str) -> None:
+    if not reply.get("ok"):
+        error = reply.get("error") or {}
+        raise AgentProtocolError(
+            f"agent refused {what}: {error.get('type')}: {error.get('message')}"
+        )

@@ -1,0 +1,95 @@
+"""Cold start: sandbox -> agent connection -> Init handshake, under one deadline."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Protocol
+
+from nova.agent.protocol import PROTOCOL_VERSION, MsgType
+from nova.core.errors import SandboxError
+from nova.pool.connection import AgentConnection
+from nova.pool.deployment import Deployment
+from nova.pool.instance import PooledInstance
+from nova.sandbox.base import InstanceSpec, SandboxBackend
+
+logger = logging.getLogger(__name__)
+
+
+class Launcher(Protocol):
+    async def launch(
+        self, deployment: Deployment, on_lost: Callable[[PooledInstance], None]
+    ) -> PooledInstance: ...
+
+
+class SandboxLauncher:
+    def __init__(
+        self,
+        backend: SandboxBackend,
+        instances_dir: Path,
+        start_timeout_s: float,
+        max_message_bytes: int,
+    ) -> None:
+        self._backend = backend
+        self._instances_dir = instances_dir
+        self._start_timeout_s = start_timeout_s
+        self._max_message_bytes = max_message_bytes
+
+    async def launch(
+        self, deployment: Deployment, on_lost: Callable[[PooledInstance], None]
+    ) -> PooledInstance:
+        config = deployment.config
+        instance_id = f"{config.name}-{uuid.uuid4().hex[:12]}"
+        spec = InstanceSpec(
+            instance_id=instance_id,
+            function_name=config.name,
+            runtime=config.runtime,
+            interpreter=deployment.interpreter,
+            code_dir=deployment.code_dir,
+            work_dir=self._instances_dir / instance_id,
+            memory_mb=config.memory_mb,
+            timeout_s=config.timeout_s,
+            network=config.network,
+        )
+        sandbox = await self._backend.start(spec)
+        connection = AgentConnection(self._max_message_bytes)
+        instance = PooledInstance(sandbox, connection, deployment)
+        try:
+            await connection.open(sandbox.sock, lambda _reason: on_lost(instance))
+            reply = await connection.request(
+                {
+                    "type": MsgType.INIT,
+                    "protocol": PROTOCOL_VERSION,
+                    "runtime": config.runtime,
+                    "handler": config.handler,
+                    "mode": config.mode.value,
+                    "code_dir": sandbox.code_dir,
+                    "tmp_dir": sandbox.tmp_dir,
+                    "interpreter": deployment.interpreter,
+                    "env": dict(config.env),
+                    "function_name": config.name,
+                    "function_version": deployment.version,
+                    "memory_mb": config.memory_mb,
+                    "timeout_s": config.timeout_s,
+                    "concurrency": config.instance_concurrency,
+                },
+                self._start_timeout_s,
+            )
+        except (TimeoutError, SandboxError) as exc:
+            await instance.destroy()
+            raise SandboxError(
+                f"instance of {config.name} did not become ready: {exc or 'timed out'}"
+            ) from exc
+        except asyncio.CancelledError:
+            await instance.destroy()
+            raise
+        if not reply.get("ok") or reply.get("protocol") != PROTOCOL_VERSION:
+            await instance.destroy()
+            raise SandboxError(
+                f"agent of {config.name} refused Init: {reply.get('error') or reply}"
+            )
+        logger.debug("started instance %s (pid %s)", instance_id, sandbox.pid)
+        return instance

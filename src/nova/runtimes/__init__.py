@@ -1,0 +1,1 @@
+"""Runtime descriptors and toolchain detection."""

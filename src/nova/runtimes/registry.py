@@ -1,0 +1,112 @@
+"""Which language runtimes exist, where their interpreter is, and whether this host has it.
+
+Detection runs once at daemon start (one ``--version`` call per runtime, in a thread) so the
+invoke path only reads a dict.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from nova.core.errors import RequestInvalid, RuntimeUnavailable
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeSpec:
+    name: str
+    extension: str  # the file a single `code` source is stored as: handler module + extension
+    default_handler: str
+    candidates: tuple[str, ...]  # interpreter paths/names tried in order
+    version_args: tuple[str, ...] = ("--version",)
+    interpreted: bool = True  # code can be hot-reloaded without a build step
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeStatus:
+    spec: RuntimeSpec
+    available: bool
+    interpreter: str | None
+    version: str
+    reason: str
+
+
+def _python_candidates() -> tuple[str, ...]:
+    # The distribution's interpreter keeps Nova's own dependencies out of user functions; fall
+    # back to the daemon's interpreter on hosts without one.
+    return ("/usr/bin/python3", sys.executable)
+
+
+BUILTIN_RUNTIMES: tuple[RuntimeSpec, ...] = (
+    RuntimeSpec("python", ".py", "handler.handler", _python_candidates()),
+    RuntimeSpec("node", ".js", "index.handler", ("/usr/bin/node", "node", "nodejs")),
+)
+
+
+def _resolve(candidate: str) -> str | None:
+    if "/" in candidate:
+        path = Path(candidate)
+        return str(path) if path.is_file() else None
+    return shutil.which(candidate)
+
+
+def detect(spec: RuntimeSpec) -> RuntimeStatus:
+    tried = []
+    for candidate in spec.candidates:
+        interpreter = _resolve(candidate)
+        tried.append(candidate)
+        if interpreter is None:
+            continue
+        try:
+            completed = subprocess.run(
+                [interpreter, *spec.version_args],
+                capture_output=True,
+                text=True,
+                timeout=10,
+                check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return RuntimeStatus(spec, False, interpreter, "", f"{interpreter} does not run: {exc}")
+        version = (completed.stdout or completed.stderr).strip().splitlines()[0:1]
+        return RuntimeStatus(spec, True, interpreter, version[0] if version else "", "ok")
+    return RuntimeStatus(
+        spec,
+        False,
+        None,
+        "",
+        f"no interpreter found (tried {', '.join(tried)}); install it and restart the daemon",
+    )
+
+
+class RuntimeRegistry:
+    def __init__(self, statuses: Iterable[RuntimeStatus]) -> None:
+        self._statuses = {status.spec.name: status for status in statuses}
+
+    @classmethod
+    def detect_builtin(cls) -> RuntimeRegistry:
+        return cls(detect(spec) for spec in BUILTIN_RUNTIMES)
+
+    def all(self) -> list[RuntimeStatus]:
+        return list(self._statuses.values())
+
+    def get(self, name: str) -> RuntimeStatus:
+        """The status of a known runtime; RequestInvalid names the known ones otherwise."""
+        try:
+            return self._statuses[name]
+        except KeyError:
+            known = ", ".join(sorted(self._statuses))
+            raise RequestInvalid(
+                f"runtime: unknown runtime {name!r}; known runtimes: {known}"
+            ) from None
+
+    def require_available(self, name: str) -> RuntimeStatus:
+        status = self.get(name)
+        if not status.available or status.interpreter is None:
+            raise RuntimeUnavailable(
+                f"runtime {name!r} is unavailable on this host: {status.reason}"
+            )
+        return status
