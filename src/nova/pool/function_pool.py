@@ -133,6 +133,11 @@ class FunctionPool:
         else:
             self._offer(instance)
 
+    def discard(self, instance: PooledInstance) -> None:
+        """Kill an instance now (its invocation timed out); its holders still call release()."""
+        instance.state = InstanceState.RETIRED
+        self._spawn(self._remove(instance))
+
     def _offer(self, instance: PooledInstance) -> None:
         """Give the instance's free slots to waiters, then list what is left as free."""
         while instance.has_free_slot and self._waiters:

@@ -1,0 +1,31 @@
+"""The app factory: FastAPI for the control plane, the invoke fast path in front of it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+
+from fastapi import FastAPI
+from starlette.types import ASGIApp
+
+from nova import __version__
+from nova.api import errors
+from nova.api.context import Services
+from nova.api.invoke import InvokeFastPath
+from nova.api.routes import functions, observe
+
+Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+
+
+def create_app(lifespan: Lifespan) -> ASGIApp:
+    """``lifespan`` builds the Services and stores them on ``app.state.services``."""
+    api = FastAPI(title="Nova", version=__version__, lifespan=lifespan)
+    errors.install(api)
+    api.include_router(functions.router)
+    api.include_router(observe.router)
+
+    def get_services() -> Services:
+        result: Services = api.state.services
+        return result
+
+    return InvokeFastPath(api, get_services)

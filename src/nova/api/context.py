@@ -1,0 +1,33 @@
+"""What routes may use, built by the daemon (composition root) and stored on app.state."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from nova.config import Settings
+from nova.executor.executor import Executor
+from nova.functions.deployer import Deployer
+from nova.functions.service import FunctionService
+from nova.observability.invocation_logs import InvocationLogBatcher
+from nova.pool.manager import PoolManager
+from nova.runtimes.registry import RuntimeRegistry
+from nova.sandbox.base import BackendInfo, SandboxBackend
+from nova.store.ports import Store
+
+
+@dataclass(slots=True)
+class Services:
+    settings: Settings
+    store: Store
+    functions: FunctionService
+    deployer: Deployer
+    executor: Executor
+    pools: PoolManager
+    runtimes: RuntimeRegistry
+    backend: BackendInfo
+    backend_impl: SandboxBackend
+    backends: list[BackendInfo]
+    log_batcher: InvocationLogBatcher
+    started: bool = False
+    started_at: float = 0.0
+    notes: list[str] = field(default_factory=list)

@@ -1,0 +1,1 @@
+"""Thin routes: parse -> service -> serialise."""

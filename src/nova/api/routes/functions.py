@@ -1,0 +1,87 @@
+"""Function CRUD (F2): /functions, /functions/{name}, /functions/{name}/code."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Query, Request
+
+from nova.api.bodies import MAX_ZIP_BYTES, is_multipart, read_json_model, read_multipart
+from nova.api.context import Services
+from nova.api.schemas import FunctionCreate, FunctionPatch, function_out
+from nova.core.errors import PayloadTooLarge, RequestInvalid
+from nova.core.names import validate_function_name
+from nova.functions.service import CodeSource
+
+router = APIRouter(tags=["functions"])
+
+
+def services(request: Request) -> Services:
+    result: Services = request.app.state.services
+    return result
+
+
+@router.post(
+    "/functions", status_code=201, summary="Create a function (JSON, or multipart meta + zip)"
+)
+async def create_function(request: Request) -> dict[str, Any]:
+    if is_multipart(request):
+        body, archive = await read_multipart(request, FunctionCreate)
+        source = CodeSource(zip_bytes=archive)
+    else:
+        body = await read_json_model(request, FunctionCreate)
+        source = CodeSource(code=body.code, files=body.files, code_path=body.code_path)
+    fields = {**body.config_fields(), "name": body.name}
+    record = await services(request).functions.create(fields, source)
+    return function_out(record)
+
+
+@router.get("/functions", summary="List functions")
+async def list_functions(
+    request: Request, limit: int = Query(100, ge=1, le=1000), cursor: str | None = None
+) -> dict[str, Any]:
+    page = await services(request).functions.list(limit, cursor)
+    return {"items": [function_out(record) for record in page.items], "next": page.next}
+
+
+@router.get("/functions/{name}", summary="Get a function")
+async def get_function(request: Request, name: str) -> dict[str, Any]:
+    record = await services(request).functions.get(validate_function_name(name))
+    return function_out(record)
+
+
+@router.patch("/functions/{name}", summary="Update a function's config and/or code")
+async def update_function(request: Request, name: str) -> dict[str, Any]:
+    validate_function_name(name)
+    if is_multipart(request):
+        body, archive = await read_multipart(request, FunctionPatch)
+        source = CodeSource(zip_bytes=archive)
+    else:
+        body = await read_json_model(request, FunctionPatch)
+        source = CodeSource(code=body.code, files=body.files, code_path=body.code_path)
+    changes = body.config_fields()
+    if body.name is not None:
+        changes["name"] = body.name
+    record = await services(request).functions.update(name, changes, source)
+    return function_out(record)
+
+
+@router.put("/functions/{name}/code", summary="Replace a function's code with a zip upload")
+async def put_function_code(request: Request, name: str) -> dict[str, Any]:
+    validate_function_name(name)
+    content_type = request.headers.get("content-type", "")
+    if content_type not in ("application/zip", "application/x-zip-compressed"):
+        raise RequestInvalid("Content-Type: send the archive with Content-Type: application/zip")
+    data = bytearray()
+    async for chunk in request.stream():
+        data += chunk
+        if len(data) > MAX_ZIP_BYTES:
+            raise PayloadTooLarge(f"zip: the archive is larger than {MAX_ZIP_BYTES} bytes")
+    record = await services(request).functions.update(name, {}, CodeSource(zip_bytes=bytes(data)))
+    return function_out(record)
+
+
+@router.delete("/functions/{name}", summary="Delete a function and stop its instances")
+async def delete_function(request: Request, name: str) -> dict[str, Any]:
+    await services(request).functions.delete(validate_function_name(name))
+    return {"name": name, "deleted": True}

@@ -1,0 +1,133 @@
+"""Read-only views: invocation logs, runtimes, pool stats, health (F9 logs, F16)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+from typing import Any
+
+from fastapi import APIRouter, Query, Request
+from starlette.responses import JSONResponse
+
+from nova.api.routes.functions import services
+from nova.core.errors import NovaError
+from nova.core.models import InvocationLog
+from nova.core.names import validate_function_name
+
+router = APIRouter(tags=["observe"])
+
+
+def log_out(log: InvocationLog) -> dict[str, Any]:
+    data = asdict(log)
+    data["created_at"] = log.created_at.isoformat()
+    return data
+
+
+@router.get("/functions/{name}/logs", summary="Invocation logs of one function, newest first")
+async def function_logs(
+    request: Request, name: str, limit: int = Query(50, ge=1, le=1000), cursor: str | None = None
+) -> dict[str, Any]:
+    svc = services(request)
+    await svc.functions.get(validate_function_name(name))
+    page = await svc.store.invocations.list(function_name=name, limit=limit, cursor=cursor)
+    return {"items": [log_out(log) for log in page.items], "next": page.next}
+
+
+@router.get("/invocations", summary="Invocation logs of all functions, newest first")
+async def invocations(
+    request: Request,
+    limit: int = Query(50, ge=1, le=1000),
+    cursor: str | None = None,
+    function: str | None = None,
+) -> dict[str, Any]:
+    page = await services(request).store.invocations.list(
+        function_name=function, limit=limit, cursor=cursor
+    )
+    return {"items": [log_out(log) for log in page.items], "next": page.next}
+
+
+@router.get("/runtimes", summary="Runtimes and sandbox backends, with availability")
+async def runtimes(request: Request) -> dict[str, Any]:
+    svc = services(request)
+    items = [
+        {
+            "name": status.spec.name,
+            "available": status.available,
+            "reason": status.reason,
+            "version": status.version,
+            "interpreter": status.interpreter,
+            "extension": status.spec.extension,
+            "default_handler": status.spec.default_handler,
+        }
+        for status in svc.runtimes.all()
+    ]
+    return {
+        "items": items,
+        "next": None,
+        "backend": svc.backend.name,
+        "backends": [asdict(b) for b in svc.backends],
+    }
+
+
+@router.get("/stats", summary="Pool and invocation counters")
+async def stats(request: Request) -> dict[str, Any]:
+    svc = services(request)
+    pools = [asdict(stat) for stat in svc.pools.stats()]
+    return {
+        "pools": pools,
+        "instances": sum(p["instances"] for p in pools),
+        "busy": sum(p["busy"] for p in pools),
+        "invocations": asdict(svc.executor.counters),
+        "inflight": svc.executor.inflight.count,
+        "logs": {"written": svc.log_batcher.written, "dropped": svc.log_batcher.dropped},
+    }
+
+
+@router.get("/health", summary="Detailed health: store, pools, backend")
+async def health(request: Request) -> JSONResponse:
+    svc = services(request)
+    store_ok, store_error = await _store_status(request)
+    body = {
+        "status": "ok" if store_ok else "degraded",
+        "store": {"ok": store_ok, "error": store_error},
+        "backend": asdict(svc.backend),
+        "backends": [asdict(b) for b in svc.backends],
+        "pools": {
+            "functions": len(svc.pools.stats()),
+            "instances": sum(s.instances for s in svc.pools.stats()),
+        },
+        "uptime_s": round(time.monotonic() - svc.started_at, 3),
+        "notes": svc.notes,
+    }
+    return JSONResponse(body, status_code=200 if store_ok else 503)
+
+
+@router.get("/health/live", summary="Liveness: the process answers")
+async def live() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/health/ready", summary="Readiness: started, not draining, store reachable")
+async def ready(request: Request) -> JSONResponse:
+    svc = services(request)
+    store_ok, store_error = await _store_status(request)
+    if svc.executor.inflight.closing:
+        return JSONResponse({"status": "draining"}, status_code=503)
+    if not store_ok:
+        return JSONResponse({"status": "unavailable", "store": store_error}, status_code=503)
+    return JSONResponse({"status": "ok"})
+
+
+@router.get("/health/startup", summary="Startup: initialisation finished")
+async def startup(request: Request) -> JSONResponse:
+    if not services(request).started:
+        return JSONResponse({"status": "starting"}, status_code=503)
+    return JSONResponse({"status": "ok"})
+
+
+async def _store_status(request: Request) -> tuple[bool, str | None]:
+    try:
+        await services(request).store.ping()
+    except NovaError as exc:
+        return False, exc.message
+    return True, None

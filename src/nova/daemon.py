@@ -1,0 +1,196 @@
+"""The composition root: the only place that picks concrete implementations.
+
+Lifecycle: start-up (store, runtimes, backend, pools, example) -> serve -> drain (uvicorn stops
+accepting and finishes in-flight requests up to daemon.shutdown_timeout_s; a second SIGINT
+forces exit) -> stop every instance, flush invocation logs, close the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI
+from pydantic import ValidationError
+
+from nova.api.app import create_app
+from nova.api.context import Services
+from nova.code.cache import CodeCache
+from nova.config import ConfigFileError, Settings, load_settings
+from nova.core.errors import NovaError
+from nova.examples import EXAMPLE_NAME, ensure_example
+from nova.executor.executor import Executor
+from nova.functions.deployer import Deployer
+from nova.functions.service import FunctionService
+from nova.observability.invocation_logs import InvocationLogBatcher
+from nova.observability.logging import configure_logging
+from nova.pool.function_pool import PoolLimits
+from nova.pool.launcher import SandboxLauncher
+from nova.pool.manager import PoolManager
+from nova.runtimes.registry import RuntimeRegistry
+from nova.sandbox.selection import choose_backend
+from nova.store import open_store
+
+logger = logging.getLogger("nova.daemon")
+
+
+def run_daemon(config_file: Path | None, overrides: dict[str, Any], deploy_example: bool) -> int:
+    """Run until signalled; 0 after a clean shutdown, 1 if start-up failed, 2 on bad config."""
+    try:
+        settings = load_settings(config_file, overrides)
+    except (ConfigFileError, ValidationError) as exc:
+        print(f"error: invalid configuration: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.logging.level, settings.logging.format)
+    settings.daemon.data_dir.mkdir(parents=True, exist_ok=True)
+    app = create_app(lambda api: _lifespan(api, settings, deploy_example))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host=settings.daemon.host,
+            port=settings.daemon.port,
+            loop="uvloop",
+            http="httptools",
+            lifespan="on",
+            log_config=None,
+            access_log=False,
+            timeout_graceful_shutdown=int(settings.daemon.shutdown_timeout_s),
+        )
+    )
+    server.run()
+    return 0 if server.started else 1
+
+
+@asynccontextmanager
+async def _lifespan(api: FastAPI, settings: Settings, deploy_example: bool) -> AsyncIterator[None]:
+    started_at = time.monotonic()
+    services = await build_services(settings)
+    api.state.services = services
+    try:
+        services.log_batcher.start()
+        services.pools.start_background()
+        await _prewarm(services)
+        if deploy_example:
+            await ensure_example(services.functions)
+        services.started = True
+        _announce(settings, deploy_example, time.monotonic() - started_at)
+        yield
+    finally:
+        await shutdown(services)
+
+
+async def build_services(settings: Settings) -> Services:
+    data_dir = settings.daemon.data_dir.resolve()
+    try:
+        store = await open_store(settings.database_url)
+    except NovaError as exc:
+        logger.error("cannot open the store: %s", exc.message)
+        raise
+    try:
+        runtimes = await asyncio.to_thread(RuntimeRegistry.detect_builtin)
+        backend, backends = choose_backend(settings)
+    except BaseException:
+        await store.close()
+        raise
+    for status in runtimes.all():
+        if not status.available:
+            logger.warning("runtime %s unavailable: %s", status.spec.name, status.reason)
+    pool_settings = settings.pool
+    launcher = SandboxLauncher(
+        backend,
+        data_dir / "instances",
+        pool_settings.start_timeout_s,
+        settings.executor.max_message_bytes,
+    )
+    pools = PoolManager(
+        launcher,
+        PoolLimits(
+            pool_settings.queue_timeout_s,
+            pool_settings.max_queue_per_function,
+            pool_settings.health_check_timeout_s,
+        ),
+        idle_ttl_s=pool_settings.idle_ttl_s,
+        cleanup_interval_s=pool_settings.cleanup_interval_s,
+        health_check_interval_s=pool_settings.health_check_interval_s,
+    )
+    deployer = Deployer(
+        store, pools, CodeCache(data_dir / "code"), runtimes, backend.info.supports_reload
+    )
+    executor_settings = settings.executor
+    batcher = InvocationLogBatcher(
+        store.invocations,
+        executor_settings.log_batch_size,
+        executor_settings.log_buffer_size,
+        executor_settings.log_flush_interval_ms / 1000,
+        executor_settings.log_timeout_s,
+    )
+    return Services(
+        settings=settings,
+        store=store,
+        functions=FunctionService(store, deployer, runtimes),
+        deployer=deployer,
+        executor=Executor(deployer, batcher, executor_settings.timeout_grace_s),
+        pools=pools,
+        runtimes=runtimes,
+        backend=backend.info,
+        backends=backends,
+        log_batcher=batcher,
+        backend_impl=backend,
+        started_at=time.monotonic(),
+    )
+
+
+async def _prewarm(services: Services) -> None:
+    """Start min_replicas instances of every stored function that asks for them."""
+    cursor: str | None = None
+    while True:
+        page = await services.store.functions.list(limit=500, cursor=cursor)
+        for record in page.items:
+            if record.config.min_replicas > 0:
+                try:
+                    await services.deployer.pool_for(record.name)
+                except NovaError as exc:
+                    logger.warning("cannot pre-warm %s: %s", record.name, exc.message)
+        if page.next is None:
+            return
+        cursor = page.next
+
+
+async def shutdown(services: Services) -> None:
+    timeout_s = services.settings.daemon.shutdown_timeout_s
+    if not await services.executor.inflight.drain(timeout_s):
+        logger.warning(
+            "%d invocation(s) still running after %.0fs; stopping them",
+            services.executor.inflight.count,
+            timeout_s,
+        )
+    await services.pools.close()
+    await services.backend_impl.close()
+    await services.log_batcher.close()
+    await services.store.close()
+    logger.info("nova stopped")
+
+
+def _announce(settings: Settings, example: bool, elapsed_s: float) -> None:
+    host = "127.0.0.1" if settings.daemon.host in ("0.0.0.0", "::") else settings.daemon.host
+    url = f"http://{host}:{settings.daemon.port}"
+    logger.info(
+        "nova ready in %.2fs on %s (data dir %s)",
+        elapsed_s,
+        url,
+        settings.daemon.data_dir.resolve(),
+    )
+    if example:
+        logger.info(
+            'try it: curl -s -X POST %s/functions/%s/invoke -d \'{"name": "Ada"}\'  or  nova invoke %s --data \'{"name": "Ada"}\'',
+            url,
+            EXAMPLE_NAME,
+            EXAMPLE_NAME,
+        )

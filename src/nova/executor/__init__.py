@@ -1,0 +1,1 @@
+"""invoke(request) -> result: pool slot, deadline, result classification, logging."""

@@ -1,0 +1,187 @@
+"""The invoke path: resolve the pool, take a slot, send Exec, wait under a deadline, classify.
+
+Hot-path rules: the event bytes from the HTTP body are spliced into the Exec frame unparsed;
+nothing is looked up in the store once a function's pool exists; the log record is queued, never
+awaited.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from nova.agent.protocol import MsgType
+from nova.core.errors import ShuttingDown
+from nova.core.models import InvocationError, InvocationLog
+from nova.executor.drain import InflightTracker
+from nova.executor.result import InvocationResult
+from nova.functions.deployer import Deployer
+from nova.observability.invocation_logs import InvocationLogBatcher
+from nova.pool.connection import AgentConnectionLost
+from nova.pool.function_pool import FunctionPool
+from nova.pool.instance import PooledInstance
+
+logger = logging.getLogger(__name__)
+
+_EXEC_PREFIX = b'{"type":%d,"id":' % MsgType.EXEC
+
+
+@dataclass(slots=True)
+class InvocationCounters:
+    total: int = 0
+    errors: int = 0
+    cold_starts: int = 0
+    timeouts: int = 0
+
+
+class Executor:
+    def __init__(
+        self, deployer: Deployer, log_batcher: InvocationLogBatcher, timeout_grace_s: float
+    ) -> None:
+        self._deployer = deployer
+        self._logs = log_batcher
+        self._grace_s = timeout_grace_s
+        self.inflight = InflightTracker()
+        self.counters = InvocationCounters()
+
+    async def invoke(
+        self,
+        name: str,
+        event: bytes,
+        *,
+        request_id: str | None = None,
+        trace_parent: str | None = None,
+    ) -> InvocationResult:
+        """Run one invocation. ``event`` must already be valid JSON (the API checks it)."""
+        if self.inflight.closing:
+            raise ShuttingDown()
+        with self.inflight.track():
+            request_id = request_id or str(uuid.uuid4())
+            pool = await self._deployer.pool_for(name)
+            started = time.perf_counter()
+            instance, cold = await pool.acquire()
+            try:
+                result = await self._run(pool, instance, request_id, event, trace_parent, cold)
+            finally:
+                pool.release(instance, broken=instance.connection.closed)
+            duration_ms = (time.perf_counter() - started) * 1000
+            self._record(pool, result, event, duration_ms)
+            return result
+
+    async def _run(
+        self,
+        pool: FunctionPool,
+        instance: PooledInstance,
+        request_id: str,
+        event: bytes,
+        trace_parent: str | None,
+        cold: bool,
+    ) -> InvocationResult:
+        deployment = pool.deployment
+        timeout_s = deployment.config.timeout_s
+        deadline_ms = int((time.time() + timeout_s) * 1000)
+        body = b"".join(
+            (
+                _EXEC_PREFIX,
+                orjson.dumps(request_id),
+                b',"deadline_ms":%d,"trace_parent":' % deadline_ms,
+                orjson.dumps(trace_parent),
+                b',"event":',
+                event,
+                b"}",
+            )
+        )
+        reply: dict[str, Any] | None = None
+        error: InvocationError | None = None
+        try:
+            reply = await instance.connection.request_raw(
+                request_id, body, timeout_s + self._grace_s
+            )
+        except TimeoutError:
+            self.counters.timeouts += 1
+            pool.discard(instance)  # the handler may still be running: that instance is gone
+            error = InvocationError(
+                "Function.Timeout",
+                f"the function did not finish within its timeout of {timeout_s:g}s; it was stopped",
+            )
+        except AgentConnectionLost as exc:
+            error = self._lost_instance_error(instance, str(exc))
+        if reply is not None:
+            error = _reply_error(reply)
+            if error is not None and error.type == "Runtime.ExitError":
+                error = self._oom_or(instance, error)
+        return InvocationResult(
+            request_id=request_id,
+            output=reply.get("output") if reply is not None and error is None else None,
+            error=error,
+            duration_ms=float(reply.get("duration_ms", 0.0))
+            if reply is not None
+            else timeout_s * 1000,
+            cold_start=cold,
+            version=deployment.version,
+            stdout=str(reply.get("stdout", "")) if reply is not None else "",
+            stderr=str(reply.get("stderr", "")) if reply is not None else "",
+        )
+
+    def _lost_instance_error(self, instance: PooledInstance, reason: str) -> InvocationError:
+        error = InvocationError(
+            "Runtime.ExitError", f"the instance stopped during the invocation ({reason})"
+        )
+        return self._oom_or(instance, error)
+
+    @staticmethod
+    def _oom_or(instance: PooledInstance, error: InvocationError) -> InvocationError:
+        kills = instance.sandbox.oom_kills()
+        if kills > instance.oom_kills_seen:
+            instance.oom_kills_seen = kills
+            return InvocationError(
+                "Function.OutOfMemory",
+                "the function used more memory than its memory_mb allows and was killed; raise memory_mb",
+            )
+        return error
+
+    def _record(
+        self, pool: FunctionPool, result: InvocationResult, event: bytes, duration_ms: float
+    ) -> None:
+        counters = self.counters
+        counters.total += 1
+        counters.errors += result.error is not None
+        counters.cold_starts += result.cold_start
+        self._logs.submit(
+            InvocationLog(
+                id=result.request_id,
+                function_name=pool.deployment.name,
+                runtime=pool.deployment.config.runtime,
+                version=result.version,
+                duration_ms=round(duration_ms, 3),
+                cold_start=result.cold_start,
+                success=result.error is None,
+                error_type=result.error.type if result.error else None,
+                error_message=result.error.message if result.error else None,
+                input_size=len(event),
+                output_size=len(orjson.dumps(result.output)) if result.error is None else 0,
+                stdout=result.stdout,
+                stderr=result.stderr,
+                created_at=datetime.now(UTC),
+            )
+        )
+
+
+def _reply_error(reply: dict[str, Any]) -> InvocationError | None:
+    raw = reply.get("error")
+    if not raw and reply.get("ok", True):
+        return None
+    if not isinstance(raw, dict):
+        return InvocationError("Runtime.Unknown", f"the agent failed the request: {raw!r}")
+    stack = raw.get("stack") or []
+    return InvocationError(
+        str(raw.get("type", "Runtime.Unknown")),
+        str(raw.get("message", "")),
+        [str(line) for line in stack],
+    )

@@ -1,0 +1,37 @@
+"""The result of one invocation, as the API returns it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from nova.core.models import InvocationError
+
+
+@dataclass(frozen=True, slots=True)
+class InvocationResult:
+    request_id: str
+    output: Any
+    error: InvocationError | None
+    duration_ms: float
+    cold_start: bool
+    version: str
+    stdout: str = ""
+    stderr: str = ""
+
+    def to_response(self) -> dict[str, Any]:
+        error = None
+        if self.error is not None:
+            error = {
+                "type": self.error.type,
+                "message": self.error.message,
+                "stack": self.error.stack,
+            }
+        return {
+            "request_id": self.request_id,
+            "output": self.output,
+            "error": error,
+            "duration_ms": self.duration_ms,
+            "cold_start": self.cold_start,
+            "version": self.version,
+        }

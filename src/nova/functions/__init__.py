@@ -1,0 +1,1 @@
+"""Function lifecycle: create / update / delete, and making functions runnable (deploying)."""

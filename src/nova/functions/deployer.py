@@ -1,0 +1,68 @@
+"""Makes stored functions runnable: materialised code + a pool, loaded once per function.
+
+The executor depends only on :meth:`Deployer.pool_for`; after a daemon restart the first
+invocation of each function loads it from the store (single-flight: concurrent first requests
+share one load).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from nova.code.cache import CodeCache
+from nova.core.models import LATEST_VERSION, CodeBundle, FunctionRecord
+from nova.pool.deployment import Deployment
+from nova.pool.function_pool import FunctionPool
+from nova.pool.manager import PoolManager
+from nova.runtimes.registry import RuntimeRegistry
+from nova.store.ports import Store
+
+
+class Deployer:
+    def __init__(
+        self,
+        store: Store,
+        pools: PoolManager,
+        cache: CodeCache,
+        runtimes: RuntimeRegistry,
+        backend_reloads: bool,
+    ) -> None:
+        self._store = store
+        self._pools = pools
+        self._cache = cache
+        self._runtimes = runtimes
+        self._backend_reloads = backend_reloads
+        self._loading: dict[str, asyncio.Future[FunctionPool]] = {}
+
+    async def pool_for(self, name: str) -> FunctionPool:
+        pool = self._pools.get(name)
+        if pool is not None:
+            return pool
+        loading = self._loading.get(name)
+        if loading is None:
+            loading = asyncio.ensure_future(self._load(name))
+            self._loading[name] = loading
+            loading.add_done_callback(lambda _: self._loading.pop(name, None))
+        return await asyncio.shield(loading)
+
+    async def _load(self, name: str) -> FunctionPool:
+        record = await self._store.functions.get(name)
+        code = await self._store.functions.get_code(name)
+        return await self.deploy(record, code)
+
+    async def deploy(self, record: FunctionRecord, code: CodeBundle) -> FunctionPool:
+        code_dir = await asyncio.to_thread(self._cache.materialise, record.name, code)
+        runtime, interpreter = self._runtimes.require_available(record.config.runtime)
+        deployment = Deployment(
+            config=record.config,
+            version=LATEST_VERSION,
+            code_hash=record.code_hash,
+            code_dir=code_dir,
+            interpreter=interpreter,
+            hot_reload=self._backend_reloads and runtime.interpreted,
+        )
+        return self._pools.deploy(deployment)
+
+    async def undeploy(self, name: str) -> None:
+        await self._pools.remove(name)
+        await asyncio.to_thread(self._cache.forget, name)

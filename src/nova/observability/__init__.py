@@ -1,0 +1,1 @@
+"""Logging set-up, invocation-log batching and counters."""

@@ -1,0 +1,96 @@
+"""All function pools of a daemon, plus the background loops that keep them healthy."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+
+from nova.pool.deployment import Deployment
+from nova.pool.function_pool import FunctionPool, PoolLimits, PoolStats
+from nova.pool.launcher import Launcher
+
+logger = logging.getLogger(__name__)
+
+
+class PoolManager:
+    def __init__(
+        self,
+        launcher: Launcher,
+        limits: PoolLimits,
+        idle_ttl_s: float,
+        cleanup_interval_s: float,
+        health_check_interval_s: float,
+    ) -> None:
+        self._launcher = launcher
+        self._limits = limits
+        self._idle_ttl_s = idle_ttl_s
+        self._cleanup_interval_s = cleanup_interval_s
+        self._health_check_interval_s = health_check_interval_s
+        self._pools: dict[str, FunctionPool] = {}
+        self._loops: list[asyncio.Task[None]] = []
+
+    def get(self, name: str) -> FunctionPool | None:
+        return self._pools.get(name)
+
+    def deploy(self, deployment: Deployment) -> FunctionPool:
+        """Create the function's pool or move it to a new deployment."""
+        pool = self._pools.get(deployment.name)
+        if pool is None:
+            pool = FunctionPool(deployment, self._launcher, self._limits)
+            self._pools[deployment.name] = pool
+            pool.ensure_min_replicas()
+        else:
+            pool.update(deployment)
+        return pool
+
+    async def remove(self, name: str) -> None:
+        pool = self._pools.pop(name, None)
+        if pool is not None:
+            await pool.close()
+
+    def start_background(self) -> None:
+        self._loops = [
+            asyncio.create_task(
+                self._every(self._cleanup_interval_s, self._reap), name="pool-reaper"
+            ),
+            asyncio.create_task(
+                self._every(self._health_check_interval_s, self._check_health), name="pool-health"
+            ),
+        ]
+
+    async def _every(self, interval_s: float, action: Callable[[], Awaitable[None]]) -> None:
+        while True:
+            await asyncio.sleep(interval_s)
+            try:
+                await action()
+            except Exception:  # a maintenance failure must not end the loop
+                logger.exception("pool maintenance failed")
+
+    async def _reap(self) -> None:
+        for pool in list(self._pools.values()):
+            reaped = await pool.reap_idle(self._idle_ttl_s)
+            if reaped:
+                logger.info("stopped %d idle instance(s) of %s", reaped, pool.deployment.name)
+
+    async def _check_health(self) -> None:
+        for pool in list(self._pools.values()):
+            await pool.check_health()
+
+    def busy(self) -> int:
+        return sum(pool.busy for pool in self._pools.values())
+
+    def stats(self) -> list[PoolStats]:
+        return [pool.stats() for pool in self._pools.values()]
+
+    async def close(self) -> None:
+        for task in self._loops:
+            task.cancel()
+        for task in self._loops:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await asyncio.gather(
+            *(pool.close() for pool in self._pools.values()), return_exceptions=True
+        )
+        self._pools.clear()
