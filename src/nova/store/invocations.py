@@ -1,0 +1,97 @@
+"""Invocation logs in SQL (the ``InvocationLogRepository`` port)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from nova.core.models import InvocationLog, Page
+from nova.store import cursors
+from nova.store.database import Database
+from nova.store.ports import DEFAULT_PAGE_LIMIT
+from nova.store.schema import UTCDateTime, invocation_logs
+
+_l = invocation_logs.c
+
+# InvocationLog's fields are exactly the table's columns; checked once at import so a field added
+# to one and not the other fails loudly instead of being dropped.
+_COLUMNS = tuple(column.name for column in invocation_logs.columns)
+if set(_COLUMNS) != set(InvocationLog.__dataclass_fields__):
+    raise RuntimeError("InvocationLog and the invocation_logs table have different fields")
+
+_NEWEST_FIRST = sa.select(invocation_logs).order_by(_l.created_at.desc(), _l.id.desc())
+
+
+class SqlInvocationLogRepository:
+    def __init__(self, database: Database) -> None:
+        self._db = database
+        # Idempotent per log id: a batch retried after a lost commit acknowledgement neither
+        # fails on the primary key (dropping the whole batch) nor duplicates rows. The upsert
+        # syntax is dialect-specific, so the statement is picked once here.
+        dialect = postgresql if database.url.get_backend_name() == "postgresql" else sqlite
+        self._insert = dialect.insert(invocation_logs).on_conflict_do_nothing(
+            index_elements=[_l.id]
+        )
+
+    async def add_many(self, logs: Sequence[InvocationLog]) -> None:
+        """Insert ``logs`` in one transaction; ids already stored are skipped, not errors."""
+        if not logs:
+            return  # an executemany with no parameter sets is an error, not a no-op
+        for log in logs:
+            # Checked here rather than only in UTCDateTime, which SQLAlchemy would wrap in one
+            # of its own exceptions.
+            if log.created_at.utcoffset() is None:
+                raise ValueError(f"invocation log {log.id!r} has a naive created_at; use UTC")
+        rows = [{name: getattr(log, name) for name in _COLUMNS} for log in logs]
+        async with self._db.transaction() as conn:
+            await conn.execute(self._insert, rows)
+
+    async def list(
+        self,
+        *,
+        function_name: str | None = None,
+        limit: int = DEFAULT_PAGE_LIMIT,
+        cursor: str | None = None,
+    ) -> Page[InvocationLog]:
+        cursors.check_limit(limit)
+        query = _NEWEST_FIRST.limit(limit + 1)
+        if function_name is not None:
+            query = query.where(_l.function_name == function_name)
+        if cursor is not None:
+            created_at, log_id = cursors.decode_invocation(cursor)
+            # Row-value comparison (SQLite >= 3.15, PostgreSQL) walks the (created_at, id)
+            # index backwards from the last row seen; the typed literal makes the timestamp
+            # go through UTCDateTime, so it compares in the stored format on SQLite too.
+            query = query.where(
+                sa.tuple_(_l.created_at, _l.id)
+                < sa.tuple_(sa.literal(created_at, UTCDateTime()), sa.literal(log_id, sa.String()))
+            )
+        async with self._db.transaction() as conn:
+            rows = (await conn.execute(query)).all()
+        items = [_log(row) for row in rows[:limit]]
+        if len(rows) <= limit:
+            return Page(items=items, next=None)
+        last = items[-1]
+        return Page(items=items, next=cursors.encode_invocation(last.created_at, last.id))
+
+
+def _log(row: sa.Row[Any]) -> InvocationLog:
+    return InvocationLog(
+        id=row.id,
+        function_name=row.function_name,
+        runtime=row.runtime,
+        version=row.version,
+        duration_ms=float(row.duration_ms),  # SQLite may return an integral REAL as int
+        cold_start=bool(row.cold_start),
+        success=bool(row.success),
+        error_type=row.error_type,
+        error_message=row.error_message,
+        input_size=row.input_size,
+        output_size=row.output_size,
+        stdout=row.stdout,
+        stderr=row.stderr,
+        created_at=row.created_at,
+    )

@@ -1,0 +1,175 @@
+"""An in-process fake of the store ports, for unit tests of the layers above.
+
+It keeps the SQL store's observable behaviour - errors, ordering, revisions, cursors - and the
+store's contract tests run against it next to SQLite and PostgreSQL, so it cannot drift. It is
+not persistent and not for production: use ``open_store("sqlite:///…")`` there.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from nova.core.errors import (
+    FunctionAlreadyExists,
+    FunctionNotFound,
+    RequestInvalid,
+    StoreUnavailable,
+)
+from nova.core.models import CodeBundle, FunctionConfig, FunctionRecord, InvocationLog, Page
+from nova.store import cursors
+from nova.store.ports import DEFAULT_PAGE_LIMIT, Store
+
+
+class _State:
+    def __init__(self) -> None:
+        self.closed = False
+        self.functions: dict[str, tuple[FunctionRecord, CodeBundle]] = {}
+        self.logs: dict[str, InvocationLog] = {}
+
+    def check_open(self) -> None:
+        if self.closed:
+            raise StoreUnavailable("the in-memory store is closed")
+
+
+class MemoryFunctionRepository:
+    def __init__(self, state: _State) -> None:
+        self._state = state
+
+    async def create(self, config: FunctionConfig, code: CodeBundle) -> FunctionRecord:
+        self._state.check_open()
+        if config.name in self._state.functions:
+            raise FunctionAlreadyExists(config.name)
+        now = datetime.now(UTC)
+        record = FunctionRecord(
+            id=str(uuid.uuid4()),
+            config=_copy_config(config),
+            code_hash=code.sha256,
+            code_size=code.size,
+            revision=1,
+            created_at=now,
+            updated_at=now,
+        )
+        self._state.functions[config.name] = (record, _copy_code(code))
+        return record
+
+    async def get(self, name: str) -> FunctionRecord:
+        return self._entry(name)[0]
+
+    async def list(
+        self, *, limit: int = DEFAULT_PAGE_LIMIT, cursor: str | None = None
+    ) -> Page[FunctionRecord]:
+        self._state.check_open()
+        cursors.check_limit(limit)
+        after = cursors.decode(cursor, cursors.FUNCTIONS, 1)[0] if cursor is not None else None
+        names = sorted(name for name in self._state.functions if after is None or name > after)
+        items = [self._state.functions[name][0] for name in names[:limit]]
+        more = len(names) > limit
+        return Page(items, cursors.encode(cursors.FUNCTIONS, items[-1].name) if more else None)
+
+    async def update(
+        self, name: str, config: FunctionConfig, code: CodeBundle | None
+    ) -> FunctionRecord:
+        if config.name != name:
+            raise RequestInvalid(
+                f"name: cannot rename function {name!r} to {config.name!r}; create a new "
+                "function and delete the old one"
+            )
+        record, current = self._entry(name)
+        bundle = current if code is None else _copy_code(code)
+        updated = dataclasses.replace(
+            record,
+            config=_copy_config(config),
+            code_hash=bundle.sha256,
+            code_size=bundle.size,
+            revision=record.revision + 1,
+            updated_at=datetime.now(UTC),
+        )
+        self._state.functions[name] = (updated, bundle)
+        return updated
+
+    async def delete(self, name: str) -> None:
+        self._entry(name)
+        del self._state.functions[name]
+
+    async def get_code(self, name: str) -> CodeBundle:
+        return _copy_code(self._entry(name)[1])
+
+    def _entry(self, name: str) -> tuple[FunctionRecord, CodeBundle]:
+        self._state.check_open()
+        try:
+            return self._state.functions[name]
+        except KeyError:
+            raise FunctionNotFound(name) from None
+
+
+class MemoryInvocationLogRepository:
+    def __init__(self, state: _State) -> None:
+        self._state = state
+
+    async def add_many(self, logs: Sequence[InvocationLog]) -> None:
+        self._state.check_open()
+        for log in logs:
+            if log.created_at.utcoffset() is None:
+                raise ValueError(f"invocation log {log.id!r} has a naive created_at; use UTC")
+        for log in logs:
+            # Like the SQL store: the first write of an id wins, a repeated one is skipped.
+            self._state.logs.setdefault(
+                log.id, dataclasses.replace(log, created_at=log.created_at.astimezone(UTC))
+            )
+
+    async def list(
+        self,
+        *,
+        function_name: str | None = None,
+        limit: int = DEFAULT_PAGE_LIMIT,
+        cursor: str | None = None,
+    ) -> Page[InvocationLog]:
+        self._state.check_open()
+        cursors.check_limit(limit)
+        key = cursors.decode_invocation(cursor) if cursor is not None else None
+        matching = sorted(
+            (
+                log
+                for log in self._state.logs.values()
+                if (function_name is None or log.function_name == function_name)
+                and (key is None or (log.created_at, log.id) < key)
+            ),
+            key=lambda log: (log.created_at, log.id),
+            reverse=True,
+        )
+        items = matching[:limit]
+        if len(matching) <= limit:
+            return Page(items, None)
+        return Page(items, cursors.encode_invocation(items[-1].created_at, items[-1].id))
+
+
+class MemoryStore:
+    def __init__(self) -> None:
+        self._state = _State()
+        self.functions = MemoryFunctionRepository(self._state)
+        self.invocations = MemoryInvocationLogRepository(self._state)
+
+    async def ping(self) -> None:
+        self._state.check_open()
+
+    async def close(self) -> None:
+        self._state.closed = True
+
+
+def _copy_config(config: FunctionConfig) -> FunctionConfig:
+    # The SQL store hands back a fresh env dict on every read; so must the fake, or a caller
+    # mutating a passed-in dict would change what is "stored".
+    return dataclasses.replace(config, env=dict(config.env))
+
+
+def _copy_code(code: CodeBundle) -> CodeBundle:
+    return CodeBundle(files=dict(code.files))
+
+
+if TYPE_CHECKING:
+    # Keeps the fake honest against the ports at type-check time, not only in the tests.
+    _CONFORMS: Store = MemoryStore()

@@ -1,0 +1,134 @@
+"""The tables, as SQLAlchemy Core metadata that the repositories build statements from.
+
+The database itself is created by the Alembic migrations in ``migrations/versions``, which are
+hand-written and frozen; this module must describe the same schema, and
+``tests/store/test_store_sql.py`` compares the two on both backends so they cannot drift.
+
+Portability between SQLite and PostgreSQL decides the column types: ids are UUID strings (SQLite
+has no UUID type), strings are unbounded unless their format bounds them (so PostgreSQL never
+rejects a value SQLite would accept), env is generic JSON, and times go through
+:class:`UTCDateTime` so both backends hand back aware UTC datetimes.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+
+# Deterministic constraint names: later migrations have to name what they alter or drop, and
+# SQLite's batch mode recreates tables by those names.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# Alembic's default table name would collide with another application's migrations when Nova
+# shares a database or schema with it.
+VERSION_TABLE = "nova_alembic_version"
+
+metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def _keyset_text() -> sa.types.TypeEngine[str]:
+    """Text that lists are ordered and paginated by: byte order ("C") on every backend.
+
+    SQLite compares bytes; PostgreSQL would otherwise use the database's locale (en_US sorts
+    "a-c" after "ab"), so the same data would list in a different order per backend.
+    """
+    return sa.String().with_variant(sa.String(collation="C"), "postgresql")
+
+
+class UTCDateTime(sa.TypeDecorator[datetime]):
+    """Aware datetimes in, aware UTC datetimes out, on every backend.
+
+    PostgreSQL stores ``timestamptz`` and returns aware values already. SQLite has no time zone
+    support: the value is stored as naive UTC text (a fixed-width format, so ordering and keyset
+    comparisons on the text stay chronological) and the zone is put back on the way out.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.utcoffset() is None:
+            # A naive time is ambiguous; guessing a zone would silently reorder logs.
+            raise ValueError(f"naive datetime {value.isoformat()} given to the store; use UTC")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+functions = sa.Table(
+    "functions",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("name", _keyset_text(), nullable=False, unique=True),
+    sa.Column("runtime", sa.String(), nullable=False),
+    sa.Column("handler", sa.String(), nullable=False),
+    sa.Column("memory_mb", sa.Integer(), nullable=False),
+    sa.Column("timeout_s", sa.Float(), nullable=False),
+    sa.Column("env", sa.JSON(), nullable=False),
+    sa.Column("mode", sa.String(), nullable=False),
+    sa.Column("min_replicas", sa.Integer(), nullable=False),
+    sa.Column("max_replicas", sa.Integer(), nullable=False),
+    sa.Column("instance_concurrency", sa.Integer(), nullable=False),
+    sa.Column("backend", sa.String(), nullable=True),
+    sa.Column("network", sa.Boolean(), nullable=False),
+    sa.Column("description", sa.Text(), nullable=False),
+    sa.Column("code_hash", sa.String(64), nullable=False),
+    sa.Column("code_size", sa.BigInteger(), nullable=False),
+    sa.Column("revision", sa.Integer(), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+function_files = sa.Table(
+    "function_files",
+    metadata,
+    sa.Column(
+        "function_id",
+        sa.String(36),
+        sa.ForeignKey("functions.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("path", sa.String(), primary_key=True),
+    sa.Column("content", sa.LargeBinary(), nullable=False),
+    sa.Column("executable", sa.Boolean(), nullable=False),
+)
+
+# No foreign key to functions: logs outlive the function they describe, and the batcher must
+# never fail a flush because a function was deleted meanwhile.
+invocation_logs = sa.Table(
+    "invocation_logs",
+    metadata,
+    sa.Column("id", _keyset_text(), primary_key=True),
+    sa.Column("function_name", _keyset_text(), nullable=False),
+    sa.Column("runtime", sa.String(), nullable=False),
+    sa.Column("version", sa.String(), nullable=False),
+    sa.Column("duration_ms", sa.Float(), nullable=False),
+    sa.Column("cold_start", sa.Boolean(), nullable=False),
+    sa.Column("success", sa.Boolean(), nullable=False),
+    sa.Column("error_type", sa.String(), nullable=True),
+    sa.Column("error_message", sa.Text(), nullable=True),
+    sa.Column("input_size", sa.BigInteger(), nullable=False),
+    sa.Column("output_size", sa.BigInteger(), nullable=False),
+    sa.Column("stdout", sa.Text(), nullable=False),
+    sa.Column("stderr", sa.Text(), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    # Both indexes end in id so the keyset (created_at desc, id desc) is served by an index scan.
+    sa.Index(None, "function_name", "created_at", "id"),
+    sa.Index(None, "created_at", "id"),
+)
