@@ -1,0 +1,231 @@
+"""Host-side preparation of container instances: what the host looks like (found once), the
+fds one instance inherits, and the wrapper that puts it into its cgroups.
+
+Kept apart from :mod:`nova.sandbox.container` (the lifecycle) so each stays one concept.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import shutil
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from nova.core.errors import SandboxError
+from nova.sandbox import bwrap as bw
+from nova.sandbox.agent_launch import AGENT_PACKAGE_DIR, PACKAGE_PARENT
+from nova.sandbox.base import InstanceSpec
+
+# The first process of every instance, run by /bin/sh as
+#   sh -c WRAPPER_SCRIPT nova-wrapper NOFILE FSIZE_BLOCKS N PROCS_FILE... COMMAND...
+# It joins the instance's cgroups *before* exec'ing the sandbox, so no process of the instance
+# ever runs unlimited; any failure exits (set -e) before the function could run unconfined.
+# dash's `ulimit` sets soft and hard limits together (the function cannot raise them back) and
+# counts -f in 512-byte blocks. The agent socket arrives as stdin and is moved to fd 3, where
+# the agent expects it (`--fd 3`); single-digit fds are all dash's redirections can name.
+WRAPPER_SCRIPT = """set -e
+nofile=$1; fsize=$2; n=$3; shift 3
+while [ "$n" -gt 0 ]; do echo $$ > "$1"; shift; n=$((n - 1)); done
+echo 500 > /proc/self/oom_score_adj
+ulimit -n "$nofile"; ulimit -c 0; ulimit -f "$fsize"
+exec 3<&0 </dev/null
+exec "$@"
+"""
+
+# Inherited fds are renumbered to at least this, so none of them can sit on 0-9 where the
+# wrapper's redirection (fd 3) would clobber it.
+_FIRST_INHERITED_FD = 10
+
+
+@dataclass(frozen=True, slots=True)
+class HostPaths:
+    """What the host offers, found once per backend."""
+
+    bwrap: str
+    layout: bw.RootLayout
+    visible_roots: tuple[str, ...]  # host directories that exist at the same path inside
+    drop_to_uid: int | None  # run the chain as this uid (daemon is root), or None (it is not)
+
+    @classmethod
+    def discover(cls, sandbox_uid: int) -> HostPaths:
+        found = shutil.which("bwrap")
+        if found is None:
+            raise SandboxError("bwrap not installed: apt-get install bubblewrap")
+        symlinks, binds = [], []
+        for top in ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):
+            if os.path.islink(top):
+                symlinks.append((os.readlink(top), top))
+            elif os.path.isdir(top):
+                binds.append(top)
+        etc = tuple(p for p in bw.HOST_ETC_FILES if os.path.exists(p))
+        layout = bw.RootLayout(tuple(symlinks), tuple(binds), etc)
+        visible = ("/usr", *binds, *(link for _, link in symlinks))
+        return cls(found, layout, visible, sandbox_uid if os.geteuid() == 0 else None)
+
+    def privilege_drop(self) -> list[str]:
+        """The setpriv prefix that makes the rest of the chain an unprivileged host user."""
+        if self.drop_to_uid is None:
+            return []
+        uid = str(self.drop_to_uid)
+        return [
+            "setpriv",
+            f"--reuid={uid}",
+            f"--regid={uid}",
+            "--clear-groups",
+            "--inh-caps=-all",
+            "--bounding-set=-all",
+            "--no-new-privs",
+            "--",
+        ]
+
+
+def check_interpreter(interpreter: str, host: HostPaths) -> None:
+    """The interpreter is a host path; it must exist at the same path inside the sandbox, i.e.
+    both its path and its resolved target must lie in what the sandbox binds (/usr ...)."""
+    path = os.path.normpath(interpreter)
+    real = os.path.realpath(path)
+    hidden = [p for p in (path, real) if not _under(p, host.visible_roots)]
+    if hidden or not os.path.isabs(path):
+        raise SandboxError(
+            f"interpreter {interpreter} is outside what a container instance sees "
+            f"({', '.join(host.visible_roots)}): install the runtime from the distribution "
+            "(e.g. apt-get install python3 nodejs) or use another backend"
+        )
+    if not os.access(real, os.X_OK):
+        raise SandboxError(f"interpreter {interpreter} is not executable")
+
+
+def _under(path: str, roots: tuple[str, ...]) -> bool:
+    return any(path == root or path.startswith(root + "/") for root in roots)
+
+
+def check_reachable(path: Path, uid: int | None, *, directory: bool) -> None:
+    """bwrap resolves bind sources as the sandbox user: every directory above ``path`` must be
+    searchable by ``uid`` and ``path`` itself readable (POSIX mode bits; ACLs are not read).
+    Raise SandboxError naming the directory in the way."""
+    if uid is None:
+        return  # the chain runs as the daemon's own user, which put the files there
+    real = Path(os.path.realpath(path))
+    for parent in reversed(real.parents):
+        if not _allows(parent, uid, stat.S_IXUSR):
+            raise SandboxError(
+                f"the sandbox user (uid {uid}) cannot reach {path}: {parent} is not searchable "
+                f"by it (chmod o+x {parent}, or keep Nova's files outside it)"
+            )
+    wanted = stat.S_IRUSR | (stat.S_IXUSR if directory else 0)
+    if not _allows(real, uid, wanted):
+        raise SandboxError(f"the sandbox user (uid {uid}) cannot read {path}")
+
+
+def _allows(path: Path, uid: int, owner_bits: int) -> bool:
+    st = os.stat(path)
+    if st.st_uid == uid:
+        bits = owner_bits
+    elif st.st_gid == uid:  # nobody's group is nogroup (65534) on Debian
+        bits = owner_bits >> 3
+    else:
+        bits = owner_bits >> 6
+    return st.st_mode & bits == bits
+
+
+@dataclass(slots=True)
+class InstanceFiles:
+    """The mounts of one instance and the pipe fds it inherits (close-on-exec in the daemon;
+    Popen's pass_fds makes them inheritable in the child only). Close them once bwrap runs."""
+
+    mounts: bw.InstanceMounts
+    opened: list[int] = field(default_factory=list)
+
+    @property
+    def inherited(self) -> tuple[int, ...]:
+        return self.mounts.fds
+
+    def close(self) -> None:
+        for fd in self.opened:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self.opened.clear()
+
+
+def open_instance_files(
+    spec: InstanceSpec, host: HostPaths, seccomp_program: bytes
+) -> InstanceFiles:
+    opened: list[int] = []
+
+    def data(content: bytes) -> int:
+        read_end, write_end = os.pipe2(os.O_CLOEXEC)
+        opened.append(read_end)
+        try:
+            os.write(write_end, content)  # a few hundred bytes: below the pipe buffer
+        finally:
+            os.close(write_end)
+        if read_end < _FIRST_INHERITED_FD:
+            high = fcntl.fcntl(read_end, fcntl.F_DUPFD_CLOEXEC, _FIRST_INHERITED_FD)
+            opened.append(high)
+            return high
+        return read_end
+
+    try:
+        mounts = bw.InstanceMounts(
+            code_dir=str(readable_code_dir(spec, host)),
+            agent_package_init=str(PACKAGE_PARENT / "nova" / "__init__.py"),
+            agent_package_dir=str(AGENT_PACKAGE_DIR),
+            seccomp_fd=data(seccomp_program),
+            etc_data={path: data(content) for path, content in bw.GENERATED_ETC.items()},
+        )
+    except BaseException:
+        InstanceFiles(bw.InstanceMounts("", "", "", -1, {}), opened).close()
+        raise
+    return InstanceFiles(mounts, opened)
+
+
+def check_agent_package(host: HostPaths) -> None:
+    check_reachable(PACKAGE_PARENT / "nova" / "__init__.py", host.drop_to_uid, directory=False)
+    check_reachable(AGENT_PACKAGE_DIR, host.drop_to_uid, directory=True)
+
+
+def readable_code_dir(spec: InstanceSpec, host: HostPaths) -> Path:
+    """The code dir to bind. If the sandbox user can reach it but not list it (the code cache
+    writes versions through a 0700 mkdtemp), bind a private copy with readable modes."""
+    uid = host.drop_to_uid
+    try:
+        check_reachable(spec.code_dir, uid, directory=True)
+        return spec.code_dir
+    except SandboxError:
+        if uid is None or not _allows(spec.code_dir.parent, uid, stat.S_IXUSR):
+            raise
+    copy = spec.work_dir / "code"
+    shutil.copytree(spec.code_dir, copy, symlinks=False, dirs_exist_ok=True)
+    for root, _dirs, files in os.walk(copy):
+        os.chmod(root, 0o755)
+        for name in files:
+            target = os.path.join(root, name)
+            os.chmod(target, 0o755 if os.stat(target).st_mode & stat.S_IXUSR else 0o644)
+    check_reachable(copy, uid, directory=True)
+    return copy
+
+
+def wrapper_argv(
+    host: HostPaths,
+    *,
+    open_files: int,
+    fsize_bytes: int,
+    procs_files: list[str],
+    sandbox: list[str],
+) -> list[str]:
+    """The whole chain for one instance: sh wrapper -> [setpriv] -> bwrap ..."""
+    return [
+        "/bin/sh",
+        "-c",
+        WRAPPER_SCRIPT,
+        "nova-wrapper",
+        str(open_files),
+        str(max(1, fsize_bytes // 512)),
+        str(len(procs_files)),
+        *procs_files,
+        *host.privilege_drop(),
+        *sandbox,
+    ]
