@@ -1,0 +1,120 @@
+"""``nova fn``: create, list, show, change and delete functions."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from nova.cli.commands import fn_deploy
+from nova.cli.errors import Aborted
+from nova.cli.state import state_of
+
+app = typer.Typer(name="fn", help="Manage functions.", no_args_is_help=True)
+app.command("create")(fn_deploy.create)
+app.command("update")(fn_deploy.update)
+
+NameArg = Annotated[str, typer.Argument(metavar="NAME", help="Function name.")]
+
+
+@app.command("list")
+def list_functions(ctx: typer.Context) -> None:
+    """List every function (all pages)."""
+    from nova.cli.render import fmt_time, fmt_unit, fmt_value
+
+    state = state_of(ctx)
+    items = state.client.collect("/functions")
+    out = state.out
+    if state.json_output:
+        out.json({"items": items, "next": None})
+        return
+    if not items:
+        out.note(
+            "no functions yet; create one with "
+            "`nova fn create NAME --runtime python --code-file handler.py`"
+        )
+        return
+    out.table(
+        ["NAME", "RUNTIME", "HANDLER", "MODE", "MEMORY", "TIMEOUT", "REVISION", "UPDATED"],
+        (
+            [
+                fmt_value(item.get("name")),
+                fmt_value(item.get("runtime")),
+                fmt_value(item.get("handler")),
+                fmt_value(item.get("mode")),
+                fmt_unit(item.get("memory_mb"), "MB"),
+                fmt_unit(item.get("timeout_s"), "s"),
+                fmt_value(item.get("revision")),
+                fmt_time(item.get("updated_at")),
+            ]
+            for item in items
+        ),
+    )
+
+
+@app.command("get")
+def get_function(ctx: typer.Context, name: NameArg) -> None:
+    """Show one function's configuration."""
+    from nova.cli.client import function_path
+
+    state = state_of(ctx)
+    record = state.client.call("GET", function_path(name))
+    if state.json_output:
+        state.out.json(record)
+        return
+    state.out.fields(describe(record if isinstance(record, dict) else {}))
+
+
+@app.command("delete")
+def delete_function(
+    ctx: typer.Context,
+    name: NameArg,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Delete a function, its code and its instances."""
+    from nova.cli.client import decode, function_path
+
+    state = state_of(ctx)
+    if not yes and not _confirm(f"delete function {name!r}?"):
+        raise Aborted(f"function {name!r} was not deleted", hint="pass --yes to skip the question")
+    body = decode(state.client.send("DELETE", function_path(name)))
+    if state.json_output:
+        state.out.json(body if body is not None else {"name": name, "deleted": True})
+        return
+    state.out.line(f"deleted {name}")
+
+
+def describe(record: dict[str, Any]) -> list[tuple[str, str]]:
+    """``nova fn get``'s rows, in reading order."""
+    from nova.cli.render import fmt_bytes, fmt_time, fmt_unit, fmt_value
+
+    env = record.get("env") or {}
+    env_text = "\n".join(f"{key}={value}" for key, value in sorted(env.items())) or "-"
+    code_hash = record.get("code_hash")
+    code = fmt_bytes(record.get("code_size")) + (f"  sha256:{code_hash}" if code_hash else "")
+    replicas = f"{fmt_value(record.get('min_replicas'))}-{fmt_value(record.get('max_replicas'))}"
+    return [
+        ("name", fmt_value(record.get("name"))),
+        ("runtime", fmt_value(record.get("runtime"))),
+        ("handler", fmt_value(record.get("handler"))),
+        ("mode", fmt_value(record.get("mode"))),
+        ("memory", fmt_unit(record.get("memory_mb"), "MB")),
+        ("timeout", fmt_unit(record.get("timeout_s"), "s")),
+        ("replicas", replicas),
+        ("concurrency", fmt_value(record.get("instance_concurrency"))),
+        ("backend", fmt_value(record.get("backend"))),
+        ("network", fmt_value(record.get("network"))),
+        ("env", env_text),
+        ("description", fmt_value(record.get("description"))),
+        ("code", code),
+        ("revision", fmt_value(record.get("revision"))),
+        ("created", fmt_time(record.get("created_at"))),
+        ("updated", fmt_time(record.get("updated_at"))),
+    ]
+
+
+def _confirm(question: str) -> bool:
+    try:
+        return typer.confirm(question, default=False, err=True)
+    except typer.Abort:  # end of input (not a terminal) counts as "no"
+        return False

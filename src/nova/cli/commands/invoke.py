@@ -1,0 +1,120 @@
+"""``nova invoke``: call a function synchronously and show what it returned."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from nova.cli.errors import BadResponse, FunctionFailed, UsageProblem
+from nova.cli.state import state_of
+
+
+def invoke(
+    ctx: typer.Context,
+    name: Annotated[
+        str,
+        typer.Argument(
+            metavar="NAME", help="Function name (later also name:version or name:alias)."
+        ),
+    ],
+    data: Annotated[
+        str | None,
+        typer.Option(
+            "--data",
+            "-d",
+            metavar="JSON|@FILE|-",
+            help="The event: inline JSON, @file.json, or - for stdin.",
+            show_default="{}",
+        ),
+    ] = None,
+    raw: Annotated[
+        bool, typer.Option("--raw", help="Print only the output, as compact JSON.")
+    ] = False,
+) -> None:
+    """Invoke a function and print its output.
+
+    Exits 8 when the function raised (its error goes to stderr).
+    """
+    from nova.cli.client import decode, function_path
+
+    state = state_of(ctx)
+    payload = read_event(data)
+    response = state.client.send(
+        "POST",
+        function_path(name, "invoke"),
+        content=payload,
+        headers={"Content-Type": "application/json"},
+    )
+    result = decode(response)
+    if not isinstance(result, dict) or "output" not in result:
+        raise BadResponse(f"invoke of {name!r} returned no {{request_id, output, ...}} result")
+    error = result.get("error")
+    out = state.out
+    if state.json_output:
+        out.json(result)
+    elif raw:
+        if not error:
+            out.json(result["output"], indent=None)
+    else:
+        if not error or result["output"] is not None:
+            out.pretty_json(result["output"])
+        out.note(summary(result))
+    if error:
+        raise function_failed(error, with_stack=not state.json_output)
+
+
+def read_event(data: str | None) -> bytes:
+    """The request body: ``data`` as given (validated as JSON, never re-encoded)."""
+    if data is None:
+        return b"{}"
+    if data == "-":
+        payload = sys.stdin.read().encode()
+        source = "stdin"
+    elif data.startswith("@"):
+        path = Path(data[1:])
+        try:
+            payload = path.read_bytes()
+        except OSError as exc:
+            raise UsageProblem(f"cannot read {path}: {exc.strerror or exc}") from exc
+        source = str(path)
+    else:
+        payload = data.encode()
+        source = "--data"
+    try:
+        json.loads(payload)
+    except ValueError as exc:
+        raise UsageProblem(f"{source} is not valid JSON: {exc}") from exc
+    return payload
+
+
+def summary(result: dict[str, Any]) -> str:
+    """``request_id · 12.3 ms · cold · version``."""
+    from nova.cli.render import fmt_ms
+
+    start = "cold" if result.get("cold_start") else "warm"
+    return " · ".join(
+        [
+            str(result.get("request_id") or "-"),
+            fmt_ms(result.get("duration_ms")),
+            start,
+            str(result.get("version") or "-"),
+        ]
+    )
+
+
+def function_failed(error: Any, *, with_stack: bool) -> FunctionFailed:
+    if not isinstance(error, dict):
+        return FunctionFailed(f"the function failed: {error}")
+    kind = error.get("type") or "Error"
+    message = error.get("message") or ""
+    stack = error.get("stack") if with_stack else None
+    if isinstance(stack, list):
+        stack = "".join(str(line) for line in stack)
+    return FunctionFailed(
+        f"{kind}: {message}" if message else str(kind),
+        detail=str(stack) if stack else None,
+    )

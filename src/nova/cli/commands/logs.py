@@ -1,0 +1,105 @@
+"""``nova logs``: recent invocations of a function, optionally followed as they happen."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from nova.cli.errors import BadResponse
+from nova.cli.state import CliState, state_of
+
+if TYPE_CHECKING:
+    from rich.text import Text
+
+POLL_INTERVAL_S = 1.0
+FOLLOW_WINDOW = 100  # entries fetched per poll; more new ones than this per second are skipped
+
+
+def logs(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(metavar="NAME", help="Function name.")],
+    limit: Annotated[
+        int, typer.Option("--limit", "-n", min=1, max=1000, help="How many recent entries.")
+    ] = 20,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep polling for new entries until Ctrl-C.")
+    ] = False,
+) -> None:
+    """Show recent invocations, oldest first (with --json: the API's list, newest first).
+
+    With --follow --json, each entry is printed as one JSON line.
+    """
+    from nova.cli.client import function_path
+
+    state = state_of(ctx)
+    path = function_path(name, "logs")
+    page = state.client.call("GET", path, params={"limit": limit})
+    items = _items(page, path)
+    if not follow:
+        if state.json_output:
+            state.out.json(page)
+        elif not items:
+            state.out.note(f"no invocations of {name} yet")
+        else:
+            _emit(state, reversed(items))
+        return
+    try:
+        _follow(state, path, items)
+    except KeyboardInterrupt:
+        return  # Ctrl-C is how --follow ends
+
+
+def _follow(state: CliState, path: str, items: list[dict[str, Any]]) -> None:
+    _emit(state, reversed(items))
+    seen = {item.get("id") for item in items}
+    while True:
+        state.ports.sleep(POLL_INTERVAL_S)
+        window = _items(state.client.call("GET", path, params={"limit": FOLLOW_WINDOW}), path)
+        fresh: list[dict[str, Any]] = []
+        for item in window:  # newest first: new entries are the run before a known one
+            if item.get("id") in seen:
+                break
+            fresh.append(item)
+        _emit(state, reversed(fresh))
+        if window:
+            seen = {item.get("id") for item in window}
+
+
+def _items(page: Any, path: str) -> list[dict[str, Any]]:
+    items = page.get("items") if isinstance(page, dict) else None
+    if not isinstance(items, list):
+        raise BadResponse(f"GET {path} did not return an {{items, next}} list")
+    return [item for item in items if isinstance(item, dict)]
+
+
+def _emit(state: CliState, entries: Iterable[dict[str, Any]]) -> None:
+    for entry in entries:
+        if state.json_output:
+            state.out.json(entry, indent=None)
+        else:
+            for line, style in format_entry(entry):
+                state.out.console.print(line, style=style, markup=False, soft_wrap=True)
+
+
+def format_entry(entry: dict[str, Any]) -> list[tuple[str | Text, str]]:
+    """One invocation as (line, style) pairs: a summary line, then its stdout/stderr."""
+    from nova.cli.render import fmt_ms, fmt_time
+
+    start = "cold" if entry.get("cold_start") else "warm"
+    head = f"{fmt_time(entry.get('created_at'))}  {entry.get('id')}  "
+    head += f"{fmt_ms(entry.get('duration_ms'))}  {start}  "
+    if entry.get("success", not entry.get("error_type")):
+        lines: list[tuple[str | Text, str]] = [(head + "ok", "")]
+    else:
+        error = entry.get("error_type") or "error"
+        if entry.get("error_message"):
+            error = f"{error}: {entry['error_message']}"
+        lines = [(head + error, "red")]
+    for stream, style in (("stdout", "dim"), ("stderr", "yellow")):
+        text = entry.get(stream)
+        if isinstance(text, str) and text:
+            prefix = "  out | " if stream == "stdout" else "  err | "
+            lines.extend((prefix + line, style) for line in text.rstrip("\n").splitlines())
+    return lines

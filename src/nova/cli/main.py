@@ -1,0 +1,140 @@
+"""The ``nova`` entry point: the Typer app, the global options and the one error boundary.
+
+Command modules are imported here but import nothing heavy themselves (httpx and Rich load when a
+command runs), so ``nova --help`` only pays for Typer.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from typer.core import TyperGroup
+
+from nova.cli.commands import daemon, fn, health, invoke, logs, runtimes
+from nova.cli.errors import CliError
+from nova.cli.exit_codes import ExitCode, exit_code_for
+from nova.cli.state import (
+    DEFAULT_ENDPOINT,
+    DEFAULT_TIMEOUT_S,
+    CliState,
+    Ports,
+    normalize_endpoint,
+)
+from nova.core.errors import NovaError
+
+if TYPE_CHECKING:
+    from typer._click import Context as ClickContext
+
+_PASS_THROUGH = (typer.Exit, typer.Abort, typer.TyperException, BrokenPipeError)
+
+
+class NovaGroup(TyperGroup):
+    """The root group; its ``invoke`` is the only place a failure becomes an exit status."""
+
+    def invoke(self, ctx: ClickContext) -> Any:
+        try:
+            return super().invoke(ctx)
+        except _PASS_THROUGH:  # Typer's own exits and usage errors (exit 2) stay Typer's
+            raise
+        except (Exception, KeyboardInterrupt) as exc:
+            state = ctx.obj
+            debug = isinstance(state, CliState) and state.debug
+            raise typer.Exit(report(exc, debug=debug)) from exc
+
+
+def report(exc: BaseException, *, debug: bool) -> ExitCode:
+    """Print ``error: <message>`` (+ hint, + detail) to stderr; return the exit code."""
+    if debug:
+        traceback.print_exception(exc, file=sys.stderr)
+    hint: str | None = None
+    detail: str | None = None
+    if isinstance(exc, CliError):
+        message, hint, detail = exc.message, exc.hint, exc.detail
+    elif isinstance(exc, NovaError):
+        message = exc.message
+    elif isinstance(exc, KeyboardInterrupt):
+        message = "interrupted"
+    else:
+        message = f"unexpected {type(exc).__name__}: {exc}"
+        hint = None if debug else "run again with `nova --debug ...` to see the traceback"
+    typer.secho("error:", fg="red", bold=True, err=True, nl=False)
+    typer.echo(f" {message}", err=True)
+    if hint:
+        typer.secho("hint:", fg="yellow", err=True, nl=False)
+        typer.echo(f" {hint}", err=True)
+    if detail:
+        typer.echo(detail.rstrip("\n"), err=True)
+    return exit_code_for(exc)
+
+
+app = typer.Typer(
+    cls=NovaGroup,
+    name="nova",
+    help="Nova: a self-hosted serverless function platform.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            typer.echo(f"nova {version('nova')}")
+        except PackageNotFoundError:
+            typer.echo("nova (not installed)")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    endpoint: Annotated[
+        str,
+        typer.Option(envvar="NOVA_ENDPOINT", metavar="URL", help="The Nova daemon's address."),
+    ] = DEFAULT_ENDPOINT,
+    json_output: Annotated[
+        bool,
+        typer.Option("--json", help="Print the API's JSON to stdout (for scripts), nothing else."),
+    ] = False,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show HTTP requests and tracebacks on stderr.")
+    ] = False,
+    timeout: Annotated[
+        float,
+        typer.Option("--timeout", min=0.1, metavar="SECONDS", help="HTTP timeout per request."),
+    ] = DEFAULT_TIMEOUT_S,
+    version: Annotated[
+        bool,
+        typer.Option("--version", is_eager=True, callback=_show_version, help="Print the version."),
+    ] = False,
+) -> None:
+    ports = ctx.obj if isinstance(ctx.obj, Ports) else Ports()
+    state = CliState(
+        endpoint=normalize_endpoint(endpoint),
+        json_output=json_output,
+        debug=debug,
+        timeout_s=timeout,
+        ports=ports,
+    )
+    ctx.obj = state
+    ctx.call_on_close(state.close)
+
+
+app.command("daemon", help=daemon.HELP)(daemon.daemon)
+app.add_typer(fn.app, name="fn")
+app.command("invoke")(invoke.invoke)
+app.command("logs")(logs.logs)
+app.command("runtimes")(runtimes.runtimes)
+app.command("health")(health.health)
+
+
+def run() -> None:
+    """Console-script entry point (``nova = "nova.cli.main:run"``)."""
+    app()

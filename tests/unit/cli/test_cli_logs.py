@@ -1,0 +1,111 @@
+"""`nova logs`: recent entries oldest first; --follow prints each new entry once."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+import pytest
+
+from nova.cli.exit_codes import ExitCode
+
+from .fakes import FakeApi, RunNova
+
+
+def entry(n: int, **overrides: Any) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "id": f"req-{n}",
+        "created_at": f"2025-01-02T03:04:0{n}+00:00",
+        "duration_ms": 1.5,
+        "cold_start": n == 1,
+        "success": True,
+        "error_type": None,
+        "error_message": None,
+        "stdout": "",
+        "stderr": "",
+        "input_size": 2,
+        "output_size": 4,
+    }
+    record.update(overrides)
+    return record
+
+
+def test_logs_prints_entries_oldest_first(nova: RunNova, api: FakeApi) -> None:
+    newest_first = [
+        entry(3, success=False, error_type="ValueError", error_message="bad input"),
+        entry(2, stdout="hello\nworld\n", stderr="careful\n"),
+        entry(1),
+    ]
+    api.on("GET", "/functions/hello/logs", {"items": newest_first, "next": None})
+
+    result = nova("logs", "hello")
+
+    assert result.exit_code == ExitCode.OK, result.output
+    assert dict(api.last.url.params) == {"limit": "20"}
+    assert result.stdout.splitlines() == [
+        "2025-01-02 03:04:01  req-1  1.5 ms  cold  ok",
+        "2025-01-02 03:04:02  req-2  1.5 ms  warm  ok",
+        "  out | hello",
+        "  out | world",
+        "  err | careful",
+        "2025-01-02 03:04:03  req-3  1.5 ms  warm  ValueError: bad input",
+    ]
+
+
+def test_logs_limit_and_json(nova: RunNova, api: FakeApi) -> None:
+    page = {"items": [entry(2), entry(1)], "next": None}
+    api.on("GET", "/functions/hello/logs", page)
+
+    result = nova("--json", "logs", "hello", "--limit", "2")
+
+    assert dict(api.last.url.params) == {"limit": "2"}
+    assert json.loads(result.stdout) == page
+
+
+def test_logs_of_an_idle_function_says_so(nova: RunNova, api: FakeApi) -> None:
+    api.on("GET", "/functions/hello/logs", {"items": [], "next": None})
+
+    result = nova("logs", "hello")
+
+    assert result.exit_code == ExitCode.OK
+    assert result.stdout == ""
+    assert "no invocations of hello yet" in result.stderr
+
+
+class Polls:
+    """Serves successive log windows (newest first), then Ctrl-C from the sleep."""
+
+    def __init__(self, windows: list[list[dict[str, Any]]]) -> None:
+        self.windows = windows
+        self.sleeps: list[float] = []
+
+    def handler(self, request: httpx.Request) -> httpx.Response:
+        window = self.windows.pop(0) if len(self.windows) > 1 else self.windows[0]
+        return httpx.Response(200, json={"items": window, "next": None})
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        if not self.windows or len(self.sleeps) > 3:
+            raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("json_output", [False, True])
+def test_follow_prints_each_new_entry_once_oldest_first_until_ctrl_c(
+    nova: RunNova, api: FakeApi, json_output: bool
+) -> None:
+    e1, e2, e3, e4, e5 = (entry(n) for n in range(1, 6))
+    polls = Polls([[e2, e1], [e3, e2, e1], [e3, e2, e1], [e5, e4, e3, e2, e1]])
+    api.on("GET", "/functions/hello/logs", handler=polls.handler)
+
+    args = ("--json",) if json_output else ()
+    result = nova(*args, "logs", "hello", "--follow", sleep=polls.sleep)
+
+    assert result.exit_code == ExitCode.OK, result.output
+    assert polls.sleeps == [1.0, 1.0, 1.0, 1.0]
+    if json_output:
+        printed = [json.loads(line)["id"] for line in result.stdout.splitlines()]
+    else:
+        printed = [line.split()[2] for line in result.stdout.splitlines()]
+    assert printed == ["req-1", "req-2", "req-3", "req-4", "req-5"]
+    assert result.stderr == ""

@@ -1,0 +1,85 @@
+"""`nova runtimes` and `nova health`."""
+
+from __future__ import annotations
+
+import json
+
+from nova.cli.exit_codes import ExitCode
+
+from .fakes import FakeApi, RunNova, error_body
+
+RUNTIMES = {
+    "items": [
+        {"name": "python", "available": True, "version": "3.11.9", "extensions": [".py"]},
+        {
+            "name": "node",
+            "available": False,
+            "reason": "node not found on PATH",
+            "version": None,
+            "extensions": [".js", ".mjs"],
+        },
+    ],
+    "next": None,
+}
+
+
+def test_runtimes_shows_a_table_with_reasons(nova: RunNova, api: FakeApi) -> None:
+    api.on("GET", "/runtimes", RUNTIMES)
+
+    result = nova("runtimes")
+
+    assert result.exit_code == ExitCode.OK, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["RUNTIME", "AVAILABLE", "VERSION", "EXTENSIONS", "REASON"]
+    assert lines[1].split() == ["python", "yes", "3.11.9", ".py"]
+    assert lines[2].split()[:2] == ["node", "no"]
+    assert lines[2].endswith("node not found on PATH")
+
+
+def test_runtimes_json(nova: RunNova, api: FakeApi) -> None:
+    api.on("GET", "/runtimes", RUNTIMES)
+
+    result = nova("--json", "runtimes")
+
+    assert json.loads(result.stdout) == RUNTIMES
+
+
+def test_health_ok(nova: RunNova, api: FakeApi) -> None:
+    api.on("GET", "/health", {"status": "ok", "checks": {"store": "ok"}})
+
+    result = nova("health")
+
+    assert result.exit_code == ExitCode.OK, result.output
+    rows = [line.split() for line in result.stdout.splitlines()]
+    assert rows == [["status", "ok"], ["checks.store", "ok"]]
+
+
+def test_health_json(nova: RunNova, api: FakeApi) -> None:
+    api.on("GET", "/health", {"status": "ok"})
+
+    result = nova("--json", "health")
+
+    assert json.loads(result.stdout) == {"status": "ok"}
+
+
+def test_an_unhealthy_daemon_prints_the_report_and_exits_server_error(
+    nova: RunNova, api: FakeApi
+) -> None:
+    report = {"status": "degraded", "checks": {"store": "unreachable"}}
+    api.on("GET", "/health", report, status=503)
+
+    result = nova("--json", "health")
+
+    assert result.exit_code == ExitCode.SERVER_ERROR
+    assert json.loads(result.stdout) == report
+    assert result.stderr == "error: the daemon reports itself degraded (HTTP 503)\n"
+
+
+def test_a_shutting_down_daemon_is_an_ordinary_api_error(nova: RunNova, api: FakeApi) -> None:
+    api.on("GET", "/health", error_body("Daemon.ShuttingDown", "shutting down"), status=503)
+
+    result = nova("health")
+
+    assert result.exit_code == ExitCode.SERVER_ERROR
+    assert result.stdout == ""
+    assert result.stderr == "error: shutting down\n"
