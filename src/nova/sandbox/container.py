@@ -70,6 +70,9 @@ class ContainerOptions:
     open_files: int = 1024
     sandbox_uid: int = bw.SANDBOX_UID  # host uid the instance runs as when the daemon is root
     require_cgroups: bool = True  # refuse to start instances without memory/pids limits
+    # CPU is capped (proportional to memory) only this long after start: interpreter start-up
+    # and handler import run at full speed, as Lambda boosts its init phase.
+    cpu_boost_s: float = 2.0
 
 
 class ContainerBackend:
@@ -129,6 +132,8 @@ class ContainerBackend:
         host_end.setblocking(False)
         instance = ContainerInstance(spec, process, host_end, prepared.cgroup, self._instances)
         self._instances[spec.instance_id] = instance
+        if prepared.cgroup is not None:
+            instance.limit_cpu_after(self._options.cpu_boost_s, prepared.cpu_quota_us)
         return instance
 
     def _prepare(self, spec: InstanceSpec) -> _Prepared:
@@ -137,8 +142,8 @@ class ContainerBackend:
         options = self._options
         spec.work_dir.mkdir(parents=True, exist_ok=True)
         cgroup = None
+        limits = CgroupLimits.for_memory(spec.memory_mb, pids_max=options.pids_max)
         if self._cgroups is not None:
-            limits = CgroupLimits.for_memory(spec.memory_mb, pids_max=options.pids_max)
             cgroup = self._cgroups.create(spec.instance_id, limits)
         try:
             tmp_bytes = tmp_size_bytes(options.tmp_mb, spec.memory_mb)
@@ -167,7 +172,7 @@ class ContainerBackend:
         except BaseException:
             _discard(spec, cgroup)
             raise
-        return _Prepared(wrapper, files, log_fd, cgroup)
+        return _Prepared(wrapper, files, log_fd, cgroup, limits.cpu_quota_us)
 
     async def close(self) -> None:
         await asyncio.gather(*(i.kill() for i in list(self._instances.values())))
@@ -190,6 +195,7 @@ class ContainerInstance:
         self._cgroup = cgroup
         self._registry = registry
         self._killed = False
+        self._cpu_timer: asyncio.TimerHandle | None = None
 
     @property
     def instance_id(self) -> str:
@@ -211,6 +217,13 @@ class ContainerInstance:
     def tmp_dir(self) -> str:
         return bw.TMP_DIR
 
+    def limit_cpu_after(self, delay_s: float, quota_us: int) -> None:
+        if self._cgroup is None:
+            return
+        # One cgroupfs write (~20 µs): cheap enough for the event loop.
+        loop = asyncio.get_running_loop()
+        self._cpu_timer = loop.call_later(delay_s, self._cgroup.limit_cpu, quota_us)
+
     def alive(self) -> bool:
         return not self._killed and self._process.poll() is None
 
@@ -223,6 +236,8 @@ class ContainerInstance:
             return
         self._killed = True
         self._registry.pop(self.instance_id, None)
+        if self._cpu_timer is not None:
+            self._cpu_timer.cancel()
         exited_by_itself = self._process.poll()
         try:
             await asyncio.to_thread(self._teardown)
@@ -265,6 +280,7 @@ class _Prepared:
     files: InstanceFiles
     log_fd: int
     cgroup: InstanceCgroup | None
+    cpu_quota_us: int
 
     def close(self) -> None:
         self.files.close()

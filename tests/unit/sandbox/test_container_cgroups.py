@@ -95,7 +95,11 @@ def test_v1_instance_gets_one_group_per_controller_with_its_limits(tmp_path: Pat
     memory = tmp_path / "memory/process_api/abc/nova/fn-1"
     assert (memory / "memory.limit_in_bytes").read_text() == str(256 << 20)
     assert (tmp_path / "pids/nova/fn-1/pids.max").read_text() == "64"
-    assert (tmp_path / "cpu,cpuacct/svc/nova/fn-1/cpu.cfs_quota_us").read_text() == "14472"
+    cpu = tmp_path / "cpu,cpuacct/svc/nova/fn-1"
+    assert (cpu / "cpu.shares").read_text() == "148"
+    assert not (cpu / "cpu.cfs_quota_us").exists()  # init runs unthrottled
+    group.limit_cpu(14_472)
+    assert (cpu / "cpu.cfs_quota_us").read_text() == "14472"
     assert len(group.procs_files) == 3
 
 
@@ -111,6 +115,8 @@ def test_v2_instance_gets_one_group_and_delegates_controllers(tmp_path: Path) ->
     assert (base / "cgroup.subtree_control").read_text() == "+memory +pids +cpu"
     assert (base / "nova/cgroup.subtree_control").read_text() == "+memory +pids +cpu"
     assert (base / "nova/fn-1/memory.max").read_text() == str(128 << 20)
+    assert (base / "nova/fn-1/cpu.weight").read_text() == "10"
+    group.limit_cpu(10_000)
     assert (base / "nova/fn-1/cpu.max").read_text() == "10000 100000"
     assert group.procs_files == (base / "nova/fn-1/cgroup.procs",)
 
