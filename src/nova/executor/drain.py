@@ -29,7 +29,8 @@ class InflightTracker:
         """Refuse new work and wait for running work; False if the timeout ran out first."""
         self.closing = True
         try:
-            await asyncio.wait_for(self._idle.wait(), timeout_s)
+            async with asyncio.timeout(timeout_s):
+                await self._idle.wait()
         except TimeoutError:
             return False
         return True

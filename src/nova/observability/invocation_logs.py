@@ -60,7 +60,10 @@ class InvocationLogBatcher:
                 if remaining <= 0:
                     break
                 try:
-                    batch.append(await asyncio.wait_for(self._queue.get(), remaining))
+                    # asyncio.timeout, not wait_for: 3.11's wait_for can swallow the
+                    # cancellation close() sends if an item arrives at the same moment.
+                    async with asyncio.timeout(remaining):
+                        batch.append(await self._queue.get())
                 except TimeoutError:
                     break
             self._collecting = []
@@ -68,7 +71,8 @@ class InvocationLogBatcher:
 
     async def _write(self, batch: list[InvocationLog]) -> None:
         try:
-            await asyncio.wait_for(self._sink.add_many(batch), self._write_timeout_s)
+            async with asyncio.timeout(self._write_timeout_s):
+                await self._sink.add_many(batch)
             self.written += len(batch)
         except Exception as exc:  # the store being down must not stop later batches
             self.dropped += len(batch)

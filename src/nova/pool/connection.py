@@ -67,7 +67,8 @@ class AgentConnection:
             self._writer.write(HEADER.pack(len(body)) + body)
             if self._writer.transport.get_write_buffer_size() > 65536:
                 await self._writer.drain()
-            return await asyncio.wait_for(future, timeout_s)
+            async with asyncio.timeout(timeout_s):
+                return await future
         finally:
             self._pending.pop(request_id, None)
 

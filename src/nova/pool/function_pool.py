@@ -94,7 +94,8 @@ class FunctionPool:
         self._waiters.append(waiter)
         self._start_instances_for_waiters()
         try:
-            return await asyncio.wait_for(asyncio.shield(waiter), self._limits.queue_timeout_s)
+            async with asyncio.timeout(self._limits.queue_timeout_s):
+                return await asyncio.shield(waiter)
         except TimeoutError:
             self._abandon(waiter)
             raise TooManyRequests(

@@ -1,0 +1,179 @@
+"""Executor + FunctionService on the fake backend and the in-memory store."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+import pytest
+
+from nova.code.cache import CodeCache
+from nova.core.errors import FunctionNotFound, RequestInvalid, RuntimeUnavailable, ShuttingDown
+from nova.executor.executor import Executor
+from nova.functions.deployer import Deployer
+from nova.functions.service import CodeSource, FunctionService
+from nova.observability.invocation_logs import InvocationLogBatcher
+from nova.pool.function_pool import PoolLimits
+from nova.pool.launcher import SandboxLauncher
+from nova.pool.manager import PoolManager
+from nova.runtimes.registry import BUILTIN_RUNTIMES, RuntimeRegistry, RuntimeStatus
+from nova.sandbox.fake import FakeBackend
+from nova.store.memory import MemoryStore
+
+
+@dataclass
+class Harness:
+    store: MemoryStore
+    backend: FakeBackend
+    functions: FunctionService
+    executor: Executor
+    batcher: InvocationLogBatcher
+    pools: PoolManager
+
+
+@pytest.fixture
+async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
+    store = MemoryStore()
+    backend = FakeBackend()
+    python, node = BUILTIN_RUNTIMES
+    runtimes = RuntimeRegistry(
+        [
+            RuntimeStatus(python, True, "/usr/bin/python3", "Python 3", "ok"),
+            RuntimeStatus(node, False, None, "", "no interpreter found"),
+        ]
+    )
+    pools = PoolManager(
+        SandboxLauncher(backend, tmp_path / "instances", 2.0, 1 << 20),
+        PoolLimits(1.0, 100, 0.5),
+        idle_ttl_s=60,
+        cleanup_interval_s=60,
+        health_check_interval_s=60,
+    )
+    deployer = Deployer(store, pools, CodeCache(tmp_path / "code"), runtimes, backend_reloads=True)
+    batcher = InvocationLogBatcher(store.invocations, 100, 1000, 0.01, 1.0)
+    batcher.start()
+    functions = FunctionService(store, deployer, runtimes)
+    executor = Executor(deployer, batcher, timeout_grace_s=0.05)
+    yield Harness(store, backend, functions, executor, batcher, pools)
+    await pools.close()
+    await batcher.close()
+    await store.close()
+
+
+async def _create(h: Harness, name: str = "fn", **fields: object) -> None:
+    await h.functions.create(
+        {"name": name, "runtime": "python", **fields},
+        CodeSource(code="def handler(e, c):\n    return e\n"),
+    )
+
+
+async def test_invoke_returns_output_and_logs_it(harness: Harness) -> None:
+    await _create(harness)
+    result = await harness.executor.invoke("fn", b'{"a": 1}', request_id="req-1")
+    assert result.error is None
+    assert result.output["event"] == {"a": 1}
+    assert result.request_id == "req-1"
+    assert result.cold_start
+    assert not (await harness.executor.invoke("fn", b"{}")).cold_start
+    await harness.batcher.close()
+    logs = await harness.store.invocations.list(function_name="fn")
+    assert [log.id for log in logs.items][-1] == "req-1"
+    assert logs.items[-1].input_size == len(b'{"a": 1}')
+    assert logs.items[-1].stdout == "out"
+
+
+async def test_timeout_kills_the_instance(harness: Harness) -> None:
+    await _create(harness, timeout_s=0.1)
+    result = await harness.executor.invoke("fn", b'{"sleep": 5}')
+    assert result.error is not None
+    assert result.error.type == "Function.Timeout"
+    await asyncio.sleep(0.05)
+    assert harness.backend.started[0].killed
+    after = await harness.executor.invoke("fn", b"{}")
+    assert after.error is None
+    assert after.cold_start
+
+
+async def test_crash_is_an_exit_error_and_oom_is_classified(harness: Harness) -> None:
+    await _create(harness)
+    crashed = await harness.executor.invoke("fn", b'{"crash": true}')
+    assert crashed.error is not None
+    assert crashed.error.type == "Runtime.ExitError"
+    oom = await harness.executor.invoke("fn", b'{"crash": true, "oom": true}')
+    assert oom.error is not None
+    assert oom.error.type == "Function.OutOfMemory"
+    assert (await harness.executor.invoke("fn", b"{}")).error is None
+
+
+async def test_user_errors_are_results(harness: Harness) -> None:
+    await _create(harness)
+    result = await harness.executor.invoke("fn", b'{"fail": "ValueError"}')
+    assert result.error is not None
+    assert result.error.type == "ValueError"
+    assert orjson.dumps(result.to_response())  # serialisable as the API returns it
+
+
+async def test_unknown_function_and_shutdown(harness: Harness) -> None:
+    with pytest.raises(FunctionNotFound):
+        await harness.executor.invoke("missing", b"{}")
+    await harness.executor.inflight.drain(0.1)
+    with pytest.raises(ShuttingDown):
+        await harness.executor.invoke("fn", b"{}")
+
+
+async def test_drain_waits_for_running_invocations(harness: Harness) -> None:
+    await _create(harness)
+    running = asyncio.create_task(harness.executor.invoke("fn", b'{"sleep": 0.2}'))
+    await asyncio.sleep(0.05)
+    assert await harness.executor.inflight.drain(2.0)
+    assert running.done()
+    assert (await running).error is None
+
+
+async def test_update_code_is_served_by_the_reloaded_instance(harness: Harness) -> None:
+    await _create(harness)
+    first = await harness.executor.invoke("fn", b"{}")
+    record = await harness.functions.update(
+        "fn", {}, CodeSource(code="def handler(e, c):\n    return 2\n")
+    )
+    await asyncio.sleep(0.05)
+    second = await harness.executor.invoke("fn", b"{}")
+    assert second.output["code_hash"] == record.code_hash != first.output["code_hash"]
+    assert len(harness.backend.started) == 1
+
+
+async def test_service_validation(harness: Harness) -> None:
+    with pytest.raises(RequestInvalid, match="name"):
+        await harness.functions.create(
+            {"name": "../etc", "runtime": "python"}, CodeSource(code="x")
+        )
+    with pytest.raises(RequestInvalid, match="runtime"):
+        await harness.functions.create({"name": "a", "runtime": "cobol"}, CodeSource(code="x"))
+    with pytest.raises(RuntimeUnavailable, match="no interpreter"):
+        await harness.functions.create({"name": "a", "runtime": "node"}, CodeSource(code="x"))
+    with pytest.raises(RequestInvalid, match="exactly one"):
+        await harness.functions.create(
+            {"name": "a", "runtime": "python"}, CodeSource(code="x", files={"a.py": ""})
+        )
+    with pytest.raises(RequestInvalid, match=r"handler.*main\.py"):
+        await harness.functions.create(
+            {"name": "a", "runtime": "python", "handler": "main.handler"},
+            CodeSource(files={"other.py": ""}),
+        )
+    with pytest.raises(RequestInvalid, match="min_replicas"):
+        await harness.functions.create(
+            {"name": "a", "runtime": "python", "min_replicas": 3, "max_replicas": 1},
+            CodeSource(code="x"),
+        )
+    with pytest.raises(RequestInvalid, match="reserved"):
+        await harness.functions.create(
+            {"name": "a", "runtime": "python", "env": {"NOVA_MODE": "x"}}, CodeSource(code="x")
+        )
+    with pytest.raises(RequestInvalid, match="safe relative path"):
+        await harness.functions.create(
+            {"name": "a", "runtime": "python"}, CodeSource(files={"../handler.py": ""})
+        )
+    assert (await harness.store.functions.list()).items == []  # nothing half-created
