@@ -8,10 +8,13 @@ forces exit) -> stop every instance, flush invocation logs, close the store.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import signal
 import sys
+import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -51,7 +54,7 @@ def run_daemon(config_file: Path | None, overrides: dict[str, Any], deploy_examp
     configure_logging(settings.logging.level, settings.logging.format)
     settings.daemon.data_dir.mkdir(parents=True, exist_ok=True)
     app = create_app(lambda api: _lifespan(api, settings, deploy_example))
-    server = uvicorn.Server(
+    server = _DaemonServer(
         uvicorn.Config(
             app,
             host=settings.daemon.host,
@@ -66,6 +69,26 @@ def run_daemon(config_file: Path | None, overrides: dict[str, Any], deploy_examp
     )
     server.run()
     return 0 if server.started else 1
+
+
+class _DaemonServer(uvicorn.Server):
+    """uvicorn re-raises the signal that stopped it once shutdown is done, which would turn a
+    clean drain into a KeyboardInterrupt / death by SIGTERM; a daemon should exit 0 instead.
+    A second SIGINT still forces exit (uvicorn's handle_exit)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {
+            sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)
+        }
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
 
 @asynccontextmanager

@@ -7,9 +7,9 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from nova.core.models import ExecutionMode, FunctionRecord
-from nova.core.names import FUNCTION_NAME_PATTERN
 
-FunctionName = Annotated[str, StringConstraints(pattern=FUNCTION_NAME_PATTERN)]
+# The pattern is checked by validate_function_name, whose message says what a name may contain.
+FunctionName = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 
 
 class FunctionFields(BaseModel):

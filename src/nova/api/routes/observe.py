@@ -57,6 +57,7 @@ async def runtimes(request: Request) -> dict[str, Any]:
             "version": status.version,
             "interpreter": status.interpreter,
             "extension": status.spec.extension,
+            "extensions": [status.spec.extension],
             "default_handler": status.spec.default_handler,
         }
         for status in svc.runtimes.all()
