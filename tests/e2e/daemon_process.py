@@ -23,11 +23,18 @@ def free_port() -> int:
 
 
 class DaemonProcess:
-    def __init__(self, data_dir: Path, env: dict[str, str] | None = None, args: list[str] | None = None) -> None:
+    def __init__(
+        self, data_dir: Path, env: dict[str, str] | None = None, args: list[str] | None = None
+    ) -> None:
         self.data_dir = data_dir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {**os.environ, "NOVA_SANDBOX__ALLOW_PROCESS_BACKEND": "true", "NOVA_BACKEND": "process", **(env or {})}
+        self.env = {
+            **os.environ,
+            "NOVA_SANDBOX__ALLOW_PROCESS_BACKEND": "true",
+            "NOVA_BACKEND": "process",
+            **(env or {}),
+        }
         self.args = args or []
         self.log_path = data_dir.parent / f"daemon-{self.port}.log"
         self.process: subprocess.Popen[bytes] | None = None
@@ -36,7 +43,17 @@ class DaemonProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [NOVA, "daemon", "--host", "127.0.0.1", "--port", str(self.port), "--data-dir", str(self.data_dir), *self.args],
+                [
+                    NOVA,
+                    "daemon",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                    "--data-dir",
+                    str(self.data_dir),
+                    *self.args,
+                ],
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,

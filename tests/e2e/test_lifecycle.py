@@ -13,7 +13,9 @@ ECHO_PID = "import os\ndef handler(event, context):\n    return {'v': %d, 'pid':
 
 
 def test_create_invoke_update_delete_over_http(api: httpx.Client) -> None:
-    created = api.post("/functions", json={"name": "echo", "runtime": "python", "code": ECHO_PID % 1})
+    created = api.post(
+        "/functions", json={"name": "echo", "runtime": "python", "code": ECHO_PID % 1}
+    )
     assert created.status_code == 201, created.text
     record = created.json()
     assert record["handler"] == "handler.handler"
@@ -41,7 +43,9 @@ def test_create_invoke_update_delete_over_http(api: httpx.Client) -> None:
 
 
 def test_hot_reload_keeps_the_instance(api: httpx.Client) -> None:
-    api.post("/functions", json={"name": "reload", "runtime": "python", "code": ECHO_PID % 1}).raise_for_status()
+    api.post(
+        "/functions", json={"name": "reload", "runtime": "python", "code": ECHO_PID % 1}
+    ).raise_for_status()
     before = api.post("/functions/reload/invoke", json={}).json()
     api.patch("/functions/reload", json={"code": ECHO_PID % 2}).raise_for_status()
     after = api.post("/functions/reload/invoke", json={}).json()
@@ -54,7 +58,14 @@ def test_hot_reload_keeps_the_instance(api: httpx.Client) -> None:
 
 
 def test_config_change_replaces_the_instance(api: httpx.Client) -> None:
-    api.post("/functions", json={"name": "conf", "runtime": "python", "code": "import os\ndef handler(e, c):\n    return os.environ.get('COLOUR')\n"}).raise_for_status()
+    api.post(
+        "/functions",
+        json={
+            "name": "conf",
+            "runtime": "python",
+            "code": "import os\ndef handler(e, c):\n    return os.environ.get('COLOUR')\n",
+        },
+    ).raise_for_status()
     assert api.post("/functions/conf/invoke", json={}).json()["output"] is None
     api.patch("/functions/conf", json={"env": {"COLOUR": "teal"}}).raise_for_status()
     result = api.post("/functions/conf/invoke", json={}).json()
@@ -64,8 +75,12 @@ def test_config_change_replaces_the_instance(api: httpx.Client) -> None:
 
 def test_the_cli_drives_the_same_story(daemon: DaemonProcess, tmp_path: Path) -> None:
     source = tmp_path / "handler.py"
-    source.write_text("def handler(event, context):\n    print('hi from', context.function_name)\n    return {'got': event}\n")
-    created = daemon.cli("fn", "create", "cli-fn", "--runtime", "python", "--code-file", str(source))
+    source.write_text(
+        "def handler(event, context):\n    print('hi from', context.function_name)\n    return {'got': event}\n"
+    )
+    created = daemon.cli(
+        "fn", "create", "cli-fn", "--runtime", "python", "--code-file", str(source)
+    )
     assert created.returncode == 0, created.stderr
 
     listed = daemon.cli("--json", "fn", "list")
@@ -94,7 +109,9 @@ def test_functions_survive_a_daemon_restart(tmp_path: Path) -> None:
     first = DaemonProcess(tmp_path / "data").start()
     try:
         with first.client() as api:
-            api.post("/functions", json={"name": "durable", "runtime": "python", "code": ECHO_PID % 7}).raise_for_status()
+            api.post(
+                "/functions", json={"name": "durable", "runtime": "python", "code": ECHO_PID % 7}
+            ).raise_for_status()
             api.post("/functions/durable/invoke", json={}).raise_for_status()
     finally:
         assert first.stop() == 0

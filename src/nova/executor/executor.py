@@ -116,6 +116,10 @@ class Executor:
             error = _reply_error(reply)
             if error is not None and error.type == "Runtime.ExitError":
                 error = self._oom_or(instance, error)
+            elif error is not None and error.type == "Function.Timeout":
+                # The agent stopped the handler, but what it spawned may live on: start afresh.
+                self.counters.timeouts += 1
+                pool.discard(instance)
         return InvocationResult(
             request_id=request_id,
             output=reply.get("output") if reply is not None and error is None else None,

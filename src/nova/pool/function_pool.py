@@ -62,13 +62,17 @@ class FunctionPool:
     # -- handing out slots -------------------------------------------------------------------
 
     async def acquire(self) -> tuple[PooledInstance, bool]:
-        """A slot on a ready instance, and whether this is the instance's first invocation."""
+        """A slot on a ready instance, and whether the request had to wait for a cold start."""
         if self._closed:
             raise FunctionNotFound(self.deployment.name)
         instance = self._take_free()
+        cold = False
         if instance is None:
+            # Cold means this request waited for an instance to start, not merely that the
+            # instance is new: a pre-warmed instance's first request is warm.
+            waiting_since = time.monotonic()
             instance = await self._wait_for_slot()
-        cold = instance.invocations == 0
+            cold = instance.started_at >= waiting_since
         instance.invocations += 1
         return instance, cold
 

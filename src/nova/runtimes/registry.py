@@ -103,10 +103,11 @@ class RuntimeRegistry:
                 f"runtime: unknown runtime {name!r}; known runtimes: {known}"
             ) from None
 
-    def require_available(self, name: str) -> RuntimeStatus:
+    def require_available(self, name: str) -> tuple[RuntimeSpec, str]:
+        """The runtime's spec and interpreter path, or RuntimeUnavailable with the reason."""
         status = self.get(name)
         if not status.available or status.interpreter is None:
             raise RuntimeUnavailable(
                 f"runtime {name!r} is unavailable on this host: {status.reason}"
             )
-        return status
+        return status.spec, status.interpreter

@@ -171,7 +171,7 @@ async def test_start_failure_reaches_the_waiter(pool: FunctionPool, backend: Fak
     backend.fail_starts = 1
     with pytest.raises(SandboxError, match="fake start failure"):
         await pool.acquire()
-    instance, cold = await _use(pool)  # the next request starts a healthy instance
+    _, cold = await _use(pool)  # the next request starts a healthy instance
     assert cold
 
 

@@ -1,0 +1,58 @@
+"""SIGTERM drains: in-flight invocations finish, instances stop, logs are flushed."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.e2e.daemon_process import DaemonProcess
+
+
+def _processes_under(data_dir: Path) -> list[int]:
+    """Pids whose working directory is inside the data dir (every instance's agent is)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if str(data_dir.resolve()) in os.readlink(proc / "cwd"):
+                    found.append(int(proc.name))
+            except OSError:
+                continue
+    return found
+
+
+def test_sigterm_finishes_in_flight_work_then_stops_instances(tmp_path: Path) -> None:
+    daemon = DaemonProcess(tmp_path / "data").start()
+    code = "import time\ndef handler(event, context):\n    time.sleep(1.5)\n    return 'finished'\n"
+    with daemon.client() as api:
+        api.post(
+            "/functions", json={"name": "long", "runtime": "python", "code": code}
+        ).raise_for_status()
+        results: list[httpx.Response] = []
+        caller = threading.Thread(
+            target=lambda: results.append(api.post("/functions/long/invoke", json={}))
+        )
+        caller.start()
+        time.sleep(0.7)  # the invocation is running
+        assert _processes_under(tmp_path / "data")
+        assert daemon.process is not None
+        daemon.process.send_signal(signal.SIGTERM)
+        caller.join(10)
+    assert daemon.process.wait(15) == 0
+    assert results[0].status_code == 200
+    assert results[0].json()["output"] == "finished"
+    assert "nova stopped" in daemon.log()
+    assert _processes_under(tmp_path / "data") == []
+
+    restarted = DaemonProcess(tmp_path / "data").start()
+    try:
+        with restarted.client() as api:
+            logs = api.get("/functions/long/logs").json()["items"]
+            assert [log["success"] for log in logs] == [True]  # written before the daemon exited
+    finally:
+        restarted.stop()
