@@ -1,0 +1,93 @@
+"""Settings precedence: CLI overrides > NOVA_* env > config file > defaults."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from nova.config import ConfigFileError, load_settings
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for variable in (
+        "NOVA_CONFIG",
+        "NOVA_DATABASE_URL",
+        "NOVA_PORT",
+        "NOVA_POOL__IDLE_TTL_S",
+        "NOVA_BACKEND",
+    ):
+        monkeypatch.delenv(variable, raising=False)
+
+
+def test_defaults_match_the_seed() -> None:
+    settings = load_settings()
+    assert settings.daemon.port == 9000
+    assert settings.pool.idle_ttl_s == 60
+    assert settings.pool.health_check_interval_s == 30
+    assert settings.executor.log_batch_size == 100
+    assert settings.executor.log_flush_interval_ms == 500
+    assert settings.executor.max_message_bytes == 8 * 1024 * 1024
+    assert settings.daemon.max_payload_bytes == 6 * 1024 * 1024
+    assert settings.database_url.startswith("sqlite+aiosqlite:///")
+
+
+def test_file_then_env_then_overrides(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = tmp_path / "nova.yaml"
+    config.write_text(
+        "daemon:\n  port: 7000\n  host: 127.0.0.1\npool:\n  idle_ttl_s: 5\nlogging:\n  level: DEBUG\n"
+    )
+    from_file = load_settings(config)
+    assert (from_file.daemon.port, from_file.daemon.host, from_file.pool.idle_ttl_s) == (
+        7000,
+        "127.0.0.1",
+        5,
+    )
+    assert from_file.logging.level == "debug"
+
+    monkeypatch.setenv("NOVA_PORT", "7100")
+    monkeypatch.setenv("NOVA_POOL__IDLE_TTL_S", "9")
+    from_env = load_settings(config)
+    assert (from_env.daemon.port, from_env.pool.idle_ttl_s, from_env.daemon.host) == (
+        7100,
+        9,
+        "127.0.0.1",
+    )
+
+    from_flags = load_settings(config, {"daemon": {"port": 7200}})
+    assert (from_flags.daemon.port, from_flags.pool.idle_ttl_s, from_flags.daemon.host) == (
+        7200,
+        9,
+        "127.0.0.1",
+    )
+
+
+def test_json_config_and_database_shortcut(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = tmp_path / "nova.json"
+    config.write_text('{"store": {"database_url": "sqlite+aiosqlite:///from-file.db"}}')
+    assert load_settings(config).database_url == "sqlite+aiosqlite:///from-file.db"
+    monkeypatch.setenv("NOVA_DATABASE_URL", "postgresql+asyncpg://db/nova")
+    assert load_settings(config).database_url == "postgresql+asyncpg://db/nova"
+
+
+def test_loading_settings_leaves_the_environment_alone(tmp_path: Path) -> None:
+    import os
+
+    config = tmp_path / "nova.yaml"
+    config.write_text("daemon: {port: 7000}\n")
+    load_settings(config)
+    assert "NOVA_CONFIG" not in os.environ
+    assert load_settings().daemon.port == 9000
+
+
+def test_bad_files_and_values_are_explained(tmp_path: Path) -> None:
+    with pytest.raises(ConfigFileError, match="cannot read"):
+        load_settings(tmp_path / "missing.yaml")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("daemon: [unclosed\n")
+    with pytest.raises(ConfigFileError, match="not valid"):
+        load_settings(broken)
+    with pytest.raises(ValidationError, match="port"):
+        load_settings(overrides={"daemon": {"port": 70000}})
