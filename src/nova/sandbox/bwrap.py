@@ -7,10 +7,11 @@ What the instance sees::
     /bin /lib ...   symlinks into /usr (merged-/usr hosts) or read-only binds
     /etc            generated passwd/group/hosts/nsswitch.conf + the host's loader and DNS files
     /proc           a new procfs of the instance's own pid namespace
-    /dev            bwrap's minimal /dev (null, zero, full, random, urandom, tty, pts, shm)
+    /dev            bwrap's minimal /dev (null, zero, full, random, urandom, tty, pts), read-only
+    /dev/shm        a private tmpfs of at most 16 MiB
     /opt/nova       nova/__init__.py and nova/agent/ only (read-only)
     /code           the function's code (read-only)
-    /tmp            a private tmpfs of a fixed size, the only writable place
+    /tmp            a private tmpfs of a fixed size, the function's writable scratch space
     /               bwrap's tmpfs root, remounted read-only after set-up
 
 bwrap resolves every bind source as the *sandbox* user (it does so even for ``--ro-bind-fd``,
@@ -30,6 +31,7 @@ SANDBOX_HOSTNAME = "nova"
 CODE_DIR = "/code"
 TMP_DIR = "/tmp"
 AGENT_ROOT = "/opt/nova"  # goes on PYTHONPATH inside
+SHM_MAX_BYTES = 16 * 1024 * 1024
 
 # Host files a program may need and that reveal nothing about the host worth hiding: the
 # dynamic loader's cache and config, DNS client config, the alternatives symlinks (/usr/bin/*
@@ -121,7 +123,11 @@ def bwrap_argv(
     # fmt: off
     argv += [
         "--proc", "/proc",
+        # bwrap's /dev is a writable tmpfs: keep only /dev/shm (POSIX semaphores and shared
+        # memory need it) writable and small, and make the rest read-only.
         "--dev", "/dev",
+        "--size", str(min(tmp_bytes, SHM_MAX_BYTES)), "--tmpfs", "/dev/shm",
+        "--remount-ro", "/dev",
         "--size", str(tmp_bytes), "--perms", "1777", "--tmpfs", TMP_DIR,
         "--ro-bind", mounts.agent_package_init, f"{AGENT_ROOT}/nova/__init__.py",
         "--ro-bind", mounts.agent_package_dir, f"{AGENT_ROOT}/nova/agent",

@@ -33,6 +33,7 @@ import functools
 import logging
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -253,15 +254,22 @@ class ContainerInstance:
         await asyncio.to_thread(shutil.rmtree, self._spec.work_dir, True)
 
     def _teardown(self) -> None:
-        # SIGKILL to bwrap kills the namespace's init through --die-with-parent, and the
-        # kernel then kills everything in the pid namespace; the cgroup sweep catches any
-        # process that might have escaped that (there should be none).
-        with contextlib.suppress(ProcessLookupError):
-            self._process.kill()
+        # Kill the pid namespace's init (bwrap's child): the kernel then kills and reaps every
+        # process of the namespace, and bwrap, which reaps its child, exits by itself. Killing
+        # bwrap first would orphan the init to the host's pid 1, leaving zombies behind for a
+        # while. The cgroup sweep is the backstop for anything that might have escaped.
+        outer = self._process.pid
+        for child in _children(outer):
+            _kill_if_child(child, outer)
         try:
-            self._process.wait(timeout=5)
+            self._process.wait(timeout=2)
         except subprocess.TimeoutExpired:
-            logger.error("bwrap of instance %s ignored SIGKILL for 5 s", self.instance_id)
+            with contextlib.suppress(ProcessLookupError):
+                self._process.kill()
+            try:
+                self._process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                logger.error("bwrap of instance %s ignored SIGKILL for 5 s", self.instance_id)
         if self._cgroup is not None:
             self._cgroup.kill_all()
             self._cgroup.remove()
@@ -285,6 +293,30 @@ class _Prepared:
     def close(self) -> None:
         self.files.close()
         os.close(self.log_fd)
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(p) for p in f.read().split()]
+    except OSError:
+        return []  # already gone, or a kernel without CONFIG_PROC_CHILDREN: bwrap is killed
+
+
+def _kill_if_child(pid: int, parent: int) -> None:
+    # Pin the process first, then check it is still bwrap's child: only then is the pid not
+    # one that was reused by an unrelated process in between.
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    try:
+        if pid in _children(parent):
+            signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    finally:
+        os.close(pidfd)
 
 
 def tmp_size_bytes(tmp_mb: int, memory_mb: int) -> int:

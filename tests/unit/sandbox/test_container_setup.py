@@ -72,10 +72,10 @@ def test_argv_shows_only_usr_the_agent_the_code_and_a_sized_tmp() -> None:
     assert binds == ["/usr", "/src/nova/__init__.py", "/src/nova/agent", "/data/code/fn/abc"]
     assert argv[argv.index("/data/code/fn/abc") + 1] == "/code"
     assert _pairs(argv, "--bind") == []  # nothing of the host is writable
-    assert _pairs(argv, "--size") == [str(64 << 20)]
-    assert argv[argv.index("--tmpfs") + 1] == "/tmp"
+    assert _pairs(argv, "--size") == [str(16 << 20), str(64 << 20)]
+    assert _pairs(argv, "--tmpfs") == ["/dev/shm", "/tmp"]
     assert _pairs(argv, "--ro-bind-data") == ["12"]
-    assert _pairs(argv, "--remount-ro") == ["/"]
+    assert _pairs(argv, "--remount-ro") == ["/dev", "/"]
     assert not any(a.startswith(("/root", "/home", "/work")) for a in argv)
 
 

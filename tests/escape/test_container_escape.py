@@ -1,0 +1,369 @@
+"""Escape attempts from inside a function on the container backend (issue #3's escape suite).
+
+Every probe runs as handler code in a real instance: the agent, the worker and the function all
+live inside the sandbox, exactly as in production.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import socket
+import statistics
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from nova.core.errors import SandboxError
+from nova.sandbox.base import InstanceSpec
+from tests.escape.conftest import Sandbox
+
+pytestmark = pytest.mark.escape
+
+REPO = str(Path(__file__).resolve().parents[2])
+
+
+def _all_gone(pids: list[int]) -> bool:
+    return not any(os.path.exists(f"/proc/{pid}") for pid in pids)
+
+
+def _host_can_fork() -> bool:
+    return subprocess.run(["true"], check=False).returncode == 0
+
+
+PROBES = """
+import ctypes, errno, os, socket, time
+
+libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _errno(call):
+    try:
+        call()
+    except OSError as exc:
+        return errno.errorcode.get(exc.errno, str(exc.errno))
+    return "ok"
+
+
+def _libc(name, *args):
+    ctypes.set_errno(0)
+    result = getattr(libc, name)(*args)
+    return "ok" if result != -1 else errno.errorcode.get(ctypes.get_errno(), "?")
+
+
+def status(event):
+    wanted = ("Uid", "Gid", "CapEff", "CapPrm", "CapBnd", "NoNewPrivs", "Seccomp")
+    with open("/proc/self/status") as f:
+        pairs = [line.split(":", 1) for line in f]
+    return {k: v.split()[0] for k, v in pairs if k in wanted}
+
+
+def read(event):
+    return _errno(lambda: open(event["path"], "rb").close())
+
+
+def exists(event):
+    return {path: os.path.exists(path) for path in event["paths"]}
+
+
+def write(event):
+    def attempt():
+        with open(event["path"], "w") as f:
+            f.write("x")
+    return _errno(attempt)
+
+
+def processes(event):
+    found = {}
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    found[pid] = f.read().replace(b"\\0", b" ").decode(errors="replace")
+            except OSError:
+                pass
+    return found
+
+
+def syscalls(event):
+    ptrace = libc.ptrace
+    ptrace.argtypes = (ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p)
+    result = {
+        "mount": _libc("mount", b"none", b"/tmp", b"tmpfs", 0, None),
+        "umount": _libc("umount2", b"/tmp", 2),
+        "unshare_user": _libc("unshare", 0x10000000),
+        "unshare_net": _libc("unshare", 0x40000000),
+        "ptrace_attach": _libc("ptrace", 16, 1, None, None),
+        "chroot": _libc("chroot", b"/tmp"),
+    }
+    if os.uname().machine == "x86_64":
+        for name, nr in {"bpf": 321, "keyctl": 250, "perf_event_open": 298,
+                         "userfaultfd": 323, "kexec_load": 246, "init_module": 175,
+                         "setns": 308, "pivot_root": 155}.items():
+            result[name] = _libc("syscall", nr, 0, 0, 0, 0, 0)
+    return result
+
+
+def sockets(event):
+    return {
+        "raw": _errno(lambda: socket.socket(socket.AF_INET, socket.SOCK_RAW, 1).close()),
+        "packet": _errno(lambda: socket.socket(socket.AF_PACKET, socket.SOCK_RAW).close()),
+    }
+
+
+def connect(event):
+    return _errno(lambda: socket.create_connection((event["host"], event["port"]), 3).close())
+
+
+def interfaces(event):
+    return sorted(name for _, name in socket.if_nameindex())
+
+
+def fork_bomb(event):
+    children, failure = [], None
+    for _ in range(5000):
+        try:
+            pid = os.fork()
+        except OSError as exc:
+            failure = errno.errorcode.get(exc.errno)
+            break
+        if pid == 0:
+            time.sleep(60)
+            os._exit(0)
+        children.append(pid)
+    for pid in children:
+        os.kill(pid, 9)
+    for pid in children:
+        os.waitpid(pid, 0)
+    return {"forked": len(children), "failure": failure}
+
+
+def runaway_fork_bomb(event):
+    while True:
+        try:
+            os.fork()
+        except OSError:
+            time.sleep(0.01)
+
+
+def allocate(event):
+    block = b"\\1" * (event["mb"] << 20)  # touches every page
+    return len(block)
+
+
+def fill_tmp(event):
+    written = 0
+    chunk = b"\\0" * (1 << 20)
+    try:
+        with open("/tmp/fill", "wb") as f:
+            for _ in range(event["mb"]):
+                f.write(chunk)
+                f.flush()
+                written += 1
+    except OSError as exc:
+        return {"written_mb": written, "error": errno.errorcode.get(exc.errno)}
+    finally:
+        if os.path.exists("/tmp/fill"):
+            os.remove("/tmp/fill")
+    return {"written_mb": written, "error": None}
+
+
+def hello(event):
+    return "hello"
+
+
+def handler(event, context):
+    return globals()[event["probe"]](event)
+"""
+
+
+async def test_function_runs_as_nobody_without_privileges(sandbox: Sandbox) -> None:
+    session = await sandbox.start(PROBES)
+    status = await session.output({"probe": "status"})
+
+    assert status["Uid"] == "65534"
+    assert status["Gid"] == "65534"
+    assert status["CapEff"] == status["CapPrm"] == status["CapBnd"] == "0000000000000000"
+    assert status["NoNewPrivs"] == "1"
+    assert status["Seccomp"] == "2"  # filter mode
+
+
+async def test_host_files_and_directories_are_invisible(sandbox: Sandbox) -> None:
+    session = await sandbox.start(PROBES)
+    hidden = [
+        "/etc/shadow",
+        "/root",
+        "/home",
+        "/work",
+        "/sys",
+        "/var",
+        REPO,
+        str(sandbox.workspace),
+    ]
+
+    seen = await session.output({"probe": "exists", "paths": hidden})
+    assert seen == dict.fromkeys(hidden, False)
+    assert await session.output({"probe": "read", "path": "/etc/shadow"}) == "ENOENT"
+    assert await session.output({"probe": "read", "path": "/code/handler.py"}) == "ok"
+    passwd = await session.output({"probe": "read", "path": "/etc/passwd"})
+    assert passwd == "ok"
+
+
+async def test_proc_shows_only_the_sandbox(sandbox: Sandbox) -> None:
+    session = await sandbox.start(PROBES)
+    processes = await session.output({"probe": "processes"})
+
+    assert len(processes) <= 6, processes  # bwrap's init, the agent, the worker
+    assert "1" in processes
+    assert not any("pytest" in cmdline for cmdline in processes.values())
+    assert str(os.getpid()) not in processes or "pytest" not in processes[str(os.getpid())]
+
+
+async def test_only_tmp_is_writable(sandbox: Sandbox) -> None:
+    session = await sandbox.start(PROBES)
+
+    for path in ("/code/x", "/x", "/usr/x", "/etc/passwd", "/opt/nova/x", "/dev/x", "/proc/x"):
+        result = await session.output({"probe": "write", "path": path})
+        assert result in ("EROFS", "EACCES", "ENOENT", "EPERM"), (path, result)
+    assert await session.output({"probe": "write", "path": "/tmp/x"}) == "ok"
+    assert await session.output({"probe": "write", "path": "/dev/shm/x"}) == "ok"
+    assert await session.output({"probe": "write", "path": "/dev/null"}) == "ok"
+
+
+async def test_dangerous_syscalls_are_refused(sandbox: Sandbox) -> None:
+    session = await sandbox.start(PROBES)
+    results = await session.output({"probe": "syscalls"})
+
+    assert results == dict.fromkeys(results, "EPERM"), results
+    assert await session.output({"probe": "sockets"}) == {"raw": "EPERM", "packet": "EPERM"}
+
+
+async def test_network_is_loopback_only(sandbox: Sandbox) -> None:
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    try:
+        session = await sandbox.start(PROBES)
+        assert await session.output({"probe": "interfaces"}) == ["lo"]
+        to_host = await session.output({"probe": "connect", "host": "127.0.0.1", "port": port})
+        assert to_host == "ECONNREFUSED"  # the instance's own loopback, not the host's
+        outside = await session.output({"probe": "connect", "host": "1.1.1.1", "port": 53})
+        assert outside == "ENETUNREACH"
+    finally:
+        listener.close()
+
+
+async def test_fork_bomb_fails_inside_and_the_next_exec_works(sandbox: Sandbox) -> None:
+    session = await sandbox.start(PROBES)
+
+    result = await session.output({"probe": "fork_bomb"})
+
+    assert result["failure"] == "EAGAIN"
+    assert result["forked"] < 64
+    assert _host_can_fork()
+    assert await session.output({"probe": "hello"}) == "hello"
+
+
+async def test_runaway_fork_bomb_is_contained_and_fully_killed(sandbox: Sandbox) -> None:
+    session = await sandbox.start(PROBES)
+    cgroup = session.instance._cgroup  # type: ignore[attr-defined]
+
+    reply = await session.exec({"probe": "runaway_fork_bomb"}, timeout_s=1)
+
+    assert reply["error"]["type"] == "Function.Timeout", reply
+    members = cgroup.pids()
+    await session.instance.kill()
+    assert _all_gone(members)
+    assert not any(d.exists() for d in cgroup.dirs.values())
+    assert _host_can_fork()
+
+
+async def test_memory_limit_oom_kills_only_the_instance(sandbox: Sandbox) -> None:
+    session = await sandbox.start(PROBES, memory_mb=128)
+
+    reply = await session.exec({"probe": "allocate", "mb": 2048})
+
+    assert reply["error"] is not None, reply
+    assert session.instance.oom_kills() > 0
+    assert session.instance.alive()
+    assert await session.output({"probe": "hello"}) == "hello"
+
+
+async def test_tmp_is_size_limited(sandbox: Sandbox) -> None:
+    session = await sandbox.start(PROBES, memory_mb=128)
+
+    result = await session.output({"probe": "fill_tmp", "mb": 1024})
+
+    assert result["error"] in ("ENOSPC", "EFBIG"), result
+    assert result["written_mb"] <= 64
+    assert await session.output({"probe": "hello"}) == "hello"
+
+
+async def test_kill_removes_every_trace(sandbox: Sandbox) -> None:
+    session = await sandbox.start(PROBES)
+    instance = session.instance
+    cgroup = instance._cgroup  # type: ignore[attr-defined]
+    work_dir = sandbox.workspace / "instances" / instance.instance_id
+    members = cgroup.pids()
+    assert len(members) >= 3
+
+    await instance.kill()
+    await instance.kill()  # idempotent
+
+    assert not instance.alive()
+    assert not work_dir.exists()
+    assert not any(d.exists() for d in cgroup.dirs.values())
+    assert _all_gone(members)
+
+
+async def test_refuses_network_and_hidden_interpreters(sandbox: Sandbox) -> None:
+    code_dir = sandbox.write_code(PROBES)
+    spec = InstanceSpec(
+        instance_id="refused",
+        function_name="escape",
+        runtime="python",
+        interpreter="/usr/bin/python3",
+        code_dir=code_dir,
+        work_dir=sandbox.workspace / "instances" / "refused",
+        memory_mb=128,
+        timeout_s=5,
+        network=True,
+    )
+    with pytest.raises(SandboxError, match="network access for container instances"):
+        await sandbox.backend.start(spec)
+    hidden = dataclasses.replace(spec, network=False, interpreter="/opt/py/bin/python3")
+    with pytest.raises(SandboxError, match="outside what a container instance sees"):
+        await sandbox.backend.start(hidden)
+
+
+@pytest.mark.skipif(not os.path.exists("/usr/bin/node"), reason="node is not installed")
+async def test_node_functions_run_in_the_same_sandbox(sandbox: Sandbox) -> None:
+    code_dir = sandbox.workspace / "node-code"
+    code_dir.mkdir()
+    (code_dir / "index.js").write_text(
+        "exports.handler = async () => ({uid: process.getuid(), hostname: require('os').hostname()});"
+    )
+    session = await sandbox.start_raw(code_dir, memory_mb=256, runtime="node")
+    reply = await session.init(256, 20, runtime="node", handler="index.handler")
+    assert reply.get("ok"), reply
+
+    assert await session.output({}) == {"uid": 65534, "hostname": "nova"}
+
+
+async def test_start_to_init_latency(sandbox: Sandbox) -> None:
+    """Measured, not asserted: container start -> agent Init reply, median of 20."""
+    code_dir = sandbox.write_code(PROBES)
+    samples = []
+    for _ in range(20):
+        started = time.perf_counter()
+        session = await sandbox.start_raw(code_dir)
+        reply = await session.init(128, 10)
+        samples.append((time.perf_counter() - started) * 1000)
+        assert reply.get("ok"), reply
+        await session.instance.kill()
+    samples.sort()
+    print(
+        f"\ncontainer start -> Init reply: median {statistics.median(samples):.1f} ms, "
+        f"p95 {samples[18]:.1f} ms, min {samples[0]:.1f} ms (n=20)"
+    )
