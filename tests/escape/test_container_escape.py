@@ -6,6 +6,7 @@ live inside the sandbox, exactly as in production.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import os
 import socket
@@ -27,6 +28,11 @@ REPO = str(Path(__file__).resolve().parents[2])
 
 def _all_gone(pids: list[int]) -> bool:
     return not any(os.path.exists(f"/proc/{pid}") for pid in pids)
+
+
+def _instance_groups(sandbox: Sandbox) -> set[str]:
+    base = sandbox.backend._cgroups.bases["memory"]  # type: ignore[union-attr]
+    return {entry.name for entry in base.iterdir() if entry.is_dir()}
 
 
 def _host_can_fork() -> bool:
@@ -335,6 +341,32 @@ async def test_refuses_network_and_hidden_interpreters(sandbox: Sandbox) -> None
     hidden = dataclasses.replace(spec, network=False, interpreter="/opt/py/bin/python3")
     with pytest.raises(SandboxError, match="outside what a container instance sees"):
         await sandbox.backend.start(hidden)
+
+
+async def test_a_code_dir_only_root_can_list_is_bound_as_a_readable_copy(sandbox: Sandbox) -> None:
+    code_dir = sandbox.write_code(PROBES)
+    code_dir.chmod(0o700)  # what the code cache's mkdtemp staging leaves behind
+    session = await sandbox.start_raw(code_dir)
+    reply = await session.init(128, 20)
+    assert reply.get("ok"), reply
+
+    assert await session.output({"probe": "hello"}) == "hello"
+    assert await session.output({"probe": "write", "path": "/code/x"}) in ("EROFS", "EACCES")
+
+
+async def test_cancelled_start_leaves_nothing_behind(sandbox: Sandbox) -> None:
+    code_dir = sandbox.write_code(PROBES)
+    before = _instance_groups(sandbox)
+    start = asyncio.ensure_future(sandbox.start_raw(code_dir))
+    await asyncio.sleep(0)
+    start.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await start
+    await asyncio.sleep(0.5)  # the preparing thread finishes, then releases its cgroups
+
+    assert _instance_groups(sandbox) == before
+    instances = sandbox.workspace / "instances"
+    assert not instances.exists() or not any(instances.iterdir())
 
 
 @pytest.mark.skipif(not os.path.exists("/usr/bin/node"), reason="node is not installed")

@@ -36,20 +36,21 @@ import shutil
 import signal
 import socket
 import subprocess
-import tempfile
+import threading
 from dataclasses import dataclass
-from pathlib import Path
 
 from nova.core.errors import SandboxError
 from nova.sandbox import bwrap as bw
 from nova.sandbox.agent_launch import agent_argv, agent_env
 from nova.sandbox.base import BackendInfo, InstanceSpec, SandboxInstance
 from nova.sandbox.cgroups import CgroupLayout, CgroupLimits, InstanceCgroup
+from nova.sandbox.container_probe import probe
 from nova.sandbox.container_setup import (
+    ContainerOptions,
     HostPaths,
     InstanceFiles,
-    check_agent_package,
     check_interpreter,
+    host_setup,
     open_instance_files,
     wrapper_argv,
 )
@@ -57,40 +58,22 @@ from nova.sandbox.seccomp import deny_filter
 
 logger = logging.getLogger(__name__)
 
-ISOLATION = (
-    "bubblewrap: user/pid/mount/net/ipc/uts namespaces, uid 65534, no capabilities, "
-    "no_new_privs, seccomp deny list, read-only root, cgroup memory/pids/CPU limits, no network"
-)
-
-
-@dataclass(frozen=True, slots=True)
-class ContainerOptions:
-    agent_python: str = "/usr/bin/python3"  # runs the agent inside; must be under /usr
-    tmp_mb: int = 64  # /tmp size; tmpfs pages count against memory_mb, so at most half of it
-    pids_max: int = 64
-    open_files: int = 1024
-    sandbox_uid: int = bw.SANDBOX_UID  # host uid the instance runs as when the daemon is root
-    require_cgroups: bool = True  # refuse to start instances without memory/pids limits
-    # CPU is capped (proportional to memory) only this long after start: interpreter start-up
-    # and handler import run at full speed, as Lambda boosts its init phase.
-    cpu_boost_s: float = 2.0
-
 
 class ContainerBackend:
     def __init__(self, max_message_bytes: int, options: ContainerOptions | None = None) -> None:
         self._max_message_bytes = max_message_bytes
         self._options = options or ContainerOptions()
         self._instances: dict[str, ContainerInstance] = {}
-        self._info = self.probe(self._options)
+        self._info = probe(self._options)
         self._host: HostPaths | None = None
         self._cgroups: CgroupLayout | None = None
         if self._info.available:
-            self._host, self._cgroups = _host_setup(self._options)
+            self._host, self._cgroups = host_setup(self._options)
 
     @classmethod
     def probe(cls, options: ContainerOptions | None = None) -> BackendInfo:
         """Can this host run container instances? Runs a trivial sandbox once (cached)."""
-        return _probe(options or ContainerOptions())
+        return probe(options or ContainerOptions())
 
     @property
     def info(self) -> BackendInfo:
@@ -106,7 +89,13 @@ class ContainerBackend:
                 "lands"
             )
         check_interpreter(spec.interpreter, self._host)
-        prepared = await asyncio.to_thread(self._prepare, spec)
+        preparing = asyncio.ensure_future(asyncio.to_thread(self._prepare, spec))
+        try:
+            prepared = await asyncio.shield(preparing)
+        except asyncio.CancelledError:
+            # The thread runs on regardless: release what it creates once it is done.
+            preparing.add_done_callback(functools.partial(_release_prepared, spec))
+            raise
         host_end, agent_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             # Spawned on the event-loop thread on purpose: bwrap's --die-with-parent follows
@@ -142,7 +131,7 @@ class ContainerBackend:
         assert self._host is not None  # start() checked
         options = self._options
         spec.work_dir.mkdir(parents=True, exist_ok=True)
-        cgroup = None
+        cgroup, files = None, None
         limits = CgroupLimits.for_memory(spec.memory_mb, pids_max=options.pids_max)
         if self._cgroups is not None:
             cgroup = self._cgroups.create(spec.instance_id, limits)
@@ -171,6 +160,8 @@ class ContainerBackend:
                 0o600,
             )
         except BaseException:
+            if files is not None:
+                files.close()
             _discard(spec, cgroup)
             raise
         return _Prepared(wrapper, files, log_fd, cgroup, limits.cpu_quota_us)
@@ -325,6 +316,15 @@ def tmp_size_bytes(tmp_mb: int, memory_mb: int) -> int:
     return max(1, min(tmp_mb, memory_mb // 2)) * 1024 * 1024
 
 
+def _release_prepared(spec: InstanceSpec, done: asyncio.Future[_Prepared]) -> None:
+    if done.cancelled() or done.exception() is not None:
+        return
+    prepared = done.result()
+    prepared.close()
+    # Off the loop: removing groups may wait for the kernel.
+    threading.Thread(target=_discard, args=(spec, prepared.cgroup), daemon=True).start()
+
+
 def _discard(spec: InstanceSpec, cgroup: InstanceCgroup | None) -> None:
     if cgroup is not None:
         cgroup.kill_all()
@@ -332,87 +332,4 @@ def _discard(spec: InstanceSpec, cgroup: InstanceCgroup | None) -> None:
     shutil.rmtree(spec.work_dir, ignore_errors=True)
 
 
-def _host_setup(options: ContainerOptions) -> tuple[HostPaths, CgroupLayout | None]:
-    host = HostPaths.discover(options.sandbox_uid)
-    try:
-        layout = CgroupLayout.detect()
-        layout.prepare()
-    except (OSError, SandboxError) as exc:
-        if options.require_cgroups:
-            raise SandboxError(f"cannot apply per-instance limits: {exc}") from exc
-        logger.warning("container instances run WITHOUT memory/pids/CPU limits: %s", exc)
-        return host, None
-    return host, layout
-
-
-@functools.cache
-def _probe(options: ContainerOptions) -> BackendInfo:
-    def result(available: bool, reason: str) -> BackendInfo:
-        return BackendInfo("container", available, reason, ISOLATION, supports_reload=False)
-
-    if shutil.which("bwrap") is None:
-        return result(False, "bwrap not installed: apt-get install bubblewrap")
-    try:
-        deny_filter()
-        host, cgroups = _host_setup(options)
-        check_interpreter(options.agent_python, host)
-        check_agent_package(host)
-    except SandboxError as exc:
-        return result(False, exc.message)
-    error = _trial_run(host, options)
-    if error:
-        return result(False, f"a trial sandbox failed: {error}")
-    limits = f"with cgroup v{cgroups.version} limits" if cgroups else "WITHOUT cgroup limits"
-    return result(True, f"bubblewrap works on this host ({limits})")
-
-
-def _trial_run(host: HostPaths, options: ContainerOptions) -> str | None:
-    """Start the real chain (minus cgroups) with a command that proves the sandbox is in place."""
-    with tempfile.TemporaryDirectory(prefix="nova-probe-") as scratch:
-        work = Path(scratch)
-        (work / "code").mkdir(mode=0o755)
-        os.chmod(work, 0o755)
-        spec = InstanceSpec(
-            "probe",
-            "probe",
-            "python",
-            options.agent_python,
-            work / "code",
-            work / "w",
-            128,
-            5,
-            False,
-        )
-        files = open_instance_files(spec, host, deny_filter())
-        check = f"import os; assert os.getuid() == {bw.SANDBOX_UID} and os.listdir('/code') == []"
-        argv = bw.bwrap_argv(
-            host.bwrap,
-            host.layout,
-            files.mounts,
-            tmp_bytes=1 << 20,
-            env={},
-            command=[options.agent_python, "-S", "-c", check],
-        )
-        chain = wrapper_argv(
-            host,
-            open_files=options.open_files,
-            fsize_bytes=1 << 20,
-            procs_files=[],
-            sandbox=argv,
-        )
-        try:
-            done = subprocess.run(
-                chain,
-                pass_fds=files.inherited,
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                timeout=10,
-                check=False,
-            )
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            return str(exc)
-        finally:
-            files.close()
-        if done.returncode != 0:
-            return done.stderr.decode(errors="replace").strip()[-500:] or f"exit {done.returncode}"
-    return None
+__all__ = ["ContainerBackend", "ContainerInstance", "ContainerOptions", "tmp_size_bytes"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import logging
 import os
 import shutil
 import stat
@@ -18,6 +19,9 @@ from nova.core.errors import SandboxError
 from nova.sandbox import bwrap as bw
 from nova.sandbox.agent_launch import AGENT_PACKAGE_DIR, PACKAGE_PARENT
 from nova.sandbox.base import InstanceSpec
+from nova.sandbox.cgroups import CgroupLayout
+
+logger = logging.getLogger(__name__)
 
 # The first process of every instance, run by /bin/sh as
 #   sh -c WRAPPER_SCRIPT nova-wrapper NOFILE FSIZE_BLOCKS N PROCS_FILE... COMMAND...
@@ -38,6 +42,19 @@ exec "$@"
 # Inherited fds are renumbered to at least this, so none of them can sit on 0-9 where the
 # wrapper's redirection (fd 3) would clobber it.
 _FIRST_INHERITED_FD = 10
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerOptions:
+    agent_python: str = "/usr/bin/python3"  # runs the agent inside; must be under /usr
+    tmp_mb: int = 64  # /tmp size; tmpfs pages count against memory_mb, so at most half of it
+    pids_max: int = 64
+    open_files: int = 1024
+    sandbox_uid: int = bw.SANDBOX_UID  # host uid the instance runs as when the daemon is root
+    require_cgroups: bool = True  # refuse to start instances without memory/pids limits
+    # CPU is capped (proportional to memory) only this long after start: interpreter start-up
+    # and handler import run at full speed, as Lambda boosts its init phase.
+    cpu_boost_s: float = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +97,20 @@ class HostPaths:
             "--no-new-privs",
             "--",
         ]
+
+
+def host_setup(options: ContainerOptions) -> tuple[HostPaths, CgroupLayout | None]:
+    """What this host offers and where instance cgroups go (None: no limits, if allowed)."""
+    host = HostPaths.discover(options.sandbox_uid)
+    try:
+        layout = CgroupLayout.detect()
+        layout.prepare()
+    except (OSError, SandboxError) as exc:
+        if options.require_cgroups:
+            raise SandboxError(f"cannot apply per-instance limits: {exc}") from exc
+        logger.warning("container instances run WITHOUT memory/pids/CPU limits: %s", exc)
+        return host, None
+    return host, layout
 
 
 def check_interpreter(interpreter: str, host: HostPaths) -> None:
