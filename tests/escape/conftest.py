@@ -29,11 +29,6 @@ MAX_MESSAGE_BYTES = 1 << 20
 INTERPRETERS = {"python": "/usr/bin/python3", "node": "/usr/bin/node"}
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    # Until pyproject.toml registers it (--strict-markers refuses unknown markers).
-    config.addinivalue_line("markers", "escape: sandbox escape tests, need a real backend")
-
-
 class AgentSession:
     """One started instance and a frame-level client of its agent."""
 

@@ -27,8 +27,10 @@ class CodeCache:
         target = self.path_for(function_name, bundle.sha256)
         if target.is_dir():
             return target
-        target.parent.mkdir(parents=True, exist_ok=True)
+        target.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
         staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=target.parent))
+        # mkdtemp makes 0700; sandboxes run as an unprivileged uid and bind this directory.
+        staging.chmod(0o755)
         try:
             write_files(staging, bundle)
             os.rename(staging, target)

@@ -15,7 +15,6 @@ from nova.sandbox.base import BackendInfo, InstanceSpec
 from nova.sandbox.container_setup import (
     ContainerOptions,
     HostPaths,
-    check_agent_package,
     check_interpreter,
     host_setup,
     open_instance_files,
@@ -40,7 +39,6 @@ def probe(options: ContainerOptions) -> BackendInfo:
         deny_filter()
         host, cgroups = host_setup(options)
         check_interpreter(options.agent_python, host)
-        check_agent_package(host)
     except SandboxError as exc:
         return result(False, exc.message)
     error = _trial_run(host, options)

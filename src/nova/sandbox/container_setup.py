@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import logging
 import os
 import shutil
 import stat
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -65,6 +67,8 @@ class HostPaths:
     layout: bw.RootLayout
     visible_roots: tuple[str, ...]  # host directories that exist at the same path inside
     drop_to_uid: int | None  # run the chain as this uid (daemon is root), or None (it is not)
+    agent_init: Path  # nova/__init__.py and nova/agent as bound into instances (see agent_package)
+    agent_dir: Path
 
     @classmethod
     def discover(cls, sandbox_uid: int) -> HostPaths:
@@ -80,7 +84,8 @@ class HostPaths:
         etc = tuple(p for p in bw.HOST_ETC_FILES if os.path.exists(p))
         layout = bw.RootLayout(tuple(symlinks), tuple(binds), etc)
         visible = ("/usr", *binds, *(link for _, link in symlinks))
-        return cls(found, layout, visible, sandbox_uid if os.geteuid() == 0 else None)
+        drop_to_uid = sandbox_uid if os.geteuid() == 0 else None
+        return cls(found, layout, visible, drop_to_uid, *agent_package(drop_to_uid))
 
     def privilege_drop(self) -> list[str]:
         """The setpriv prefix that makes the rest of the chain an unprivileged host user."""
@@ -202,8 +207,8 @@ def open_instance_files(
     try:
         mounts = bw.InstanceMounts(
             code_dir=str(readable_code_dir(spec, host)),
-            agent_package_init=str(PACKAGE_PARENT / "nova" / "__init__.py"),
-            agent_package_dir=str(AGENT_PACKAGE_DIR),
+            agent_package_init=str(host.agent_init),
+            agent_package_dir=str(host.agent_dir),
             seccomp_fd=data(seccomp_program),
             etc_data={path: data(content) for path, content in bw.GENERATED_ETC.items()},
         )
@@ -213,9 +218,52 @@ def open_instance_files(
     return InstanceFiles(mounts, opened)
 
 
-def check_agent_package(host: HostPaths) -> None:
-    check_reachable(PACKAGE_PARENT / "nova" / "__init__.py", host.drop_to_uid, directory=False)
-    check_reachable(AGENT_PACKAGE_DIR, host.drop_to_uid, directory=True)
+def agent_package(uid: int | None) -> tuple[Path, Path]:
+    """(nova/__init__.py, nova/agent) to bind into instances, as paths the sandbox user can read.
+
+    A checkout the sandbox user cannot reach (a clone under /root, say) is served from a staged
+    copy in the system temp dir, named by content hash so every daemon of the same version
+    shares it and a changed agent never reuses a stale one.
+    """
+    init_file, agent_dir = PACKAGE_PARENT / "nova" / "__init__.py", AGENT_PACKAGE_DIR
+    try:
+        check_reachable(init_file, uid, directory=False)
+        check_reachable(agent_dir, uid, directory=True)
+    except SandboxError:
+        staged = _stage_agent_package(init_file, agent_dir)
+        return staged / "nova" / "__init__.py", staged / "nova" / "agent"
+    return init_file, agent_dir
+
+
+def _stage_agent_package(init_file: Path, agent_dir: Path) -> Path:
+    sources = [
+        init_file,
+        *sorted(p for p in agent_dir.rglob("*") if p.is_file() and "__pycache__" not in p.parts),
+    ]
+    digest = hashlib.sha256()
+    for source in sources:
+        digest.update(
+            str(source.relative_to(PACKAGE_PARENT)).encode() + b"\0" + source.read_bytes()
+        )
+    target = Path(tempfile.gettempdir()) / f"nova-agent-{digest.hexdigest()[:16]}"
+    if target.is_dir():
+        return target
+    staging = Path(tempfile.mkdtemp(prefix=".nova-agent-", dir=target.parent))
+    for source in sources:
+        copy = staging / source.relative_to(PACKAGE_PARENT)
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, copy)
+        copy.chmod(0o644)
+    for directory in (staging, *(p for p in staging.rglob("*") if p.is_dir())):
+        directory.chmod(0o755)
+    try:
+        os.rename(staging, target)
+    except OSError:
+        shutil.rmtree(staging, ignore_errors=True)  # a concurrent daemon staged it first
+    logger.info(
+        "staged the agent package at %s (the checkout is not readable by the sandbox user)", target
+    )
+    return target
 
 
 def readable_code_dir(spec: InstanceSpec, host: HostPaths) -> Path:

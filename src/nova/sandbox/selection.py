@@ -1,4 +1,8 @@
-"""Choosing the sandbox backend: the strongest this host supports, or the one asked for."""
+"""Choosing the sandbox backend: the strongest this host supports, or the one asked for.
+
+Order of strength: container (namespaces + cgroups + seccomp), then process (no isolation).
+The process backend is only ever chosen when development mode allows it, and then loudly.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ import logging
 from nova.config import Settings
 from nova.core.errors import NovaError
 from nova.sandbox.base import BackendInfo, SandboxBackend
+from nova.sandbox.container import ContainerBackend
 from nova.sandbox.process import ProcessBackend
 
 logger = logging.getLogger(__name__)
@@ -17,37 +22,28 @@ class NoUsableBackend(NovaError):
     status = 503
 
 
-def _process_info(allowed: bool) -> BackendInfo:
-    reason = (
-        "allowed by sandbox.allow_process_backend (--dev)"
-        if allowed
-        else (
-            "refused: it isolates nothing; start the daemon with --dev to allow it for development"
-        )
-    )
-    return BackendInfo("process", allowed, reason, "none: a child process with rlimits", True)
+def process_backend_info(allowed: bool) -> BackendInfo:
+    info = ProcessBackend(0).info
+    if allowed:
+        return info
+    reason = "refused: it isolates nothing; allow it for development with `nova daemon --dev`"
+    return BackendInfo(info.name, False, reason, info.isolation, info.supports_reload)
 
 
 def choose_backend(settings: Settings) -> tuple[SandboxBackend, list[BackendInfo]]:
-    """Return the backend to use and what every backend's status is on this host."""
+    """The backend to use, and every backend's status on this host (for /runtimes, /health)."""
     wanted = settings.sandbox.backend
-    allow_process = settings.sandbox.allow_process_backend or wanted == "process"
-    candidates: list[tuple[BackendInfo, SandboxBackend | None]] = []
-    candidates.append(
-        (
-            _process_info(allow_process),
-            ProcessBackend(settings.executor.max_message_bytes) if allow_process else None,
-        )
-    )
-    infos = [info for info, _ in candidates]
-    for info, backend in candidates:
-        if backend is not None and info.available and (wanted in ("auto", info.name)):
-            if info.name == "process":
-                logger.warning(
-                    "using the process backend: functions run WITHOUT isolation (development only)"
-                )
-            else:
-                logger.info("using the %s backend: %s", info.name, info.isolation)
-            return backend, infos
+    max_message_bytes = settings.executor.max_message_bytes
+    container_info = ContainerBackend.probe()
+    process_info = process_backend_info(settings.sandbox.allow_process_backend or wanted == "process")
+    infos = [container_info, process_info]
+    if wanted in ("auto", "container") and container_info.available:
+        logger.info("sandbox backend: container (%s)", container_info.isolation)
+        return ContainerBackend(max_message_bytes), infos
+    if wanted in ("auto", "process") and process_info.available:
+        if wanted == "auto":
+            logger.warning("the container backend is unavailable: %s", container_info.reason)
+        logger.warning("sandbox backend: process — functions run WITHOUT isolation (development only)")
+        return ProcessBackend(max_message_bytes), infos
     reasons = "; ".join(f"{info.name}: {info.reason}" for info in infos)
     raise NoUsableBackend(f"no usable sandbox backend for backend={wanted!r} ({reasons})")

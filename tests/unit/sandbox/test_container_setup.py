@@ -25,7 +25,7 @@ from nova.sandbox.container_setup import (
 from nova.sandbox.seccomp import deny_filter
 
 LAYOUT = bw.RootLayout((("usr/bin", "/bin"), ("usr/lib", "/lib")), (), ("/etc/ld.so.cache",))
-HOST = HostPaths("/usr/bin/bwrap", LAYOUT, ("/usr", "/bin", "/lib"), drop_to_uid=65534)
+HOST = HostPaths("/usr/bin/bwrap", LAYOUT, ("/usr", "/bin", "/lib"), 65534, Path("/a/nova/__init__.py"), Path("/a/nova/agent"))
 
 
 def _argv() -> list[str]:
@@ -123,7 +123,7 @@ def test_wrapper_joins_groups_sets_limits_and_moves_stdin_to_fd_3(tmp_path: Path
     procs = [tmp_path / "memory.procs", tmp_path / "pids.procs"]
     for path in procs:
         path.write_text("")
-    host = HostPaths("/usr/bin/bwrap", LAYOUT, ("/usr",), drop_to_uid=None)
+    host = HostPaths("/usr/bin/bwrap", LAYOUT, ("/usr",), None, Path("/a/nova/__init__.py"), Path("/a/nova/agent"))
     script = "cat /proc/self/limits; ls -l /proc/self/fd/3; cat /proc/self/oom_score_adj"
     argv = wrapper_argv(
         host,
@@ -176,3 +176,27 @@ def test_seccomp_program_checks_the_architecture_first() -> None:
     if os.uname().machine == "x86_64":
         _, _, _, arch = struct.unpack_from("=HBBI", program, 8)
         assert arch == 0xC000003E  # AUDIT_ARCH_X86_64; anything else is killed
+
+
+def test_agent_package_is_bound_in_place_when_reachable() -> None:
+    from nova.sandbox.agent_launch import AGENT_PACKAGE_DIR
+    from nova.sandbox.container_setup import agent_package
+
+    init_file, agent_dir = agent_package(None)  # no privilege drop: the daemon's own files
+    assert agent_dir == AGENT_PACKAGE_DIR
+    assert init_file.name == "__init__.py"
+
+
+def test_unreachable_agent_package_is_staged_world_readable() -> None:
+    import stat
+
+    from nova.sandbox.agent_launch import AGENT_PACKAGE_DIR, PACKAGE_PARENT
+    from nova.sandbox.container_setup import _stage_agent_package
+
+    staged = _stage_agent_package(PACKAGE_PARENT / "nova" / "__init__.py", AGENT_PACKAGE_DIR)
+    assert staged == _stage_agent_package(PACKAGE_PARENT / "nova" / "__init__.py", AGENT_PACKAGE_DIR)
+    protocol = staged / "nova" / "agent" / "protocol.py"
+    assert protocol.read_bytes() == (AGENT_PACKAGE_DIR / "protocol.py").read_bytes()
+    assert stat.S_IMODE(protocol.stat().st_mode) == 0o644
+    assert stat.S_IMODE((staged / "nova" / "agent").stat().st_mode) == 0o755
+    assert not list(staged.rglob("__pycache__"))

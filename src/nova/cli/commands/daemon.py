@@ -38,6 +38,12 @@ class LogFormat(StrEnum):
     JSON = "json"
 
 
+class SandboxBackendName(StrEnum):
+    AUTO = "auto"
+    CONTAINER = "container"
+    PROCESS = "process"
+
+
 class RunDaemon(Protocol):
     def __call__(
         self, *, config_file: Path | None, overrides: dict[str, Any], deploy_example: bool
@@ -94,6 +100,19 @@ def daemon(
             show_default="30",
         ),
     ] = None,
+    backend: Annotated[
+        SandboxBackendName | None,
+        typer.Option(
+            help="Sandbox backend; auto picks the strongest this host supports.",
+            show_default="auto",
+        ),
+    ] = None,
+    dev: Annotated[
+        bool,
+        typer.Option(
+            "--dev", help="Development mode: allow the process backend, which isolates nothing."
+        ),
+    ] = False,
     example: Annotated[
         bool, typer.Option("--example", help="Deploy an example function at startup.")
     ] = False,
@@ -106,6 +125,8 @@ def daemon(
         database_url=database_url,
         log_level=log_level,
         log_format=log_format,
+        backend=backend,
+        dev=dev,
     )
     run_daemon = _load_run_daemon()
     code = run_daemon(config_file=config, overrides=overrides, deploy_example=example)
@@ -121,6 +142,8 @@ def daemon_overrides(
     database_url: str | None = None,
     log_level: LogLevel | None = None,
     log_format: LogFormat | None = None,
+    backend: SandboxBackendName | None = None,
+    dev: bool = False,
 ) -> dict[str, Any]:
     """The nested settings overrides for the flags that were given (``None`` = not given)."""
     sections: dict[str, dict[str, Any]] = {
@@ -131,6 +154,10 @@ def daemon_overrides(
             "shutdown_timeout_s": shutdown_timeout_s,
         },
         "store": {"database_url": database_url},
+        "sandbox": {
+            "backend": backend.value if backend else None,
+            "allow_process_backend": True if dev else None,
+        },
         "logging": {
             "level": log_level.value if log_level else None,
             "format": log_format.value if log_format else None,

@@ -1,0 +1,1 @@
+"""Nova's benchmark: `make bench` (python -m bench.run)."""

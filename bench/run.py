@@ -1,0 +1,162 @@
+"""`make bench`: Nova against baselines measured in the same run, printed and written as JSON.
+
+Measures, for each sandbox backend asked for:
+  warm   sequential keep-alive invokes of a Python hello over HTTP (p50/p95/p99), next to a bare
+         uvicorn hello on the same loop and parser;
+  rps    throughput at 16 connections (wrk), next to the bare uvicorn hello;
+  cold   first invoke after create (p50/p95), next to spawning a bare python3 and a bare fork.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+from rich.console import Console
+from rich.table import Table
+
+from bench import client, servers
+
+HELLO = "def handler(event, context):\n    return {'message': 'Hello, ' + event.get('name', 'world') + '!'}\n"
+EVENT = b'{"name":"bench"}'
+console = Console(stderr=True)
+
+
+def percentiles(samples: list[float]) -> dict[str, float]:
+    ordered = sorted(samples)
+
+    def at(q: float) -> float:
+        return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 4)
+
+    return {"p50": at(0.50), "p95": at(0.95), "p99": at(0.99), "mean": round(statistics.fmean(ordered), 4), "n": len(ordered)}
+
+
+def measure_baselines(requests: int, seconds: int) -> dict[str, Any]:
+    process, port = servers.start_bare_uvicorn()
+    try:
+        console.print("[dim]baseline: bare uvicorn hello …[/]")
+        warm = percentiles(client.sequential_latencies_ms(port, "/", EVENT, requests, warmup=200))
+        rps = client.wrk_requests_per_second(port, "/", EVENT, 16, seconds) if client.wrk_available() else None
+    finally:
+        servers.stop(process)
+    return {"warm_ms": warm, "rps_16": rps, "python_spawn_ms": percentiles(_spawn_python(20)), "fork_ms": percentiles(_bare_fork(200))}
+
+
+def _spawn_python(count: int) -> list[float]:
+    interpreter = "/usr/bin/python3" if Path("/usr/bin/python3").exists() else sys.executable
+    samples = []
+    for _ in range(count):
+        started = time.perf_counter()
+        subprocess.run([interpreter, "-c", "pass"], check=True)
+        samples.append((time.perf_counter() - started) * 1000)
+    return samples
+
+
+def _bare_fork(count: int) -> list[float]:
+    samples = []
+    for _ in range(count):
+        started = time.perf_counter()
+        pid = os.fork()
+        if pid == 0:
+            os._exit(0)
+        os.waitpid(pid, 0)
+        samples.append((time.perf_counter() - started) * 1000)
+    return samples
+
+
+def measure_backend(backend: str, requests: int, seconds: int, cold_samples: int) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="nova-bench-") as data_dir:
+        process, port = servers.start_nova(Path(data_dir), backend)
+        try:
+            with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as api:
+                runtimes = api.get("/runtimes").json()
+                if runtimes["backend"] != backend:
+                    return {"skipped": f"daemon chose {runtimes['backend']!r}"}
+                api.post("/functions", json={"name": "hello", "runtime": "python", "code": HELLO, "max_replicas": 4}).raise_for_status()
+                console.print(f"[dim]{backend}: warm latency …[/]")
+                warm = percentiles(client.sequential_latencies_ms(port, "/functions/hello/invoke", EVENT, requests, warmup=200))
+                console.print(f"[dim]{backend}: throughput …[/]")
+                rps = client.wrk_requests_per_second(port, "/functions/hello/invoke", EVENT, 16, seconds) if client.wrk_available() else None
+                console.print(f"[dim]{backend}: cold starts …[/]")
+                cold = percentiles(_cold_starts(api, cold_samples))
+        finally:
+            servers.stop(process)
+    return {"warm_ms": warm, "rps_16": rps, "cold_ms": cold}
+
+
+def _cold_starts(api: httpx.Client, count: int) -> list[float]:
+    samples = []
+    for index in range(count):
+        name = f"cold-{index}"
+        api.post("/functions", json={"name": name, "runtime": "python", "code": HELLO}).raise_for_status()
+        started = time.perf_counter()
+        result = api.post(f"/functions/{name}/invoke", content=EVENT).json()
+        samples.append((time.perf_counter() - started) * 1000)
+        if not result["cold_start"] or result["error"]:
+            raise RuntimeError(f"expected a clean cold start, got {result}")
+        api.delete(f"/functions/{name}").raise_for_status()
+    return samples
+
+
+def render(report: dict[str, Any]) -> None:
+    base = report["baseline"]
+    table = Table(title="Nova benchmark (ms unless noted; baselines measured in the same run)")
+    for column in ("what", "p50", "p95", "p99", "req/s @16", "vs baseline"):
+        table.add_column(column, justify="right" if column != "what" else "left")
+    bare = base["warm_ms"]
+    table.add_row("bare uvicorn hello", f"{bare['p50']:.3f}", f"{bare['p95']:.3f}", f"{bare['p99']:.3f}", _rps(base["rps_16"]), "baseline")
+    for backend, result in report["backends"].items():
+        if "skipped" in result:
+            table.add_row(f"{backend}", "-", "-", "-", "-", result["skipped"])
+            continue
+        warm = result["warm_ms"]
+        share = f"{result['rps_16'] / base['rps_16']:.0%} of bare rps" if result["rps_16"] and base["rps_16"] else "-"
+        table.add_row(f"{backend}: warm invoke", f"{warm['p50']:.3f}", f"{warm['p95']:.3f}", f"{warm['p99']:.3f}", _rps(result["rps_16"]), share)
+        cold = result["cold_ms"]
+        table.add_row(f"{backend}: cold start", f"{cold['p50']:.1f}", f"{cold['p95']:.1f}", f"{cold['p99']:.1f}", "-", f"python3 spawn p50 {base['python_spawn_ms']['p50']:.1f}")
+    table.add_row("bare python3 spawn", f"{base['python_spawn_ms']['p50']:.1f}", f"{base['python_spawn_ms']['p95']:.1f}", f"{base['python_spawn_ms']['p99']:.1f}", "-", "baseline")
+    table.add_row("bare fork", f"{base['fork_ms']['p50']:.2f}", f"{base['fork_ms']['p95']:.2f}", f"{base['fork_ms']['p99']:.2f}", "-", "baseline")
+    Console().print(table)
+
+
+def _rps(value: float | None) -> str:
+    return f"{value:,.0f}" if value else "n/a (wrk missing)"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=Path("bench/results.json"))
+    parser.add_argument("--requests", type=int, default=3000)
+    parser.add_argument("--seconds", type=int, default=5)
+    parser.add_argument("--cold", type=int, default=20)
+    parser.add_argument("--backends", default="process,container")
+    args = parser.parse_args(argv)
+    if not client.wrk_available():
+        console.print("[yellow]wrk is not installed: throughput is skipped (apt-get install wrk)[/]")
+    report: dict[str, Any] = {
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "kernel": platform.release()},
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "baseline": measure_baselines(args.requests, args.seconds),
+        "backends": {},
+    }
+    for backend in args.backends.split(","):
+        report["backends"][backend] = measure_backend(backend.strip(), args.requests, args.seconds, args.cold)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2))
+    render(report)
+    console.print(f"[dim]wrote {args.out}[/]")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
