@@ -52,6 +52,7 @@ from nova.sandbox.container_setup import (
     check_interpreter,
     host_setup,
     open_instance_files,
+    remove_scratch_code,
     wrapper_argv,
 )
 from nova.sandbox.seccomp import deny_filter
@@ -243,6 +244,7 @@ class ContainerInstance:
                 self._log_tail(),
             )
         await asyncio.to_thread(shutil.rmtree, self._spec.work_dir, True)
+        await asyncio.to_thread(remove_scratch_code, self.instance_id)
 
     def _teardown(self) -> None:
         # Kill the pid namespace's init (bwrap's child): the kernel then kills and reaps every
@@ -330,6 +332,7 @@ def _discard(spec: InstanceSpec, cgroup: InstanceCgroup | None) -> None:
         cgroup.kill_all()
         cgroup.remove()
     shutil.rmtree(spec.work_dir, ignore_errors=True)
+    remove_scratch_code(spec.instance_id)
 
 
 __all__ = ["ContainerBackend", "ContainerInstance", "ContainerOptions", "tmp_size_bytes"]

@@ -267,16 +267,22 @@ def _stage_agent_package(init_file: Path, agent_dir: Path) -> Path:
 
 
 def readable_code_dir(spec: InstanceSpec, host: HostPaths) -> Path:
-    """The code dir to bind. If the sandbox user can reach it but not list it (the code cache
-    writes versions through a 0700 mkdtemp), bind a private copy with readable modes."""
+    """The code dir to bind, as a path the sandbox user can read.
+
+    The code cache is bound in place when the sandbox user can reach it. Otherwise (a data dir
+    under a private directory such as /root) the instance gets its own world-readable copy in
+    :func:`scratch_code_dir`, which :func:`remove_scratch_code` deletes with the instance.
+    """
     uid = host.drop_to_uid
     try:
         check_reachable(spec.code_dir, uid, directory=True)
         return spec.code_dir
     except SandboxError:
-        if uid is None or not _allows(spec.code_dir.parent, uid, stat.S_IXUSR):
+        if uid is None:
             raise
-    copy = spec.work_dir / "code"
+    copy = scratch_code_dir(spec.instance_id)
+    copy.parent.mkdir(mode=0o711, parents=True, exist_ok=True)
+    copy.parent.chmod(0o711)  # searchable, not listable: instances cannot see each other's names
     shutil.copytree(spec.code_dir, copy, symlinks=False, dirs_exist_ok=True)
     for root, _dirs, files in os.walk(copy):
         os.chmod(root, 0o755)
@@ -285,6 +291,14 @@ def readable_code_dir(spec: InstanceSpec, host: HostPaths) -> Path:
             os.chmod(target, 0o755 if os.stat(target).st_mode & stat.S_IXUSR else 0o644)
     check_reachable(copy, uid, directory=True)
     return copy
+
+
+def scratch_code_dir(instance_id: str) -> Path:
+    return Path(tempfile.gettempdir()) / "nova-code" / instance_id
+
+
+def remove_scratch_code(instance_id: str) -> None:
+    shutil.rmtree(scratch_code_dir(instance_id), ignore_errors=True)
 
 
 def wrapper_argv(

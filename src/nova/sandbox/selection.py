@@ -35,7 +35,7 @@ def choose_backend(settings: Settings) -> tuple[SandboxBackend, list[BackendInfo
     wanted = settings.sandbox.backend
     max_message_bytes = settings.executor.max_message_bytes
     container_info = ContainerBackend.probe()
-    process_info = process_backend_info(settings.sandbox.allow_process_backend or wanted == "process")
+    process_info = process_backend_info(settings.sandbox.allow_process_backend)
     infos = [container_info, process_info]
     if wanted in ("auto", "container") and container_info.available:
         logger.info("sandbox backend: container (%s)", container_info.isolation)
@@ -43,7 +43,9 @@ def choose_backend(settings: Settings) -> tuple[SandboxBackend, list[BackendInfo
     if wanted in ("auto", "process") and process_info.available:
         if wanted == "auto":
             logger.warning("the container backend is unavailable: %s", container_info.reason)
-        logger.warning("sandbox backend: process — functions run WITHOUT isolation (development only)")
+        logger.warning(
+            "sandbox backend: process — functions run WITHOUT isolation (development only)"
+        )
         return ProcessBackend(max_message_bytes), infos
     reasons = "; ".join(f"{info.name}: {info.reason}" for info in infos)
     raise NoUsableBackend(f"no usable sandbox backend for backend={wanted!r} ({reasons})")

@@ -1,0 +1,78 @@
+"""The daemon on its default backend: containers, chosen by `auto`, end to end over HTTP."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from nova.sandbox.container import ContainerBackend
+from tests.e2e.daemon_process import DaemonProcess
+
+_INFO = ContainerBackend.probe()
+if not _INFO.available and os.environ.get("CI") != "true":
+    pytest.skip(f"container backend unavailable here: {_INFO.reason}", allow_module_level=True)
+
+PID = "import os\ndef handler(event, context):\n    return {'v': %d, 'uid': os.getuid()}\n"
+
+
+@pytest.fixture
+def container_api(tmp_path: Path) -> Iterator[httpx.Client]:
+    # No --dev and no backend given: the daemon must choose containers by itself.
+    env = {"NOVA_SANDBOX__ALLOW_PROCESS_BACKEND": "false", "NOVA_BACKEND": "auto"}
+    daemon = DaemonProcess(tmp_path / "data", env=env).start()
+    try:
+        with daemon.client() as client:
+            yield client
+    finally:
+        daemon.stop()
+
+
+def test_auto_chooses_containers_and_reports_why(container_api: httpx.Client) -> None:
+    assert _INFO.available, _INFO.reason  # under CI=true an unavailable backend fails here
+    body = container_api.get("/runtimes").json()
+    assert body["backend"] == "container"
+    backends = {item["name"]: item for item in body["backends"]}
+    assert backends["container"]["available"] is True
+    assert backends["process"]["available"] is False
+    assert "--dev" in backends["process"]["reason"]
+    assert container_api.get("/health").json()["backend"]["name"] == "container"
+
+
+def test_lifecycle_in_containers(container_api: httpx.Client) -> None:
+    container_api.post("/functions", json={"name": "boxed", "runtime": "python", "code": PID % 1}).raise_for_status()
+    cold = container_api.post("/functions/boxed/invoke", json={}).json()
+    warm = container_api.post("/functions/boxed/invoke", json={}).json()
+    assert (cold["cold_start"], warm["cold_start"]) == (True, False)
+    assert cold["output"] == {"v": 1, "uid": 65534}  # an unprivileged uid, not the daemon's root
+    container_api.patch("/functions/boxed", json={"code": PID % 2}).raise_for_status()
+    updated = container_api.post("/functions/boxed/invoke", json={}).json()
+    assert updated["output"]["v"] == 2
+    assert updated["cold_start"] is True  # read-only code: a new instance, not a reload
+    assert container_api.delete("/functions/boxed").status_code == 200
+
+
+def test_out_of_memory_is_classified_and_recovers(container_api: httpx.Client) -> None:
+    code = "def handler(event, context):\n    block = bytearray(event['mb'] * 1024 * 1024)\n    return len(block)\n"
+    container_api.post("/functions", json={"name": "hog", "runtime": "python", "code": code, "memory_mb": 128}).raise_for_status()
+    result = container_api.post("/functions/hog/invoke", json={"mb": 2048}).json()
+    assert result["error"]["type"] == "Function.OutOfMemory"
+    assert container_api.post("/functions/hog/invoke", json={"mb": 8}).json()["output"] == 8 * 1024 * 1024
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed on this host")
+def test_node_in_containers(container_api: httpx.Client) -> None:
+    code = "exports.handler = async (event) => ({ uid: process.getuid(), echo: event });\n"
+    container_api.post("/functions", json={"name": "nodebox", "runtime": "node", "code": code}).raise_for_status()
+    assert container_api.post("/functions/nodebox/invoke", json={"a": 1}).json()["output"] == {"uid": 65534, "echo": {"a": 1}}
+
+
+def test_process_backend_needs_dev_mode(tmp_path: Path) -> None:
+    env = {"NOVA_SANDBOX__ALLOW_PROCESS_BACKEND": "false", "NOVA_BACKEND": "process"}
+    daemon = DaemonProcess(tmp_path / "data", env=env)
+    with pytest.raises(RuntimeError, match="--dev"):
+        daemon.start(timeout_s=15)
