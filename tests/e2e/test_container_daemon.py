@@ -76,3 +76,14 @@ def test_process_backend_needs_dev_mode(tmp_path: Path) -> None:
     daemon = DaemonProcess(tmp_path / "data", env=env)
     with pytest.raises(RuntimeError, match="--dev"):
         daemon.start(timeout_s=15)
+
+
+def test_instance_records_carry_the_image(container_api: httpx.Client) -> None:
+    container_api.post("/functions", json={"name": "imaged", "runtime": "python", "code": PID % 1}).raise_for_status()
+    container_api.post("/functions/imaged/invoke", json={}).raise_for_status()
+    body = container_api.get("/functions/imaged/instances").json()
+    assert body["backend"] == "container"
+    [instance] = body["items"]
+    assert instance["image_id"].startswith("host:")
+    assert instance["invocations"] == 1
+    assert instance["state"] == "ready"

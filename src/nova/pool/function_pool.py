@@ -37,6 +37,21 @@ class PoolLimits:
 
 
 @dataclass(frozen=True, slots=True)
+class InstanceInfo:
+    """One instance record as GET /functions/{name}/instances shows it."""
+
+    id: str
+    state: str
+    pid: int | None
+    image_id: str
+    code_hash: str
+    inflight: int
+    invocations: int
+    age_s: float
+    idle_s: float
+
+
+@dataclass(frozen=True, slots=True)
 class PoolStats:
     function: str
     instances: int
@@ -329,6 +344,23 @@ class FunctionPool:
     @property
     def busy(self) -> int:
         return sum(i.inflight for i in self._instances)
+
+    def instances(self) -> list[InstanceInfo]:
+        now = time.monotonic()
+        return [
+            InstanceInfo(
+                id=i.instance_id,
+                state=i.state.value,
+                pid=i.sandbox.pid,
+                image_id=i.sandbox.image_id,
+                code_hash=i.code_hash,
+                inflight=i.inflight,
+                invocations=i.invocations,
+                age_s=round(now - i.started_at, 3),
+                idle_s=round(now - i.last_used, 3) if i.inflight == 0 else 0.0,
+            )
+            for i in self._instances
+        ]
 
     def stats(self) -> PoolStats:
         return PoolStats(

@@ -59,6 +59,11 @@ class SandboxInstance(Protocol):
         """A writable scratch directory as the agent sees it (goes into Init)."""
         ...
 
+    @property
+    def image_id(self) -> str:
+        """The root filesystem the instance runs on (e.g. "host:<hash>"), for instance records."""
+        ...
+
     def alive(self) -> bool: ...
 
     def oom_kills(self) -> int:

@@ -121,7 +121,9 @@ class ContainerBackend:
             agent_end.close()
             prepared.close()
         host_end.setblocking(False)
-        instance = ContainerInstance(spec, process, host_end, prepared.cgroup, self._instances)
+        instance = ContainerInstance(
+            spec, process, host_end, prepared.cgroup, self._instances, self._host.image_id
+        )
         self._instances[spec.instance_id] = instance
         if prepared.cgroup is not None:
             instance.limit_cpu_after(self._options.cpu_boost_s, prepared.cpu_quota_us)
@@ -181,8 +183,10 @@ class ContainerInstance:
         sock: socket.socket,
         cgroup: InstanceCgroup | None,
         registry: dict[str, ContainerInstance],
+        image_id: str,
     ) -> None:
         self._spec = spec
+        self._image_id = image_id
         self._process = process
         self._sock = sock
         self._cgroup = cgroup
@@ -209,6 +213,10 @@ class ContainerInstance:
     @property
     def tmp_dir(self) -> str:
         return bw.TMP_DIR
+
+    @property
+    def image_id(self) -> str:
+        return self._image_id
 
     def limit_cpu_after(self, delay_s: float, quota_us: int) -> None:
         if self._cgroup is None:

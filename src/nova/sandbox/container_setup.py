@@ -69,6 +69,7 @@ class HostPaths:
     drop_to_uid: int | None  # run the chain as this uid (daemon is root), or None (it is not)
     agent_init: Path  # nova/__init__.py and nova/agent as bound into instances (see agent_package)
     agent_dir: Path
+    image_id: str = "host"  # "host:<hash>" of the host root the instances see (host_image_id)
 
     @classmethod
     def discover(cls, sandbox_uid: int) -> HostPaths:
@@ -85,7 +86,9 @@ class HostPaths:
         layout = bw.RootLayout(tuple(symlinks), tuple(binds), etc)
         visible = ("/usr", *binds, *(link for _, link in symlinks))
         drop_to_uid = sandbox_uid if os.geteuid() == 0 else None
-        return cls(found, layout, visible, drop_to_uid, *agent_package(drop_to_uid))
+        return cls(
+            found, layout, visible, drop_to_uid, *agent_package(drop_to_uid), host_image_id(layout)
+        )
 
     def privilege_drop(self) -> list[str]:
         """The setpriv prefix that makes the rest of the chain an unprivileged host user."""
@@ -102,6 +105,17 @@ class HostPaths:
             "--no-new-privs",
             "--",
         ]
+
+
+def host_image_id(layout: bw.RootLayout) -> str:
+    """Identify the host root instances see: the bind layout plus the installed package set
+    (dpkg's status file changes whenever a package is installed, removed or upgraded)."""
+    digest = hashlib.sha256(repr(layout).encode())
+    for marker in ("/var/lib/dpkg/status", "/usr/bin/python3", "/usr/bin/node"):
+        with contextlib.suppress(OSError):
+            st = os.stat(marker)
+            digest.update(f"{marker}:{st.st_size}:{st.st_mtime_ns}".encode())
+    return f"host:{digest.hexdigest()[:12]}"
 
 
 def host_setup(options: ContainerOptions) -> tuple[HostPaths, CgroupLayout | None]:

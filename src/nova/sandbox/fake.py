@@ -51,6 +51,10 @@ class FakeInstance:
     def tmp_dir(self) -> str:
         return "/tmp"
 
+    @property
+    def image_id(self) -> str:
+        return "fake"
+
     def alive(self) -> bool:
         return not self.killed
 

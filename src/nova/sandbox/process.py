@@ -66,6 +66,10 @@ class ProcessInstance:
     def tmp_dir(self) -> str:
         return str(self._spec.work_dir / "tmp")
 
+    @property
+    def image_id(self) -> str:
+        return "host"  # the daemon host's own filesystem, unisolated
+
     def alive(self) -> bool:
         return not self._killed and self._process.returncode is None
 

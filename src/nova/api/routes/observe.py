@@ -33,6 +33,15 @@ async def function_logs(
     return {"items": [log_out(log) for log in page.items], "next": page.next}
 
 
+@router.get("/functions/{name}/instances", summary="The function's running instances")
+async def function_instances(request: Request, name: str) -> dict[str, Any]:
+    svc = services(request)
+    await svc.functions.get(validate_function_name(name))
+    pool = svc.pools.get(name)
+    items = [asdict(info) for info in pool.instances()] if pool is not None else []
+    return {"items": items, "next": None, "backend": svc.backend.name}
+
+
 @router.get("/invocations", summary="Invocation logs of all functions, newest first")
 async def invocations(
     request: Request,
