@@ -14,14 +14,15 @@ cannot make the reader allocate more than the limit.
 
 Host -> agent:
   Init   {type, id, protocol, runtime, handler, mode, code_dir, env, function_name,
-          function_version, memory_mb, timeout_s, concurrency}
+          function_version, memory_mb, timeout_s, concurrency,
+          interpreter?, tmp_dir?, init_timeout_s?}               # ? = optional
   Exec   {type, id, event, deadline_ms, trace_parent}   # event: any JSON value
   Ping   {type, id}
   Reload {type, id, files: {path: {data: base64, executable: bool}}, code_hash}
   Stop   {type, id}
 Agent -> host (always Resp):
   Resp   {type, id, ok, ...}
-    to Init:   {protocol, agent_version, pid}
+    to Init:   {protocol, agent_version, pid, init_ms}   # workers started and ready
     to Exec:   {output, error: null | {type, message, stack}, stdout, stderr, duration_ms}
     to Ping:   {}
     to Reload: {code_hash}
@@ -68,8 +69,16 @@ def encode_frame(body: bytes, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     return HEADER.pack(len(body)) + body
 
 
-def encode_message(message: dict[str, Any], max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> bytes:
-    body = json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode()
+def encode_message(
+    message: dict[str, Any], max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+) -> bytes:
+    text = json.dumps(message, separators=(",", ":"), ensure_ascii=False)
+    try:
+        body = text.encode()
+    except UnicodeEncodeError:
+        # A lone surrogate (e.g. from a "\ud800" escape in user JSON) has no UTF-8 form, and
+        # strict peers reject it even escaped; U+FFFD keeps the frame valid JSON for everyone.
+        body = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace").encode()
     return encode_frame(body, max_message_bytes)
 
 
@@ -78,7 +87,7 @@ def decode_body(body: bytes) -> dict[str, Any]:
         message = json.loads(body)
     except ValueError as exc:
         raise ProtocolError(f"frame body is not JSON: {exc}") from exc
-    if not isinstance(message, dict) or not isinstance(message.get("type"), int):
+    if not isinstance(message, dict) or type(message.get("type")) is not int:  # bool is no type
         raise ProtocolError("frame body must be a JSON object with an integer 'type'")
     return message
 
@@ -90,14 +99,17 @@ def check_length(header: bytes, max_message_bytes: int) -> int:
     return int(length)
 
 
-def read_frame(stream: BinaryIO, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> bytes | None:
+def read_frame(
+    stream: BinaryIO, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+) -> bytes | None:
     """Blocking read of one frame body; ``None`` on a clean EOF between frames."""
     header = _read_exactly(stream, HEADER.size, allow_eof=True)
     if header is None:
         return None
     length = check_length(header, max_message_bytes)
     body = _read_exactly(stream, length, allow_eof=False)
-    assert body is not None  # allow_eof=False never returns None
+    if body is None:  # cannot happen with allow_eof=False; keeps the type honest without assert
+        raise ProtocolError("connection closed before the frame body")
     return body
 
 

@@ -1,0 +1,168 @@
+"""The agent's frame loop: read a frame, dispatch by type, answer every request exactly once.
+
+One thread reads the host connection. Exec goes straight to the Runner (which answers from its
+own threads); Init, Ping, Reload and Stop are handled here, in order, so a Reload never overlaps
+the frames sent before it. Malformed or unknown messages get an ``ok: false`` reply and the
+loop carries on; only a broken stream (an oversized or truncated frame) ends it.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from typing import Any, BinaryIO
+
+import nova
+from nova.agent.channel import Channel
+from nova.agent.diagnostics import report
+from nova.agent.environment import function_environment
+from nova.agent.errors import AgentError, ErrorType
+from nova.agent.invocation import parse_exec
+from nova.agent.protocol import (
+    PROTOCOL_VERSION,
+    MessageTooLarge,
+    MsgType,
+    ProtocolError,
+    decode_body,
+    read_frame,
+)
+from nova.agent.reload import parse_files, replace_code
+from nova.agent.runner import Runner, make_runner
+from nova.agent.spec import InitSpec, parse_init
+
+EXIT_OK = 0
+EXIT_PROTOCOL = 3  # the host sent something that is not a frame stream; the agent gave up
+_READ_BUFFER = 1 << 16
+_DRAIN_SLACK_S = 5.0  # Reload waits for running invocations up to their timeout plus this
+
+
+class Agent:
+    def __init__(self, fd: int, max_message_bytes: int) -> None:
+        self._fd = fd
+        self._max = max_message_bytes
+        self._channel = Channel(fd, max_message_bytes)
+        self._spec: InitSpec | None = None
+        self._env: dict[str, str] = {}
+        self._runner: Runner | None = None
+        self._handlers: dict[int, Callable[[dict[str, Any]], bool]] = {
+            MsgType.INIT: self._init,
+            MsgType.PING: self._ping,
+            MsgType.RELOAD: self._reload,
+            MsgType.STOP: self._stop,
+        }
+
+    def serve(self) -> int:
+        """Serve until Stop or EOF (0) or a broken stream (EXIT_PROTOCOL)."""
+        stream = open(self._fd, "rb", buffering=_READ_BUFFER, closefd=False)  # noqa: SIM115
+        try:
+            return self._loop(stream)
+        finally:
+            self._stop_runner()
+            stream.close()
+
+    def _loop(self, stream: BinaryIO) -> int:
+        channel = self._channel
+        while True:
+            try:
+                body = read_frame(stream, self._max)
+            except MessageTooLarge as exc:
+                # The stream cannot be resynchronised without reading the oversized body.
+                channel.refuse(None, AgentError(ErrorType.MESSAGE_TOO_LARGE, str(exc)))
+                report(f"closing the connection: {exc}")
+                return EXIT_PROTOCOL
+            except (ProtocolError, OSError) as exc:
+                report(f"closing the connection: {exc}")
+                return EXIT_PROTOCOL
+            if body is None:
+                return EXIT_OK
+            try:
+                message = decode_body(body)
+            except ProtocolError as exc:
+                channel.refuse(None, AgentError(ErrorType.INVALID_MESSAGE, str(exc)))
+                continue
+            kind = message["type"]
+            if kind == MsgType.EXEC:
+                self._exec(message, body)
+                continue
+            handler = self._handlers.get(kind)
+            if handler is None:
+                error = AgentError(ErrorType.UNKNOWN_MESSAGE, f"unknown message type {kind}")
+                channel.refuse(message.get("id"), error)
+                continue
+            try:
+                keep_serving = handler(message)
+            except AgentError as exc:
+                channel.refuse(message.get("id"), exc)
+                continue
+            if not keep_serving:
+                return EXIT_OK
+
+    def _exec(self, message: dict[str, Any], body: bytes) -> None:
+        runner, spec = self._runner, self._spec
+        if runner is None or spec is None:
+            kind = ErrorType.NOT_INITIALIZED if spec is None else ErrorType.INIT_FAILED
+            reason = "send Init first" if spec is None else "its workers failed to start"
+            error = AgentError(kind, f"the agent cannot run Exec: {reason}")
+            self._channel.refuse(message.get("id"), error)
+            return
+        try:
+            job = parse_exec(message, body, spec.timeout_s)
+        except AgentError as exc:
+            self._channel.refuse(message.get("id"), exc)
+            return
+        runner.submit(job)
+
+    def _init(self, message: dict[str, Any]) -> bool:
+        if self._spec is not None:
+            raise AgentError(ErrorType.ALREADY_INITIALIZED, "Init was already accepted")
+        started = time.perf_counter()
+        spec = parse_init(message, os.environ)
+        env = function_environment(spec, os.environ)
+        self._runner = self._start_runner(spec, env)
+        self._spec, self._env = spec, env
+        self._channel.reply(
+            message.get("id"),
+            protocol=PROTOCOL_VERSION,
+            agent_version=nova.__version__,
+            pid=os.getpid(),
+            init_ms=round((time.perf_counter() - started) * 1000, 3),
+        )
+        return True
+
+    def _ping(self, message: dict[str, Any]) -> bool:
+        self._channel.reply(message.get("id"))
+        return True
+
+    def _reload(self, message: dict[str, Any]) -> bool:
+        spec = self._spec
+        if spec is None:
+            raise AgentError(ErrorType.NOT_INITIALIZED, "send Init before Reload")
+        files = parse_files(message.get("files"))
+        code_hash = message.get("code_hash")
+        if self._runner is not None:
+            # Invocations sent before the Reload finish on the old code; the frame loop reads
+            # nothing new meanwhile, so nothing can start on a half-written directory.
+            self._runner.drain(spec.timeout_s + _DRAIN_SLACK_S)
+            self._stop_runner()
+        try:
+            replace_code(spec.code_dir, files)
+        finally:
+            self._runner = self._start_runner(spec, self._env)
+        self._channel.reply(message.get("id"), code_hash=code_hash)
+        return True
+
+    def _stop(self, message: dict[str, Any]) -> bool:
+        self._stop_runner()
+        self._channel.reply(message.get("id"))
+        return False
+
+    def _start_runner(self, spec: InitSpec, env: dict[str, str]) -> Runner:
+        runner = make_runner(spec, env, self._channel)
+        runner.start()
+        return runner
+
+    def _stop_runner(self) -> None:
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            runner.stop()

@@ -1,0 +1,260 @@
+"""Nova's Python worker: runs user handlers inside the function's own interpreter.
+
+Started by the Nova agent; never imports nova (it runs on the user's sys.path and interpreter,
+which may be any Python >= 3.8).
+
+    persistent:  python_bootstrap.py --handler MOD.FN --resp-fd N
+        fd 0 carries one JSON request line per invocation; the bootstrap moves it to a private
+        fd and puts /dev/null on 0. fds 1 and 2 are append-only capture files shared with the
+        agent: after each call their tails become "stdout"/"stderr" and they are truncated.
+        The first line on fd N is {"ready":true} (the handler import was attempted); then one
+        result line per request: {"id","output","error","stdout","stderr"}.
+    process:     python_bootstrap.py --handler MOD.FN --resp-fd N --once FILE
+        runs the request in FILE, writes {"id","output","error"} to fd N and exits; stdout and
+        stderr are pipes the agent reads.
+
+User failures are results, never crashes: import errors, a missing handler and unserialisable
+return values are reported per invocation and the worker stays alive.
+"""
+
+from __future__ import annotations
+
+import faulthandler
+import io
+import json
+import os
+import sys
+import time
+import types
+from typing import Any, BinaryIO
+
+CAPTURE_LIMIT = 64 * 1024  # keep in step with nova/agent/capture.py
+TRUNCATION_MARK = "[nova: %d earlier bytes truncated]\n"
+IMPORT_MODULE_ERROR = "Runtime.ImportModuleError"  # keep in step with nova/agent/errors.py
+HANDLER_NOT_FOUND = "Runtime.HandlerNotFound"
+SERIALIZATION_ERROR = "Runtime.SerializationError"
+
+_BOOTSTRAP_FILES = {__file__, os.path.abspath(__file__)}
+_dumps = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
+
+
+def _error(kind: str, message: str, stack: list[str] | None = None) -> dict[str, Any]:
+    return {"type": kind, "message": message, "stack": stack or []}
+
+
+def _user_stack(exc: BaseException) -> list[str]:
+    """The traceback without the bootstrap's, importlib's or asyncio's own frames."""
+    import traceback
+
+    hidden = set(_BOOTSTRAP_FILES)
+    asyncio_file = getattr(sys.modules.get("asyncio"), "__file__", None)
+    asyncio_dir = os.path.dirname(asyncio_file) + os.sep if asyncio_file else None
+    frames = [
+        frame
+        for frame in traceback.extract_tb(exc.__traceback__)
+        if frame.filename not in hidden
+        and not frame.filename.startswith("<frozen ")
+        and not (asyncio_dir and frame.filename.startswith(asyncio_dir))
+    ]
+    return [entry.rstrip("\n") for entry in traceback.format_list(frames)]
+
+
+class Context:
+    """What a handler's ``context`` argument offers (the AWS Lambda names)."""
+
+    __slots__ = (
+        "_deadline_ms",
+        "aws_request_id",
+        "function_name",
+        "function_version",
+        "invoked_function_arn",
+        "memory_limit_in_mb",
+        "request_id",
+    )
+
+    def __init__(self, request_id: Any, deadline_ms: float, static: tuple[str, str, int]) -> None:
+        self.request_id = self.aws_request_id = request_id
+        self.function_name, self.function_version, self.memory_limit_in_mb = static
+        self.invoked_function_arn = "arn:nova:function:" + self.function_name
+        self._deadline_ms = deadline_ms
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int(self._deadline_ms - time.time() * 1000))
+
+
+class Handler:
+    def __init__(self, spec: str) -> None:
+        module, _, name = spec.rpartition(".")
+        self.module_name = module.replace("/", ".")
+        self.name = name
+        self.function: Any = None
+        self.load_error: dict[str, Any] | None = None  # reported by the next invocation
+        env = os.environ
+        self.static = (
+            env.get("NOVA_FUNCTION_NAME", ""),
+            env.get("NOVA_FUNCTION_VERSION", ""),
+            int(env.get("NOVA_MEMORY_LIMIT_MB") or 0),
+        )
+        self.default_timeout_ms = float(env.get("NOVA_TIMEOUT_S") or 30) * 1000
+
+    def load(self) -> None:
+        import importlib
+
+        try:
+            module = importlib.import_module(self.module_name)
+        except Exception as exc:  # any import failure is the user's, reported as data
+            detail = str(exc) if isinstance(exc, ImportError) else f"{type(exc).__name__}: {exc}"
+            message = f"Unable to import module '{self.module_name}': {detail}"
+            self.load_error = _error(IMPORT_MODULE_ERROR, message, _user_stack(exc))
+            return
+        function = getattr(module, self.name, None)
+        if not callable(function):
+            message = f"Handler '{self.name}' missing on module '{self.module_name}'"
+            self.load_error = _error(HANDLER_NOT_FOUND, message)
+            return
+        self.function = function
+
+    def invoke(self, request: dict[str, Any]) -> tuple[bytes | None, dict[str, Any] | None]:
+        """(output JSON bytes, None) or (None, error object)."""
+        if self.function is None:
+            if self.load_error is None:
+                self.load()
+            error, self.load_error = self.load_error, None
+            if error is not None:
+                return None, error
+        deadline_ms = request.get("deadline_ms") or time.time() * 1000 + self.default_timeout_ms
+        context = Context(request.get("id"), deadline_ms, self.static)
+        try:
+            result = self.function(request.get("event"), context)
+            if isinstance(result, types.CoroutineType):
+                import asyncio
+
+                result = asyncio.run(result)
+        except Exception as exc:  # the user's exception, reported as data
+            return None, _error(type(exc).__name__, str(exc), _user_stack(exc))
+        try:
+            return _dumps(result).encode(), None
+        except (TypeError, ValueError, RecursionError) as exc:
+            return None, _error(SERIALIZATION_ERROR, f"Unable to marshal response: {exc}")
+
+
+def _text(value: Any) -> bytes:
+    return _dumps(value).encode("utf-8", "replace")
+
+
+def _result_line(
+    request: dict[str, Any],
+    output: bytes | None,
+    error: dict[str, Any] | None,
+    captures: tuple[str, str] | None = None,
+) -> bytes:
+    parts = [b'{"id":', _text(request.get("id")), b',"output":', output or b"null"]
+    parts += [b',"error":', b"null" if error is None else _text(error)]
+    if captures is not None:
+        parts += [b',"stdout":', _text(captures[0]), b',"stderr":', _text(captures[1])]
+    parts.append(b"}\n")
+    return b"".join(parts)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _flush_std() -> None:
+    for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
+        try:
+            if stream is not None:
+                stream.flush()
+        except (OSError, ValueError):
+            pass  # a stream the user closed or broke has nothing left to capture
+
+
+def _drain_capture(fd: int) -> str:
+    """The tail of what this invocation wrote to fd (a capture file), which is then emptied."""
+    try:
+        size = os.fstat(fd).st_size
+        if not size:
+            return ""
+        keep = min(size, CAPTURE_LIMIT)
+        data = os.pread(fd, keep, size - keep)
+        os.ftruncate(fd, 0)
+    except OSError as exc:  # the user replaced or closed fd 1/2
+        return f"[nova: output not captured: {exc}]"
+    text = data.decode("utf-8", "replace")
+    return TRUNCATION_MARK % (size - keep) + text if size > keep else text
+
+
+def _apply_env(env: dict[str, str], previous: tuple[str, ...]) -> tuple[str, ...]:
+    environ = os.environ
+    for key in previous:
+        if key not in env:
+            environ.pop(key, None)
+    environ.update(env)
+    return tuple(env)
+
+
+def serve(handler: Handler, resp_fd: int) -> None:
+    requests: BinaryIO = os.fdopen(os.dup(0), "rb")
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+    _write_all(resp_fd, b'{"ready":true}\n')
+    per_call_keys: tuple[str, ...] = ()
+    for line in requests:
+        request = json.loads(line)
+        per_call_keys = _apply_env(request.get("env") or {}, per_call_keys)
+        output, error = handler.invoke(request)
+        _flush_std()
+        captures = (_drain_capture(1), _drain_capture(2))
+        _write_all(resp_fd, _result_line(request, output, error, captures))
+
+
+def run_once(handler: Handler, path: str, resp_fd: int) -> None:
+    with open(path, "rb") as file:
+        request = json.loads(file.read())
+    _apply_env(request.get("env") or {}, ())
+    output, error = handler.invoke(request)
+    _flush_std()
+    _write_all(resp_fd, _result_line(request, output, error))
+    os._exit(0)  # do not wait for threads the handler left behind
+
+
+def _parse_args(argv: list[str]) -> dict[str, str]:
+    options: dict[str, str] = {}
+    while len(argv) >= 2 and argv[0].startswith("--"):
+        options[argv[0][2:]] = argv[1]
+        argv = argv[2:]
+    if argv or "handler" not in options or "resp-fd" not in options:
+        sys.exit("usage: python_bootstrap.py --handler MOD.FN --resp-fd N [--once FILE]")
+    return options
+
+
+def main() -> None:
+    options = _parse_args(sys.argv[1:])
+    resp_fd = int(options["resp-fd"])
+    os.set_inheritable(resp_fd, False)  # user subprocesses must not hold the result pipe
+    code_dir = os.environ.get("NOVA_CODE_DIR") or os.getcwd()
+    # sys.path[0] is this script's directory: the user's code directory takes its place.
+    if code_dir in sys.path[1:]:
+        del sys.path[0]
+    else:
+        sys.path[0] = code_dir
+    sys.argv = [sys.argv[0]]
+    faulthandler.enable()  # a segfault in user code leaves its stack in the stderr capture
+    # Line-buffered like a terminal: prints interleave with C-level writes in order and are
+    # not lost when user code kills its own process.
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(line_buffering=True)
+    handler = Handler(options["handler"])
+    handler.load()
+    if "once" in options:
+        run_once(handler, options["once"], resp_fd)
+    else:
+        serve(handler, resp_fd)
+
+
+if __name__ == "__main__":
+    main()

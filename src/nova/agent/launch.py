@@ -1,0 +1,28 @@
+"""How to start a worker for a runtime: the interpreter, its bootstrap script and their flags.
+
+The bootstraps ship next to this module (bootstraps/) and run under the *function's* interpreter,
+so they are plain scripts that import nothing from nova.
+"""
+
+from __future__ import annotations
+
+import os
+
+from nova.agent.spec import InitSpec
+
+BOOTSTRAP_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bootstraps")
+BOOTSTRAPS = {
+    "python": os.path.join(BOOTSTRAP_DIR, "python_bootstrap.py"),
+    "node": os.path.join(BOOTSTRAP_DIR, "node_bootstrap.js"),
+}
+READY_LINE = b'{"ready":true}'  # a persistent worker's first line: handler import attempted
+
+
+def bootstrap_argv(spec: InitSpec) -> list[str]:
+    """The command line of a worker, without the per-process ``--resp-fd`` / ``--once`` flags."""
+    argv = [spec.interpreter]
+    if spec.runtime == "node":
+        # Let V8 collect garbage before the sandbox's memory limit kills the process.
+        argv.append(f"--max-old-space-size={max(16, spec.memory_mb * 7 // 8)}")
+    argv += [BOOTSTRAPS[spec.runtime], "--handler", spec.handler]
+    return argv

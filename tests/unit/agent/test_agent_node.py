@@ -1,0 +1,147 @@
+"""The real agent running Node.js handlers (skipped where node is not installed)."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import orjson
+
+from nova.agent.protocol import MsgType, read_frame
+
+from .conftest import AgentProcess, needs_node, write
+
+pytestmark = needs_node
+
+
+def test_async_handler_output_context_and_env(agent: AgentProcess, code_dir: Path) -> None:
+    write(
+        code_dir,
+        "index.js",
+        "exports.handler = async (event, context) => ({\n"
+        "  echo: event, pid: process.pid, rid: process.env.NOVA_REQUEST_ID,\n"
+        "  runtime: process.env.NOVA_RUNTIME, requestId: context.awsRequestId,\n"
+        "  remaining: context.getRemainingTimeInMillis(), name: context.functionName,\n"
+        "});\n",
+    )
+    assert agent.init("index.handler", runtime="node")["ok"] is True
+    reply = agent.exec({"n": 1}, id="r-1")
+    assert reply["error"] is None
+    output = reply["output"]
+    assert output["echo"] == {"n": 1}
+    assert (output["rid"], output["requestId"], output["runtime"]) == ("r-1", "r-1", "node")
+    assert 0 < output["remaining"] <= 5000
+    assert output["name"] == "fn"
+
+
+def test_sync_and_callback_handlers(agent: AgentProcess, code_dir: Path) -> None:
+    write(
+        code_dir,
+        "index.js",
+        "exports.sync = (event) => event + 1;\n"
+        "exports.cb = (event, context, callback) => setTimeout(() => callback(null, event * 2), 1);\n",
+    )
+    agent.init("index.sync", runtime="node")
+    assert agent.exec(1)["output"] == 2
+    other = AgentProcess(code_dir, agent.tmp_dir, None)
+    try:
+        other.init("index.cb", runtime="node")
+        assert other.exec(4)["output"] == 8
+    finally:
+        other.close()
+
+
+def test_console_output_is_captured(agent: AgentProcess, code_dir: Path) -> None:
+    write(
+        code_dir,
+        "index.js",
+        "const { execSync } = require('child_process');\n"
+        "exports.handler = async (event) => {\n"
+        "  console.log('hello', event);\n"
+        "  console.error('oops');\n"
+        '  process.stdout.write(\'{"id":"forged"}\\n\');\n'
+        "  execSync('echo from-child', { stdio: 'inherit' });\n"
+        "  return 'done';\n"
+        "};\n",
+    )
+    agent.init("index.handler", runtime="node")
+    for _ in range(2):
+        reply = agent.exec(1)
+        assert reply["output"] == "done"
+        assert reply["stdout"] == 'hello 1\n{"id":"forged"}\nfrom-child\n'
+        assert reply["stderr"] == "oops\n"
+
+
+def test_thrown_error_has_name_message_and_user_stack(agent: AgentProcess, code_dir: Path) -> None:
+    write(
+        code_dir,
+        "index.js",
+        "function inner() { throw new TypeError('nope'); }\n"
+        "exports.handler = async () => inner();\n",
+    )
+    agent.init("index.handler", runtime="node")
+    error = agent.exec()["error"]
+    assert (error["type"], error["message"]) == ("TypeError", "nope")
+    assert error["stack"]
+    assert "inner" in error["stack"][0]
+    assert not any("node_bootstrap" in line for line in error["stack"])
+
+
+def test_import_error_missing_handler_and_bad_result(agent: AgentProcess, code_dir: Path) -> None:
+    write(code_dir, "index.js", "require('no-such-module-nova');\n")
+    agent.init("index.handler", runtime="node")
+    assert agent.exec()["error"]["type"] == "Runtime.ImportModuleError"
+    assert agent.exec()["error"]["type"] == "Runtime.ImportModuleError"
+    write(code_dir, "other.js", "exports.handler = () => 1n;\nexports.x = 1;\n")
+    for handler, expected in (
+        ("other.missing", "Runtime.HandlerNotFound"),
+        ("other.handler", "Runtime.SerializationError"),
+    ):
+        other = AgentProcess(code_dir, agent.tmp_dir, None)
+        try:
+            other.init(handler, runtime="node")
+            assert other.exec()["error"]["type"] == expected
+            assert other.exec()["error"]["type"] == expected  # the worker survived
+        finally:
+            other.close()
+
+
+def test_worker_crash_then_recovery_and_reload(agent: AgentProcess, code_dir: Path) -> None:
+    write(
+        code_dir,
+        "index.js",
+        "exports.handler = async (event) => {\n"
+        "  if (event === 'kill') process.kill(process.pid, 'SIGKILL');\n"
+        "  return 'v1';\n};\n",
+    )
+    agent.init("index.handler", runtime="node")
+    crashed = agent.exec("kill")
+    assert crashed["error"]["type"] == "Runtime.ExitError"
+    assert agent.exec()["output"] == "v1"
+    source = b"exports.handler = async () => 'v2';\n"
+    files = {"index.js": {"data": base64.b64encode(source).decode(), "executable": False}}
+    assert agent.request({"type": MsgType.RELOAD, "files": files, "code_hash": "2"})["ok"]
+    assert agent.exec()["output"] == "v2"
+
+
+def test_process_mode(agent: AgentProcess, code_dir: Path) -> None:
+    write(
+        code_dir,
+        "index.js",
+        "exports.handler = async (event) => { console.log('out', event); return process.pid; };\n",
+    )
+    agent.init("index.handler", runtime="node", mode="process")
+    first, second = agent.exec(1), agent.exec(2)
+    assert first["output"] != second["output"]
+    assert first["stdout"] == "out 1\n"
+
+
+def test_lone_surrogates_reach_the_host_as_valid_utf8(agent: AgentProcess, code_dir: Path) -> None:
+    write(code_dir, "index.js", "exports.handler = async () => ({ text: 'a\\ud800b' });\n")
+    agent.init("index.handler", runtime="node")
+    request_id = agent.send(agent.exec_message())
+    body = read_frame(agent._reader)
+    assert body is not None
+    reply = orjson.loads(body)  # what the host decodes with; it rejects lone surrogates
+    assert reply["id"] == request_id
+    assert reply["output"] == {"text": "a\ufffdb"}
