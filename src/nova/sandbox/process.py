@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import resource
 import shutil
-import signal
 import socket
 import sys
 
 from nova.core.errors import SandboxError
 from nova.sandbox.agent_launch import PACKAGE_PARENT, agent_argv, agent_env
 from nova.sandbox.base import BackendInfo, InstanceSpec, SandboxInstance
+from nova.sandbox.process_tree import kill_tree
 
 _OPEN_FILES = 1024
 _MAX_FILE_BYTES = 512 * 1024 * 1024
@@ -81,9 +80,8 @@ class ProcessInstance:
             return
         self._killed = True
         self._registry.pop(self._id, None)
-        # The agent leads its own session, so its workers and anything they spawned die too.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self._process.pid, signal.SIGKILL)
+        # Workers lead sessions of their own, so a process-group kill would miss them.
+        await asyncio.to_thread(kill_tree, self._process.pid)
         with contextlib.suppress(ProcessLookupError):
             await self._process.wait()
         self._sock.close()
