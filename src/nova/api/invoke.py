@@ -9,7 +9,6 @@ executor. Everything else falls through to the FastAPI app.
 from __future__ import annotations
 
 import re
-import uuid
 from collections.abc import Callable
 
 import orjson
@@ -17,6 +16,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from nova.api.context import Services
 from nova.api.errors import error_body, error_headers
+from nova.core import ids
 from nova.core.errors import MalformedJson, NovaError, PayloadTooLarge
 from nova.core.names import validate_function_name
 
@@ -43,7 +43,7 @@ class InvokeFastPath:
         headers = dict(scope["headers"])
         request_id = headers.get(b"x-nova-request-id", b"").decode("latin-1")
         if not _REQUEST_ID.match(request_id):
-            request_id = str(uuid.uuid4())
+            request_id = ids.request_id()
         try:
             validate_function_name(name)
             event = await _read_event(headers, receive, services.settings.daemon.max_payload_bytes)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 import orjson
 
 from nova.agent.protocol import MsgType
+from nova.core import ids
 from nova.core.errors import ShuttingDown
 from nova.core.models import InvocationError, InvocationLog
 from nova.executor.drain import InflightTracker
@@ -62,7 +62,7 @@ class Executor:
         if self.inflight.closing:
             raise ShuttingDown()
         with self.inflight.track():
-            request_id = request_id or str(uuid.uuid4())
+            request_id = request_id or ids.request_id()
             pool = await self._deployer.pool_for(name)
             started = time.perf_counter()
             instance, cold = await pool.acquire()
