@@ -44,7 +44,9 @@ def test_auto_chooses_containers_and_reports_why(container_api: httpx.Client) ->
 
 
 def test_lifecycle_in_containers(container_api: httpx.Client) -> None:
-    container_api.post("/functions", json={"name": "boxed", "runtime": "python", "code": PID % 1}).raise_for_status()
+    container_api.post(
+        "/functions", json={"name": "boxed", "runtime": "python", "code": PID % 1}
+    ).raise_for_status()
     cold = container_api.post("/functions/boxed/invoke", json={}).json()
     warm = container_api.post("/functions/boxed/invoke", json={}).json()
     assert (cold["cold_start"], warm["cold_start"]) == (True, False)
@@ -58,17 +60,27 @@ def test_lifecycle_in_containers(container_api: httpx.Client) -> None:
 
 def test_out_of_memory_is_classified_and_recovers(container_api: httpx.Client) -> None:
     code = "def handler(event, context):\n    block = bytearray(event['mb'] * 1024 * 1024)\n    return len(block)\n"
-    container_api.post("/functions", json={"name": "hog", "runtime": "python", "code": code, "memory_mb": 128}).raise_for_status()
+    container_api.post(
+        "/functions", json={"name": "hog", "runtime": "python", "code": code, "memory_mb": 128}
+    ).raise_for_status()
     result = container_api.post("/functions/hog/invoke", json={"mb": 2048}).json()
     assert result["error"]["type"] == "Function.OutOfMemory"
-    assert container_api.post("/functions/hog/invoke", json={"mb": 8}).json()["output"] == 8 * 1024 * 1024
+    assert (
+        container_api.post("/functions/hog/invoke", json={"mb": 8}).json()["output"]
+        == 8 * 1024 * 1024
+    )
 
 
 @pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed on this host")
 def test_node_in_containers(container_api: httpx.Client) -> None:
     code = "exports.handler = async (event) => ({ uid: process.getuid(), echo: event });\n"
-    container_api.post("/functions", json={"name": "nodebox", "runtime": "node", "code": code}).raise_for_status()
-    assert container_api.post("/functions/nodebox/invoke", json={"a": 1}).json()["output"] == {"uid": 65534, "echo": {"a": 1}}
+    container_api.post(
+        "/functions", json={"name": "nodebox", "runtime": "node", "code": code}
+    ).raise_for_status()
+    assert container_api.post("/functions/nodebox/invoke", json={"a": 1}).json()["output"] == {
+        "uid": 65534,
+        "echo": {"a": 1},
+    }
 
 
 def test_process_backend_needs_dev_mode(tmp_path: Path) -> None:
@@ -79,7 +91,9 @@ def test_process_backend_needs_dev_mode(tmp_path: Path) -> None:
 
 
 def test_instance_records_carry_the_image(container_api: httpx.Client) -> None:
-    container_api.post("/functions", json={"name": "imaged", "runtime": "python", "code": PID % 1}).raise_for_status()
+    container_api.post(
+        "/functions", json={"name": "imaged", "runtime": "python", "code": PID % 1}
+    ).raise_for_status()
     container_api.post("/functions/imaged/invoke", json={}).raise_for_status()
     body = container_api.get("/functions/imaged/instances").json()
     assert body["backend"] == "container"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 
@@ -51,8 +53,6 @@ def test_requests_beyond_max_replicas_wait_then_get_429(tmp_path: object) -> Non
 
             with ThreadPoolExecutor(2) as threads:
                 first = threads.submit(call, 2.0)
-                import time
-
                 time.sleep(0.8)  # the first call holds the only instance
                 throttled = threads.submit(call, 0).result()
                 assert first.result().status_code == 200
@@ -68,8 +68,6 @@ def test_min_replicas_are_prewarmed(api: httpx.Client) -> None:
         "/functions",
         json={"name": "prewarm", "runtime": "python", "code": SLOW_PID, "min_replicas": 2},
     ).raise_for_status()
-    import time
-
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         pools = {pool["function"]: pool for pool in api.get("/stats").json()["pools"]}
@@ -78,3 +76,27 @@ def test_min_replicas_are_prewarmed(api: httpx.Client) -> None:
         time.sleep(0.1)
     assert pools["prewarm"]["instances"] == 2
     assert api.post("/functions/prewarm/invoke", json={"sleep": 0}).json()["cold_start"] is False
+
+
+def test_idle_instances_are_reaped_after_the_ttl(tmp_path: Path) -> None:
+    env = {"NOVA_POOL__IDLE_TTL_S": "0.5", "NOVA_POOL__CLEANUP_INTERVAL_S": "0.2"}
+    daemon = DaemonProcess(tmp_path / "d", env=env).start()
+    try:
+        with daemon.client() as api:
+            api.post(
+                "/functions", json={"name": "idle", "runtime": "python", "code": SLOW_PID}
+            ).raise_for_status()
+            assert (
+                api.post("/functions/idle/invoke", json={"sleep": 0}).json()["cold_start"] is True
+            )
+            deadline = time.monotonic() + 10
+            while (
+                time.monotonic() < deadline and api.get("/functions/idle/instances").json()["items"]
+            ):
+                time.sleep(0.1)
+            assert api.get("/functions/idle/instances").json()["items"] == []
+            assert (
+                api.post("/functions/idle/invoke", json={"sleep": 0}).json()["cold_start"] is True
+            )
+    finally:
+        daemon.stop()

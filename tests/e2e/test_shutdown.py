@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import threading
@@ -56,3 +57,35 @@ def test_sigterm_finishes_in_flight_work_then_stops_instances(tmp_path: Path) ->
             assert [log["success"] for log in logs] == [True]  # written before the daemon exited
     finally:
         restarted.stop()
+
+
+def test_a_second_sigint_forces_exit(tmp_path: Path) -> None:
+    daemon = DaemonProcess(
+        tmp_path / "data", env={"NOVA_LOG_LEVEL": "info"}, args=["--shutdown-timeout", "60"]
+    ).start()
+    code = "import time\ndef handler(event, context):\n    time.sleep(30)\n"
+    with daemon.client() as api:
+        api.post(
+            "/functions", json={"name": "stuck", "runtime": "python", "code": code}
+        ).raise_for_status()
+        caller = threading.Thread(
+            target=_post_ignoring_errors, args=(api, "/functions/stuck/invoke")
+        )
+        caller.start()
+        time.sleep(1.0)
+        assert daemon.process is not None
+        daemon.process.send_signal(signal.SIGINT)
+        time.sleep(0.5)
+        assert daemon.process.poll() is None  # draining: waits for the stuck invocation
+        started = time.monotonic()
+        daemon.process.send_signal(signal.SIGINT)
+        daemon.process.wait(15)
+        assert time.monotonic() - started < 10
+        caller.join(15)
+    assert _processes_under(tmp_path / "data") == []  # instances still stopped on the way out
+
+
+def _post_ignoring_errors(api: httpx.Client, path: str) -> None:
+    # The forced exit cuts this request off; that is the point of the test.
+    with contextlib.suppress(httpx.HTTPError):
+        api.post(path, json={})
