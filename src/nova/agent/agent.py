@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from typing import Any, BinaryIO
 
 import nova
 from nova.agent.channel import Channel
@@ -27,9 +26,14 @@ from nova.agent.protocol import (
     decode_body,
     read_frame,
 )
-from nova.agent.reload import parse_files, replace_code
-from nova.agent.runner import Runner, make_runner
+from nova.agent.runner import make_runner
 from nova.agent.spec import InitSpec, parse_init
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
+if TYPE_CHECKING:  # typing is only needed by the type checker; importing it costs start-up time
+    from typing import Any, BinaryIO
+
+    from nova.agent.runner import Runner
 
 EXIT_OK = 0
 EXIT_PROTOCOL = 3  # the host sent something that is not a frame stream; the agent gave up
@@ -138,6 +142,8 @@ class Agent:
         spec = self._spec
         if spec is None:
             raise AgentError(ErrorType.NOT_INITIALIZED, "send Init before Reload")
+        from nova.agent.reload import parse_files, replace_code  # rare: kept off the start path
+
         files = parse_files(message.get("files"))
         code_hash = message.get("code_hash")
         if self._runner is not None:

@@ -11,12 +11,15 @@ from __future__ import annotations
 import json
 import os
 import threading
-from typing import Any
 
 from nova.agent.diagnostics import report
 from nova.agent.errors import AgentError, ErrorType, error_object
 from nova.agent.invocation import Invocation
 from nova.agent.protocol import HEADER, MessageTooLarge, MsgType, encode_message
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
+if TYPE_CHECKING:  # typing is only needed by the type checker; importing it costs start-up time
+    from typing import Any
 
 _RESULT_HEAD = b'{"type":%d,"ok":true,"duration_ms":%%.3f,' % MsgType.RESP
 

@@ -9,7 +9,10 @@ spell the first three again; keep them in step.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
+if TYPE_CHECKING:  # typing is only needed by the type checker; importing it costs start-up time
+    from typing import Any
 
 
 class ErrorType(StrEnum):

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
 
 from nova.agent.environment import invocation_variables, invocation_variables_json
 from nova.agent.errors import AgentError, ErrorType
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
+if TYPE_CHECKING:  # typing is only needed by the type checker; importing it costs start-up time
+    from typing import Any
 
 
 class Invocation:

@@ -35,7 +35,10 @@ from __future__ import annotations
 import json
 import struct
 from enum import IntEnum
-from typing import Any, BinaryIO
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
+if TYPE_CHECKING:  # typing is only needed by the type checker; importing it costs start-up time
+    from typing import Any, BinaryIO
 
 PROTOCOL_VERSION = 1
 DEFAULT_MAX_MESSAGE_BYTES = 8 * 1024 * 1024

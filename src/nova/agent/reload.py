@@ -12,9 +12,12 @@ import binascii
 import os
 import shutil
 from dataclasses import dataclass
-from typing import Any, NoReturn
 
 from nova.agent.errors import AgentError, ErrorType
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
+if TYPE_CHECKING:  # typing is only needed by the type checker; importing it costs start-up time
+    from typing import Any, NoReturn
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,29 +7,31 @@ invocation. Both answer every Invocation they accept exactly once, through the C
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Protocol
 
 from nova.agent.channel import Channel
 from nova.agent.invocation import Invocation
 from nova.agent.spec import InitSpec
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
+if TYPE_CHECKING:  # only the type checker needs the port; typing costs start-up time
+    from typing import Protocol
 
-class Runner(Protocol):
-    def start(self) -> None:
-        """Start workers; raise AgentError(INIT_FAILED) if they cannot run."""
-        ...
+    class Runner(Protocol):
+        def start(self) -> None:
+            """Start workers; raise AgentError(INIT_FAILED) if they cannot run."""
+            ...
 
-    def submit(self, job: Invocation) -> None:
-        """Queue one invocation; never blocks on user code (called by the frame loop)."""
-        ...
+        def submit(self, job: Invocation) -> None:
+            """Queue one invocation; never blocks on user code (called by the frame loop)."""
+            ...
 
-    def drain(self, timeout_s: float) -> bool:
-        """Wait until nothing is queued or running; False if that took longer than timeout_s."""
-        ...
+        def drain(self, timeout_s: float) -> bool:
+            """Wait until nothing is queued or running; False if that took longer than timeout_s."""
+            ...
 
-    def stop(self) -> None:
-        """Kill every worker, answer what is still open with Runtime.Stopped, join threads."""
-        ...
+        def stop(self) -> None:
+            """Kill every worker, answer what is still open with Runtime.Stopped, join threads."""
+            ...
 
 
 def make_runner(spec: InitSpec, env: Mapping[str, str], channel: Channel) -> Runner:

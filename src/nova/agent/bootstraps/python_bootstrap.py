@@ -26,7 +26,10 @@ import os
 import sys
 import time
 import types
-from typing import Any, BinaryIO
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
+if TYPE_CHECKING:
+    from typing import Any, BinaryIO
 
 CAPTURE_LIMIT = 64 * 1024  # keep in step with nova/agent/capture.py
 TRUNCATION_MARK = "[nova: %d earlier bytes truncated]\n"
