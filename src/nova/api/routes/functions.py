@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import APIRouter, Query, Request
 
 from nova.api.bodies import MAX_ZIP_BYTES, is_multipart, read_json_model, read_multipart
 from nova.api.context import Services
-from nova.api.schemas import FunctionCreate, FunctionPatch, function_out
+from nova.api.schemas import FunctionCreate, FunctionFields, FunctionPatch, function_out
 from nova.core.errors import PayloadTooLarge, RequestInvalid
 from nova.core.names import validate_function_name
 from nova.functions.service import CodeSource
 
 router = APIRouter(tags=["functions"])
+Body = TypeVar("Body", bound=FunctionFields)
 
 
 def services(request: Request) -> Services:
@@ -21,16 +22,20 @@ def services(request: Request) -> Services:
     return result
 
 
+async def read_function_body(request: Request, model: type[Body]) -> tuple[Body, CodeSource]:
+    """The fields and the code of a create or update: JSON, or multipart `meta` + `zip`."""
+    if is_multipart(request):
+        body, archive = await read_multipart(request, model)
+        return body, CodeSource(zip_bytes=archive)
+    body = await read_json_model(request, model)
+    return body, CodeSource(code=body.code, files=body.files, code_path=body.code_path)
+
+
 @router.post(
     "/functions", status_code=201, summary="Create a function (JSON, or multipart meta + zip)"
 )
 async def create_function(request: Request) -> dict[str, Any]:
-    if is_multipart(request):
-        body, archive = await read_multipart(request, FunctionCreate)
-        source = CodeSource(zip_bytes=archive)
-    else:
-        body = await read_json_model(request, FunctionCreate)
-        source = CodeSource(code=body.code, files=body.files, code_path=body.code_path)
+    body, source = await read_function_body(request, FunctionCreate)
     fields = {**body.config_fields(), "name": body.name}
     record = await services(request).functions.create(fields, source)
     return function_out(record)
@@ -53,12 +58,7 @@ async def get_function(request: Request, name: str) -> dict[str, Any]:
 @router.patch("/functions/{name}", summary="Update a function's config and/or code")
 async def update_function(request: Request, name: str) -> dict[str, Any]:
     validate_function_name(name)
-    if is_multipart(request):
-        body, archive = await read_multipart(request, FunctionPatch)
-        source = CodeSource(zip_bytes=archive)
-    else:
-        body = await read_json_model(request, FunctionPatch)
-        source = CodeSource(code=body.code, files=body.files, code_path=body.code_path)
+    body, source = await read_function_body(request, FunctionPatch)
     changes = body.config_fields()
     if body.name is not None:
         changes["name"] = body.name
