@@ -76,10 +76,13 @@ class InstanceMounts:
     agent_package_dir: str  # host path of nova/agent/
     seccomp_fd: int
     etc_data: Mapping[str, int]  # sandbox path -> readable fd with the content
+    # network: true only (nova.sandbox.network): bwrap writes the sandbox's pid and namespaces
+    # to the first fd, then waits for a byte on the second before it runs the command.
+    sync_fds: tuple[int, int] | None = None
 
     @property
     def fds(self) -> tuple[int, ...]:
-        return (self.seccomp_fd, *self.etc_data.values())
+        return (self.seccomp_fd, *self.etc_data.values(), *(self.sync_fds or ()))
 
 
 def bwrap_argv(
@@ -119,7 +122,10 @@ def bwrap_argv(
     for path, fd in mounts.etc_data.items():
         argv += ["--ro-bind-data", str(fd), path]
     for path in layout.etc_files:
-        argv += ["--ro-bind-try", path, path]
+        if path not in mounts.etc_data:  # generated wins (resolv.conf of networked instances)
+            argv += ["--ro-bind-try", path, path]
+    if mounts.sync_fds is not None:
+        argv += ["--info-fd", str(mounts.sync_fds[0]), "--block-fd", str(mounts.sync_fds[1])]
     # fmt: off
     argv += [
         "--proc", "/proc",

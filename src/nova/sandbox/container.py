@@ -55,6 +55,8 @@ from nova.sandbox.container_setup import (
     remove_scratch_code,
     wrapper_argv,
 )
+from nova.sandbox.network import InstanceNetwork, Networks
+from nova.sandbox.network_probe import networks_for, with_network
 from nova.sandbox.seccomp import deny_filter
 
 logger = logging.getLogger(__name__)
@@ -65,16 +67,19 @@ class ContainerBackend:
         self._max_message_bytes = max_message_bytes
         self._options = options or ContainerOptions()
         self._instances: dict[str, ContainerInstance] = {}
-        self._info = probe(self._options)
+        self._info = with_network(probe(self._options), self._options)
         self._host: HostPaths | None = None
         self._cgroups: CgroupLayout | None = None
+        self._networks: Networks | None = None  # None: network: true is refused
         if self._info.available:
             self._host, self._cgroups = host_setup(self._options)
+            self._networks = networks_for(self._options)
 
     @classmethod
     def probe(cls, options: ContainerOptions | None = None) -> BackendInfo:
         """Can this host run container instances? Runs a trivial sandbox once (cached)."""
-        return probe(options or ContainerOptions())
+        options = options or ContainerOptions()
+        return with_network(probe(options), options)
 
     @property
     def info(self) -> BackendInfo:
@@ -83,11 +88,9 @@ class ContainerBackend:
     async def start(self, spec: InstanceSpec) -> SandboxInstance:
         if not self._info.available or self._host is None:
             raise SandboxError(f"the container backend is unavailable: {self._info.reason}")
-        if spec.network:
+        if spec.network and self._networks is None:
             raise SandboxError(
-                "network access for container instances is not available yet: functions "
-                "with network: true need the process backend until per-instance networking "
-                "lands"
+                f"network: true is not available for container instances here ({self._info.reason})"
             )
         check_interpreter(spec.interpreter, self._host)
         preparing = asyncio.ensure_future(asyncio.to_thread(self._prepare, spec))
@@ -113,6 +116,8 @@ class ContainerBackend:
             )
         except OSError as exc:
             host_end.close()
+            if prepared.network is not None:
+                prepared.network.close()
             await asyncio.to_thread(_discard, spec, prepared.cgroup)
             raise SandboxError(
                 f"could not start a container for {spec.function_name}: {exc}"
@@ -124,7 +129,16 @@ class ContainerBackend:
         instance = ContainerInstance(
             spec, process, host_end, prepared.cgroup, self._instances, self._host.image_id
         )
+        instance.network = prepared.network
         self._instances[spec.instance_id] = instance
+        if prepared.network is not None:  # bwrap waits for it before it runs the agent
+            try:
+                await prepared.network.attach(
+                    prepared.cgroup.procs_files if prepared.cgroup else ()
+                )
+            except BaseException:
+                await instance.kill()
+                raise
         if prepared.cgroup is not None:
             instance.limit_cpu_after(self._options.cpu_boost_s, prepared.cpu_quota_us)
         return instance
@@ -134,13 +148,16 @@ class ContainerBackend:
         assert self._host is not None  # start() checked
         options = self._options
         spec.work_dir.mkdir(parents=True, exist_ok=True)
-        cgroup, files = None, None
+        cgroup, files, network = None, None, None
         limits = CgroupLimits.for_memory(spec.memory_mb, pids_max=options.pids_max)
         if self._cgroups is not None:
             cgroup = self._cgroups.create(spec.instance_id, limits)
         try:
             tmp_bytes = tmp_size_bytes(options.tmp_mb, spec.memory_mb)
-            files = open_instance_files(spec, self._host, deny_filter())
+            if spec.network and self._networks is not None:
+                network = self._networks.open(spec.instance_id, spec.work_dir / "network.log")
+            sync_fds = network.sync_fds if network is not None else None
+            files = open_instance_files(spec, self._host, deny_filter(), sync_fds)
             command = agent_argv(options.agent_python, 3, self._max_message_bytes)
             argv = bw.bwrap_argv(
                 self._host.bwrap,
@@ -165,9 +182,11 @@ class ContainerBackend:
         except BaseException:
             if files is not None:
                 files.close()
+            if network is not None:
+                network.close()
             _discard(spec, cgroup)
             raise
-        return _Prepared(wrapper, files, log_fd, cgroup, limits.cpu_quota_us)
+        return _Prepared(wrapper, files, log_fd, cgroup, limits.cpu_quota_us, network)
 
     async def close(self) -> None:
         await asyncio.gather(*(i.kill() for i in list(self._instances.values())))
@@ -193,6 +212,7 @@ class ContainerInstance:
         self._registry = registry
         self._killed = False
         self._cpu_timer: asyncio.TimerHandle | None = None
+        self.network: InstanceNetwork | None = None  # network: true only; closed on kill
 
     @property
     def instance_id(self) -> str:
@@ -271,6 +291,8 @@ class ContainerInstance:
                 self._process.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 logger.error("bwrap of instance %s ignored SIGKILL for 5 s", self.instance_id)
+        if self.network is not None:  # after the sandbox: see InstanceNetwork.close
+            self.network.close()
         if self._cgroup is not None:
             self._cgroup.kill_all()
             self._cgroup.remove()
@@ -290,10 +312,13 @@ class _Prepared:
     log_fd: int
     cgroup: InstanceCgroup | None
     cpu_quota_us: int
+    network: InstanceNetwork | None = None
 
     def close(self) -> None:
         self.files.close()
         os.close(self.log_fd)
+        if self.network is not None:
+            self.network.close_child_ends()
 
 
 def _children(pid: int) -> list[int]:
@@ -331,6 +356,8 @@ def _release_prepared(spec: InstanceSpec, done: asyncio.Future[_Prepared]) -> No
         return
     prepared = done.result()
     prepared.close()
+    if prepared.network is not None:
+        prepared.network.close()
     # Off the loop: removing groups may wait for the kernel.
     threading.Thread(target=_discard, args=(spec, prepared.cgroup), daemon=True).start()
 

@@ -22,6 +22,7 @@ from nova.sandbox import bwrap as bw
 from nova.sandbox.agent_launch import AGENT_PACKAGE_DIR, PACKAGE_PARENT
 from nova.sandbox.base import InstanceSpec
 from nova.sandbox.cgroups import CgroupLayout
+from nova.sandbox.network_rules import RESOLV_CONF
 
 logger = logging.getLogger(__name__)
 
@@ -201,9 +202,15 @@ class InstanceFiles:
 
 
 def open_instance_files(
-    spec: InstanceSpec, host: HostPaths, seccomp_program: bytes
+    spec: InstanceSpec,
+    host: HostPaths,
+    seccomp_program: bytes,
+    sync_fds: tuple[int, int] | None = None,  # network: true (nova.sandbox.network)
 ) -> InstanceFiles:
     opened: list[int] = []
+    etc = bw.GENERATED_ETC
+    if spec.network:  # the host's resolver may be on its loopback, which is not the instance's
+        etc = {**etc, "/etc/resolv.conf": RESOLV_CONF}
 
     def data(content: bytes) -> int:
         read_end, write_end = os.pipe2(os.O_CLOEXEC)
@@ -224,7 +231,8 @@ def open_instance_files(
             agent_package_init=str(host.agent_init),
             agent_package_dir=str(host.agent_dir),
             seccomp_fd=data(seccomp_program),
-            etc_data={path: data(content) for path, content in bw.GENERATED_ETC.items()},
+            etc_data={path: data(content) for path, content in etc.items()},
+            sync_fds=sync_fds,
         )
     except BaseException:
         InstanceFiles(bw.InstanceMounts("", "", "", -1, {}), opened).close()
