@@ -9,8 +9,8 @@ DATA_DIR ?= .nova-data
 
 .PHONY: run test lint typecheck bench clean venv system-deps
 
-# Debian packages the container sandbox needs: bwrap, setpriv (util-linux) and libseccomp.
-SYSTEM_PACKAGES := bubblewrap util-linux libseccomp2
+# Debian packages the container sandbox needs: bwrap, setpriv + nsenter (util-linux), libseccomp,
+# and for functions with network: true, slirp4netns and nft (nftables).
 
 venv: $(STAMP)
 
@@ -21,6 +21,8 @@ system-deps:
 	command -v bwrap >/dev/null || missing="$$missing bubblewrap"; \
 	command -v setpriv >/dev/null || missing="$$missing util-linux"; \
 	ldconfig -p 2>/dev/null | grep -q libseccomp.so.2 || missing="$$missing libseccomp2"; \
+	command -v slirp4netns >/dev/null || missing="$$missing slirp4netns"; \
+	[ -x /usr/sbin/nft ] || missing="$$missing nftables"; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 			echo "installing system packages:$$missing"; \

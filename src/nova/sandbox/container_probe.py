@@ -24,7 +24,8 @@ from nova.sandbox.seccomp import deny_filter
 
 ISOLATION = (
     "bubblewrap: user/pid/mount/net/ipc/uts namespaces, uid 65534, no capabilities, "
-    "no_new_privs, seccomp deny list, read-only root, cgroup memory/pids/CPU limits, no network"
+    "no_new_privs, seccomp deny list, read-only root, cgroup memory/pids/CPU limits, "
+    "loopback-only network unless network: true (slirp4netns, no route to the host)"
 )
 
 
