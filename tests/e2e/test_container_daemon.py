@@ -101,3 +101,46 @@ def test_instance_records_carry_the_image(container_api: httpx.Client) -> None:
     assert instance["image_id"].startswith("host:")
     assert instance["invocations"] == 1
     assert instance["state"] == "ready"
+
+
+NETWORK_PROBE = """
+import socket
+def handler(event, context):
+    reached = []
+    for host in event["hosts"]:
+        try:
+            socket.create_connection((host, event["port"]), timeout=2).close()
+            reached.append(host)
+        except OSError:
+            pass
+    with open("/proc/net/dev") as devices:
+        interfaces = sorted(line.split(":")[0].strip() for line in devices.readlines()[2:])
+    return {"interfaces": interfaces, "reached": reached}
+"""
+
+
+def _host_addresses() -> list[str]:
+    import subprocess
+
+    listing = subprocess.run(
+        ["ip", "-4", "-o", "addr", "show"], capture_output=True, text=True, check=True
+    ).stdout
+    return [line.split()[3].split("/")[0] for line in listing.splitlines()]
+
+
+def test_network_true_has_egress_but_no_route_to_the_daemon(container_api: httpx.Client) -> None:
+    port = container_api.base_url.port
+    hosts = ["127.0.0.1", "10.0.2.2", *_host_addresses()]
+    for network in (False, True):
+        name = f"net-{str(network).lower()}"
+        body = {"name": name, "runtime": "python", "code": NETWORK_PROBE, "network": network}
+        container_api.post("/functions", json=body).raise_for_status()
+        result = container_api.post(
+            f"/functions/{name}/invoke", json={"hosts": hosts, "port": port}
+        ).json()
+        assert result["error"] is None, result
+        assert result["output"]["reached"] == []  # the daemon's API is unreachable either way
+        interfaces = result["output"]["interfaces"]
+        assert (len(interfaces) > 1) is network, interfaces  # only loopback without network
+    stats = container_api.get("/functions/net-true/instances").json()["items"]
+    assert len(stats) == 1
