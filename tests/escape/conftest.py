@@ -1,9 +1,16 @@
-"""The escape suite's harness: real container instances driven through the real agent.
+"""The escape suite's harness: real instances of every isolating backend, driven through the
+real agent.
 
 A test writes a handler, starts an instance with :class:`Sandbox.start`, and calls
 :meth:`AgentSession.exec`; every assertion about isolation is made from *inside* a function.
-The suite skips (with the reason) where the container backend is unavailable, except under
-CI=true, where an unavailable backend is a failure: CI must not go green by skipping it.
+The ``sandbox`` fixture is parametrised over :data:`BACKENDS`, so each escape test runs on the
+container backend and on gVisor. A backend this host cannot run is skipped with the reason,
+except under CI=true, where it is a failure: CI must not go green by skipping it.
+
+Instances are slow to start under gVisor (~0.4 s), so read-only probes share one instance per
+backend (``shared_sandbox``); tests that break, fill or kill an instance start their own. Both
+kinds run on the session's event loop (``loop_scope="session"``): the shared instance outlives
+any one test.
 """
 
 from __future__ import annotations
@@ -16,17 +23,54 @@ import textwrap
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+import pytest_asyncio
 
 from nova.agent.protocol import HEADER, PROTOCOL_VERSION, MsgType, decode_body, encode_message
-from nova.sandbox.base import InstanceSpec, SandboxInstance
+from nova.sandbox.base import BackendInfo, InstanceSpec, SandboxInstance
 from nova.sandbox.container import ContainerBackend
+from nova.sandbox.gvisor import GvisorBackend
 
 MAX_MESSAGE_BYTES = 1 << 20
 INTERPRETERS = {"python": "/usr/bin/python3", "node": "/usr/bin/node"}
+BACKENDS = ("container", "gvisor")
+
+
+@dataclass(frozen=True, slots=True)
+class Traits:
+    """Where a backend's guarantees are the same in effect but differ in form."""
+
+    # gVisor: the function's memory lives in the Sentry, so the host OOM killer ends the whole
+    # instance (the invocation still fails as an OOM and the next one gets a new instance).
+    oom_ends_instance: bool
+    # gVisor: runsc always mounts /sys, so an empty read-only tmpfs hides its sysfs instead.
+    empty_sys_mount: bool
+    latency_samples: int  # start -> Init measurements (gVisor starts ~10x slower)
+    has_network: bool  # network: true works (gVisor refuses it so far)
+
+
+TRAITS = {
+    "container": Traits(
+        oom_ends_instance=False, empty_sys_mount=False, latency_samples=20, has_network=True
+    ),
+    "gvisor": Traits(
+        oom_ends_instance=True, empty_sys_mount=True, latency_samples=10, has_network=False
+    ),
+}
+
+
+def probe(name: str) -> BackendInfo:
+    return ContainerBackend.probe() if name == "container" else GvisorBackend.probe()
+
+
+def make_backend(name: str) -> ContainerBackend | GvisorBackend:
+    if name == "container":
+        return ContainerBackend(MAX_MESSAGE_BYTES)
+    return GvisorBackend(MAX_MESSAGE_BYTES)
 
 
 class AgentSession:
@@ -101,10 +145,12 @@ class AgentSession:
 
 
 class Sandbox:
-    """Starts instances of handler code on the container backend."""
+    """Starts instances of handler code on one backend."""
 
-    def __init__(self, backend: ContainerBackend, workspace: Path) -> None:
+    def __init__(self, backend: ContainerBackend | GvisorBackend, workspace: Path) -> None:
         self.backend = backend
+        self.name = backend.info.name
+        self.traits = TRAITS[self.name]
         self.workspace = workspace  # stands in for the daemon's data dir
         self._sessions: list[AgentSession] = []
 
@@ -145,30 +191,61 @@ class Sandbox:
         await asyncio.gather(*(s.instance.kill() for s in self._sessions))
 
 
-@pytest.fixture(scope="session")
-def container_available() -> None:
-    info = ContainerBackend.probe()
+def _require(name: str) -> None:
+    info = probe(name)
     if not info.available:
         if os.environ.get("CI") == "true":
-            pytest.fail(f"the container backend must work in CI: {info.reason}")
-        pytest.skip(f"container backend unavailable: {info.reason}")
+            pytest.fail(f"the {name} backend must work in CI: {info.reason}")
+        pytest.skip(f"{name} backend unavailable: {info.reason}")
+
+
+@pytest.fixture(scope="session")
+def container_available() -> None:
+    _require("container")
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def backend_name(request: pytest.FixtureRequest) -> str:
+    name: str = request.param
+    _require(name)
+    return name
+
+
+def _reachable_dir() -> Path:
+    """A data-dir stand-in the sandbox user can reach (pytest's tmp_path is below a 0700 dir)."""
+    path = Path(tempfile.mkdtemp(prefix="nova-escape-"))
+    path.chmod(0o755)
+    return path
 
 
 @pytest.fixture
 def workspace() -> Iterator[Path]:
-    """A data-dir stand-in the sandbox user can reach (pytest's tmp_path is below a 0700 dir)."""
-    path = Path(tempfile.mkdtemp(prefix="nova-escape-"))
-    path.chmod(0o755)
+    path = _reachable_dir()
     yield path
     shutil.rmtree(path, ignore_errors=True)
 
 
-@pytest.fixture
-async def sandbox(container_available: None, workspace: Path) -> AsyncIterator[Sandbox]:
-    backend = ContainerBackend(MAX_MESSAGE_BYTES)
+@pytest_asyncio.fixture(loop_scope="session")
+async def sandbox(backend_name: str, workspace: Path) -> AsyncIterator[Sandbox]:
+    """A fresh backend for one test, on each backend in turn."""
+    backend = make_backend(backend_name)
     box = Sandbox(backend, workspace)
     try:
         yield box
     finally:
         await box.close()
         await backend.close()
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def shared_sandbox(backend_name: str) -> AsyncIterator[Sandbox]:
+    """One backend per session for instances that tests share (see the module docstring)."""
+    path = _reachable_dir()
+    backend = make_backend(backend_name)
+    box = Sandbox(backend, path)
+    try:
+        yield box
+    finally:
+        await box.close()
+        await backend.close()
+        shutil.rmtree(path, ignore_errors=True)
