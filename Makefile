@@ -9,8 +9,8 @@ DATA_DIR ?= .nova-data
 
 .PHONY: run test lint typecheck bench clean venv system-deps
 
-# Debian packages the container sandbox needs: bwrap, setpriv + nsenter (util-linux), libseccomp,
-# and for functions with network: true, slirp4netns and nft (nftables).
+# Debian packages the sandboxes need: bwrap, setpriv + nsenter (util-linux), libseccomp, runsc
+# (the gvisor backend), and for functions with network: true, slirp4netns and nft (nftables).
 
 venv: $(STAMP)
 
@@ -20,6 +20,7 @@ system-deps:
 	@missing=""; \
 	command -v bwrap >/dev/null || missing="$$missing bubblewrap"; \
 	command -v setpriv >/dev/null || missing="$$missing util-linux"; \
+	command -v runsc >/dev/null || missing="$$missing runsc"; \
 	ldconfig -p 2>/dev/null | grep -q libseccomp.so.2 || missing="$$missing libseccomp2"; \
 	command -v slirp4netns >/dev/null || missing="$$missing slirp4netns"; \
 	[ -x /usr/sbin/nft ] || missing="$$missing nftables"; \
@@ -28,7 +29,7 @@ system-deps:
 			echo "installing system packages:$$missing"; \
 			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 		else \
-			echo "the container sandbox needs:$$missing — run: sudo apt-get install -y$$missing"; \
+			echo "the sandboxes need:$$missing — run: sudo apt-get install -y$$missing"; \
 		fi; \
 	fi
 

@@ -68,7 +68,7 @@ class StoreSettings(BaseModel):
 
 
 class SandboxSettings(BaseModel):
-    backend: Literal["auto", "process", "container"] = "auto"
+    backend: Literal["auto", "process", "container", "gvisor"] = "auto"
     # The process backend gives no isolation; it must be asked for explicitly.
     allow_process_backend: bool = False
 

@@ -38,7 +38,7 @@ from nova.pool.function_pool import PoolLimits
 from nova.pool.launcher import SandboxLauncher
 from nova.pool.manager import PoolManager
 from nova.runtimes.registry import RuntimeRegistry
-from nova.sandbox.selection import choose_backend
+from nova.sandbox.selection import build_backends
 from nova.store import open_store
 
 logger = logging.getLogger("nova.daemon")
@@ -118,7 +118,8 @@ async def build_services(settings: Settings) -> Services:
         raise
     try:
         runtimes = await asyncio.to_thread(RuntimeRegistry.detect_builtin)
-        backend, backends = choose_backend(settings)
+        sandboxes = build_backends(settings)
+        backend = sandboxes.get(None)
     except BaseException:
         await store.close()
         raise
@@ -127,7 +128,7 @@ async def build_services(settings: Settings) -> Services:
             logger.warning("runtime %s unavailable: %s", status.spec.name, status.reason)
     pool_settings = settings.pool
     launcher = SandboxLauncher(
-        backend,
+        sandboxes,
         data_dir / "instances",
         pool_settings.start_timeout_s,
         settings.executor.max_message_bytes,
@@ -143,9 +144,7 @@ async def build_services(settings: Settings) -> Services:
         cleanup_interval_s=pool_settings.cleanup_interval_s,
         health_check_interval_s=pool_settings.health_check_interval_s,
     )
-    deployer = Deployer(
-        store, pools, CodeCache(data_dir / "code"), runtimes, backend.info.supports_reload
-    )
+    deployer = Deployer(store, pools, CodeCache(data_dir / "code"), runtimes, sandboxes)
     executor_settings = settings.executor
     batcher = InvocationLogBatcher(
         store.invocations,
@@ -157,13 +156,14 @@ async def build_services(settings: Settings) -> Services:
     return Services(
         settings=settings,
         store=store,
-        functions=FunctionService(store, deployer, runtimes),
+        functions=FunctionService(store, deployer, runtimes, sandboxes),
         deployer=deployer,
         executor=Executor(deployer, batcher, executor_settings.timeout_grace_s),
         pools=pools,
         runtimes=runtimes,
         backend=backend.info,
-        backends=backends,
+        backends=sandboxes.infos,
+        sandboxes=sandboxes,
         log_batcher=batcher,
         backend_impl=backend,
         started_at=time.monotonic(),
@@ -195,7 +195,7 @@ async def shutdown(services: Services) -> None:
             timeout_s,
         )
     await services.pools.close()
-    await services.backend_impl.close()
+    await services.sandboxes.close()
     await services.log_batcher.close()
     await services.store.close()
     logger.info("nova stopped")

@@ -144,3 +144,43 @@ def test_network_true_has_egress_but_no_route_to_the_daemon(container_api: httpx
         assert (len(interfaces) > 1) is network, interfaces  # only loopback without network
     stats = container_api.get("/functions/net-true/instances").json()["items"]
     assert len(stats) == 1
+
+
+KERNEL = "def handler(event, context):\n    return open('/proc/version').read()\n"
+
+
+def test_backend_is_chosen_per_function(container_api: httpx.Client) -> None:
+    from nova.sandbox.gvisor import GvisorBackend
+
+    host_kernel = Path("/proc/version").read_text()
+    container_api.post(
+        "/functions", json={"name": "on-default", "runtime": "python", "code": KERNEL}
+    ).raise_for_status()
+    assert (
+        container_api.post("/functions/on-default/invoke", json={}).json()["output"] == host_kernel
+    )
+    if GvisorBackend.probe().available:
+        body = {"name": "on-gvisor", "runtime": "python", "code": KERNEL, "backend": "gvisor"}
+        container_api.post("/functions", json=body).raise_for_status()
+        assert (
+            container_api.post("/functions/on-gvisor/invoke", json={}).json()["output"]
+            != host_kernel
+        )
+        refused = container_api.patch("/functions/on-gvisor", json={"network": True})
+        assert refused.status_code == 422
+        assert "gvisor" in refused.json()["error"]["message"]
+    for backend, hint in (
+        ("process", "--dev"),
+        ("microvm", "not implemented"),
+        ("vmware", "unknown backend"),
+    ):
+        response = container_api.post(
+            "/functions",
+            json={"name": f"on-{backend}", "runtime": "python", "code": KERNEL, "backend": backend},
+        )
+        assert response.status_code == 422, response.text
+        assert response.json()["error"]["code"] == "Sandbox.Unavailable"
+        assert hint in response.json()["error"]["message"]
+    backends = {item["name"]: item for item in container_api.get("/runtimes").json()["backends"]}
+    assert set(backends) == {"container", "gvisor", "microvm", "process"}
+    assert backends["microvm"]["available"] is False

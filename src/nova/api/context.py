@@ -12,6 +12,7 @@ from nova.observability.invocation_logs import InvocationLogBatcher
 from nova.pool.manager import PoolManager
 from nova.runtimes.registry import RuntimeRegistry
 from nova.sandbox.base import BackendInfo, SandboxBackend
+from nova.sandbox.registry import BackendRegistry
 from nova.store.ports import Store
 
 
@@ -25,7 +26,8 @@ class Services:
     pools: PoolManager
     runtimes: RuntimeRegistry
     backend: BackendInfo
-    backend_impl: SandboxBackend
+    backend_impl: SandboxBackend  # the default backend
+    sandboxes: BackendRegistry
     backends: list[BackendInfo]
     log_batcher: InvocationLogBatcher
     started: bool = False

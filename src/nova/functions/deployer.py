@@ -15,6 +15,7 @@ from nova.pool.deployment import Deployment
 from nova.pool.function_pool import FunctionPool
 from nova.pool.manager import PoolManager
 from nova.runtimes.registry import RuntimeRegistry
+from nova.sandbox.registry import BackendRegistry
 from nova.store.ports import Store
 
 
@@ -25,13 +26,13 @@ class Deployer:
         pools: PoolManager,
         cache: CodeCache,
         runtimes: RuntimeRegistry,
-        backend_reloads: bool,
+        backends: BackendRegistry,
     ) -> None:
         self._store = store
         self._pools = pools
         self._cache = cache
         self._runtimes = runtimes
-        self._backend_reloads = backend_reloads
+        self._backends = backends
         self._loading: dict[str, asyncio.Future[FunctionPool]] = {}
 
     async def pool_for(self, name: str) -> FunctionPool:
@@ -59,7 +60,8 @@ class Deployer:
             code_hash=record.code_hash,
             code_dir=code_dir,
             interpreter=interpreter,
-            hot_reload=self._backend_reloads and runtime.interpreted,
+            hot_reload=self._backends.get(record.config.backend).info.supports_reload
+            and runtime.interpreted,
         )
         return self._pools.deploy(deployment)
 

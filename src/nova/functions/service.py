@@ -17,6 +17,7 @@ from nova.core.models import CodeBundle, ExecutionMode, FunctionConfig, Function
 from nova.core.names import validate_function_name
 from nova.functions.deployer import Deployer
 from nova.runtimes.registry import RuntimeRegistry
+from nova.sandbox.registry import BackendRegistry
 from nova.store.ports import Store
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
@@ -43,10 +44,13 @@ class CodeSource:
 
 
 class FunctionService:
-    def __init__(self, store: Store, deployer: Deployer, runtimes: RuntimeRegistry) -> None:
+    def __init__(
+        self, store: Store, deployer: Deployer, runtimes: RuntimeRegistry, backends: BackendRegistry
+    ) -> None:
         self._store = store
         self._deployer = deployer
         self._runtimes = runtimes
+        self._backends = backends
 
     async def create(self, fields: Mapping[str, Any], source: CodeSource) -> FunctionRecord:
         name = validate_function_name(str(fields.get("name", "")))
@@ -76,6 +80,7 @@ class FunctionService:
         if "runtime" in merged:
             self._runtimes.require_available(str(merged["runtime"]))
         config = _validated(dataclasses.replace(current.config, **merged))
+        self._check_backend(config)
         code = self._bundle(config, source) if source.given() else None
         if code is None and ("handler" in merged or "runtime" in merged):
             stored = await self._store.functions.get_code(name)
@@ -108,6 +113,14 @@ class FunctionService:
             raise RequestInvalid("code: give exactly one of code, files, code_path or a zip upload")
         self._check_handler(config, code)
         return code
+
+    def _check_backend(self, config: FunctionConfig) -> None:
+        """Refuse a backend this host cannot run, or a feature the backend lacks, at deploy time."""
+        backend = self._backends.resolve(config.backend)
+        if config.network and backend == "gvisor":
+            raise RequestInvalid(
+                "network: network access is not available on the gvisor backend yet; use backend: container"
+            )
 
     @staticmethod
     def _check_handler(config: FunctionConfig, code: CodeBundle) -> None:

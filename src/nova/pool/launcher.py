@@ -14,7 +14,8 @@ from nova.core.errors import SandboxError
 from nova.pool.connection import AgentConnection
 from nova.pool.deployment import Deployment
 from nova.pool.instance import PooledInstance
-from nova.sandbox.base import InstanceSpec, SandboxBackend
+from nova.sandbox.base import InstanceSpec
+from nova.sandbox.registry import BackendRegistry
 
 logger = logging.getLogger(__name__)
 
@@ -28,12 +29,12 @@ class Launcher(Protocol):
 class SandboxLauncher:
     def __init__(
         self,
-        backend: SandboxBackend,
+        backends: BackendRegistry,
         instances_dir: Path,
         start_timeout_s: float,
         max_message_bytes: int,
     ) -> None:
-        self._backend = backend
+        self._backends = backends
         self._instances_dir = instances_dir
         self._start_timeout_s = start_timeout_s
         self._max_message_bytes = max_message_bytes
@@ -54,7 +55,7 @@ class SandboxLauncher:
             timeout_s=config.timeout_s,
             network=config.network,
         )
-        sandbox = await self._backend.start(spec)
+        sandbox = await self._backends.get(config.backend).start(spec)
         connection = AgentConnection(self._max_message_bytes)
         instance = PooledInstance(sandbox, connection, deployment)
         try:

@@ -21,6 +21,7 @@ from nova.pool.launcher import SandboxLauncher
 from nova.pool.manager import PoolManager
 from nova.runtimes.registry import BUILTIN_RUNTIMES, RuntimeRegistry, RuntimeStatus
 from nova.sandbox.fake import FakeBackend
+from nova.sandbox.registry import BackendRegistry
 from nova.store.memory import MemoryStore
 
 
@@ -46,16 +47,17 @@ async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
         ]
     )
     pools = PoolManager(
-        SandboxLauncher(backend, tmp_path / "instances", 2.0, 1 << 20),
+        SandboxLauncher(BackendRegistry.single(backend), tmp_path / "instances", 2.0, 1 << 20),
         PoolLimits(1.0, 100, 0.5),
         idle_ttl_s=60,
         cleanup_interval_s=60,
         health_check_interval_s=60,
     )
-    deployer = Deployer(store, pools, CodeCache(tmp_path / "code"), runtimes, backend_reloads=True)
+    registry = BackendRegistry.single(backend)
+    deployer = Deployer(store, pools, CodeCache(tmp_path / "code"), runtimes, registry)
     batcher = InvocationLogBatcher(store.invocations, 100, 1000, 0.01, 1.0)
     batcher.start()
-    functions = FunctionService(store, deployer, runtimes)
+    functions = FunctionService(store, deployer, runtimes, registry)
     executor = Executor(deployer, batcher, timeout_grace_s=0.05)
     yield Harness(store, backend, functions, executor, batcher, pools)
     await pools.close()

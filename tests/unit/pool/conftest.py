@@ -11,6 +11,7 @@ from nova.pool.deployment import Deployment
 from nova.pool.function_pool import FunctionPool, PoolLimits
 from nova.pool.launcher import SandboxLauncher
 from nova.sandbox.fake import FakeBackend
+from nova.sandbox.registry import BackendRegistry
 
 MakeDeployment = Callable[..., Deployment]
 
@@ -49,7 +50,10 @@ async def pool(
     backend: FakeBackend, make_deployment: MakeDeployment, limits: PoolLimits, tmp_path: Path
 ) -> AsyncIterator[FunctionPool]:
     launcher = SandboxLauncher(
-        backend, tmp_path / "instances", start_timeout_s=2.0, max_message_bytes=1 << 20
+        BackendRegistry.single(backend),
+        tmp_path / "instances",
+        start_timeout_s=2.0,
+        max_message_bytes=1 << 20,
     )
     function_pool = FunctionPool(make_deployment(), launcher, limits)
     yield function_pool

@@ -10,6 +10,7 @@ from nova.core.errors import SandboxError, TooManyRequests
 from nova.pool.function_pool import FunctionPool
 from nova.pool.instance import PooledInstance
 from nova.sandbox.fake import FakeBackend
+from nova.sandbox.registry import BackendRegistry
 from tests.unit.pool.conftest import MakeDeployment
 
 
@@ -56,7 +57,7 @@ async def test_waiting_past_queue_timeout_is_throttled(
     from nova.pool.function_pool import PoolLimits
     from nova.pool.launcher import SandboxLauncher
 
-    launcher = SandboxLauncher(backend, tmp_path / "i", 2.0, 1 << 20)  # type: ignore[operator]
+    launcher = SandboxLauncher(BackendRegistry.single(backend), tmp_path / "i", 2.0, 1 << 20)  # type: ignore[operator]
     pool = FunctionPool(make_deployment(max_replicas=1), launcher, PoolLimits(0.1, 10, 0.5))
     held, _ = await pool.acquire()
     with pytest.raises(TooManyRequests):
@@ -75,7 +76,7 @@ async def test_full_queue_is_refused_at_once(
     from nova.pool.function_pool import PoolLimits
     from nova.pool.launcher import SandboxLauncher
 
-    launcher = SandboxLauncher(backend, tmp_path / "i", 2.0, 1 << 20)  # type: ignore[operator]
+    launcher = SandboxLauncher(BackendRegistry.single(backend), tmp_path / "i", 2.0, 1 << 20)  # type: ignore[operator]
     pool = FunctionPool(make_deployment(max_replicas=1), launcher, PoolLimits(5.0, 1, 0.5))
     held, _ = await pool.acquire()
     waiting = asyncio.create_task(pool.acquire())

@@ -41,6 +41,7 @@ class LogFormat(StrEnum):
 class SandboxBackendName(StrEnum):
     AUTO = "auto"
     CONTAINER = "container"
+    GVISOR = "gvisor"
     PROCESS = "process"
 
 
