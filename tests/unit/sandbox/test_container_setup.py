@@ -25,7 +25,14 @@ from nova.sandbox.container_setup import (
 from nova.sandbox.seccomp import deny_filter
 
 LAYOUT = bw.RootLayout((("usr/bin", "/bin"), ("usr/lib", "/lib")), (), ("/etc/ld.so.cache",))
-HOST = HostPaths("/usr/bin/bwrap", LAYOUT, ("/usr", "/bin", "/lib"), 65534, Path("/a/nova/__init__.py"), Path("/a/nova/agent"))
+HOST = HostPaths(
+    "/usr/bin/bwrap",
+    LAYOUT,
+    ("/usr", "/bin", "/lib"),
+    65534,
+    Path("/a/nova/__init__.py"),
+    Path("/a/nova/agent"),
+)
 
 
 def _argv() -> list[str]:
@@ -123,7 +130,14 @@ def test_wrapper_joins_groups_sets_limits_and_moves_stdin_to_fd_3(tmp_path: Path
     procs = [tmp_path / "memory.procs", tmp_path / "pids.procs"]
     for path in procs:
         path.write_text("")
-    host = HostPaths("/usr/bin/bwrap", LAYOUT, ("/usr",), None, Path("/a/nova/__init__.py"), Path("/a/nova/agent"))
+    host = HostPaths(
+        "/usr/bin/bwrap",
+        LAYOUT,
+        ("/usr",),
+        None,
+        Path("/a/nova/__init__.py"),
+        Path("/a/nova/agent"),
+    )
     script = "cat /proc/self/limits; ls -l /proc/self/fd/3; cat /proc/self/oom_score_adj"
     argv = wrapper_argv(
         host,
@@ -194,7 +208,9 @@ def test_unreachable_agent_package_is_staged_world_readable() -> None:
     from nova.sandbox.container_setup import _stage_agent_package
 
     staged = _stage_agent_package(PACKAGE_PARENT / "nova" / "__init__.py", AGENT_PACKAGE_DIR)
-    assert staged == _stage_agent_package(PACKAGE_PARENT / "nova" / "__init__.py", AGENT_PACKAGE_DIR)
+    assert staged == _stage_agent_package(
+        PACKAGE_PARENT / "nova" / "__init__.py", AGENT_PACKAGE_DIR
+    )
     protocol = staged / "nova" / "agent" / "protocol.py"
     assert protocol.read_bytes() == (AGENT_PACKAGE_DIR / "protocol.py").read_bytes()
     assert stat.S_IMODE(protocol.stat().st_mode) == 0o644

@@ -28,7 +28,9 @@ def _alive(pid: int) -> bool:
 
 
 def test_kill_tree_kills_descendants_in_other_sessions() -> None:
-    root = subprocess.Popen([sys.executable, "-c", SCRIPT], stdout=subprocess.PIPE, text=True, start_new_session=True)
+    root = subprocess.Popen(
+        [sys.executable, "-c", SCRIPT], stdout=subprocess.PIPE, text=True, start_new_session=True
+    )
     assert root.stdout is not None
     grandchild = int(root.stdout.readline())
     assert os.getsid(grandchild) != os.getsid(root.pid)
