@@ -14,6 +14,10 @@ What the instance sees::
     /tmp            a private tmpfs of a fixed size, the function's writable scratch space
     /               bwrap's tmpfs root, remounted read-only after set-up
 
+On a runtime image (:mod:`nova.images`, ``RootLayout.rootfs``) the image's root is bound
+read-only as ``/`` instead of the host's /usr and system directories, and /etc is the image's
+own but for the generated files; everything from /proc down is the same.
+
 bwrap resolves every bind source as the *sandbox* user (it does so even for ``--ro-bind-fd``,
 through ``realpath``), so the code dir and the agent package must be reachable by uid 65534:
 :func:`nova.sandbox.container_setup.check_reachable` says which directory is in the way.
@@ -65,6 +69,7 @@ class RootLayout:
     symlinks: tuple[tuple[str, str], ...]  # (target, link), e.g. ("usr/bin", "/bin")
     binds: tuple[str, ...]  # real directories, bound read-only at the same path
     etc_files: tuple[str, ...]  # the HOST_ETC_FILES present on this host
+    rootfs: str | None = None  # a runtime image's root, bound as / (None: the host's /usr)
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +119,10 @@ def bwrap_argv(
     # fmt: on
     for key, value in env.items():
         argv += ["--setenv", key, value]
-    argv += ["--ro-bind", "/usr", "/usr"]
+    if layout.rootfs is not None:
+        argv += ["--ro-bind", layout.rootfs, "/"]
+    else:
+        argv += ["--ro-bind", "/usr", "/usr"]
     for target, link in layout.symlinks:
         argv += ["--symlink", target, link]
     for directory in layout.binds:

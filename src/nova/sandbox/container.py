@@ -40,16 +40,17 @@ import threading
 from dataclasses import dataclass
 
 from nova.core.errors import SandboxError
+from nova.images.ports import RuntimeImages
 from nova.sandbox import bwrap as bw
 from nova.sandbox.agent_launch import agent_argv, agent_env
 from nova.sandbox.base import BackendInfo, InstanceSpec, SandboxInstance
 from nova.sandbox.cgroups import CgroupLayout, CgroupLimits, InstanceCgroup
 from nova.sandbox.container_probe import probe
+from nova.sandbox.container_roots import InstanceRoots
 from nova.sandbox.container_setup import (
     ContainerOptions,
     HostPaths,
     InstanceFiles,
-    check_interpreter,
     host_setup,
     open_instance_files,
     remove_scratch_code,
@@ -67,6 +68,7 @@ class ContainerBackend:
         self._max_message_bytes = max_message_bytes
         self._options = options or ContainerOptions()
         self._instances: dict[str, ContainerInstance] = {}
+        self._roots = InstanceRoots(self._options.agent_python)  # the host root until use_images
         self._info = with_network(probe(self._options), self._options)
         self._host: HostPaths | None = None
         self._cgroups: CgroupLayout | None = None
@@ -85,6 +87,16 @@ class ContainerBackend:
     def info(self) -> BackendInfo:
         return self._info
 
+    def use_images(self, images: RuntimeImages) -> None:
+        """Run each runtime's instances on the image ``images`` names for it (nova.images)
+        instead of the host root; the daemon wires this after choosing the backend."""
+        self._roots = InstanceRoots(self._options.agent_python, images)
+
+    @property
+    def host_image_id(self) -> str | None:
+        """The id of the host root instances see (None while the backend is unavailable)."""
+        return self._host.image_id if self._host is not None else None
+
     async def start(self, spec: InstanceSpec) -> SandboxInstance:
         if not self._info.available or self._host is None:
             raise SandboxError(f"the container backend is unavailable: {self._info.reason}")
@@ -92,8 +104,8 @@ class ContainerBackend:
             raise SandboxError(
                 f"network: true is not available for container instances here ({self._info.reason})"
             )
-        check_interpreter(spec.interpreter, self._host)
-        preparing = asyncio.ensure_future(asyncio.to_thread(self._prepare, spec))
+        layout, image_id = await self._roots.resolve(spec, self._host)
+        preparing = asyncio.ensure_future(asyncio.to_thread(self._prepare, spec, layout))
         try:
             prepared = await asyncio.shield(preparing)
         except asyncio.CancelledError:
@@ -127,7 +139,7 @@ class ContainerBackend:
             prepared.close()
         host_end.setblocking(False)
         instance = ContainerInstance(
-            spec, process, host_end, prepared.cgroup, self._instances, self._host.image_id
+            spec, process, host_end, prepared.cgroup, self._instances, image_id
         )
         instance.network = prepared.network
         self._instances[spec.instance_id] = instance
@@ -143,7 +155,7 @@ class ContainerBackend:
             instance.limit_cpu_after(self._options.cpu_boost_s, prepared.cpu_quota_us)
         return instance
 
-    def _prepare(self, spec: InstanceSpec) -> _Prepared:
+    def _prepare(self, spec: InstanceSpec, layout: bw.RootLayout) -> _Prepared:
         """Blocking set-up, in a worker thread: work dir, cgroups, fds and the argv."""
         assert self._host is not None  # start() checked
         options = self._options
@@ -161,7 +173,7 @@ class ContainerBackend:
             command = agent_argv(options.agent_python, 3, self._max_message_bytes)
             argv = bw.bwrap_argv(
                 self._host.bwrap,
-                self._host.layout,
+                layout,
                 files.mounts,
                 tmp_bytes=tmp_bytes,
                 env=agent_env(bw.AGENT_ROOT, bw.TMP_DIR),

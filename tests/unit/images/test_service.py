@@ -1,0 +1,195 @@
+"""The daemon's image service on a fake builder: background builds, status, the backend port."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from pathlib import Path
+
+import pytest
+
+from nova.images.errors import ImageNotFound, ImageNotReady
+from nova.images.fake import FakeBuilder
+from nova.images.recipe import ImageKind, ImagePolicy, ImageRecipe
+from nova.images.service import BuildState, ImageService
+from nova.images.store import ImageStore
+
+DEBIAN = ImagePolicy(ImageKind.DEBIAN)
+
+
+def _service(
+    tmp_path: Path,
+    recipes: dict[str, ImageRecipe],
+    builder: FakeBuilder,
+    policy: ImagePolicy = DEBIAN,
+    **kwargs: float,
+) -> ImageService:
+    return ImageService(
+        ImageStore(tmp_path / "images", recipes, builder), policy, "host:abc", **kwargs
+    )
+
+
+async def test_host_runtimes_resolve_to_the_host_root(
+    tmp_path: Path, recipes: dict[str, ImageRecipe], builder: FakeBuilder
+) -> None:
+    service = _service(tmp_path, recipes, builder, ImagePolicy())
+
+    assert await service.resolve("python") is None
+    assert builder.calls == []
+
+
+async def test_the_first_cold_start_starts_the_build_and_fails_fast(
+    tmp_path: Path, recipes: dict[str, ImageRecipe]
+) -> None:
+    gate = threading.Event()
+    builder = FakeBuilder(gate=gate)
+    service = _service(tmp_path, recipes, builder)
+
+    with pytest.raises(ImageNotReady, match=r"is being built.*`nova image build python`"):
+        await service.resolve("python")
+    with pytest.raises(ImageNotReady):
+        await service.resolve("python")  # single flight: still the same build
+    assert service.status("python").state is BuildState.BUILDING
+    gate.set()
+    status = await service.wait("python")
+
+    assert status.state is BuildState.READY
+    assert status.progress is not None
+    assert status.progress.fraction == 1.0
+    root = await service.resolve("python")
+    assert root is not None
+    assert status.image is not None
+    assert root.id == status.image.id
+    assert root.rootfs == tmp_path / "images" / status.image.id.replace(":", "-") / "rootfs"
+    assert root.interpreter == "/usr/bin/python3"
+    assert builder.calls == ["python"]
+
+
+async def test_an_image_built_earlier_is_found_at_start(
+    tmp_path: Path, recipes: dict[str, ImageRecipe], builder: FakeBuilder
+) -> None:
+    built = ImageStore(tmp_path / "images", recipes, builder).build("python")
+
+    service = _service(tmp_path, recipes, builder)
+
+    root = await service.resolve("python")
+    assert root is not None
+    assert root.id == built.id
+    assert service.start_build("python").state is BuildState.READY  # a no-op
+    assert builder.calls == ["python"]
+
+
+async def test_a_failed_build_is_reported_and_retried_only_later(
+    tmp_path: Path, recipes: dict[str, ImageRecipe]
+) -> None:
+    builder = FakeBuilder(fail="E: Couldn't download packages")
+    service = _service(tmp_path, recipes, builder, retry_failed_after_s=3600)
+    with pytest.raises(ImageNotReady):
+        await service.resolve("python")
+    status = await service.wait("python")
+
+    assert status.state is BuildState.FAILED
+    assert status.error == "E: Couldn't download packages"
+    assert status.finished_at is not None
+    with pytest.raises(ImageNotReady, match="failed to build: E: Couldn't download packages"):
+        await service.resolve("python")
+    assert builder.calls == ["python"]  # no debootstrap per request
+
+    service.start_build("python")  # `nova image build` retries at once
+    await service.wait("python")
+    assert builder.calls == ["python", "python"]
+
+
+async def test_a_failed_build_is_retried_by_a_cold_start_after_the_delay(
+    tmp_path: Path, recipes: dict[str, ImageRecipe]
+) -> None:
+    builder = FakeBuilder(fail="boom")
+    service = _service(tmp_path, recipes, builder, retry_failed_after_s=0)
+    for _ in range(2):
+        with pytest.raises(ImageNotReady):
+            await service.resolve("python")
+        await service.wait("python")
+    assert builder.calls == ["python", "python"]
+
+
+async def test_prebuild_builds_only_what_the_policy_needs(
+    tmp_path: Path, recipes: dict[str, ImageRecipe], builder: FakeBuilder
+) -> None:
+    service = _service(tmp_path, recipes, builder, ImagePolicy.parse("host", {"node": "debian"}))
+
+    service.prebuild()
+    await service.wait("node")
+
+    assert builder.calls == ["node"]
+    service.prebuild()  # built now: nothing to do
+    assert service.status("node").state is BuildState.READY
+    assert builder.calls == ["node"]
+
+
+async def test_the_list_shows_host_roots_and_built_images_with_their_instances(
+    tmp_path: Path, recipes: dict[str, ImageRecipe], builder: FakeBuilder
+) -> None:
+    service = _service(tmp_path, recipes, builder, ImagePolicy.parse("host", {"python": "debian"}))
+    service.start_build("python")
+    image = (await service.wait("python")).image
+    assert image is not None
+
+    views = await service.images({image.id: 2, "host:abc": 1})
+
+    rows = {(v.runtime, v.kind): v.to_json() for v in views}
+    assert set(rows) == {("node", "host"), ("python", "host"), ("python", "debian")}
+    assert rows[("python", "debian")] == {
+        "id": image.id,
+        "runtime": "python",
+        "kind": "debian",
+        "size_bytes": image.size_bytes,
+        "built_at": image.built_at,
+        "current": True,
+        "selected": True,
+        "in_use": True,
+        "instances": 2,
+    }
+    assert rows[("python", "host")]["selected"] is False
+    assert rows[("node", "host")]["selected"] is True
+    assert rows[("node", "host")]["size_bytes"] is None
+    assert rows[("node", "host")]["instances"] == 1
+
+
+async def test_status_serialises_for_the_api(
+    tmp_path: Path, recipes: dict[str, ImageRecipe], builder: FakeBuilder
+) -> None:
+    service = _service(tmp_path, recipes, builder)
+
+    absent = service.status("node").to_json()
+    assert absent == {
+        "runtime": "node",
+        "selected": "debian",
+        "state": "absent",
+        "image": None,
+        "progress": None,
+        "error": None,
+        "started_at": None,
+        "finished_at": None,
+    }
+    started = service.start_build("node").to_json()
+    assert started["state"] == "building"
+    assert started["progress"]["phase"] == "resolve"
+    ready = (await service.wait("node")).to_json()
+    assert ready["image"]["packages"] == builder.versions
+    with pytest.raises(ImageNotFound):
+        service.status("cobol")
+
+
+async def test_close_cancels_a_running_build(
+    tmp_path: Path, recipes: dict[str, ImageRecipe]
+) -> None:
+    service = _service(tmp_path, recipes, FakeBuilder(gate=threading.Event()))
+    service.start_build("python")
+    await asyncio.sleep(0.05)
+
+    await asyncio.wait_for(service.close(), 5)
+
+    status = service.status("python")
+    assert status.state is BuildState.FAILED
+    assert status.error == "the build was cancelled"
+    assert not list((tmp_path / "images").glob(".build-*"))
