@@ -32,12 +32,19 @@ from nova.examples import EXAMPLE_NAME, ensure_example
 from nova.executor.executor import Executor
 from nova.functions.deployer import Deployer
 from nova.functions.service import FunctionService
+from nova.images.debootstrap import DebootstrapBuilder, host_mirror, host_suite
+from nova.images.recipe import ImageKind, ImagePolicy, debian_recipes
+from nova.images.service import ImageService
+from nova.images.store import ImageStore
 from nova.observability.invocation_logs import InvocationLogBatcher
 from nova.observability.logging import configure_logging
 from nova.pool.function_pool import PoolLimits
 from nova.pool.launcher import SandboxLauncher
 from nova.pool.manager import PoolManager
 from nova.runtimes.registry import RuntimeRegistry
+from nova.sandbox.container import ContainerBackend
+from nova.sandbox.container_roots import image_mount_points
+from nova.sandbox.registry import BackendUnavailable
 from nova.sandbox.selection import build_backends
 from nova.store import open_store
 
@@ -96,6 +103,7 @@ async def _lifespan(api: FastAPI, settings: Settings, deploy_example: bool) -> A
     started_at = time.monotonic()
     services = await build_services(settings)
     api.state.services = services
+    api.state.images = images = runtime_images(settings, services)
     try:
         services.log_batcher.start()
         services.pools.start_background()
@@ -106,6 +114,7 @@ async def _lifespan(api: FastAPI, settings: Settings, deploy_example: bool) -> A
         _announce(settings, deploy_example, time.monotonic() - started_at)
         yield
     finally:
+        await images.close()  # stops image builds still running
         await shutdown(services)
 
 
@@ -168,6 +177,36 @@ async def build_services(settings: Settings) -> Services:
         backend_impl=backend,
         started_at=time.monotonic(),
     )
+
+
+def runtime_images(settings: Settings, services: Services) -> ImageService:
+    """Runtime images under <data_dir>/images (nova.images), built with debootstrap from the
+    host's Debian mirror; container instances run on the ones the policy picks (gVisor and
+    process instances stay on the host root)."""
+    # Until config.py has sandbox.image ("host" | "debian") and sandbox.runtime_images
+    # ({runtime: kind}), every runtime runs on the host root.
+    policy = ImagePolicy.parse(
+        getattr(settings.sandbox, "image", ImageKind.HOST.value),
+        getattr(settings.sandbox, "runtime_images", None),
+    )
+    suite = host_suite()
+    store = ImageStore(
+        settings.daemon.data_dir.resolve() / "images",
+        debian_recipes(suite, image_mount_points()),
+        DebootstrapBuilder(host_mirror(suite)),
+    )
+    try:
+        container = services.sandboxes.get("container")
+    except BackendUnavailable:
+        container = None
+    if not isinstance(container, ContainerBackend):
+        if policy != ImagePolicy():
+            logger.warning("sandbox.image applies to container instances only: ignored")
+        return ImageService(store, ImagePolicy(), None)
+    images = ImageService(store, policy, container.host_image_id)
+    container.use_images(images)
+    images.prebuild()
+    return images
 
 
 async def _prewarm(services: Services) -> None:

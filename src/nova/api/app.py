@@ -12,7 +12,7 @@ from nova import __version__
 from nova.api import errors
 from nova.api.context import Services
 from nova.api.invoke import InvokeFastPath
-from nova.api.routes import functions, observe
+from nova.api.routes import functions, images, observe
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
@@ -23,6 +23,7 @@ def create_app(lifespan: Lifespan) -> ASGIApp:
     errors.install(api)
     api.include_router(functions.router)
     api.include_router(observe.router)
+    api.include_router(images.router)
 
     def get_services() -> Services:
         result: Services = api.state.services

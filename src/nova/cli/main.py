@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from nova.cli.commands import daemon, fn, health, invoke, logs, runtimes
+from nova.cli.commands import daemon, fn, health, image, invoke, logs, runtimes
 from nova.cli.errors import CliError
 from nova.cli.exit_codes import ExitCode, exit_code_for
 from nova.cli.state import (
@@ -129,6 +129,7 @@ def main(
 
 app.command("daemon", help=daemon.HELP)(daemon.daemon)
 app.add_typer(fn.app, name="fn")
+app.add_typer(image.app, name="image")
 app.command("invoke")(invoke.invoke)
 app.command("logs")(logs.logs)
 app.command("runtimes")(runtimes.runtimes)
