@@ -10,7 +10,8 @@ DATA_DIR ?= .nova-data
 .PHONY: run test lint typecheck bench clean venv system-deps
 
 # Debian packages the sandboxes need: bwrap, setpriv + nsenter (util-linux), libseccomp, runsc
-# (the gvisor backend), and for functions with network: true, slirp4netns and nft (nftables).
+# (the gvisor backend), slirp4netns and nft (nftables) for functions with network: true, and
+# debootstrap for runtime images (`nova image build`).
 
 venv: $(STAMP)
 
@@ -24,6 +25,7 @@ system-deps:
 	ldconfig -p 2>/dev/null | grep -q libseccomp.so.2 || missing="$$missing libseccomp2"; \
 	command -v slirp4netns >/dev/null || missing="$$missing slirp4netns"; \
 	[ -x /usr/sbin/nft ] || missing="$$missing nftables"; \
+	[ -x /usr/sbin/debootstrap ] || missing="$$missing debootstrap"; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 			echo "installing system packages:$$missing"; \

@@ -32,6 +32,7 @@ ENV_SHORTCUTS: dict[str, tuple[str, str]] = {
     "NOVA_LOG_FORMAT": ("logging", "format"),
     "NOVA_IDLE_TTL_S": ("pool", "idle_ttl_s"),
     "NOVA_BACKEND": ("sandbox", "backend"),
+    "NOVA_IMAGE": ("sandbox", "image"),
 }
 
 
@@ -71,6 +72,10 @@ class SandboxSettings(BaseModel):
     backend: Literal["auto", "process", "container", "gvisor"] = "auto"
     # The process backend gives no isolation; it must be asked for explicitly.
     allow_process_backend: bool = False
+    # Root filesystem of container instances: "host" binds the host's /usr read-only (nothing to
+    # build); "debian" runs each runtime on a debootstrap'ed image (`nova image build RUNTIME`).
+    image: Literal["host", "debian"] = "host"
+    runtime_images: dict[str, Literal["host", "debian"]] = {}  # per-runtime exceptions
 
 
 class LoggingSettings(BaseModel):

@@ -33,7 +33,7 @@ from nova.executor.executor import Executor
 from nova.functions.deployer import Deployer
 from nova.functions.service import FunctionService
 from nova.images.debootstrap import DebootstrapBuilder, host_mirror, host_suite
-from nova.images.recipe import ImageKind, ImagePolicy, debian_recipes
+from nova.images.recipe import ImagePolicy, debian_recipes
 from nova.images.service import ImageService
 from nova.images.store import ImageStore
 from nova.observability.invocation_logs import InvocationLogBatcher
@@ -183,12 +183,7 @@ def runtime_images(settings: Settings, services: Services) -> ImageService:
     """Runtime images under <data_dir>/images (nova.images), built with debootstrap from the
     host's Debian mirror; container instances run on the ones the policy picks (gVisor and
     process instances stay on the host root)."""
-    # Until config.py has sandbox.image ("host" | "debian") and sandbox.runtime_images
-    # ({runtime: kind}), every runtime runs on the host root.
-    policy = ImagePolicy.parse(
-        getattr(settings.sandbox, "image", ImageKind.HOST.value),
-        getattr(settings.sandbox, "runtime_images", None),
-    )
+    policy = ImagePolicy.parse(settings.sandbox.image, dict(settings.sandbox.runtime_images))
     suite = host_suite()
     store = ImageStore(
         settings.daemon.data_dir.resolve() / "images",

@@ -35,12 +35,6 @@ from tests.escape.test_container_escape import PROBES
 PYTHON_ON_DEBIAN = ImagePolicy.parse("host", {"python": "debian"})
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers", "slow: builds a real runtime image with debootstrap (~40-60 s, once)"
-    )
-
-
 def _why_no_build(mirror: str, suite: str) -> str | None:
     if os.geteuid() != 0:
         return "building a debian image needs root (debootstrap)"

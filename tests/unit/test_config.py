@@ -91,3 +91,15 @@ def test_bad_files_and_values_are_explained(tmp_path: Path) -> None:
         load_settings(broken)
     with pytest.raises(ValidationError, match="port"):
         load_settings(overrides={"daemon": {"port": 70000}})
+
+
+def test_image_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings().sandbox.image == "host"
+    monkeypatch.setenv("NOVA_IMAGE", "debian")
+    monkeypatch.setenv("NOVA_SANDBOX__RUNTIME_IMAGES", '{"node": "host"}')
+    settings = load_settings()
+    assert settings.sandbox.image == "debian"
+    assert settings.sandbox.runtime_images == {"node": "host"}
+    monkeypatch.setenv("NOVA_IMAGE", "alpine")
+    with pytest.raises(ValidationError, match="image"):
+        load_settings()
