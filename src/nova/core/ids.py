@@ -15,4 +15,3 @@ _random = random.Random()  # seeded from os.urandom at construction
 
 def request_id() -> str:
     return str(uuid.UUID(int=_random.getrandbits(128), version=4))
-
