@@ -28,12 +28,9 @@ core dumps by rlimit; only loopback networking.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 import os
-import shutil
-import signal
 import socket
 import subprocess
 import threading
@@ -53,9 +50,9 @@ from nova.sandbox.container_setup import (
     InstanceFiles,
     host_setup,
     open_instance_files,
-    remove_scratch_code,
     wrapper_argv,
 )
+from nova.sandbox.namespaced import NamespacedInstance, discard
 from nova.sandbox.network import InstanceNetwork, Networks
 from nova.sandbox.network_probe import networks_for, with_network
 from nova.sandbox.seccomp import deny_filter
@@ -130,7 +127,7 @@ class ContainerBackend:
             host_end.close()
             if prepared.network is not None:
                 prepared.network.close()
-            await asyncio.to_thread(_discard, spec, prepared.cgroup)
+            await asyncio.to_thread(discard, spec, prepared.cgroup)
             raise SandboxError(
                 f"could not start a container for {spec.function_name}: {exc}"
             ) from exc
@@ -139,7 +136,7 @@ class ContainerBackend:
             prepared.close()
         host_end.setblocking(False)
         instance = ContainerInstance(
-            spec, process, host_end, prepared.cgroup, self._instances, image_id
+            spec, process, host_end, prepared.cgroup, self._forget, image_id
         )
         instance.network = prepared.network
         self._instances[spec.instance_id] = instance
@@ -196,9 +193,12 @@ class ContainerBackend:
                 files.close()
             if network is not None:
                 network.close()
-            _discard(spec, cgroup)
+            discard(spec, cgroup)
             raise
         return _Prepared(wrapper, files, log_fd, cgroup, limits.cpu_quota_us, network)
+
+    def _forget(self, instance_id: str) -> None:
+        self._instances.pop(instance_id, None)
 
     async def close(self) -> None:
         await asyncio.gather(*(i.kill() for i in list(self._instances.values())))
@@ -206,115 +206,12 @@ class ContainerBackend:
             await asyncio.to_thread(self._cgroups.release)
 
 
-class ContainerInstance:
-    def __init__(
-        self,
-        spec: InstanceSpec,
-        process: subprocess.Popen[bytes],
-        sock: socket.socket,
-        cgroup: InstanceCgroup | None,
-        registry: dict[str, ContainerInstance],
-        image_id: str,
-    ) -> None:
-        self._spec = spec
-        self._image_id = image_id
-        self._process = process
-        self._sock = sock
-        self._cgroup = cgroup
-        self._registry = registry
-        self._killed = False
-        self._cpu_timer: asyncio.TimerHandle | None = None
-        self.network: InstanceNetwork | None = None  # network: true only; closed on kill
+class ContainerInstance(NamespacedInstance):
+    network: InstanceNetwork | None = None  # network: true only; closed once the sandbox is gone
 
-    @property
-    def instance_id(self) -> str:
-        return self._spec.instance_id
-
-    @property
-    def sock(self) -> socket.socket:
-        return self._sock
-
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid  # the outer bwrap process, on the host
-
-    @property
-    def code_dir(self) -> str:
-        return bw.CODE_DIR
-
-    @property
-    def tmp_dir(self) -> str:
-        return bw.TMP_DIR
-
-    @property
-    def image_id(self) -> str:
-        return self._image_id
-
-    def limit_cpu_after(self, delay_s: float, quota_us: int) -> None:
-        if self._cgroup is None:
-            return
-        # One cgroupfs write (~20 µs): cheap enough for the event loop.
-        loop = asyncio.get_running_loop()
-        self._cpu_timer = loop.call_later(delay_s, self._cgroup.limit_cpu, quota_us)
-
-    def alive(self) -> bool:
-        return not self._killed and self._process.poll() is None
-
-    def oom_kills(self) -> int:
-        # One small read of cgroupfs (~20 µs).
-        return self._cgroup.oom_kills() if self._cgroup is not None else 0
-
-    async def kill(self) -> None:
-        if self._killed:
-            return
-        self._killed = True
-        self._registry.pop(self.instance_id, None)
-        if self._cpu_timer is not None:
-            self._cpu_timer.cancel()
-        exited_by_itself = self._process.poll()
-        try:
-            await asyncio.to_thread(self._teardown)
-        finally:
-            self._sock.close()
-        if exited_by_itself:
-            logger.warning(
-                "instance %s had exited with status %s before it was stopped: %s",
-                self.instance_id,
-                exited_by_itself,
-                self._log_tail(),
-            )
-        await asyncio.to_thread(shutil.rmtree, self._spec.work_dir, True)
-        await asyncio.to_thread(remove_scratch_code, self.instance_id)
-
-    def _teardown(self) -> None:
-        # Kill the pid namespace's init (bwrap's child): the kernel then kills and reaps every
-        # process of the namespace, and bwrap, which reaps its child, exits by itself. Killing
-        # bwrap first would orphan the init to the host's pid 1, leaving zombies behind for a
-        # while. The cgroup sweep is the backstop for anything that might have escaped.
-        outer = self._process.pid
-        for child in _children(outer):
-            _kill_if_child(child, outer)
-        try:
-            self._process.wait(timeout=2)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                self._process.kill()
-            try:
-                self._process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                logger.error("bwrap of instance %s ignored SIGKILL for 5 s", self.instance_id)
+    def _after_stop(self) -> None:
         if self.network is not None:  # after the sandbox: see InstanceNetwork.close
             self.network.close()
-        if self._cgroup is not None:
-            self._cgroup.kill_all()
-            self._cgroup.remove()
-
-    def _log_tail(self, limit: int = 2000) -> str:
-        try:
-            data = (self._spec.work_dir / "agent.log").read_bytes()[-limit:]
-        except OSError:
-            return "(no log)"
-        return data.decode(errors="replace").strip() or "(empty log)"
 
 
 @dataclass(slots=True)
@@ -333,30 +230,6 @@ class _Prepared:
             self.network.close_child_ends()
 
 
-def _children(pid: int) -> list[int]:
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as f:
-            return [int(p) for p in f.read().split()]
-    except OSError:
-        return []  # already gone, or a kernel without CONFIG_PROC_CHILDREN: bwrap is killed
-
-
-def _kill_if_child(pid: int, parent: int) -> None:
-    # Pin the process first, then check it is still bwrap's child: only then is the pid not
-    # one that was reused by an unrelated process in between.
-    try:
-        pidfd = os.pidfd_open(pid)
-    except ProcessLookupError:
-        return
-    try:
-        if pid in _children(parent):
-            signal.pidfd_send_signal(pidfd, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    finally:
-        os.close(pidfd)
-
-
 def tmp_size_bytes(tmp_mb: int, memory_mb: int) -> int:
     """The /tmp size. tmpfs pages are charged to the instance's memory cgroup, so a /tmp as
     large as memory_mb would end in an OOM kill instead of ENOSPC: cap it at half."""
@@ -371,15 +244,7 @@ def _release_prepared(spec: InstanceSpec, done: asyncio.Future[_Prepared]) -> No
     if prepared.network is not None:
         prepared.network.close()
     # Off the loop: removing groups may wait for the kernel.
-    threading.Thread(target=_discard, args=(spec, prepared.cgroup), daemon=True).start()
-
-
-def _discard(spec: InstanceSpec, cgroup: InstanceCgroup | None) -> None:
-    if cgroup is not None:
-        cgroup.kill_all()
-        cgroup.remove()
-    shutil.rmtree(spec.work_dir, ignore_errors=True)
-    remove_scratch_code(spec.instance_id)
+    threading.Thread(target=discard, args=(spec, prepared.cgroup), daemon=True).start()
 
 
 __all__ = ["ContainerBackend", "ContainerInstance", "ContainerOptions", "tmp_size_bytes"]

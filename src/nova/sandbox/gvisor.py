@@ -39,14 +39,11 @@ with ``Function.OutOfMemory`` (the cgroup counted the kill) and the pool starts 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import json
 import logging
 import os
 import re
-import shutil
-import signal
 import socket
 import subprocess
 import threading
@@ -59,7 +56,6 @@ from nova.sandbox.agent_launch import agent_argv, agent_env
 from nova.sandbox.base import BackendInfo, InstanceSpec, SandboxInstance
 from nova.sandbox.cgroups import CgroupLayout, CgroupLimits, InstanceCgroup
 from nova.sandbox.container import tmp_size_bytes
-from nova.sandbox.container_setup import remove_scratch_code
 from nova.sandbox.gvisor_probe import probe
 from nova.sandbox.gvisor_setup import (
     GvisorHost,
@@ -70,6 +66,7 @@ from nova.sandbox.gvisor_setup import (
     wrapper_argv,
 )
 from nova.sandbox.gvisor_spec import SpecLimits, SpecMounts, oci_spec
+from nova.sandbox.namespaced import NamespacedInstance, discard
 
 logger = logging.getLogger(__name__)
 
@@ -131,14 +128,14 @@ class GvisorBackend:
             )
         except OSError as exc:
             host_end.close()
-            await asyncio.to_thread(_discard, spec, prepared.cgroup)
+            await asyncio.to_thread(discard, spec, prepared.cgroup)
             raise SandboxError(f"could not start runsc for {spec.function_name}: {exc}") from exc
         finally:
             agent_end.close()
             os.close(prepared.log_fd)
         host_end.setblocking(False)
         instance = GvisorInstance(
-            spec, process, host_end, prepared.cgroup, self._instances, self._host
+            spec, process, host_end, prepared.cgroup, self._forget, self._host.image_id
         )
         self._instances[spec.instance_id] = instance
         if prepared.cgroup is not None:
@@ -179,9 +176,12 @@ class GvisorBackend:
                 0o600,
             )
         except BaseException:
-            _discard(spec, cgroup)
+            discard(spec, cgroup)
             raise
         return _Prepared(wrapper_argv(procs, runsc), log_fd, cgroup, cpu_quota_us)
+
+    def _forget(self, instance_id: str) -> None:
+        self._instances.pop(instance_id, None)
 
     async def close(self) -> None:
         await asyncio.gather(*(i.kill() for i in list(self._instances.values())))
@@ -189,109 +189,10 @@ class GvisorBackend:
             await asyncio.to_thread(self._cgroups.release)
 
 
-class GvisorInstance:
-    def __init__(
-        self,
-        spec: InstanceSpec,
-        process: subprocess.Popen[bytes],
-        sock: socket.socket,
-        cgroup: InstanceCgroup | None,
-        registry: dict[str, GvisorInstance],
-        host: GvisorHost,
-    ) -> None:
-        self._spec = spec
-        self._host = host
-        self._process = process
-        self._sock = sock
-        self._cgroup = cgroup
-        self._registry = registry
-        self._killed = False
-        self._cpu_timer: asyncio.TimerHandle | None = None
-
-    @property
-    def instance_id(self) -> str:
-        return self._spec.instance_id
-
-    @property
-    def sock(self) -> socket.socket:
-        return self._sock
-
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid  # unshare (runsc's parent), on the host
-
-    @property
-    def code_dir(self) -> str:
-        return bw.CODE_DIR
-
-    @property
-    def tmp_dir(self) -> str:
-        return bw.TMP_DIR
-
-    @property
-    def image_id(self) -> str:
-        return self._host.image_id
-
-    def limit_cpu_after(self, delay_s: float, quota_us: int) -> None:
-        if self._cgroup is None:
-            return
-        # One cgroupfs write (~20 µs): cheap enough for the event loop.
-        loop = asyncio.get_running_loop()
-        self._cpu_timer = loop.call_later(delay_s, self._cgroup.limit_cpu, quota_us)
-
-    def alive(self) -> bool:
-        return not self._killed and self._process.poll() is None
-
-    def oom_kills(self) -> int:
-        # One small read of cgroupfs (~20 µs).
-        return self._cgroup.oom_kills() if self._cgroup is not None else 0
-
-    async def kill(self) -> None:
-        if self._killed:
-            return
-        self._killed = True
-        self._registry.pop(self.instance_id, None)
-        if self._cpu_timer is not None:
-            self._cpu_timer.cancel()
-        exited_by_itself = self._process.poll()
-        try:
-            await asyncio.to_thread(self._teardown)
-        finally:
-            self._sock.close()
-        if exited_by_itself and not self.oom_kills():
-            logger.warning(
-                "instance %s had exited with status %s before it was stopped: %s",
-                self.instance_id,
-                exited_by_itself,
-                self._log_tail(),
-            )
-        await asyncio.to_thread(_discard, self._spec, self._cgroup)
-
-    def _teardown(self) -> None:
-        # SIGKILL runsc, the init of the instance's pid namespace: the kernel then kills and
-        # reaps the gofer, the Sentry and every ptrace stub, and unshare, which reaps runsc,
-        # exits by itself. No RPC to a Sentry that may be wedged, no `runsc delete` (0.3 s
-        # here): runsc's state (a lock and a state file) is in the work dir, which _discard
-        # removes with the cgroup sweep as the backstop.
-        outer = self._process.pid
-        for child in _children(outer):
-            _kill_if_child(child, outer)
-        try:
-            self._process.wait(timeout=2)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                self._process.kill()
-            try:
-                self._process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                logger.error("unshare of instance %s ignored SIGKILL for 5 s", self.instance_id)
-
-    def _log_tail(self, limit: int = 2000) -> str:
-        try:
-            data = (self._spec.work_dir / "agent.log").read_bytes()[-limit:]
-        except OSError:
-            return "(no log)"
-        return data.decode(errors="replace").strip() or "(empty log)"
+class GvisorInstance(NamespacedInstance):
+    """The outer process is `unshare`; runsc is the init of the instance's pid namespace, so
+    killing it takes the gofer, the Sentry and every ptrace stub with it. No `runsc delete`
+    (0.3 s here): runsc's state lives in the work dir, which discard() removes."""
 
 
 @dataclass(slots=True)
@@ -314,45 +215,13 @@ def _state_dir(spec: InstanceSpec) -> Path:
     return spec.work_dir / "runsc"
 
 
-def _children(pid: int) -> list[int]:
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as f:
-            return [int(p) for p in f.read().split()]
-    except OSError:
-        return []  # already gone, or no CONFIG_PROC_CHILDREN: unshare is killed instead
-
-
-def _kill_if_child(pid: int, parent: int) -> None:
-    # Pin the process first, then check it is still unshare's child: only then is the pid not
-    # one that was reused by an unrelated process in between.
-    try:
-        pidfd = os.pidfd_open(pid)
-    except ProcessLookupError:
-        return
-    try:
-        if pid in _children(parent):
-            signal.pidfd_send_signal(pidfd, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    finally:
-        os.close(pidfd)
-
-
 def _release_prepared(spec: InstanceSpec, done: asyncio.Future[_Prepared]) -> None:
     if done.cancelled() or done.exception() is not None:
         return
     prepared = done.result()
     os.close(prepared.log_fd)
     # Off the loop: removing groups may wait for the kernel.
-    threading.Thread(target=_discard, args=(spec, prepared.cgroup), daemon=True).start()
-
-
-def _discard(spec: InstanceSpec, cgroup: InstanceCgroup | None) -> None:
-    if cgroup is not None:
-        cgroup.kill_all()
-        cgroup.remove()
-    shutil.rmtree(spec.work_dir, ignore_errors=True)
-    remove_scratch_code(spec.instance_id)
+    threading.Thread(target=discard, args=(spec, prepared.cgroup), daemon=True).start()
 
 
 __all__ = ["GvisorBackend", "GvisorInstance", "GvisorOptions"]
