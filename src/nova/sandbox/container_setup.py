@@ -16,6 +16,7 @@ import stat
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from nova.core.errors import SandboxError
 from nova.sandbox import bwrap as bw
@@ -133,7 +134,12 @@ def host_setup(options: ContainerOptions) -> tuple[HostPaths, CgroupLayout | Non
     return host, layout
 
 
-def check_interpreter(interpreter: str, host: HostPaths) -> None:
+class SeesHostRoots(Protocol):
+    @property
+    def visible_roots(self) -> tuple[str, ...]: ...
+
+
+def check_interpreter(interpreter: str, host: SeesHostRoots, kind: str = "container") -> None:
     """The interpreter is a host path; it must exist at the same path inside the sandbox, i.e.
     both its path and its resolved target must lie in what the sandbox binds (/usr ...)."""
     path = os.path.normpath(interpreter)
@@ -141,7 +147,7 @@ def check_interpreter(interpreter: str, host: HostPaths) -> None:
     hidden = [p for p in (path, real) if not _under(p, host.visible_roots)]
     if hidden or not os.path.isabs(path):
         raise SandboxError(
-            f"interpreter {interpreter} is outside what a container instance sees "
+            f"interpreter {interpreter} is outside what a {kind} instance sees "
             f"({', '.join(host.visible_roots)}): install the runtime from the distribution "
             "(e.g. apt-get install python3 nodejs) or use another backend"
         )

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from nova.core.errors import SandboxError
 from nova.sandbox import bwrap as bw
+from nova.sandbox import container_setup
 from nova.sandbox.base import InstanceSpec
 from nova.sandbox.cgroups import CgroupLayout
 from nova.sandbox.container_setup import agent_package, host_image_id, scratch_code_dir
@@ -237,23 +238,8 @@ def _private_dir(path: Path) -> Path:
 
 
 def check_interpreter(interpreter: str, host: GvisorHost) -> None:
-    """The interpreter is a host path; it must exist at the same path inside, i.e. both its
-    path and its resolved target must lie in what the sandbox binds (/usr ...)."""
-    path = os.path.normpath(interpreter)
-    real = os.path.realpath(path)
-    hidden = [p for p in (path, real) if not _under(p, host.visible_roots)]
-    if hidden or not os.path.isabs(path):
-        raise SandboxError(
-            f"interpreter {interpreter} is outside what a gVisor instance sees "
-            f"({', '.join(host.visible_roots)}): install the runtime from the distribution "
-            "(e.g. apt-get install python3 nodejs) or use another backend"
-        )
-    if not os.access(real, os.X_OK):
-        raise SandboxError(f"interpreter {interpreter} is not executable")
-
-
-def _under(path: str, roots: tuple[str, ...]) -> bool:
-    return any(path == root or path.startswith(root + "/") for root in roots)
+    """As for containers: the interpreter must lie in what the sandbox binds (/usr ...)."""
+    container_setup.check_interpreter(interpreter, host, kind="gVisor")
 
 
 def readable_code_dir(spec: InstanceSpec) -> Path:
