@@ -245,9 +245,15 @@ def _announce(settings: Settings, example: bool, elapsed_s: float) -> None:
         settings.daemon.data_dir.resolve(),
     )
     if example:
+        # The command as it was started (e.g. .venv/bin/nova under `make run`), so the hint
+        # works even when nova is not on PATH.
+        nova = sys.argv[0] if sys.argv[0].endswith("nova") else "nova"
+        endpoint = "" if url == "http://127.0.0.1:9000" else f" --endpoint {url}"
         logger.info(
-            'try it: curl -s -X POST %s/functions/%s/invoke -d \'{"name": "Ada"}\'  or  nova invoke %s --data \'{"name": "Ada"}\'',
+            'try it: curl -s -X POST %s/functions/%s/invoke -d \'{"name": "Ada"}\'  or  %s%s invoke %s --data \'{"name": "Ada"}\'',
             url,
             EXAMPLE_NAME,
+            nova,
+            endpoint,
             EXAMPLE_NAME,
         )
