@@ -125,3 +125,33 @@ def test_functions_survive_a_daemon_restart(tmp_path: Path) -> None:
             assert result["cold_start"] is True
     finally:
         second.stop()
+
+
+def test_cli_logs_follow_streams_new_invocations(daemon: DaemonProcess, api: httpx.Client) -> None:
+    import os
+    import signal
+    import subprocess
+    import time
+
+    from tests.e2e.daemon_process import NOVA
+
+    code = "def handler(event, context):\n    print('seen', event['n'])\n    return event['n']\n"
+    api.post(
+        "/functions", json={"name": "followed", "runtime": "python", "code": code}
+    ).raise_for_status()
+    follower = subprocess.Popen(
+        [NOVA, "--endpoint", daemon.url, "--json", "logs", "followed", "--follow"],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "NO_COLOR": "1"},
+    )
+    try:
+        time.sleep(1.0)  # the first poll has happened: what follows is new
+        for n in (1, 2):
+            api.post("/functions/followed/invoke", json={"n": n}).raise_for_status()
+        assert follower.stdout is not None
+        lines = [json.loads(follower.stdout.readline()) for _ in range(2)]
+        assert [line["stdout"].strip() for line in lines] == ["seen 1", "seen 2"]
+    finally:
+        follower.send_signal(signal.SIGINT)
+        assert follower.wait(10) == 0  # Ctrl-C ends --follow cleanly
