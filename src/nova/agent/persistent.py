@@ -20,6 +20,7 @@ from nova.agent.capture import last_lines
 from nova.agent.channel import Channel
 from nova.agent.diagnostics import report
 from nova.agent.errors import AgentError, ErrorType
+from nova.agent.forked_worker import can_fork_for
 from nova.agent.invocation import Invocation
 from nova.agent.launch import READY_LINE, bootstrap_argv
 from nova.agent.spec import InitSpec
@@ -294,7 +295,10 @@ class PersistentRunner:
     def _spawn(self) -> WorkerProcess:
         max_line = self._channel.max_message_bytes + _LINE_SLACK
         spec = self._spec
-        return WorkerProcess(self._argv, self._env, spec.code_dir, spec.tmp_dir, max_line)
+        fork = spec.runtime == "python" and can_fork_for(spec.interpreter)
+        return WorkerProcess(
+            self._argv, self._env, spec.code_dir, spec.tmp_dir, max_line, fork=fork
+        )
 
     def _ready_problem(self, worker: WorkerProcess, deadline: float) -> str | None:
         """None once the worker wrote its ready line, else what went wrong."""

@@ -25,6 +25,7 @@ import time
 from collections.abc import Mapping
 
 from nova.agent.capture import open_capture_file, read_tail
+from nova.agent.forked_worker import ForkedProcess, fork_worker
 
 _CHUNK = 1 << 16
 _EXIT_GRACE_S = 0.5  # how long a worker that closed its pipe may take to exit before SIGKILL
@@ -42,6 +43,8 @@ class WorkerProcess:
         cwd: str,
         tmp_dir: str,
         max_line_bytes: int,
+        *,
+        fork: bool = False,  # fork the agent instead of spawning (see forked_worker.py)
     ) -> None:
         self._max_line = max_line_bytes
         self._buffer = bytearray()
@@ -52,17 +55,23 @@ class WorkerProcess:
         self.stderr_fd = open_capture_file("stderr", tmp_dir)
         request_read, self._request = os.pipe()
         self._result, result_write = os.pipe()
+        command = [*argv, "--resp-fd", str(result_write)]
         try:
-            self.process = subprocess.Popen(
-                [*argv, "--resp-fd", str(result_write)],
-                stdin=request_read,
-                stdout=self.stdout_fd,
-                stderr=self.stderr_fd,
-                pass_fds=(result_write,),
-                env=env,
-                cwd=cwd,
-                start_new_session=True,
-            )
+            self.process: subprocess.Popen[bytes] | ForkedProcess
+            if fork:
+                fds = (request_read, self.stdout_fd, self.stderr_fd)
+                self.process = fork_worker(command, env, cwd, fds, result_write)
+            else:
+                self.process = subprocess.Popen(
+                    command,
+                    stdin=request_read,
+                    stdout=self.stdout_fd,
+                    stderr=self.stderr_fd,
+                    pass_fds=(result_write,),
+                    env=env,
+                    cwd=cwd,
+                    start_new_session=True,
+                )
         except OSError:
             self._close_fds(self._request, self._result)
             raise

@@ -30,11 +30,17 @@ needs_node = pytest.mark.skipif(NODE is None, reason="node is not installed on t
 class AgentProcess:
     """The host's view: send frames, wait for the reply with a given id."""
 
-    def __init__(self, code_dir: Path, tmp_dir: Path, max_message_bytes: int | None) -> None:
+    def __init__(
+        self,
+        code_dir: Path,
+        tmp_dir: Path,
+        max_message_bytes: int | None,
+        agent_python: str = sys.executable,
+    ) -> None:
         self.code_dir = code_dir
         self.tmp_dir = tmp_dir
         self.sock, agent_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        argv = [sys.executable, "-S", "-m", "nova.agent", "--fd", str(agent_end.fileno())]
+        argv = [agent_python, "-S", "-m", "nova.agent", "--fd", str(agent_end.fileno())]
         if max_message_bytes is not None:
             argv += ["--max-message-bytes", str(max_message_bytes)]
         self.process = subprocess.Popen(
@@ -125,6 +131,16 @@ def agent(code_dir: Path, tmp_path: Path) -> Iterator[AgentProcess]:
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     process = AgentProcess(code_dir, scratch, None)
+    yield process
+    process.close()
+
+
+@pytest.fixture
+def same_python_agent(code_dir: Path, tmp_path: Path) -> Iterator[AgentProcess]:
+    """An agent running on the function's own interpreter: it forks its Python workers."""
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    process = AgentProcess(code_dir, scratch, None, agent_python=PYTHON)
     yield process
     process.close()
 

@@ -1,0 +1,68 @@
+"""Workers forked from the agent (same interpreter, at Init) behave like spawned ones."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.unit.agent.conftest import AgentProcess, write
+
+PROBE = """
+import os, sys
+def handler(event, context):
+    if event == "die":
+        os._exit(3)
+    try:
+        import nova  # the agent's package must not leak into the worker
+        leaked = True
+    except ImportError:
+        leaked = False
+    print("hello from", context.function_name)
+    import stat
+    sockets = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            sockets += stat.S_ISSOCK(os.fstat(int(fd)).st_mode)
+        except OSError:
+            pass
+    return {
+        "pid": os.getpid(), "ppid": os.getppid(), "sid": os.getsid(0), "leaked": leaked,
+        "cwd": os.getcwd(), "path0": sys.path[0], "site": any("-packages" in p for p in sys.path),
+        "env": {k: v for k, v in os.environ.items() if k in ("NOVA_FUNCTION_NAME", "GREETING", "PYTHONPATH")},
+        "sockets": sockets, "argv": sys.argv, "no_site": sys.flags.no_site,
+    }
+"""
+
+
+def test_forked_worker_looks_like_a_spawned_one(
+    same_python_agent: AgentProcess, code_dir: Path
+) -> None:
+    write(code_dir, "handler.py", PROBE)
+    init = same_python_agent.init(env={"GREETING": "hi"})
+    assert init["ok"], init
+    reply = same_python_agent.exec("probe")
+    assert reply["error"] is None, reply
+    out = reply["output"]
+    assert out["ppid"] == same_python_agent.process.pid
+    assert out["no_site"] == 1  # inherited from the agent's -S: proof the worker was forked
+    assert out["sid"] == out["pid"]  # its own session, as start_new_session gives
+    assert out["leaked"] is False
+    assert out["path0"] == str(code_dir)
+    assert out["site"] is True  # site-packages, although the agent runs with -S
+    assert out["env"]["NOVA_FUNCTION_NAME"] == "fn"
+    assert out["env"]["GREETING"] == "hi"
+    assert out["sockets"] == 0  # the agent's connection to the host did not leak into the worker
+    assert "hello from fn" in reply["stdout"]
+
+
+def test_a_forked_worker_that_dies_is_replaced(
+    same_python_agent: AgentProcess, code_dir: Path
+) -> None:
+    write(code_dir, "handler.py", PROBE)
+    assert same_python_agent.init()["ok"]
+    first = same_python_agent.exec("probe")["output"]["pid"]
+    died = same_python_agent.exec("die")
+    assert died["error"]["type"] == "Runtime.ExitError"
+    assert "code 3" in died["error"]["message"]
+    after = same_python_agent.exec("probe")
+    assert after["error"] is None
+    assert after["output"]["pid"] != first
