@@ -32,6 +32,7 @@ def test_fifty_concurrent_cold_invokes_start_at_most_max_replicas(
     assert 1 <= len(pids) <= 4
     herd = next(pool for pool in api.get("/stats").json()["pools"] if pool["function"] == "herd")
     assert herd["instances"] <= 4
+    assert herd["started"] <= 4  # single flight: never more starts than max_replicas
 
 
 def test_requests_beyond_max_replicas_wait_then_get_429(tmp_path: object) -> None:

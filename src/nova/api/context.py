@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from nova.config import Settings
 from nova.executor.executor import Executor
@@ -32,4 +32,3 @@ class Services:
     log_batcher: InvocationLogBatcher
     started: bool = False
     started_at: float = 0.0
-    notes: list[str] = field(default_factory=list)

@@ -59,6 +59,7 @@ class PoolStats:
     idle: int
     starting: int
     waiting: int
+    started: int  # instances started since the pool was created (cold starts + pre-warming)
 
 
 class FunctionPool:
@@ -370,4 +371,5 @@ class FunctionPool:
             idle=sum(1 for i in self._live if i.inflight == 0),
             starting=self._starting,
             waiting=sum(1 for waiter in self._waiters if not waiter.done()),
+            started=self.instances_started,
         )

@@ -107,7 +107,6 @@ async def health(request: Request) -> JSONResponse:
             "instances": sum(s.instances for s in svc.pools.stats()),
         },
         "uptime_s": round(time.monotonic() - svc.started_at, 3),
-        "notes": svc.notes,
     }
     return JSONResponse(body, status_code=200 if store_ok else 503)
 
