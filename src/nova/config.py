@@ -75,6 +75,8 @@ class SandboxSettings(BaseModel):
     # Root filesystem of container instances: "host" binds the host's /usr read-only (nothing to
     # build); "debian" runs each runtime on a debootstrap'ed image (`nova image build RUNTIME`).
     image: Literal["host", "debian"] = "host"
+    # Blank container instances kept started so cold starts only pay for Init (0: off).
+    standby_instances: int = Field(2, ge=0, le=32)
     runtime_images: dict[str, Literal["host", "debian"]] = {}  # per-runtime exceptions
 
 

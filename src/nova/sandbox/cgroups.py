@@ -148,17 +148,30 @@ class InstanceCgroup:
         return list(dict.fromkeys(self.dirs.values()))
 
     def apply(self, limits: CgroupLimits) -> None:
-        """Memory and pids limits, and a CPU *weight* proportional to memory. The hard CPU
-        quota comes later (:meth:`limit_cpu`): at 10 % of a CPU, starting the interpreter
-        alone would take ten times longer (like Lambda, init gets a CPU boost)."""
+        """Create the groups with memory and pids limits and a CPU *weight* proportional to
+        memory. The hard CPU quota comes later (:meth:`limit_cpu`): at 10 % of a CPU, starting
+        the interpreter alone would take ten times longer (like Lambda, init gets a boost)."""
         for directory in self._unique_dirs():
             directory.mkdir(exist_ok=False)
+        self.set_limits(limits)
+
+    def set_limits(self, limits: CgroupLimits) -> None:
+        """(Re)write memory, pids and CPU weight on existing groups (a standby being claimed)."""
         memory, pids, cpu = self.dirs["memory"], self.dirs["pids"], self.dirs.get("cpu")
         share = limits.cpu_quota_us / CPU_PERIOD_US  # in CPUs
         if self.version == 1:
+            # memory.memsw.limit_in_bytes (memory+swap, present with swap accounting) must never
+            # be below memory.limit_in_bytes: raise it first when growing, lower it last when
+            # shrinking. Capping it too keeps the limit from just pushing pages to swap.
+            memsw = memory / "memory.memsw.limit_in_bytes"
+            try:
+                current = int((memory / "memory.limit_in_bytes").read_text())
+            except FileNotFoundError:  # not created yet by the kernel (or a test's fake tree)
+                current = 0
+            if limits.memory_bytes > current:
+                _write_if_present(memsw, str(limits.memory_bytes))
             _write(memory / "memory.limit_in_bytes", str(limits.memory_bytes))
-            # With swap accounting on, cap memory+swap too, or the limit just pushes to swap.
-            _write_if_present(memory / "memory.memsw.limit_in_bytes", str(limits.memory_bytes))
+            _write_if_present(memsw, str(limits.memory_bytes))
             _write(pids / "pids.max", str(limits.pids_max))
             if cpu is not None:
                 _write(cpu / "cpu.shares", str(max(2, round(1024 * share))))  # 1024 = 1 CPU

@@ -35,6 +35,7 @@ import socket
 import subprocess
 import threading
 from dataclasses import dataclass
+from typing import cast
 
 from nova.core.errors import SandboxError
 from nova.images.ports import RuntimeImages
@@ -48,10 +49,12 @@ from nova.sandbox.container_setup import (
     ContainerOptions,
     HostPaths,
     InstanceFiles,
+    copy_readable,
     host_setup,
     open_instance_files,
     wrapper_argv,
 )
+from nova.sandbox.container_standby import STANDBY_MEMORY_MB, StandbyPool
 from nova.sandbox.namespaced import NamespacedInstance, discard
 from nova.sandbox.network import InstanceNetwork, Networks
 from nova.sandbox.network_probe import networks_for, with_network
@@ -70,9 +73,17 @@ class ContainerBackend:
         self._host: HostPaths | None = None
         self._cgroups: CgroupLayout | None = None
         self._networks: Networks | None = None  # None: network: true is refused
+        self._standby: StandbyPool | None = None
         if self._info.available:
             self._host, self._cgroups = host_setup(self._options)
             self._networks = networks_for(self._options)
+            if self._options.standby and self._options.standby_dir is not None:
+                self._standby = StandbyPool(
+                    self._options.standby,
+                    self._options.standby_dir,
+                    self._options.agent_python,
+                    self._launch_standby,
+                )
 
     @classmethod
     def probe(cls, options: ContainerOptions | None = None) -> BackendInfo:
@@ -89,6 +100,11 @@ class ContainerBackend:
         instead of the host root; the daemon wires this after choosing the backend."""
         self._roots = InstanceRoots(self._options.agent_python, images)
 
+    def start_standby(self) -> None:
+        """Start the standby instances now (call on a running loop) rather than on first use."""
+        if self._standby is not None:
+            self._standby.replenish()
+
     @property
     def host_image_id(self) -> str | None:
         """The id of the host root instances see (None while the backend is unavailable)."""
@@ -102,6 +118,31 @@ class ContainerBackend:
                 f"network: true is not available for container instances here ({self._info.reason})"
             )
         layout, image_id = await self._roots.resolve(spec, self._host)
+        if self._standby is not None and self._standby_fits(spec, image_id):
+            limits = CgroupLimits.for_memory(spec.memory_mb, pids_max=self._options.pids_max)
+            claimed = await self._standby.claim(spec, limits, self._options.cpu_boost_s)
+            if claimed is not None:
+                return cast(ContainerInstance, claimed)
+        return await self._launch(spec, layout, image_id, limit_cpu=True)
+
+    def _standby_fits(self, spec: InstanceSpec, image_id: str) -> bool:
+        """Would a fresh start give exactly what a standby instance has?"""
+        assert self._host is not None  # start() checked
+        tmp_mb = self._options.tmp_mb
+        return (
+            not spec.network
+            and image_id == self._host.image_id
+            and tmp_size_bytes(tmp_mb, spec.memory_mb) == tmp_size_bytes(tmp_mb, STANDBY_MEMORY_MB)
+        )
+
+    async def _launch_standby(self, spec: InstanceSpec) -> ContainerInstance:
+        assert self._host is not None  # standby exists only for an available backend
+        # No CPU quota while idle (an idle agent uses none); the claim starts the boost.
+        return await self._launch(spec, self._host.layout, self._host.image_id, limit_cpu=False)
+
+    async def _launch(
+        self, spec: InstanceSpec, layout: bw.RootLayout, image_id: str, *, limit_cpu: bool
+    ) -> ContainerInstance:
         preparing = asyncio.ensure_future(asyncio.to_thread(self._prepare, spec, layout))
         try:
             prepared = await asyncio.shield(preparing)
@@ -148,7 +189,7 @@ class ContainerBackend:
             except BaseException:
                 await instance.kill()
                 raise
-        if prepared.cgroup is not None:
+        if prepared.cgroup is not None and limit_cpu:
             instance.limit_cpu_after(self._options.cpu_boost_s, prepared.cpu_quota_us)
         return instance
 
@@ -201,6 +242,8 @@ class ContainerBackend:
         self._instances.pop(instance_id, None)
 
     async def close(self) -> None:
+        if self._standby is not None:
+            await self._standby.close()
         await asyncio.gather(*(i.kill() for i in list(self._instances.values())))
         if self._cgroups is not None:
             await asyncio.to_thread(self._cgroups.release)
@@ -208,6 +251,14 @@ class ContainerBackend:
 
 class ContainerInstance(NamespacedInstance):
     network: InstanceNetwork | None = None  # network: true only; closed once the sandbox is gone
+
+    def adopt(self, spec: InstanceSpec, limits: CgroupLimits) -> None:
+        """Become an instance of ``spec``'s function (standby claim; blocking, in a thread):
+        its code into the bind source of /code, its limits onto this instance's cgroups."""
+        copy_readable(spec.code_dir, self._spec.code_dir)
+        self._name = spec.instance_id
+        if self._cgroup is not None:
+            self._cgroup.set_limits(limits)
 
     def _after_stop(self) -> None:
         if self.network is not None:  # after the sandbox: see InstanceNetwork.close

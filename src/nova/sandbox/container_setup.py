@@ -59,6 +59,10 @@ class ContainerOptions:
     # CPU is capped (proportional to memory) only this long after start: interpreter start-up
     # and handler import run at full speed, as Lambda boosts its init phase.
     cpu_boost_s: float = 2.0
+    # Blank instances kept started (agent up, waiting for Init) so a cold start only pays for
+    # Init; see container_standby.py. 0 turns it off. They live under standby_dir.
+    standby: int = 0
+    standby_dir: Path | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -309,16 +313,21 @@ def readable_code_dir(spec: InstanceSpec, host: HostPaths) -> Path:
         if uid is None:
             raise
     copy = scratch_code_dir(spec.instance_id)
-    copy.parent.mkdir(mode=0o711, parents=True, exist_ok=True)
-    copy.parent.chmod(0o711)  # searchable, not listable: instances cannot see each other's names
-    shutil.copytree(spec.code_dir, copy, symlinks=False, dirs_exist_ok=True)
-    for root, _dirs, files in os.walk(copy):
-        os.chmod(root, 0o755)
-        for name in files:
-            target = os.path.join(root, name)
-            os.chmod(target, 0o755 if os.stat(target).st_mode & stat.S_IXUSR else 0o644)
+    copy_readable(spec.code_dir, copy)
     check_reachable(copy, uid, directory=True)
     return copy
+
+
+def copy_readable(source: Path, target: Path) -> None:
+    """Copy a code dir to ``target`` with modes the sandbox user can read (0644/0755)."""
+    target.parent.mkdir(mode=0o711, parents=True, exist_ok=True)
+    target.parent.chmod(0o711)  # searchable, not listable: instances cannot see each other's
+    shutil.copytree(source, target, symlinks=False, dirs_exist_ok=True)
+    for root, _dirs, files in os.walk(target):
+        os.chmod(root, 0o755)
+        for name in files:
+            path = os.path.join(root, name)
+            os.chmod(path, 0o755 if os.stat(path).st_mode & stat.S_IXUSR else 0o644)
 
 
 def scratch_code_dir(instance_id: str) -> Path:

@@ -41,10 +41,11 @@ class NamespacedInstance:
         self._image_id = image_id
         self._killed = False
         self._cpu_timer: asyncio.TimerHandle | None = None
+        self._name = spec.instance_id  # what the pool calls it; a claimed standby is renamed
 
     @property
     def instance_id(self) -> str:
-        return self._spec.instance_id
+        return self._name
 
     @property
     def sock(self) -> socket.socket:
@@ -84,7 +85,7 @@ class NamespacedInstance:
         if self._killed:
             return
         self._killed = True
-        self._forget(self.instance_id)
+        self._forget(self._spec.instance_id)  # the backend's key, fixed at start
         if self._cpu_timer is not None:
             self._cpu_timer.cancel()
         exited_by_itself = self._process.poll()

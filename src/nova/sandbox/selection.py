@@ -15,7 +15,7 @@ from nova.config import Settings
 from nova.core.errors import NovaError
 from nova.sandbox import microvm_probe
 from nova.sandbox.base import BackendInfo, SandboxBackend
-from nova.sandbox.container import ContainerBackend
+from nova.sandbox.container import ContainerBackend, ContainerOptions
 from nova.sandbox.gvisor import GvisorBackend
 from nova.sandbox.process import ProcessBackend
 from nova.sandbox.registry import BackendRegistry
@@ -45,12 +45,19 @@ def build_backends(settings: Settings) -> BackendRegistry:
     infos = [container, gvisor, microvm_probe.probe(), process]
     backends: dict[str, SandboxBackend] = {}
     if container.available:
-        backends["container"] = ContainerBackend(max_message_bytes)
+        options = ContainerOptions(
+            standby=settings.sandbox.standby_instances,
+            standby_dir=settings.daemon.data_dir.resolve() / "instances",
+        )
+        backends["container"] = ContainerBackend(max_message_bytes, options)
     if gvisor.available:
         backends["gvisor"] = GvisorBackend(max_message_bytes)
     if process.available:
         backends["process"] = ProcessBackend(max_message_bytes)
     default = _default(settings.sandbox.backend, backends, infos)
+    container_backend = backends.get("container")
+    if default == "container" and isinstance(container_backend, ContainerBackend):
+        container_backend.start_standby()  # elsewhere they start on first container use
     for info in infos:
         if not info.available:
             logger.info("backend %s unavailable: %s", info.name, info.reason)
