@@ -94,6 +94,12 @@ def test_the_cli_drives_the_same_story(daemon: DaemonProcess, tmp_path: Path) ->
     assert daemon.cli("fn", "update", "cli-fn", "--code-file", str(source)).returncode == 0
     assert json.loads(daemon.cli("--json", "invoke", "cli-fn").stdout)["output"] == "v2"
 
+    instances = daemon.cli("--json", "fn", "instances", "cli-fn")
+    assert instances.returncode == 0, instances.stderr
+    [instance] = json.loads(instances.stdout)["items"]
+    assert instance["id"].startswith("cli-fn-")
+    assert instance["invocations"] >= 1
+
     logs = daemon.cli("--json", "logs", "cli-fn", "--limit", "5")
     assert logs.returncode == 0, logs.stderr
     entries = json.loads(logs.stdout)["items"]

@@ -349,3 +349,40 @@ def test_delete_json_reports_the_deletion(nova: RunNova, api: FakeApi) -> None:
     result = nova("--json", "fn", "delete", "hello", "--yes")
 
     assert json.loads(result.stdout) == {"name": "hello", "deleted": True}
+
+
+INSTANCE = {
+    "id": "hello-0a1b2c3d4e5f",
+    "state": "ready",
+    "pid": 4242,
+    "image_id": "host:262ed1f7a9c9",
+    "code_hash": "ab" * 32,
+    "inflight": 0,
+    "invocations": 7,
+    "age_s": 12.5,
+    "idle_s": 3.25,
+}
+
+
+def test_instances_shows_a_table(nova: RunNova, api: FakeApi) -> None:
+    api.on(
+        "GET",
+        "/functions/hello/instances",
+        {"items": [INSTANCE], "next": None, "backend": "container"},
+    )
+
+    result = nova("fn", "instances", "hello")
+
+    assert result.exit_code == ExitCode.OK, result.output
+    assert api.sent() == [("GET", "/functions/hello/instances")]
+    row = next(line.split() for line in result.stdout.splitlines() if line.startswith("hello-"))
+    assert row[:5] == ["hello-0a1b2c3d4e5f", "ready", "4242", "host:262ed1f7a9c9", "0"]
+    assert "container" in result.stderr
+
+
+def test_instances_json_and_empty(nova: RunNova, api: FakeApi) -> None:
+    body = {"items": [], "next": None, "backend": "process"}
+    api.on("GET", "/functions/hello/instances", body)
+
+    assert json.loads(nova("--json", "fn", "instances", "hello").stdout) == body
+    assert "no running instances" in nova("fn", "instances", "hello").stderr

@@ -65,6 +65,41 @@ def get_function(ctx: typer.Context, name: NameArg) -> None:
     state.out.fields(describe(record if isinstance(record, dict) else {}))
 
 
+@app.command("instances")
+def list_instances(ctx: typer.Context, name: NameArg) -> None:
+    """Show the function's running instances: id, state, pid, image, usage."""
+    from nova.cli.client import function_path
+    from nova.cli.render import fmt_unit, fmt_value
+
+    state = state_of(ctx)
+    body = state.client.call("GET", function_path(name) + "/instances")
+    body = body if isinstance(body, dict) else {}
+    if state.json_output:
+        state.out.json(body)
+        return
+    items = body.get("items") or []
+    if not items:
+        state.out.note(f"no running instances of {name} (the next invocation starts one)")
+        return
+    state.out.table(
+        ["ID", "STATE", "PID", "IMAGE", "INFLIGHT", "INVOCATIONS", "AGE", "IDLE"],
+        (
+            [
+                fmt_value(item.get("id")),
+                fmt_value(item.get("state")),
+                fmt_value(item.get("pid")),
+                fmt_value(item.get("image_id")),
+                fmt_value(item.get("inflight")),
+                fmt_value(item.get("invocations")),
+                fmt_unit(item.get("age_s"), "s"),
+                fmt_unit(item.get("idle_s"), "s"),
+            ]
+            for item in items
+        ),
+    )
+    state.out.note(f"backend: {fmt_value(body.get('backend'))}")
+
+
 @app.command("delete")
 def delete_function(
     ctx: typer.Context,
