@@ -100,6 +100,10 @@ def test_the_cli_drives_the_same_story(daemon: DaemonProcess, tmp_path: Path) ->
     assert instance["id"].startswith("cli-fn-")
     assert instance["invocations"] >= 1
 
+    stats = daemon.cli("--json", "stats")
+    assert stats.returncode == 0, stats.stderr
+    assert json.loads(stats.stdout)["invocations"]["total"] >= 2
+
     logs = daemon.cli("--json", "logs", "cli-fn", "--limit", "5")
     assert logs.returncode == 0, logs.stderr
     entries = json.loads(logs.stdout)["items"]

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from nova.cli.commands import daemon, fn, health, image, invoke, logs, runtimes
+from nova.cli.commands import daemon, fn, health, image, invoke, logs, runtimes, stats
 from nova.cli.errors import CliError
 from nova.cli.exit_codes import ExitCode, exit_code_for
 from nova.cli.state import (
@@ -134,6 +134,7 @@ app.command("invoke")(invoke.invoke)
 app.command("logs")(logs.logs)
 app.command("runtimes")(runtimes.runtimes)
 app.command("health")(health.health)
+app.command("stats")(stats.stats)
 
 
 def run() -> None:

@@ -83,3 +83,36 @@ def test_a_shutting_down_daemon_is_an_ordinary_api_error(nova: RunNova, api: Fak
     assert result.exit_code == ExitCode.SERVER_ERROR
     assert result.stdout == ""
     assert result.stderr == "error: shutting down\n"
+
+
+STATS = {
+    "pools": [
+        {
+            "function": "hello",
+            "instances": 2,
+            "busy": 1,
+            "idle": 1,
+            "starting": 0,
+            "waiting": 0,
+            "started": 3,
+        }
+    ],
+    "instances": 2,
+    "busy": 1,
+    "invocations": {"total": 40, "errors": 2, "cold_starts": 3, "timeouts": 1},
+    "inflight": 1,
+    "logs": {"written": 39, "dropped": 0},
+}
+
+
+def test_stats_shows_pools_and_counters(nova: RunNova, api: FakeApi) -> None:
+    api.on("GET", "/stats", STATS)
+
+    result = nova("stats")
+
+    assert result.exit_code == ExitCode.OK, result.output
+    assert api.sent() == [("GET", "/stats")]
+    pool_row = next(line.split() for line in result.stdout.splitlines() if line.startswith("hello"))
+    assert pool_row == ["hello", "2", "1", "1", "0", "0", "3"]
+    assert any(line.split() == ["invocations", "40"] for line in result.stdout.splitlines())
+    assert json.loads(nova("--json", "stats").stdout) == STATS

@@ -1,0 +1,39 @@
+"""``nova stats``: the daemon's pools and invocation counters (GET /stats)."""
+
+from __future__ import annotations
+
+import typer
+
+from nova.cli.state import state_of
+
+
+def stats(ctx: typer.Context) -> None:
+    """Show each function's pool (instances, busy, idle, starting, waiting) and the counters."""
+    from nova.cli.render import fmt_value
+
+    state = state_of(ctx)
+    body = state.client.call("GET", "/stats")
+    body = body if isinstance(body, dict) else {}
+    if state.json_output:
+        state.out.json(body)
+        return
+    pools = body.get("pools") or []
+    if pools:
+        columns = ["FUNCTION", "INSTANCES", "BUSY", "IDLE", "STARTING", "WAITING", "STARTED"]
+        keys = ["function", "instances", "busy", "idle", "starting", "waiting", "started"]
+        state.out.table(columns, ([fmt_value(pool.get(key)) for key in keys] for pool in pools))
+    else:
+        state.out.note("no function has been deployed to a pool yet")
+    counters = body.get("invocations") or {}
+    logs = body.get("logs") or {}
+    state.out.fields(
+        [
+            ("invocations", fmt_value(counters.get("total"))),
+            ("errors", fmt_value(counters.get("errors"))),
+            ("cold starts", fmt_value(counters.get("cold_starts"))),
+            ("timeouts", fmt_value(counters.get("timeouts"))),
+            ("in flight", fmt_value(body.get("inflight"))),
+            ("logs written", fmt_value(logs.get("written"))),
+            ("logs dropped", fmt_value(logs.get("dropped"))),
+        ]
+    )
