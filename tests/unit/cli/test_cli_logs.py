@@ -109,3 +109,23 @@ def test_follow_prints_each_new_entry_once_oldest_first_until_ctrl_c(
         printed = [line.split()[2] for line in result.stdout.splitlines()]
     assert printed == ["req-1", "req-2", "req-3", "req-4", "req-5"]
     assert result.stderr == ""
+
+
+def test_logs_without_a_name_shows_every_function(nova: RunNova, api: FakeApi) -> None:
+    entry = {
+        "id": "req-9",
+        "function_name": "other",
+        "created_at": "2025-01-02T03:04:05+00:00",
+        "duration_ms": 2.0,
+        "cold_start": False,
+        "success": True,
+        "stdout": "",
+        "stderr": "",
+    }
+    api.on("GET", "/invocations", {"items": [entry], "next": None})
+
+    result = nova("logs", "--limit", "5")
+
+    assert result.exit_code == ExitCode.OK, result.output
+    assert api.sent() == [("GET", "/invocations")]
+    assert "other  req-9" in result.stdout

@@ -19,7 +19,10 @@ FOLLOW_WINDOW = 100  # entries fetched per poll; more new ones than this per sec
 
 def logs(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(metavar="NAME", help="Function name.")],
+    name: Annotated[
+        str | None,
+        typer.Argument(metavar="[NAME]", help="Function name; without it, every function's."),
+    ] = None,
     limit: Annotated[
         int, typer.Option("--limit", "-n", min=1, max=1000, help="How many recent entries.")
     ] = 20,
@@ -27,32 +30,36 @@ def logs(
         bool, typer.Option("--follow", "-f", help="Keep polling for new entries until Ctrl-C.")
     ] = False,
 ) -> None:
-    """Show recent invocations, oldest first (with --json: the API's list, newest first).
+    """Show recent invocations of a function (or of all), oldest first.
+
+    With --json: the API's list, newest first.
 
     With --follow --json, each entry is printed as one JSON line.
     """
     from nova.cli.client import function_path
 
     state = state_of(ctx)
-    path = function_path(name, "logs")
+    path = function_path(name, "logs") if name else "/invocations"
     page = state.client.call("GET", path, params={"limit": limit})
     items = _items(page, path)
     if not follow:
         if state.json_output:
             state.out.json(page)
         elif not items:
-            state.out.note(f"no invocations of {name} yet")
+            state.out.note(f"no invocations of {name} yet" if name else "no invocations yet")
         else:
-            _emit(state, reversed(items))
+            _emit(state, reversed(items), show_function=name is None)
         return
     try:
-        _follow(state, path, items)
+        _follow(state, path, items, show_function=name is None)
     except KeyboardInterrupt:
         return  # Ctrl-C is how --follow ends
 
 
-def _follow(state: CliState, path: str, items: list[dict[str, Any]]) -> None:
-    _emit(state, reversed(items))
+def _follow(
+    state: CliState, path: str, items: list[dict[str, Any]], *, show_function: bool
+) -> None:
+    _emit(state, reversed(items), show_function)
     seen = {item.get("id") for item in items}
     while True:
         state.ports.sleep(POLL_INTERVAL_S)
@@ -62,7 +69,7 @@ def _follow(state: CliState, path: str, items: list[dict[str, Any]]) -> None:
             if item.get("id") in seen:
                 break
             fresh.append(item)
-        _emit(state, reversed(fresh))
+        _emit(state, reversed(fresh), show_function)
         if window:
             seen = {item.get("id") for item in window}
 
@@ -74,21 +81,24 @@ def _items(page: Any, path: str) -> list[dict[str, Any]]:
     return [item for item in items if isinstance(item, dict)]
 
 
-def _emit(state: CliState, entries: Iterable[dict[str, Any]]) -> None:
+def _emit(state: CliState, entries: Iterable[dict[str, Any]], show_function: bool = False) -> None:
     for entry in entries:
         if state.json_output:
             state.out.json(entry, indent=None)
         else:
-            for line, style in format_entry(entry):
+            for line, style in format_entry(entry, show_function):
                 state.out.console.print(line, style=style, markup=False, soft_wrap=True)
 
 
-def format_entry(entry: dict[str, Any]) -> list[tuple[str | Text, str]]:
+def format_entry(
+    entry: dict[str, Any], show_function: bool = False
+) -> list[tuple[str | Text, str]]:
     """One invocation as (line, style) pairs: a summary line, then its stdout/stderr."""
     from nova.cli.render import fmt_ms, fmt_time
 
     start = "cold" if entry.get("cold_start") else "warm"
-    head = f"{fmt_time(entry.get('created_at'))}  {entry.get('id')}  "
+    where = f"{entry.get('function_name')}  " if show_function else ""
+    head = f"{fmt_time(entry.get('created_at'))}  {where}{entry.get('id')}  "
     head += f"{fmt_ms(entry.get('duration_ms'))}  {start}  "
     if entry.get("success", not entry.get("error_type")):
         lines: list[tuple[str | Text, str]] = [(head + "ok", "")]
