@@ -186,15 +186,22 @@ def test_backend_is_chosen_per_function(container_api: httpx.Client) -> None:
     assert backends["microvm"]["available"] is False
 
 
-def test_cold_starts_claim_standby_instances_with_the_functions_limits(container_api: httpx.Client) -> None:
+def test_cold_starts_claim_standby_instances_with_the_functions_limits(
+    container_api: httpx.Client,
+) -> None:
     # The daemon keeps blank instances started (sandbox.standby_instances, default 2) with a
     # 256 MB limit; a claimed one must take the function's code, id and 128 MB limit.
     code = "def handler(event, context):\n    return len(bytearray(event['mb'] * 1024 * 1024))\n"
-    container_api.post("/functions", json={"name": "claimed", "runtime": "python", "code": code, "memory_mb": 128}).raise_for_status()
+    container_api.post(
+        "/functions", json={"name": "claimed", "runtime": "python", "code": code, "memory_mb": 128}
+    ).raise_for_status()
     first = container_api.post("/functions/claimed/invoke", json={"mb": 1}).json()
     assert first["cold_start"] is True
     assert first["output"] == 1024 * 1024
     [instance] = container_api.get("/functions/claimed/instances").json()["items"]
     assert instance["id"].startswith("claimed-")
     # 200 MB fits the standby's own limit but not the function's 128 MB.
-    assert container_api.post("/functions/claimed/invoke", json={"mb": 200}).json()["error"]["type"] == "Function.OutOfMemory"
+    assert (
+        container_api.post("/functions/claimed/invoke", json={"mb": 200}).json()["error"]["type"]
+        == "Function.OutOfMemory"
+    )
