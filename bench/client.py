@@ -27,7 +27,11 @@ class KeepAliveClient:
             self._buffer += self._recv()
         head, _, rest = self._buffer.partition(b"\r\n\r\n")
         status = int(head.split(b" ", 2)[1])
-        length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length"))
+        length = next(
+            int(line.split(b":")[1])
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length")
+        )
         while len(rest) < length:
             rest += self._recv()
         self._buffer = rest[length:]
@@ -43,7 +47,9 @@ class KeepAliveClient:
         self._sock.close()
 
 
-def sequential_latencies_ms(port: int, path: str, body: bytes, count: int, warmup: int) -> list[float]:
+def sequential_latencies_ms(
+    port: int, path: str, body: bytes, count: int, warmup: int
+) -> list[float]:
     client = KeepAliveClient(port)
     try:
         for _ in range(warmup):
@@ -64,7 +70,9 @@ def wrk_available() -> bool:
     return shutil.which("wrk") is not None
 
 
-def wrk_requests_per_second(port: int, path: str, body: bytes, connections: int, seconds: int) -> float:
+def wrk_requests_per_second(
+    port: int, path: str, body: bytes, connections: int, seconds: int
+) -> float:
     script = Path(tempfile.mkstemp(suffix=".lua")[1])
     script.write_text(
         'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
@@ -72,11 +80,27 @@ def wrk_requests_per_second(port: int, path: str, body: bytes, connections: int,
     )
     try:
         output = subprocess.run(
-            ["wrk", "-t", "2", "-c", str(connections), "-d", f"{seconds}s", "-s", str(script), f"http://127.0.0.1:{port}{path}"],
-            capture_output=True, text=True, check=True, timeout=seconds + 30,
+            [
+                "wrk",
+                "-t",
+                "2",
+                "-c",
+                str(connections),
+                "-d",
+                f"{seconds}s",
+                "-s",
+                str(script),
+                f"http://127.0.0.1:{port}{path}",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=seconds + 30,
         ).stdout
     finally:
         script.unlink()
     if "Non-2xx" in output:
         raise RuntimeError(f"wrk saw errors:\n{output}")
-    return float(next(line.split()[1] for line in output.splitlines() if line.startswith("Requests/sec")))
+    return float(
+        next(line.split()[1] for line in output.splitlines() if line.startswith("Requests/sec"))
+    )

@@ -39,7 +39,13 @@ def percentiles(samples: list[float]) -> dict[str, float]:
     def at(q: float) -> float:
         return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 4)
 
-    return {"p50": at(0.50), "p95": at(0.95), "p99": at(0.99), "mean": round(statistics.fmean(ordered), 4), "n": len(ordered)}
+    return {
+        "p50": at(0.50),
+        "p95": at(0.95),
+        "p99": at(0.99),
+        "mean": round(statistics.fmean(ordered), 4),
+        "n": len(ordered),
+    }
 
 
 def measure_baselines(requests: int, seconds: int) -> dict[str, Any]:
@@ -47,10 +53,19 @@ def measure_baselines(requests: int, seconds: int) -> dict[str, Any]:
     try:
         console.print("[dim]baseline: bare uvicorn hello …[/]")
         warm = percentiles(client.sequential_latencies_ms(port, "/", EVENT, requests, warmup=200))
-        rps = client.wrk_requests_per_second(port, "/", EVENT, 16, seconds) if client.wrk_available() else None
+        rps = (
+            client.wrk_requests_per_second(port, "/", EVENT, 16, seconds)
+            if client.wrk_available()
+            else None
+        )
     finally:
         servers.stop(process)
-    return {"warm_ms": warm, "rps_16": rps, "python_spawn_ms": percentiles(_spawn_python(20)), "fork_ms": percentiles(_bare_fork(200))}
+    return {
+        "warm_ms": warm,
+        "rps_16": rps,
+        "python_spawn_ms": percentiles(_spawn_python(20)),
+        "fork_ms": percentiles(_bare_fork(200)),
+    }
 
 
 def _spawn_python(count: int) -> list[float]:
@@ -85,12 +100,28 @@ def measure_backend(backend: str, requests: int, seconds: int, cold_samples: int
                     return {"skipped": f"daemon chose {runtimes['backend']!r}"}
                 # 1769 MB = one full vCPU of quota (as in Lambda): the table measures Nova's
                 # overhead, not the 10 % CPU share a 128 MB function would be throttled to.
-                hello = {"name": "hello", "runtime": "python", "code": HELLO, "max_replicas": 4, "memory_mb": 1769}
+                hello = {
+                    "name": "hello",
+                    "runtime": "python",
+                    "code": HELLO,
+                    "max_replicas": 4,
+                    "memory_mb": 1769,
+                }
                 api.post("/functions", json=hello).raise_for_status()
                 console.print(f"[dim]{backend}: warm latency …[/]")
-                warm = percentiles(client.sequential_latencies_ms(port, "/functions/hello/invoke", EVENT, requests, warmup=200))
+                warm = percentiles(
+                    client.sequential_latencies_ms(
+                        port, "/functions/hello/invoke", EVENT, requests, warmup=200
+                    )
+                )
                 console.print(f"[dim]{backend}: throughput …[/]")
-                rps = client.wrk_requests_per_second(port, "/functions/hello/invoke", EVENT, 16, seconds) if client.wrk_available() else None
+                rps = (
+                    client.wrk_requests_per_second(
+                        port, "/functions/hello/invoke", EVENT, 16, seconds
+                    )
+                    if client.wrk_available()
+                    else None
+                )
                 console.print(f"[dim]{backend}: cold starts …[/]")
                 cold = percentiles(_cold_starts(api, cold_samples))
         finally:
@@ -102,7 +133,9 @@ def _cold_starts(api: httpx.Client, count: int) -> list[float]:
     samples = []
     for index in range(count):
         name = f"cold-{index}"
-        api.post("/functions", json={"name": name, "runtime": "python", "code": HELLO}).raise_for_status()
+        api.post(
+            "/functions", json={"name": name, "runtime": "python", "code": HELLO}
+        ).raise_for_status()
         started = time.perf_counter()
         result = api.post(f"/functions/{name}/invoke", content=EVENT).json()
         samples.append((time.perf_counter() - started) * 1000)
@@ -118,18 +151,57 @@ def render(report: dict[str, Any]) -> None:
     for column in ("what", "p50", "p95", "p99", "req/s @16", "vs baseline"):
         table.add_column(column, justify="right" if column != "what" else "left")
     bare = base["warm_ms"]
-    table.add_row("bare uvicorn hello", f"{bare['p50']:.3f}", f"{bare['p95']:.3f}", f"{bare['p99']:.3f}", _rps(base["rps_16"]), "baseline")
+    table.add_row(
+        "bare uvicorn hello",
+        f"{bare['p50']:.3f}",
+        f"{bare['p95']:.3f}",
+        f"{bare['p99']:.3f}",
+        _rps(base["rps_16"]),
+        "baseline",
+    )
     for backend, result in report["backends"].items():
         if "skipped" in result:
             table.add_row(f"{backend}", "-", "-", "-", "-", result["skipped"])
             continue
         warm = result["warm_ms"]
-        share = f"{result['rps_16'] / base['rps_16']:.0%} of bare rps" if result["rps_16"] and base["rps_16"] else "-"
-        table.add_row(f"{backend}: warm invoke", f"{warm['p50']:.3f}", f"{warm['p95']:.3f}", f"{warm['p99']:.3f}", _rps(result["rps_16"]), share)
+        share = (
+            f"{result['rps_16'] / base['rps_16']:.0%} of bare rps"
+            if result["rps_16"] and base["rps_16"]
+            else "-"
+        )
+        table.add_row(
+            f"{backend}: warm invoke",
+            f"{warm['p50']:.3f}",
+            f"{warm['p95']:.3f}",
+            f"{warm['p99']:.3f}",
+            _rps(result["rps_16"]),
+            share,
+        )
         cold = result["cold_ms"]
-        table.add_row(f"{backend}: cold start", f"{cold['p50']:.1f}", f"{cold['p95']:.1f}", f"{cold['p99']:.1f}", "-", f"python3 spawn p50 {base['python_spawn_ms']['p50']:.1f}")
-    table.add_row("bare python3 spawn", f"{base['python_spawn_ms']['p50']:.1f}", f"{base['python_spawn_ms']['p95']:.1f}", f"{base['python_spawn_ms']['p99']:.1f}", "-", "baseline")
-    table.add_row("bare fork", f"{base['fork_ms']['p50']:.2f}", f"{base['fork_ms']['p95']:.2f}", f"{base['fork_ms']['p99']:.2f}", "-", "baseline")
+        table.add_row(
+            f"{backend}: cold start",
+            f"{cold['p50']:.1f}",
+            f"{cold['p95']:.1f}",
+            f"{cold['p99']:.1f}",
+            "-",
+            f"python3 spawn p50 {base['python_spawn_ms']['p50']:.1f}",
+        )
+    table.add_row(
+        "bare python3 spawn",
+        f"{base['python_spawn_ms']['p50']:.1f}",
+        f"{base['python_spawn_ms']['p95']:.1f}",
+        f"{base['python_spawn_ms']['p99']:.1f}",
+        "-",
+        "baseline",
+    )
+    table.add_row(
+        "bare fork",
+        f"{base['fork_ms']['p50']:.2f}",
+        f"{base['fork_ms']['p95']:.2f}",
+        f"{base['fork_ms']['p99']:.2f}",
+        "-",
+        "baseline",
+    )
     Console().print(table)
 
 
@@ -138,7 +210,9 @@ def _rps(value: float | None) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--out", type=Path, default=Path("bench/results.json"))
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--seconds", type=int, default=5)
@@ -146,15 +220,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backends", default="process,container,gvisor")
     args = parser.parse_args(argv)
     if not client.wrk_available():
-        console.print("[yellow]wrk is not installed: throughput is skipped (apt-get install wrk)[/]")
+        console.print(
+            "[yellow]wrk is not installed: throughput is skipped (apt-get install wrk)[/]"
+        )
     report: dict[str, Any] = {
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "kernel": platform.release()},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "kernel": platform.release(),
+        },
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "baseline": measure_baselines(args.requests, args.seconds),
         "backends": {},
     }
     for backend in args.backends.split(","):
-        report["backends"][backend] = measure_backend(backend.strip(), args.requests, args.seconds, args.cold)
+        report["backends"][backend] = measure_backend(
+            backend.strip(), args.requests, args.seconds, args.cold
+        )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))
     render(report)

@@ -36,7 +36,19 @@ def wait_http(url: str, process: subprocess.Popen[bytes], timeout_s: float = 30)
 def start_bare_uvicorn() -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
     process = subprocess.Popen(
-        [str(VENV_BIN / "uvicorn"), "bench.bare_app:app", "--port", str(port), "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning"],
+        [
+            str(VENV_BIN / "uvicorn"),
+            "bench.bare_app:app",
+            "--port",
+            str(port),
+            "--loop",
+            "uvloop",
+            "--http",
+            "httptools",
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ],
         cwd=Path(__file__).resolve().parent.parent,
     )
     wait_http(f"http://127.0.0.1:{port}/", process)
@@ -45,9 +57,23 @@ def start_bare_uvicorn() -> tuple[subprocess.Popen[bytes], int]:
 
 def start_nova(data_dir: Path, backend: str) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
-    env = {**os.environ, "NOVA_BACKEND": backend, "NOVA_SANDBOX__ALLOW_PROCESS_BACKEND": "true", "NOVA_LOG_LEVEL": "warning"}
+    env = {
+        **os.environ,
+        "NOVA_BACKEND": backend,
+        "NOVA_SANDBOX__ALLOW_PROCESS_BACKEND": "true",
+        "NOVA_LOG_LEVEL": "warning",
+    }
     process = subprocess.Popen(
-        [str(VENV_BIN / "nova"), "daemon", "--host", "127.0.0.1", "--port", str(port), "--data-dir", str(data_dir)],
+        [
+            str(VENV_BIN / "nova"),
+            "daemon",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(data_dir),
+        ],
         env=env,
     )
     wait_http(f"http://127.0.0.1:{port}/health/live", process)
