@@ -35,6 +35,7 @@ import socket
 import subprocess
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import cast
 
 from nova.core.errors import SandboxError
@@ -64,7 +65,16 @@ logger = logging.getLogger(__name__)
 
 
 class ContainerBackend:
-    def __init__(self, max_message_bytes: int, options: ContainerOptions | None = None) -> None:
+    def __init__(
+        self,
+        max_message_bytes: int,
+        options: ContainerOptions | None = None,
+        *,
+        standby: int = 0,
+        standby_dir: Path | None = None,
+    ) -> None:
+        """``standby`` blank instances are kept started under ``standby_dir`` so cold starts
+        only pay for Init (container_standby.py); 0 turns that off."""
         self._max_message_bytes = max_message_bytes
         self._options = options or ContainerOptions()
         self._instances: dict[str, ContainerInstance] = {}
@@ -77,10 +87,10 @@ class ContainerBackend:
         if self._info.available:
             self._host, self._cgroups = host_setup(self._options)
             self._networks = networks_for(self._options)
-            if self._options.standby and self._options.standby_dir is not None:
+            if standby and standby_dir is not None:
                 self._standby = StandbyPool(
-                    self._options.standby,
-                    self._options.standby_dir,
+                    standby,
+                    standby_dir,
                     self._options.agent_python,
                     self._launch_standby,
                 )

@@ -59,10 +59,6 @@ class ContainerOptions:
     # CPU is capped (proportional to memory) only this long after start: interpreter start-up
     # and handler import run at full speed, as Lambda boosts its init phase.
     cpu_boost_s: float = 2.0
-    # Blank instances kept started (agent up, waiting for Init) so a cold start only pays for
-    # Init; see container_standby.py. 0 turns it off. They live under standby_dir.
-    standby: int = 0
-    standby_dir: Path | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,7 @@ from nova.config import Settings
 from nova.core.errors import NovaError
 from nova.sandbox import microvm_probe
 from nova.sandbox.base import BackendInfo, SandboxBackend
-from nova.sandbox.container import ContainerBackend, ContainerOptions
+from nova.sandbox.container import ContainerBackend
 from nova.sandbox.gvisor import GvisorBackend
 from nova.sandbox.process import ProcessBackend
 from nova.sandbox.registry import BackendRegistry
@@ -45,11 +45,11 @@ def build_backends(settings: Settings) -> BackendRegistry:
     infos = [container, gvisor, microvm_probe.probe(), process]
     backends: dict[str, SandboxBackend] = {}
     if container.available:
-        options = ContainerOptions(
+        backends["container"] = ContainerBackend(
+            max_message_bytes,
             standby=settings.sandbox.standby_instances,
             standby_dir=settings.daemon.data_dir.resolve() / "instances",
         )
-        backends["container"] = ContainerBackend(max_message_bytes, options)
     if gvisor.available:
         backends["gvisor"] = GvisorBackend(max_message_bytes)
     if process.available:
