@@ -97,41 +97,48 @@ class Executor:
                 b"}",
             )
         )
-        reply: dict[str, Any] | None = None
-        error: InvocationError | None = None
+        started = time.perf_counter()
         try:
             reply = await instance.connection.request_raw(
                 request_id, body, timeout_s + self._grace_s
             )
-        except TimeoutError:
-            self.counters.timeouts += 1
-            pool.discard(instance)  # the handler may still be running: that instance is gone
-            error = InvocationError(
-                "Function.Timeout",
-                f"the function did not finish within its timeout of {timeout_s:g}s; it was stopped",
-            )
-        except AgentConnectionLost as exc:
-            error = self._lost_instance_error(instance, str(exc))
-        if reply is not None:
-            error = _reply_error(reply)
-            if error is not None and error.type == "Runtime.ExitError":
-                error = self._oom_or(instance, error)
-            elif error is not None and error.type == "Function.Timeout":
-                # The agent stopped the handler, but what it spawned may live on: start afresh.
-                self.counters.timeouts += 1
-                pool.discard(instance)
+        except (TimeoutError, AgentConnectionLost) as exc:
+            if isinstance(exc, TimeoutError):
+                self._timed_out(pool, instance)
+                failure = InvocationError(
+                    "Function.Timeout",
+                    f"the function did not finish within its timeout of {timeout_s:g}s; "
+                    "it was stopped",
+                )
+            else:
+                failure = self._lost_instance_error(instance, str(exc))
+            elapsed_ms = (time.perf_counter() - started) * 1000
+            return InvocationResult(request_id, None, failure, elapsed_ms, cold, deployment.version)
+        error = _reply_error(reply)
+        output, output_json = None, b"null"
+        if error is None:
+            output = reply.get("output")
+            output_json = orjson.dumps(output)  # once: the log's size and the response use it
+        elif error.type == "Runtime.ExitError":
+            error = self._oom_or(instance, error)
+        elif error.type == "Function.Timeout":
+            self._timed_out(pool, instance)  # the agent stopped the handler, not its children
         return InvocationResult(
             request_id=request_id,
-            output=reply.get("output") if reply is not None and error is None else None,
+            output=output,
             error=error,
-            duration_ms=float(reply.get("duration_ms", 0.0))
-            if reply is not None
-            else timeout_s * 1000,
+            duration_ms=float(reply.get("duration_ms", 0.0)),
             cold_start=cold,
             version=deployment.version,
-            stdout=str(reply.get("stdout", "")) if reply is not None else "",
-            stderr=str(reply.get("stderr", "")) if reply is not None else "",
+            stdout=str(reply.get("stdout", "")),
+            stderr=str(reply.get("stderr", "")),
+            output_json=output_json,
         )
+
+    def _timed_out(self, pool: FunctionPool, instance: PooledInstance) -> None:
+        """A timed-out handler may leave processes behind: its instance is replaced."""
+        self.counters.timeouts += 1
+        pool.discard(instance)
 
     def _lost_instance_error(self, instance: PooledInstance, reason: str) -> InvocationError:
         error = InvocationError(
@@ -169,7 +176,7 @@ class Executor:
                 error_type=result.error.type if result.error else None,
                 error_message=result.error.message if result.error else None,
                 input_size=len(event),
-                output_size=len(orjson.dumps(result.output)) if result.error is None else 0,
+                output_size=len(result.output_json) if result.error is None else 0,
                 stdout=result.stdout,
                 stderr=result.stderr,
                 created_at=datetime.now(UTC),

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from nova.core.models import InvocationError
 
 
@@ -18,6 +20,7 @@ class InvocationResult:
     version: str
     stdout: str = ""
     stderr: str = ""
+    output_json: bytes = b"null"  # ``output`` serialised once by the executor
 
     def to_response(self) -> dict[str, Any]:
         error = None
@@ -29,7 +32,7 @@ class InvocationResult:
             }
         return {
             "request_id": self.request_id,
-            "output": self.output,
+            "output": orjson.Fragment(self.output_json),  # embedded, not serialised again
             "error": error,
             "duration_ms": self.duration_ms,
             "cold_start": self.cold_start,
