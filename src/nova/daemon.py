@@ -128,7 +128,6 @@ async def build_services(settings: Settings) -> Services:
     try:
         runtimes = await asyncio.to_thread(RuntimeRegistry.detect_builtin)
         sandboxes = build_backends(settings)
-        backend = sandboxes.get(None)
     except BaseException:
         await store.close()
         raise
@@ -170,11 +169,8 @@ async def build_services(settings: Settings) -> Services:
         executor=Executor(deployer, batcher, executor_settings.timeout_grace_s),
         pools=pools,
         runtimes=runtimes,
-        backend=backend.info,
-        backends=sandboxes.infos,
         sandboxes=sandboxes,
         log_batcher=batcher,
-        backend_impl=backend,
         started_at=time.monotonic(),
     )
 

@@ -11,7 +11,6 @@ from nova.functions.service import FunctionService
 from nova.observability.invocation_logs import InvocationLogBatcher
 from nova.pool.manager import PoolManager
 from nova.runtimes.registry import RuntimeRegistry
-from nova.sandbox.base import BackendInfo, SandboxBackend
 from nova.sandbox.registry import BackendRegistry
 from nova.store.ports import Store
 
@@ -25,10 +24,7 @@ class Services:
     executor: Executor
     pools: PoolManager
     runtimes: RuntimeRegistry
-    backend: BackendInfo
-    backend_impl: SandboxBackend  # the default backend
-    sandboxes: BackendRegistry
-    backends: list[BackendInfo]
+    sandboxes: BackendRegistry  # every usable backend, the default, and why others are not
     log_batcher: InvocationLogBatcher
     started: bool = False
     started_at: float = 0.0

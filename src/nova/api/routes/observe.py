@@ -39,7 +39,7 @@ async def function_instances(request: Request, name: str) -> dict[str, Any]:
     await svc.functions.get(validate_function_name(name))
     pool = svc.pools.get(name)
     items = [asdict(info) for info in pool.instances()] if pool is not None else []
-    return {"items": items, "next": None, "backend": svc.backend.name}
+    return {"items": items, "next": None, "backend": svc.sandboxes.default}
 
 
 @router.get("/invocations", summary="Invocation logs of all functions, newest first")
@@ -74,8 +74,8 @@ async def runtimes(request: Request) -> dict[str, Any]:
     return {
         "items": items,
         "next": None,
-        "backend": svc.backend.name,
-        "backends": [asdict(b) for b in svc.backends],
+        "backend": svc.sandboxes.default,
+        "backends": [asdict(b) for b in svc.sandboxes.infos],
     }
 
 
@@ -100,8 +100,8 @@ async def health(request: Request) -> JSONResponse:
     body = {
         "status": "ok" if store_ok else "degraded",
         "store": {"ok": store_ok, "error": store_error},
-        "backend": asdict(svc.backend),
-        "backends": [asdict(b) for b in svc.backends],
+        "backend": asdict(svc.sandboxes.default_info),
+        "backends": [asdict(b) for b in svc.sandboxes.infos],
         "pools": {
             "functions": len(svc.pools.stats()),
             "instances": sum(s.instances for s in svc.pools.stats()),
