@@ -15,6 +15,7 @@ from nova.sandbox.base import BackendInfo, InstanceSpec
 from nova.sandbox.container_setup import (
     ContainerOptions,
     HostPaths,
+    InstanceFiles,
     check_interpreter,
     host_setup,
     open_instance_files,
@@ -61,6 +62,24 @@ assert os.listdir("/code") == [], "code dir"
 """
 
 
+def trial_argv(
+    host: HostPaths, options: ContainerOptions, files: InstanceFiles, script: str
+) -> list[str]:
+    """The real start chain (wrapper, privilege drop, bwrap), minus cgroups, running ``script``
+    under the agent's interpreter instead of the agent: what the probes start once."""
+    argv = bw.bwrap_argv(
+        host.bwrap,
+        host.layout,
+        files.mounts,
+        tmp_bytes=1 << 20,
+        env={},
+        command=[options.agent_python, "-S", "-c", script],
+    )
+    return wrapper_argv(
+        host, open_files=options.open_files, fsize_bytes=1 << 20, procs_files=[], sandbox=argv
+    )
+
+
 def _trial_run(host: HostPaths, options: ContainerOptions) -> str | None:
     """Start the real chain (minus cgroups) with a command that proves the sandbox is in place;
     return why it failed, or None."""
@@ -83,17 +102,7 @@ def _trial_run(host: HostPaths, options: ContainerOptions) -> str | None:
             files = open_instance_files(spec, host, deny_filter())
         except SandboxError as exc:
             return exc.message
-        argv = bw.bwrap_argv(
-            host.bwrap,
-            host.layout,
-            files.mounts,
-            tmp_bytes=1 << 20,
-            env={},
-            command=[options.agent_python, "-S", "-c", _TRIAL_CHECK],
-        )
-        chain = wrapper_argv(
-            host, open_files=options.open_files, fsize_bytes=1 << 20, procs_files=[], sandbox=argv
-        )
+        chain = trial_argv(host, options, files, _TRIAL_CHECK)
         try:
             done = subprocess.run(
                 chain,

@@ -16,14 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nova.core.errors import SandboxError
-from nova.sandbox import bwrap as bw
 from nova.sandbox import network_rules as rules
 from nova.sandbox.base import BackendInfo, InstanceSpec
+from nova.sandbox.container_probe import trial_argv
 from nova.sandbox.container_setup import (
     ContainerOptions,
     HostPaths,
     open_instance_files,
-    wrapper_argv,
 )
 from nova.sandbox.network import Networks, NetworkSupport
 from nova.sandbox.seccomp import deny_filter
@@ -136,17 +135,7 @@ def _trial(support: NetworkSupport, host: HostPaths, options: ContainerOptions) 
         except SandboxError as exc:
             network.close()
             return exc.message
-        argv = bw.bwrap_argv(
-            host.bwrap,
-            host.layout,
-            files.mounts,
-            tmp_bytes=1 << 20,
-            env={},
-            command=[options.agent_python, "-S", "-c", _TRIAL_CHECK],
-        )
-        chain = wrapper_argv(
-            host, open_files=options.open_files, fsize_bytes=1 << 20, procs_files=[], sandbox=argv
-        )
+        chain = trial_argv(host, options, files, _TRIAL_CHECK)
         process = None
         try:
             process = subprocess.Popen(
