@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
+
+from nova.sandbox.base import BackendInfo
 
 NOVA = str(Path(sys.executable).with_name("nova"))
 
@@ -98,3 +103,22 @@ class DaemonProcess:
             env={**os.environ, "NO_COLOR": "1", "COLUMNS": "200"},
             check=False,
         )
+
+
+def skip_unless_available(info: BackendInfo) -> None:
+    """Module-level guard for a backend's e2e tests: skip with the reason where it cannot run,
+    except under CI=true, where the module's first test asserts availability and fails."""
+    if not info.available and os.environ.get("CI") != "true":
+        pytest.skip(f"{info.name} backend unavailable here: {info.reason}", allow_module_level=True)
+
+
+@contextlib.contextmanager
+def isolated_daemon_api(data_dir: Path, backend: str) -> Iterator[httpx.Client]:
+    """A daemon without development mode (no process backend) on ``backend``, and a client."""
+    env = {"NOVA_SANDBOX__ALLOW_PROCESS_BACKEND": "false", "NOVA_BACKEND": backend}
+    daemon = DaemonProcess(data_dir, env=env).start()
+    try:
+        with daemon.client() as client:
+            yield client
+    finally:
+        daemon.stop()

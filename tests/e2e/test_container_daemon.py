@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,11 +10,10 @@ import httpx
 import pytest
 
 from nova.sandbox.container import ContainerBackend
-from tests.e2e.daemon_process import DaemonProcess
+from tests.e2e.daemon_process import DaemonProcess, isolated_daemon_api, skip_unless_available
 
 _INFO = ContainerBackend.probe()
-if not _INFO.available and os.environ.get("CI") != "true":
-    pytest.skip(f"container backend unavailable here: {_INFO.reason}", allow_module_level=True)
+skip_unless_available(_INFO)
 
 PID = "import os\ndef handler(event, context):\n    return {'v': %d, 'uid': os.getuid()}\n"
 
@@ -23,13 +21,8 @@ PID = "import os\ndef handler(event, context):\n    return {'v': %d, 'uid': os.g
 @pytest.fixture
 def container_api(tmp_path: Path) -> Iterator[httpx.Client]:
     # No --dev and no backend given: the daemon must choose containers by itself.
-    env = {"NOVA_SANDBOX__ALLOW_PROCESS_BACKEND": "false", "NOVA_BACKEND": "auto"}
-    daemon = DaemonProcess(tmp_path / "data", env=env).start()
-    try:
-        with daemon.client() as client:
-            yield client
-    finally:
-        daemon.stop()
+    with isolated_daemon_api(tmp_path / "data", "auto") as client:
+        yield client
 
 
 def test_auto_chooses_containers_and_reports_why(container_api: httpx.Client) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,11 +9,10 @@ import httpx
 import pytest
 
 from nova.sandbox.gvisor import GvisorBackend
-from tests.e2e.daemon_process import DaemonProcess
+from tests.e2e.daemon_process import isolated_daemon_api, skip_unless_available
 
 _INFO = GvisorBackend.probe()
-if not _INFO.available and os.environ.get("CI") != "true":
-    pytest.skip(f"gvisor backend unavailable here: {_INFO.reason}", allow_module_level=True)
+skip_unless_available(_INFO)
 
 # gVisor implements /proc/version itself: proof the function talks to its kernel, not the host's.
 PROBE = "import os\ndef handler(event, context):\n    return {'uid': os.getuid(), 'kernel': open('/proc/version').read()}\n"
@@ -22,13 +20,8 @@ PROBE = "import os\ndef handler(event, context):\n    return {'uid': os.getuid()
 
 @pytest.fixture
 def gvisor_api(tmp_path: Path) -> Iterator[httpx.Client]:
-    env = {"NOVA_SANDBOX__ALLOW_PROCESS_BACKEND": "false", "NOVA_BACKEND": "gvisor"}
-    daemon = DaemonProcess(tmp_path / "data", env=env).start()
-    try:
-        with daemon.client() as client:
-            yield client
-    finally:
-        daemon.stop()
+    with isolated_daemon_api(tmp_path / "data", "gvisor") as client:
+        yield client
 
 
 def test_functions_run_under_gvisor(gvisor_api: httpx.Client) -> None:
