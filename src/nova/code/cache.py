@@ -40,16 +40,9 @@ class CodeCache:
                 raise
         return target
 
-    def forget(self, function_name: str, keep: str | None = None) -> None:
-        """Remove cached versions of a function, except ``keep`` (the current hash)."""
-        directory = self._root / function_name
-        if not directory.is_dir():
-            return
-        for version in directory.iterdir():
-            if version.name != keep:
-                shutil.rmtree(version, ignore_errors=True)
-        if keep is None:
-            shutil.rmtree(directory, ignore_errors=True)
+    def forget(self, function_name: str) -> None:
+        """Remove every cached version of a deleted function."""
+        shutil.rmtree(self._root / function_name, ignore_errors=True)
 
 
 def write_files(directory: Path, bundle: CodeBundle) -> None:

@@ -342,10 +342,6 @@ class FunctionPool:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    @property
-    def busy(self) -> int:
-        return sum(i.inflight for i in self._instances)
-
     def instances(self) -> list[InstanceInfo]:
         now = time.monotonic()
         return [

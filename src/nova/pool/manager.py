@@ -78,9 +78,6 @@ class PoolManager:
         for pool in list(self._pools.values()):
             await pool.check_health()
 
-    def busy(self) -> int:
-        return sum(pool.busy for pool in self._pools.values())
-
     def stats(self) -> list[PoolStats]:
         return [pool.stats() for pool in self._pools.values()]
 

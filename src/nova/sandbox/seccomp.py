@@ -213,16 +213,3 @@ def _export(lib: ctypes.CDLL, ctx: int) -> bytes:
         return os.pread(fd, size, 0)
     finally:
         os.close(fd)
-
-
-def filter_fd() -> int:
-    """A fresh readable fd holding the filter, for one ``bwrap --seccomp FD`` (which reads it to
-    EOF and closes it). A pipe, not a shared memfd: bwrap reads from the current offset."""
-    program = deny_filter()
-    read_end, write_end = os.pipe2(os.O_CLOEXEC)
-    try:
-        # Far below the 64 KiB pipe buffer, so this write cannot block.
-        os.write(write_end, program)
-    finally:
-        os.close(write_end)
-    return read_end
