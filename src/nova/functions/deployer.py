@@ -47,12 +47,15 @@ class Deployer:
         return await asyncio.shield(loading)
 
     async def _load(self, name: str) -> FunctionPool:
-        record = await self._store.functions.get(name)
-        code = await self._store.functions.get_code(name)
-        return await self.deploy(record, code)
+        return await self.deploy(await self._store.functions.get(name))
 
-    async def deploy(self, record: FunctionRecord, code: CodeBundle) -> FunctionPool:
-        code_dir = await asyncio.to_thread(self._cache.materialise, record.name, code)
+    async def deploy(self, record: FunctionRecord, code: CodeBundle | None = None) -> FunctionPool:
+        """Make ``record`` runnable. The code is read from the store only when this version is
+        not on disk yet (the cache is keyed by the same SHA-256 as ``record.code_hash``)."""
+        code_dir = self._cache.path_for(record.name, record.code_hash)
+        if not code_dir.is_dir():
+            code = code or await self._store.functions.get_code(record.name)
+            code_dir = await asyncio.to_thread(self._cache.materialise, record.name, code)
         runtime, interpreter = self._runtimes.require_available(record.config.runtime)
         deployment = Deployment(
             config=record.config,

@@ -83,10 +83,12 @@ class FunctionService:
         self._check_backend(config)
         code = self._bundle(config, source) if source.given() else None
         if code is None and ("handler" in merged or "runtime" in merged):
-            stored = await self._store.functions.get_code(name)
-            self._check_handler(config, stored)
-        record = await self._store.functions.update(name, config, code)
-        await self._deployer.deploy(record, code or await self._store.functions.get_code(name))
+            code = await self._store.functions.get_code(name)
+            self._check_handler(config, code)
+            record = await self._store.functions.update(name, config, None)  # code unchanged
+        else:
+            record = await self._store.functions.update(name, config, code)
+        await self._deployer.deploy(record, code)
         return record
 
     async def delete(self, name: str) -> None:
