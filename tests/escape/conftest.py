@@ -211,7 +211,7 @@ def backend_name(request: pytest.FixtureRequest) -> str:
     return name
 
 
-def _reachable_dir() -> Path:
+def reachable_dir() -> Path:
     """A data-dir stand-in the sandbox user can reach (pytest's tmp_path is below a 0700 dir)."""
     path = Path(tempfile.mkdtemp(prefix="nova-escape-"))
     path.chmod(0o755)
@@ -220,7 +220,7 @@ def _reachable_dir() -> Path:
 
 @pytest.fixture
 def workspace() -> Iterator[Path]:
-    path = _reachable_dir()
+    path = reachable_dir()
     yield path
     shutil.rmtree(path, ignore_errors=True)
 
@@ -240,7 +240,7 @@ async def sandbox(backend_name: str, workspace: Path) -> AsyncIterator[Sandbox]:
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def shared_sandbox(backend_name: str) -> AsyncIterator[Sandbox]:
     """One backend per session for instances that tests share (see the module docstring)."""
-    path = _reachable_dir()
+    path = reachable_dir()
     backend = make_backend(backend_name)
     box = Sandbox(backend, path)
     try:

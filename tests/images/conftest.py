@@ -8,6 +8,7 @@ image between runs (a developer's shortcut; a recipe change still builds anew).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -29,7 +30,12 @@ from nova.sandbox.container import ContainerBackend
 from nova.sandbox.container_roots import image_mount_points
 
 # The escape suite's harness, reused so its tests run on a debian image too.
-from tests.escape.conftest import MAX_MESSAGE_BYTES, AgentSession, Sandbox
+from tests.escape.conftest import (
+    MAX_MESSAGE_BYTES,
+    AgentSession,
+    Sandbox,
+    reachable_dir,
+)
 from tests.escape.test_container_escape import PROBES
 
 PYTHON_ON_DEBIAN = ImagePolicy.parse("host", {"python": "debian"})
@@ -87,31 +93,27 @@ def container_available() -> None:
         pytest.skip(f"container backend unavailable: {info.reason}")
 
 
-def _reachable_dir() -> Path:
-    """A data-dir stand-in the sandbox user can reach (pytest's tmp_path is below a 0700 dir)."""
-    path = Path(tempfile.mkdtemp(prefix="nova-images-ws-"))
-    path.chmod(0o755)
-    return path
-
-
-@pytest.fixture
-def workspace() -> Iterator[Path]:
-    path = _reachable_dir()
+def _workspace() -> Iterator[Path]:
+    path = reachable_dir()
     yield path
     shutil.rmtree(path, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
-def shared_workspace() -> Iterator[Path]:
-    path = _reachable_dir()
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
+workspace = pytest.fixture(_workspace, name="workspace")
+shared_workspace = pytest.fixture(_workspace, scope="session", name="shared_workspace")
 
 
-def _backend(image_store: ImageStore) -> ContainerBackend:
+@contextlib.asynccontextmanager
+async def _image_sandbox(image_store: ImageStore, workspace: Path) -> AsyncIterator[Sandbox]:
+    """A container backend whose python instances run on the debian image."""
     backend = ContainerBackend(MAX_MESSAGE_BYTES)
     backend.use_images(ImageService(image_store, PYTHON_ON_DEBIAN, backend.host_image_id))
-    return backend
+    box = Sandbox(backend, workspace)
+    try:
+        yield box
+    finally:
+        await box.close()
+        await backend.close()
 
 
 # The escape suite's fixtures under the same names, with python instances on the image.
@@ -122,13 +124,8 @@ async def sandbox(
     image_store: ImageStore,
     python_image: ImageManifest,
 ) -> AsyncIterator[Sandbox]:
-    backend = _backend(image_store)
-    box = Sandbox(backend, workspace)
-    try:
+    async with _image_sandbox(image_store, workspace) as box:
         yield box
-    finally:
-        await box.close()
-        await backend.close()
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
@@ -138,13 +135,8 @@ async def shared_sandbox(
     image_store: ImageStore,
     python_image: ImageManifest,
 ) -> AsyncIterator[Sandbox]:
-    backend = _backend(image_store)
-    box = Sandbox(backend, shared_workspace)
-    try:
+    async with _image_sandbox(image_store, shared_workspace) as box:
         yield box
-    finally:
-        await box.close()
-        await backend.close()
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
