@@ -78,15 +78,8 @@ class HostPaths:
         found = shutil.which("bwrap")
         if found is None:
             raise SandboxError("bwrap not installed: apt-get install bubblewrap")
-        symlinks, binds = [], []
-        for top in ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):
-            if os.path.islink(top):
-                symlinks.append((os.readlink(top), top))
-            elif os.path.isdir(top):
-                binds.append(top)
-        etc = tuple(p for p in bw.HOST_ETC_FILES if os.path.exists(p))
-        layout = bw.RootLayout(tuple(symlinks), tuple(binds), etc)
-        visible = ("/usr", *binds, *(link for _, link in symlinks))
+        layout = root_layout()
+        visible = ("/usr", *layout.binds, *(link for _, link in layout.symlinks))
         drop_to_uid = sandbox_uid if os.geteuid() == 0 else None
         return cls(
             found, layout, visible, drop_to_uid, *agent_package(drop_to_uid), host_image_id(layout)
@@ -120,18 +113,37 @@ def host_image_id(layout: bw.RootLayout) -> str:
     return f"host:{digest.hexdigest()[:12]}"
 
 
-def host_setup(options: ContainerOptions) -> tuple[HostPaths, CgroupLayout | None]:
-    """What this host offers and where instance cgroups go (None: no limits, if allowed)."""
-    host = HostPaths.discover(options.sandbox_uid)
+def root_layout() -> bw.RootLayout:
+    """How the host's top-level system directories map into a sandbox (container and gVisor)."""
+    symlinks, binds = [], []
+    for top in ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):
+        if os.path.islink(top):
+            symlinks.append((os.readlink(top), top))
+        elif os.path.isdir(top):
+            binds.append(top)
+    etc = tuple(p for p in bw.HOST_ETC_FILES if os.path.exists(p))
+    return bw.RootLayout(tuple(symlinks), tuple(binds), etc)
+
+
+def instance_cgroups(require: bool, unlimited: str) -> CgroupLayout | None:
+    """Where instance cgroups go; None (limits off, logged as ``unlimited``) only if allowed."""
     try:
         layout = CgroupLayout.detect()
         layout.prepare()
     except (OSError, SandboxError) as exc:
-        if options.require_cgroups:
+        if require:
             raise SandboxError(f"cannot apply per-instance limits: {exc}") from exc
-        logger.warning("container instances run WITHOUT memory/pids/CPU limits: %s", exc)
-        return host, None
-    return host, layout
+        logger.warning("%s: %s", unlimited, exc)
+        return None
+    return layout
+
+
+def host_setup(options: ContainerOptions) -> tuple[HostPaths, CgroupLayout | None]:
+    """What this host offers and where instance cgroups go (None: no limits, if allowed)."""
+    unlimited = "container instances run WITHOUT memory/pids/CPU limits"
+    return HostPaths.discover(options.sandbox_uid), instance_cgroups(
+        options.require_cgroups, unlimited
+    )
 
 
 class SeesHostRoots(Protocol):

@@ -91,7 +91,7 @@ class GvisorHost:
         setpriv, unshare = shutil.which("setpriv"), shutil.which("unshare")
         if setpriv is None or unshare is None:
             raise SandboxError("setpriv/unshare not installed: apt-get install util-linux")
-        layout = root_layout()
+        layout = container_setup.root_layout()
         # The function (uid 65534 inside) must be able to read the package files. Their host
         # parents do not matter to gVisor (the gofer opens them), but agent_package's test
         # (reachable by nobody, else a world-readable staged copy) is sufficient here too.
@@ -140,30 +140,12 @@ class GvisorHost:
         # fmt: on
 
 
-def root_layout() -> bw.RootLayout:
-    """How the host's top-level system directories map into the sandbox."""
-    symlinks, binds = [], []
-    for top in ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):
-        if os.path.islink(top):
-            symlinks.append((os.readlink(top), top))
-        elif os.path.isdir(top):
-            binds.append(top)
-    etc = tuple(p for p in bw.HOST_ETC_FILES if os.path.exists(p))
-    return bw.RootLayout(tuple(symlinks), tuple(binds), etc)
-
-
 def host_setup(options: GvisorOptions) -> tuple[GvisorHost, CgroupLayout | None]:
     """What this host offers and where instance cgroups go (None: no limits, if allowed)."""
-    host = GvisorHost.discover()
-    try:
-        layout = CgroupLayout.detect()
-        layout.prepare()
-    except (OSError, SandboxError) as exc:
-        if options.require_cgroups:
-            raise SandboxError(f"cannot apply per-instance limits: {exc}") from exc
-        logger.warning("gVisor instances run WITHOUT memory/host-task/CPU limits: %s", exc)
-        return host, None
-    return host, layout
+    unlimited = "gVisor instances run WITHOUT memory/host-task/CPU limits"
+    return GvisorHost.discover(), container_setup.instance_cgroups(
+        options.require_cgroups, unlimited
+    )
 
 
 def base_root(layout: bw.RootLayout) -> Path:
