@@ -31,8 +31,6 @@ import asyncio
 import functools
 import logging
 import os
-import socket
-import subprocess
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,7 +54,12 @@ from nova.sandbox.container_setup import (
     wrapper_argv,
 )
 from nova.sandbox.container_standby import STANDBY_MEMORY_MB, StandbyPool
-from nova.sandbox.namespaced import NamespacedInstance, discard
+from nova.sandbox.namespaced import (
+    NamespacedInstance,
+    discard,
+    prepare_off_loop,
+    spawn_with_agent_socket,
+)
 from nova.sandbox.network import InstanceNetwork, Networks
 from nova.sandbox.network_probe import networks_for, with_network
 from nova.sandbox.seccomp import deny_filter
@@ -153,29 +156,16 @@ class ContainerBackend:
     async def _launch(
         self, spec: InstanceSpec, layout: bw.RootLayout, image_id: str, *, limit_cpu: bool
     ) -> ContainerInstance:
-        preparing = asyncio.ensure_future(asyncio.to_thread(self._prepare, spec, layout))
+        prepared = await prepare_off_loop(
+            functools.partial(self._prepare, spec, layout),
+            functools.partial(_release_prepared, spec),
+        )
         try:
-            prepared = await asyncio.shield(preparing)
-        except asyncio.CancelledError:
-            # The thread runs on regardless: release what it creates once it is done.
-            preparing.add_done_callback(functools.partial(_release_prepared, spec))
-            raise
-        host_end, agent_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            # Spawned on the event-loop thread on purpose: bwrap's --die-with-parent follows
-            # the *thread* that forked it, and this one lives as long as the daemon. With
-            # vfork and no preexec_fn, Popen costs well under a millisecond here.
-            process = subprocess.Popen(  # noqa: ASYNC220 (see above)
-                prepared.argv,
-                stdin=agent_end.fileno(),  # the wrapper moves it to fd 3
-                stdout=prepared.log_fd,
-                stderr=prepared.log_fd,
-                pass_fds=prepared.files.inherited,
-                env={"PATH": "/usr/bin:/bin"},
-                start_new_session=True,  # the daemon's Ctrl-C must not reach instances
+            # The wrapper moves the agent socket from stdin to fd 3.
+            process, host_end = spawn_with_agent_socket(
+                prepared.argv, prepared.log_fd, prepared.files.inherited
             )
         except OSError as exc:
-            host_end.close()
             if prepared.network is not None:
                 prepared.network.close()
             await asyncio.to_thread(discard, spec, prepared.cgroup)
@@ -183,9 +173,7 @@ class ContainerBackend:
                 f"could not start a container for {spec.function_name}: {exc}"
             ) from exc
         finally:
-            agent_end.close()
             prepared.close()
-        host_end.setblocking(False)
         instance = ContainerInstance(
             spec, process, host_end, prepared.cgroup, self._forget, image_id
         )
@@ -297,10 +285,7 @@ def tmp_size_bytes(tmp_mb: int, memory_mb: int) -> int:
     return max(1, min(tmp_mb, memory_mb // 2)) * 1024 * 1024
 
 
-def _release_prepared(spec: InstanceSpec, done: asyncio.Future[_Prepared]) -> None:
-    if done.cancelled() or done.exception() is not None:
-        return
-    prepared = done.result()
+def _release_prepared(spec: InstanceSpec, prepared: _Prepared) -> None:
     prepared.close()
     if prepared.network is not None:
         prepared.network.close()

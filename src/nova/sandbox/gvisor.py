@@ -44,8 +44,6 @@ import json
 import logging
 import os
 import re
-import socket
-import subprocess
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,7 +64,12 @@ from nova.sandbox.gvisor_setup import (
     wrapper_argv,
 )
 from nova.sandbox.gvisor_spec import SpecLimits, SpecMounts, oci_spec
-from nova.sandbox.namespaced import NamespacedInstance, discard
+from nova.sandbox.namespaced import (
+    NamespacedInstance,
+    discard,
+    prepare_off_loop,
+    spawn_with_agent_socket,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -107,33 +110,17 @@ class GvisorBackend:
         check_interpreter(spec.interpreter, self._host)
         if not _CONTAINER_ID.fullmatch(spec.instance_id):
             raise SandboxError(f"instance id {spec.instance_id!r} is not a valid runsc id")
-        preparing = asyncio.ensure_future(asyncio.to_thread(self._prepare, spec))
+        prepared = await prepare_off_loop(
+            functools.partial(self._prepare, spec), functools.partial(_release_prepared, spec)
+        )
         try:
-            prepared = await asyncio.shield(preparing)
-        except asyncio.CancelledError:
-            # The thread runs on regardless: release what it creates once it is done.
-            preparing.add_done_callback(functools.partial(_release_prepared, spec))
-            raise
-        host_end, agent_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            # On the event-loop thread on purpose: --pdeathsig follows the *thread* that forked
-            # the chain, and this one lives as long as the daemon.
-            process = subprocess.Popen(  # noqa: ASYNC220 (see above)
-                prepared.argv,
-                stdin=agent_end.fileno(),  # runsc passes it to the agent as fd 0
-                stdout=prepared.log_fd,
-                stderr=prepared.log_fd,
-                env={"PATH": "/usr/bin:/bin"},
-                start_new_session=True,  # the daemon's Ctrl-C must not reach instances
-            )
+            # runsc hands the agent socket (its stdin) to the agent as fd 0.
+            process, host_end = spawn_with_agent_socket(prepared.argv, prepared.log_fd)
         except OSError as exc:
-            host_end.close()
             await asyncio.to_thread(discard, spec, prepared.cgroup)
             raise SandboxError(f"could not start runsc for {spec.function_name}: {exc}") from exc
         finally:
-            agent_end.close()
             os.close(prepared.log_fd)
-        host_end.setblocking(False)
         instance = GvisorInstance(
             spec, process, host_end, prepared.cgroup, self._forget, self._host.image_id
         )
@@ -215,10 +202,7 @@ def _state_dir(spec: InstanceSpec) -> Path:
     return spec.work_dir / "runsc"
 
 
-def _release_prepared(spec: InstanceSpec, done: asyncio.Future[_Prepared]) -> None:
-    if done.cancelled() or done.exception() is not None:
-        return
-    prepared = done.result()
+def _release_prepared(spec: InstanceSpec, prepared: _Prepared) -> None:
     os.close(prepared.log_fd)
     # Off the loop: removing groups may wait for the kernel.
     threading.Thread(target=discard, args=(spec, prepared.cgroup), daemon=True).start()
