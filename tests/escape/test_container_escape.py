@@ -201,8 +201,10 @@ def _fork_bomb_memory_mb(sandbox: Sandbox) -> int:
     """memory_mb for the bounded fork bomb. A forked child costs ~6 MB of the Sentry's memory
     under gVisor against ~0.25 MB on Linux (measured with PROBES: 60 children peak at 406 MB vs
     27 MB), so at 128 MB a bomb meets the memory limit first (an OOM that ends the instance: see
-    the runaway test); at 512 MB the process limit is what stops it, as on containers."""
-    return 512 if sandbox.name == "gvisor" else 128
+    the runaway test); at 1 GB the process limit is what stops it, as on containers (a
+    direct-mode agent has no threads, so up to 62 children fit under the limit of 64: ~430 MB,
+    too close to 512 MB)."""
+    return 1024 if sandbox.name == "gvisor" else 128
 
 
 async def test_function_runs_as_nobody_without_privileges(probes: AgentSession) -> None:

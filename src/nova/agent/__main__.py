@@ -2,7 +2,8 @@
 
 fd N is an already-connected stream to the host (a socket, or a character device such as a
 virtio-serial port). This is the only place that maps outcomes to exit codes: 0 after Stop or
-EOF, 2 for a bad command line, 3 when the host broke the frame stream.
+EOF, 2 for a bad command line, 3 when the host broke the frame stream, 4 when a direct-mode
+worker died inside a frame or could not be restarted (the host then replaces the instance).
 """
 
 from __future__ import annotations

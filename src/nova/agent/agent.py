@@ -4,6 +4,9 @@ One thread reads the host connection. Exec goes straight to the Runner (which an
 own threads); Init, Ping, Reload and Stop are handled here, in order, so a Reload never overlaps
 the frames sent before it. Malformed or unknown messages get an ``ok: false`` reply and the
 loop carries on; only a broken stream (an oversized or truncated frame) ends it.
+
+In direct mode (direct.py) the worker reads the connection instead and the loop only sees the
+frames it hands back; frames are read unbuffered, so nothing is read past a frame boundary.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from collections.abc import Callable
 import nova
 from nova.agent.channel import Channel
 from nova.agent.diagnostics import report
+from nova.agent.direct import DirectLane, direct_mode_fits
 from nova.agent.environment import function_environment
 from nova.agent.errors import AgentError, ErrorType
 from nova.agent.invocation import parse_exec
@@ -31,13 +35,13 @@ from nova.agent.spec import InitSpec, parse_init
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
 if TYPE_CHECKING:  # typing is only needed by the type checker; importing it costs start-up time
-    from typing import Any, BinaryIO
+    from typing import Any
 
     from nova.agent.runner import Runner
 
 EXIT_OK = 0
 EXIT_PROTOCOL = 3  # the host sent something that is not a frame stream; the agent gave up
-_READ_BUFFER = 1 << 16
+EXIT_WORKER_LOST = 4  # the direct-mode worker died inside a frame, or cannot be restarted
 _DRAIN_SLACK_S = 5.0  # Reload waits for running invocations up to their timeout plus this
 
 
@@ -49,6 +53,7 @@ class Agent:
         self._spec: InitSpec | None = None
         self._env: dict[str, str] = {}
         self._runner: Runner | None = None
+        self._lane: DirectLane | None = None
         self._handlers: dict[int, Callable[[dict[str, Any]], bool]] = {
             MsgType.INIT: self._init,
             MsgType.PING: self._ping,
@@ -58,18 +63,21 @@ class Agent:
 
     def serve(self) -> int:
         """Serve until Stop or EOF (0) or a broken stream (EXIT_PROTOCOL)."""
-        stream = open(self._fd, "rb", buffering=_READ_BUFFER, closefd=False)  # noqa: SIM115
         try:
-            return self._loop(stream)
+            return self._loop(FrameSource(self._fd))
         finally:
             self._stop_runner()
-            stream.close()
 
-    def _loop(self, stream: BinaryIO) -> int:
+    def _loop(self, source: FrameSource) -> int:
         channel = self._channel
         while True:
+            if self._lane is not None:
+                handed_back = self._lane.serve()
+                if handed_back is None:
+                    return EXIT_WORKER_LOST
+                source.push_back(handed_back)
             try:
-                body = read_frame(stream, self._max)
+                body = read_frame(source, self._max)
             except MessageTooLarge as exc:
                 # The stream cannot be resynchronised without reading the oversized body.
                 channel.refuse(None, AgentError(ErrorType.MESSAGE_TOO_LARGE, str(exc)))
@@ -104,6 +112,9 @@ class Agent:
 
     def _exec(self, message: dict[str, Any], body: bytes) -> None:
         runner, spec = self._runner, self._spec
+        if self._lane is not None and spec is not None:
+            self._refuse_handed_back_exec(message, body, spec)
+            return
         if runner is None or spec is None:
             kind = ErrorType.NOT_INITIALIZED if spec is None else ErrorType.INIT_FAILED
             reason = "send Init first" if spec is None else "its workers failed to start"
@@ -117,13 +128,34 @@ class Agent:
             return
         runner.submit(job)
 
+    def _refuse_handed_back_exec(
+        self, message: dict[str, Any], body: bytes, spec: InitSpec
+    ) -> None:
+        """A direct-mode worker serves every Exec it can; what it hands back is refused."""
+        try:
+            parse_exec(message, body, spec.timeout_s)
+        except AgentError as exc:
+            self._channel.refuse(message.get("id"), exc)
+            return
+        error = AgentError(ErrorType.INVALID_MESSAGE, "Exec: the id is too long (over 1000 bytes)")
+        self._channel.refuse(message.get("id"), error)
+
     def _init(self, message: dict[str, Any]) -> bool:
         if self._spec is not None:
             raise AgentError(ErrorType.ALREADY_INITIALIZED, "Init was already accepted")
         started = time.perf_counter()
         spec = parse_init(message, os.environ)
         env = function_environment(spec, os.environ)
-        self._runner = self._start_runner(spec, env)
+        if direct_mode_fits(spec):
+            lane = DirectLane(spec, env, self._channel, self._fd)
+            try:
+                lane.start()
+            except AgentError:
+                lane.stop()
+                raise
+            self._lane = lane
+        else:
+            self._runner = self._start_runner(spec, env)
         self._spec, self._env = spec, env
         self._channel.reply(
             message.get("id"),
@@ -131,6 +163,7 @@ class Agent:
             agent_version=nova.__version__,
             pid=os.getpid(),
             init_ms=round((time.perf_counter() - started) * 1000, 3),
+            direct=self._lane is not None,
         )
         return True
 
@@ -154,7 +187,12 @@ class Agent:
         try:
             replace_code(spec.code_dir, files)
         finally:
-            self._runner = self._start_runner(spec, self._env)
+            # A direct-mode worker exited to hand the Reload over; its successor reads the
+            # new code. (Frames sent before the Reload were served first, in order.)
+            if self._lane is not None:
+                self._lane.start()
+            else:
+                self._runner = self._start_runner(spec, self._env)
         self._channel.reply(message.get("id"), code_hash=code_hash)
         return True
 
@@ -172,3 +210,23 @@ class Agent:
         runner, self._runner = self._runner, None
         if runner is not None:
             runner.stop()
+        lane, self._lane = self._lane, None
+        if lane is not None:
+            lane.stop()
+
+
+class FrameSource:
+    """The host connection, read unbuffered, behind bytes a direct-mode worker handed back."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        self._pending = b""
+
+    def push_back(self, data: bytes) -> None:
+        self._pending = data + self._pending
+
+    def read(self, size: int) -> bytes:
+        if not self._pending:
+            return os.read(self._fd, size)
+        chunk, self._pending = self._pending[:size], self._pending[size:]
+        return chunk

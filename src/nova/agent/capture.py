@@ -18,15 +18,21 @@ _MARK = "[nova: {} earlier bytes truncated]\n"
 
 def open_capture_file(name: str, tmp_dir: str) -> int:
     """An anonymous, close-on-exec, append-only file; memfd where the kernel has it."""
+    fd = open_anonymous_file(name, tmp_dir)
+    fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_APPEND)
+    return fd
+
+
+def open_anonymous_file(name: str, tmp_dir: str) -> int:
+    """An anonymous, close-on-exec file; memfd where the kernel has it."""
     try:
-        fd = os.memfd_create(f"nova-{name}", os.MFD_CLOEXEC)
+        return os.memfd_create(f"nova-{name}", os.MFD_CLOEXEC)
     except (AttributeError, OSError):
         import tempfile  # not on Linux: an unlinked file in the scratch directory
 
         fd, path = tempfile.mkstemp(prefix=f"nova-{name}-", dir=tmp_dir)
         os.unlink(path)
-    fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_APPEND)
-    return fd
+        return fd
 
 
 def read_tail(fd: int) -> str:

@@ -68,23 +68,32 @@ class ForkedProcess:
 
 
 def fork_worker(
-    argv: list[str], env: Mapping[str, str], cwd: str, fds: tuple[int, int, int], resp_fd: int
+    argv: list[str],
+    env: Mapping[str, str],
+    cwd: str,
+    fds: tuple[int, int, int],
+    keep: tuple[int, ...],
 ) -> ForkedProcess:
-    """Fork a worker running ``argv`` ([interpreter, bootstrap, args…]) with ``fds`` as 0, 1, 2."""
+    """Fork a worker running ``argv`` ([interpreter, bootstrap, args…]) with ``fds`` as 0, 1, 2
+    and the fds in ``keep`` open under their numbers (which must be above 2)."""
     for stream in (sys.stdout, sys.stderr):
         stream.flush()  # nothing of the agent's buffered output may be written twice
     pid = os.fork()
     if pid == 0:
-        _run_as_worker(argv, env, cwd, fds, resp_fd)
+        _run_as_worker(argv, env, cwd, fds, keep)
     return ForkedProcess(pid)
 
 
 def _run_as_worker(
-    argv: list[str], env: Mapping[str, str], cwd: str, fds: tuple[int, int, int], resp_fd: int
+    argv: list[str],
+    env: Mapping[str, str],
+    cwd: str,
+    fds: tuple[int, int, int],
+    keep: tuple[int, ...],
 ) -> NoReturn:
     code = 1
     try:
-        _become_worker(argv, env, cwd, fds, resp_fd)
+        _become_worker(argv, env, cwd, fds, keep)
         runpy.run_path(argv[1], run_name="__main__")
         code = 0
     except SystemExit as exc:
@@ -99,16 +108,22 @@ def _run_as_worker(
 
 
 def _become_worker(
-    argv: list[str], env: Mapping[str, str], cwd: str, fds: tuple[int, int, int], resp_fd: int
+    argv: list[str],
+    env: Mapping[str, str],
+    cwd: str,
+    fds: tuple[int, int, int],
+    keep: tuple[int, ...],
 ) -> None:
     os.setsid()  # like start_new_session: a timeout kills the worker's whole session
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, signal.SIG_DFL)
     for target, fd in enumerate(fds):
         os.dup2(fd, target)
-    keep = resp_fd
-    os.closerange(3, keep)
-    os.closerange(keep + 1, os.sysconf("SC_OPEN_MAX"))
+    low = 3
+    for fd in sorted(keep):
+        os.closerange(low, fd)
+        low = fd + 1
+    os.closerange(low, os.sysconf("SC_OPEN_MAX"))
     os.chdir(cwd)
     os.environ.clear()
     os.environ.update(env)

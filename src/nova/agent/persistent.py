@@ -16,15 +16,14 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping
 
-from nova.agent.capture import last_lines
 from nova.agent.channel import Channel
 from nova.agent.diagnostics import report
 from nova.agent.errors import AgentError, ErrorType
 from nova.agent.forked_worker import can_fork_for
 from nova.agent.invocation import Invocation
-from nova.agent.launch import READY_LINE, bootstrap_argv
+from nova.agent.launch import bootstrap_argv
 from nova.agent.spec import InitSpec
-from nova.agent.worker import LineTooLong, WorkerProcess
+from nova.agent.worker import LineTooLong, WorkerProcess, discard, stderr_tail
 
 _LINE_SLACK = 64 * 1024  # a result line may exceed the frame limit a little before it is spliced
 _MAX_BACKOFF_S = 2.0
@@ -75,7 +74,7 @@ class PersistentRunner:
             for slot in self._slots:
                 slot.worker = self._spawn()
             for worker in [slot.worker for slot in self._slots if slot.worker is not None]:
-                problem = self._ready_problem(worker, deadline)
+                problem = worker.ready_problem(deadline, self._spec.init_timeout_s)
                 if problem is not None:
                     raise AgentError(ErrorType.INIT_FAILED, f"the worker {problem}")
         except OSError as exc:
@@ -213,7 +212,7 @@ class PersistentRunner:
             else:
                 kind = ErrorType.EXIT
                 message = f"the {self._spec.runtime} worker {status} during the invocation"
-                message += _tail(stderr)
+                message += stderr_tail(stderr)
             self._channel.failure(job, kind, message, stdout, stderr)
         elif not stopping:
             report(f"an idle {self._spec.runtime} worker {status}; restarting it")
@@ -235,16 +234,17 @@ class PersistentRunner:
                     if not stopping:
                         slot.worker = worker
                 if stopping:
-                    _discard(worker)
+                    discard(worker)
                     return None
-                problem = self._ready_problem(worker, time.monotonic() + self._spec.init_timeout_s)
+                deadline = time.monotonic() + self._spec.init_timeout_s
+                problem = worker.ready_problem(deadline, self._spec.init_timeout_s)
                 if problem is None:
                     with self._lock:
                         following = self._next(slot, finished=False)
                     if following is not None:
                         self._dispatch(slot, following)
                     return worker
-                _discard(worker)
+                discard(worker)
                 with self._lock:
                     slot.worker = None
             # A worker that cannot start must not leave queued invocations waiting forever.
@@ -300,39 +300,13 @@ class PersistentRunner:
             self._argv, self._env, spec.code_dir, spec.tmp_dir, max_line, fork=fork
         )
 
-    def _ready_problem(self, worker: WorkerProcess, deadline: float) -> str | None:
-        """None once the worker wrote its ready line, else what went wrong."""
-        try:
-            line = worker.read_line(max(0.0, deadline - time.monotonic()))
-        except TimeoutError:
-            return f"did not start within {self._spec.init_timeout_s:g}s"
-        except LineTooLong:
-            return "wrote an endless line instead of its ready line"
-        if line is None:
-            status = worker.reap()
-            return f"{status} while starting" + _tail(worker.tails()[1])
-        if line != READY_LINE:
-            return f"wrote {line[:200]!r} instead of its ready line"
-        return None
-
     def _discard_workers(self) -> None:
         for slot in self._slots:
             if slot.worker is not None:
-                _discard(slot.worker)
+                discard(slot.worker)
                 slot.worker = None
 
     def _thread(self, name: str, target: Callable[..., None], *args: object) -> None:
         thread = threading.Thread(target=target, args=args, name=name, daemon=True)
         thread.start()
         self._threads.append(thread)
-
-
-def _discard(worker: WorkerProcess) -> None:
-    worker.kill()
-    worker.reap()
-    worker.close()
-
-
-def _tail(stderr: str) -> str:
-    tail = last_lines(stderr)
-    return f"; its stderr ends with:\n{tail}" if tail else ""

@@ -28,6 +28,9 @@ Agent -> host (always Resp):
     to Reload: {code_hash}
     to Stop:   {}
     on a request the agent cannot serve: ok=false, error={type, message, stack: []}
+
+With one Python worker (direct mode, direct.py) the worker reads the frames itself, in order:
+a Stop then waits for the running invocation instead of interrupting it.
 """
 
 from __future__ import annotations
@@ -38,7 +41,11 @@ from enum import IntEnum
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
 if TYPE_CHECKING:  # typing is only needed by the type checker; importing it costs start-up time
-    from typing import Any, BinaryIO
+    from typing import Any, Protocol
+
+    class Readable(Protocol):
+        def read(self, size: int, /) -> bytes: ...
+
 
 PROTOCOL_VERSION = 1
 DEFAULT_MAX_MESSAGE_BYTES = 8 * 1024 * 1024
@@ -103,7 +110,7 @@ def check_length(header: bytes, max_message_bytes: int) -> int:
 
 
 def read_frame(
-    stream: BinaryIO, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    stream: Readable, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
 ) -> bytes | None:
     """Blocking read of one frame body; ``None`` on a clean EOF between frames."""
     header = _read_exactly(stream, HEADER.size, allow_eof=True)
@@ -116,7 +123,7 @@ def read_frame(
     return body
 
 
-def _read_exactly(stream: BinaryIO, size: int, *, allow_eof: bool) -> bytes | None:
+def _read_exactly(stream: Readable, size: int, *, allow_eof: bool) -> bytes | None:
     chunks = []
     remaining = size
     while remaining:

@@ -24,8 +24,9 @@ import threading
 import time
 from collections.abc import Mapping
 
-from nova.agent.capture import open_capture_file, read_tail
+from nova.agent.capture import last_lines, open_capture_file, read_tail
 from nova.agent.forked_worker import ForkedProcess, fork_worker
+from nova.agent.launch import READY_LINE
 
 _CHUNK = 1 << 16
 _EXIT_GRACE_S = 0.5  # how long a worker that closed its pipe may take to exit before SIGKILL
@@ -45,6 +46,7 @@ class WorkerProcess:
         max_line_bytes: int,
         *,
         fork: bool = False,  # fork the agent instead of spawning (see forked_worker.py)
+        extra_fds: tuple[int, ...] = (),  # more fds the worker keeps (direct mode's lane, state)
     ) -> None:
         self._max_line = max_line_bytes
         self._buffer = bytearray()
@@ -60,14 +62,14 @@ class WorkerProcess:
             self.process: subprocess.Popen[bytes] | ForkedProcess
             if fork:
                 fds = (request_read, self.stdout_fd, self.stderr_fd)
-                self.process = fork_worker(command, env, cwd, fds, result_write)
+                self.process = fork_worker(command, env, cwd, fds, (result_write, *extra_fds))
             else:
                 self.process = subprocess.Popen(
                     command,
                     stdin=request_read,
                     stdout=self.stdout_fd,
                     stderr=self.stderr_fd,
-                    pass_fds=(result_write,),
+                    pass_fds=(result_write, *extra_fds),
                     env=env,
                     cwd=cwd,
                     start_new_session=True,
@@ -123,6 +125,22 @@ class WorkerProcess:
                 return chunk[:-1]  # the usual case: exactly one whole line, no copy into buffer
             buffer += chunk
 
+    def ready_problem(self, deadline: float, init_timeout_s: float) -> str | None:
+        """None once the worker wrote its ready line (by monotonic ``deadline``), else what
+        went wrong."""
+        try:
+            line = self.read_line(max(0.0, deadline - time.monotonic()))
+        except TimeoutError:
+            return f"did not start within {init_timeout_s:g}s"
+        except LineTooLong:
+            return "wrote an endless line instead of its ready line"
+        if line is None:
+            status = self.reap()
+            return f"{status} while starting" + stderr_tail(self.tails()[1])
+        if line != READY_LINE:
+            return f"wrote {line[:200]!r} instead of its ready line"
+        return None
+
     def kill(self) -> None:
         """SIGKILL the worker's whole session; safe to call from any thread, at any time."""
         if self._status is None:
@@ -167,3 +185,16 @@ def describe_exit(status: int) -> str:
             name = f"signal {-status}"
         return f"killed by {name}"
     return f"exited with code {status}"
+
+
+def discard(worker: WorkerProcess) -> None:
+    """Kill, reap and close a worker that will not be used."""
+    worker.kill()
+    worker.reap()
+    worker.close()
+
+
+def stderr_tail(stderr: str) -> str:
+    """The end of a worker's stderr, as a suffix for an error message."""
+    tail = last_lines(stderr)
+    return f"; its stderr ends with:\n{tail}" if tail else ""

@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -36,8 +37,10 @@ class AgentProcess:
         tmp_dir: Path,
         max_message_bytes: int | None,
         agent_python: str = sys.executable,
+        concurrency: int = 1,  # Init's default: 1 runs Python in direct mode, more relays
     ) -> None:
         self.code_dir = code_dir
+        self.concurrency = concurrency
         self.tmp_dir = tmp_dir
         self.sock, agent_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         argv = [agent_python, "-S", "-m", "nova.agent", "--fd", str(agent_end.fileno())]
@@ -59,6 +62,13 @@ class AgentProcess:
         message.setdefault("id", f"m{next(self._ids)}")
         self.sock.sendall(encode_message(message))
         return message["id"]
+
+    def send_raw(self, body: bytes) -> dict[str, Any]:
+        """Send a frame whose body need not be valid JSON; the reply carries no id to match."""
+        self.sock.sendall(struct.pack(">I", len(body)) + body)
+        reply = self.read()
+        assert reply is not None, "the agent closed the connection"
+        return reply
 
     def read(self) -> dict[str, Any] | None:
         body = read_frame(self._reader)
@@ -91,7 +101,7 @@ class AgentProcess:
             "function_version": "3",
             "memory_mb": 128,
             "timeout_s": 5,
-            "concurrency": 1,
+            "concurrency": self.concurrency,
         }
         message.update(fields)
         return self.request(message)
@@ -131,6 +141,19 @@ def agent(code_dir: Path, tmp_path: Path) -> Iterator[AgentProcess]:
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     process = AgentProcess(code_dir, scratch, None)
+    yield process
+    process.close()
+
+
+@pytest.fixture(params=[1, 2], ids=["direct", "relayed"])
+def python_agent(
+    request: pytest.FixtureRequest, code_dir: Path, tmp_path: Path
+) -> Iterator[AgentProcess]:
+    """An agent whose Python functions run in direct mode (one worker reads the connection
+    itself) and, in a second run, relayed (two workers fed by the agent)."""
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    process = AgentProcess(code_dir, scratch, None, concurrency=request.param)
     yield process
     process.close()
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.unit.agent.conftest import AgentProcess, write
 
 PROBE = """
@@ -33,12 +35,14 @@ def handler(event, context):
 """
 
 
+@pytest.mark.parametrize("concurrency", [1, 2], ids=["direct", "relayed"])
 def test_forked_worker_looks_like_a_spawned_one(
-    same_python_agent: AgentProcess, code_dir: Path
+    same_python_agent: AgentProcess, code_dir: Path, concurrency: int
 ) -> None:
     write(code_dir, "handler.py", PROBE)
-    init = same_python_agent.init(env={"GREETING": "hi"})
+    init = same_python_agent.init(env={"GREETING": "hi"}, concurrency=concurrency)
     assert init["ok"], init
+    assert init["direct"] is (concurrency == 1)
     reply = same_python_agent.exec("probe")
     assert reply["error"] is None, reply
     out = reply["output"]
@@ -50,7 +54,8 @@ def test_forked_worker_looks_like_a_spawned_one(
     assert out["site"] is True  # site-packages, although the agent runs with -S
     assert out["env"]["NOVA_FUNCTION_NAME"] == "fn"
     assert out["env"]["GREETING"] == "hi"
-    assert out["sockets"] == 0  # the agent's connection to the host did not leak into the worker
+    # Only a direct-mode worker holds the host connection (it reads its own Exec frames).
+    assert out["sockets"] == (1 if concurrency == 1 else 0)
     assert "hello from fn" in reply["stdout"]
 
 

@@ -1,4 +1,7 @@
-"""The real agent running Python handlers, persistent and process mode, over a socketpair."""
+"""The real agent running Python handlers, persistent and process mode, over a socketpair.
+
+Every test runs twice: with the Init default of one worker (direct mode: the worker reads the
+connection itself) and of two workers (relayed through the agent's runner)."""
 
 from __future__ import annotations
 
@@ -7,9 +10,17 @@ import struct
 import time
 from pathlib import Path
 
+import pytest
+
 from nova.agent.protocol import MsgType
 
 from .conftest import AgentProcess, write
+
+
+@pytest.fixture
+def agent(python_agent: AgentProcess) -> AgentProcess:
+    return python_agent
+
 
 HELLO = """
 import os
@@ -329,11 +340,27 @@ def test_execs_beyond_concurrency_wait_for_a_free_worker(
 
 def test_stop_answers_the_running_exec_first(agent: AgentProcess, code_dir: Path) -> None:
     write(code_dir, "handler.py", "import time\ndef handler(event, context):\n    time.sleep(30)\n")
-    agent.init()
+    assert agent.init(concurrency=2)["direct"] is False
     running = agent.send(agent.exec_message())
     time.sleep(0.2)
     stop = agent.send({"type": MsgType.STOP})
     assert agent.reply(running)["error"]["type"] == "Runtime.Stopped"
+    assert agent.reply(stop)["ok"] is True
+    assert agent.process.wait(5) == 0
+
+
+def test_direct_mode_serves_stop_after_the_running_exec(
+    agent: AgentProcess, code_dir: Path
+) -> None:
+    write(
+        code_dir,
+        "handler.py",
+        "import time\ndef handler(event, context):\n    time.sleep(0.5)\n    return 1\n",
+    )
+    assert agent.init(concurrency=1)["direct"] is True
+    running = agent.send(agent.exec_message())
+    stop = agent.send({"type": MsgType.STOP})
+    assert agent.reply(running)["output"] == 1  # the worker reads frames in order
     assert agent.reply(stop)["ok"] is True
     assert agent.process.wait(5) == 0
 

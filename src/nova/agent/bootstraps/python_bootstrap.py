@@ -12,6 +12,13 @@ which may be any Python >= 3.8).
     process:     python_bootstrap.py --handler MOD.FN --resp-fd N --once FILE
         runs the request in FILE, writes {"id","output","error"} to fd N and exits; stdout and
         stderr are pipes the agent reads.
+    direct:      python_bootstrap.py --handler MOD.FN --resp-fd N --lane-fd L --state-fd S
+                 --max-message-bytes M
+        persistent, but the worker itself reads Exec and Ping frames from the host connection
+        (fd L) and writes their Resp frames, so a warm call skips the agent (see
+        nova/agent/direct.py). It writes the ready line on fd N, then keeps its phase and the
+        running request's id in the shared file S; any other frame (or EOF) it writes into S
+        and exits, handing the connection back to the agent.
 
 User failures are results, never crashes: import errors, a missing handler and unserialisable
 return values are reported per invocation and the worker stays alive.
@@ -23,13 +30,15 @@ import faulthandler
 import io
 import json
 import os
+import signal
+import struct
 import sys
 import time
 import types
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
 if TYPE_CHECKING:
-    from typing import Any, BinaryIO
+    from typing import Any, BinaryIO, NoReturn
 
 CAPTURE_LIMIT = 64 * 1024  # keep in step with nova/agent/capture.py
 TRUNCATION_MARK = "[nova: %d earlier bytes truncated]\n"
@@ -214,6 +223,151 @@ def serve(handler: Handler, resp_fd: int) -> None:
         _write_all(resp_fd, _result_line(request, output, error, captures))
 
 
+# Direct mode. Keep these in step with nova/agent/direct.py and nova/agent/protocol.py.
+PHASE_IDLE, PHASE_READING, PHASE_RUNNING, PHASE_REPLYING, PHASE_HANDBACK = 0, 1, 2, 3, 4
+STATE_HEADER = struct.Struct("<BxxxId")  # phase, length of what follows, monotonic start time
+STATE_ROOM = 1024  # the state head plus the running request's id (JSON); handbacks go after it
+MSG_EXEC, MSG_RESP, MSG_PING = 2, 3, 4
+RESPONSE_TOO_LARGE = "Runtime.ResponseTooLarge"
+FRAME_HEADER = struct.Struct(">I")
+
+
+class DirectLane:
+    """Serve Exec and Ping frames straight from the host connection (one worker, no agent hop).
+
+    The phase in the shared state file tells the agent, after this process ended, whether the
+    stream is still at a frame boundary (idle, running, handed back) and which request was
+    running. Frames are read exactly (header, then body) so nothing is ever read ahead.
+    """
+
+    def __init__(self, lane_fd: int, state_fd: int, max_message_bytes: int) -> None:
+        import mmap
+
+        for fd in (lane_fd, state_fd):
+            os.set_inheritable(fd, False)  # user subprocesses must not hold the connection
+        self.fd = lane_fd
+        self.state_fd = state_fd
+        self.max = max_message_bytes
+        self.state = mmap.mmap(state_fd, STATE_ROOM)
+
+    def serve(self, handler: Handler, resp_fd: int) -> None:
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)  # the request pipe of the relayed mode is not used
+        os.close(null)
+        _write_all(resp_fd, b'{"ready":true}\n')
+        os.close(resp_fd)
+        per_call_keys: tuple[str, ...] = ()
+        while True:
+            header = self._read_exactly(FRAME_HEADER.size)
+            if len(header) < FRAME_HEADER.size:
+                self._hand_back(header)  # EOF: the agent ends the instance
+            (length,) = FRAME_HEADER.unpack(header)
+            if length > self.max:
+                self._hand_back(header)  # the agent refuses it and closes the connection
+            self.state[0] = PHASE_READING
+            body = self._read_exactly(length)
+            request = _parse_request(body) if len(body) == length else None
+            request_id = _text(request.get("id")) if request is not None else b""
+            if request is None or len(request_id) > STATE_ROOM - STATE_HEADER.size:
+                self._hand_back(header + body)  # the agent answers what this worker cannot
+            elif request["type"] == MSG_PING:
+                self._reply(request_id, b',"ok":true')
+            else:
+                per_call_keys = self._exec(handler, request, request_id, per_call_keys)
+
+    def _exec(
+        self,
+        handler: Handler,
+        request: dict[str, Any],
+        request_id: bytes,
+        per_call_keys: tuple[str, ...],
+    ) -> tuple[str, ...]:
+        started = time.monotonic()
+        state = self.state
+        state[STATE_HEADER.size : STATE_HEADER.size + len(request_id)] = request_id
+        STATE_HEADER.pack_into(state, 0, PHASE_RUNNING, len(request_id), started)
+        env = {"NOVA_REQUEST_ID": "" if request.get("id") is None else str(request.get("id"))}
+        trace_parent = request.get("trace_parent")
+        if trace_parent is not None:
+            env["NOVA_TRACE_PARENT"] = trace_parent
+        per_call_keys = _apply_env(env, per_call_keys)
+        deadline_ms = request.get("deadline_ms") or time.time() * 1000 + handler.default_timeout_ms
+        # Past the deadline the kernel ends this process (SIGALRM's default action), wherever
+        # the handler is stuck; the agent reports Function.Timeout.
+        signal.setitimer(signal.ITIMER_REAL, max(0.001, deadline_ms / 1000 - time.time()))
+        output, error = handler.invoke(request)
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        _flush_std()
+        stdout, stderr = _text(_drain_capture(1)), _text(_drain_capture(2))
+        duration = b',"ok":true,"duration_ms":%.3f' % ((time.monotonic() - started) * 1000)
+        fields = [duration, b',"output":', output or b"null", b',"error":']
+        fields += [b"null" if error is None else _text(error), b',"stdout":', stdout]
+        fields += [b',"stderr":', stderr]
+        size = len(b'{"type":3,"id":}') + len(request_id) + sum(map(len, fields))
+        if size > self.max:
+            message = (
+                f"the function's response ({size} bytes with its output) exceeds the "
+                f"{self.max}-byte message limit"
+            )
+            fields[2] = b"null"
+            fields[4] = _text(_error(RESPONSE_TOO_LARGE, message))
+        self._reply(request_id, b"".join(fields))
+        return per_call_keys
+
+    def _reply(self, request_id: bytes, fields: bytes) -> None:
+        body = b'{"type":%d,"id":%s%s}' % (MSG_RESP, request_id, fields)
+        self.state[0] = PHASE_REPLYING
+        _write_all(self.fd, _frame(body))
+        self.state[0] = PHASE_IDLE
+
+    def _read_exactly(self, size: int) -> bytes:
+        """``size`` bytes, or fewer at EOF."""
+        data = os.read(self.fd, size) if size else b""
+        if len(data) == size or not data:
+            return data
+        parts = [data]
+        remaining = size - len(data)
+        while remaining:
+            chunk = os.read(self.fd, remaining)
+            if not chunk:
+                break
+            parts.append(chunk)
+            remaining -= len(chunk)
+        return b"".join(parts)
+
+    def _hand_back(self, consumed: bytes) -> NoReturn:
+        """Give the connection back to the agent with the bytes read but not served; exit."""
+        os.ftruncate(self.state_fd, STATE_ROOM + len(consumed))
+        os.pwrite(self.state_fd, consumed, STATE_ROOM)
+        STATE_HEADER.pack_into(self.state, 0, PHASE_HANDBACK, len(consumed), 0.0)
+        _flush_std()
+        os._exit(0)  # do not wait for threads the handler left behind
+
+
+def _frame(body: bytes) -> bytes:
+    return FRAME_HEADER.pack(len(body)) + body
+
+
+def _parse_request(body: bytes) -> dict[str, Any] | None:
+    """An Exec or Ping this worker can serve, else None (the agent answers it)."""
+    try:
+        request = json.loads(body)
+    except ValueError:
+        return None
+    if not isinstance(request, dict) or request.get("type") not in (MSG_EXEC, MSG_PING):
+        return None
+    if request["type"] == MSG_EXEC:
+        deadline = request.get("deadline_ms")
+        trace_parent = request.get("trace_parent")
+        if deadline is not None and (
+            isinstance(deadline, bool) or not isinstance(deadline, (int, float))
+        ):
+            return None
+        if trace_parent is not None and not isinstance(trace_parent, str):
+            return None
+    return request
+
+
 def run_once(handler: Handler, path: str, resp_fd: int) -> None:
     with open(path, "rb") as file:
         request = json.loads(file.read())
@@ -230,7 +384,10 @@ def _parse_args(argv: list[str]) -> dict[str, str]:
         options[argv[0][2:]] = argv[1]
         argv = argv[2:]
     if argv or "handler" not in options or "resp-fd" not in options:
-        sys.exit("usage: python_bootstrap.py --handler MOD.FN --resp-fd N [--once FILE]")
+        sys.exit(
+            "usage: python_bootstrap.py --handler MOD.FN --resp-fd N [--once FILE | "
+            "--lane-fd L --state-fd S --max-message-bytes M]"
+        )
     return options
 
 
@@ -255,6 +412,11 @@ def main() -> None:
     handler.load()
     if "once" in options:
         run_once(handler, options["once"], resp_fd)
+    elif "lane-fd" in options:
+        lane = DirectLane(
+            int(options["lane-fd"]), int(options["state-fd"]), int(options["max-message-bytes"])
+        )
+        lane.serve(handler, resp_fd)
     else:
         serve(handler, resp_fd)
 
