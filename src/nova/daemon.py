@@ -71,6 +71,8 @@ def run_daemon(config_file: Path | None, overrides: dict[str, Any], deploy_examp
             lifespan="on",
             log_config=None,
             access_log=False,
+            # Nova uses no client address, so X-Forwarded-* rewriting is pure per-request cost.
+            proxy_headers=False,
             timeout_graceful_shutdown=int(settings.daemon.shutdown_timeout_s),
         )
     )

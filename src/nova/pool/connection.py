@@ -63,15 +63,19 @@ class AgentConnection(asyncio.Protocol):
             raise AgentConnectionLost(f"agent connection is closed: {self._closed_reason}")
         if len(body) > self._max:
             raise MessageTooLarge(len(body), self._max)
-        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[dict[str, Any]] = loop.create_future()
         self._pending[request_id] = future
+        # A bare timer on the future rather than asyncio.timeout(): no Timeout object and no
+        # task cancellation on the hot path; the effect (TimeoutError from the await) is the same.
+        timer = loop.call_later(timeout_s, _expire, future)
         try:
             if not self._writable.is_set():
                 await self._writable.wait()
             transport.write(HEADER.pack(len(body)) + body)
-            async with asyncio.timeout(timeout_s):
-                return await future
+            return await future
         finally:
+            timer.cancel()
             self._pending.pop(request_id, None)
 
     # -- asyncio.Protocol ---------------------------------------------------------------------
@@ -137,3 +141,8 @@ class AgentConnection(asyncio.Protocol):
         self._lose("closed by the host")
         if self._transport is not None:
             self._transport.close()
+
+
+def _expire(future: asyncio.Future[dict[str, Any]]) -> None:
+    if not future.done():
+        future.set_exception(TimeoutError())

@@ -110,22 +110,31 @@ class FunctionPool:
                 f"function {self.deployment.name!r} has {len(self._waiters)} requests queued; "
                 "raise max_replicas or instance_concurrency, or retry later"
             )
-        waiter: asyncio.Future[PooledInstance] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[PooledInstance] = loop.create_future()
         self._waiters.append(waiter)
         self._start_instances_for_waiters()
+        # A timer that fails the waiter (rather than asyncio.timeout + shield: two futures and a
+        # task cancellation per queued request under load); _offer skips waiters already done.
+        timer = loop.call_later(self._limits.queue_timeout_s, self._expire_waiter, waiter)
         try:
-            async with asyncio.timeout(self._limits.queue_timeout_s):
-                return await asyncio.shield(waiter)
-        except TimeoutError:
-            self._abandon(waiter)
-            raise TooManyRequests(
-                f"function {self.deployment.name!r} is at max_replicas="
-                f"{self.deployment.config.max_replicas} and no instance freed up within "
-                f"{self._limits.queue_timeout_s:g}s; raise max_replicas or retry later"
-            ) from None
-        except asyncio.CancelledError:
+            return await waiter
+        except (TooManyRequests, asyncio.CancelledError):
+            # Cancelled (the client went away) after a slot was granted: _abandon returns it.
             self._abandon(waiter)
             raise
+        finally:
+            timer.cancel()
+
+    def _expire_waiter(self, waiter: asyncio.Future[PooledInstance]) -> None:
+        if not waiter.done():
+            waiter.set_exception(
+                TooManyRequests(
+                    f"function {self.deployment.name!r} is at max_replicas="
+                    f"{self.deployment.config.max_replicas} and no instance freed up within "
+                    f"{self._limits.queue_timeout_s:g}s; raise max_replicas or retry later"
+                )
+            )
 
     def _abandon(self, waiter: asyncio.Future[PooledInstance]) -> None:
         """Forget a waiter that stopped waiting; a slot granted to it meanwhile goes back."""
