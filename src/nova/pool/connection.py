@@ -20,6 +20,10 @@ from nova.agent.protocol import HEADER, MessageTooLarge, MsgType, check_length
 from nova.core.errors import AgentProtocolError
 
 _HIGH_WATER = 1 << 16  # past this much unsent data, a sender waits for the agent to read
+# Replies that answer nothing pending: a few are legitimate (one that arrives just after its
+# request timed out), a stream of them is an instance flooding the daemon — in direct mode user
+# code holds the connection — and closes it.
+_UNSOLICITED_BUDGET = 16
 
 
 class AgentConnectionLost(AgentProtocolError):
@@ -36,6 +40,7 @@ class AgentConnection(asyncio.Protocol):
         self._closed_reason: str | None = None
         self._on_lost: Callable[[str], None] | None = None
         self._writable: asyncio.Event | None = None
+        self._unsolicited = 0
 
     async def open(self, sock: socket.socket, on_lost: Callable[[str], None]) -> None:
         self._on_lost = on_lost
@@ -103,9 +108,20 @@ class AgentConnection(asyncio.Protocol):
             except orjson.JSONDecodeError as exc:
                 self._fail(f"agent connection failed: {exc}")
                 return
+            if not isinstance(reply, dict):
+                self._fail("agent connection failed: a reply is not a JSON object")
+                return
             future = self._pending.get(str(reply.get("id")))
             if future is not None and not future.done() and reply.get("type") == MsgType.RESP:
                 future.set_result(reply)
+                continue
+            self._unsolicited += 1
+            if self._unsolicited > _UNSOLICITED_BUDGET:
+                self._fail(
+                    f"agent connection failed: the instance sent {self._unsolicited} replies "
+                    "to requests that were not pending"
+                )
+                return
 
     def pause_writing(self) -> None:
         if self._writable is not None:
