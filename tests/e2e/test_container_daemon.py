@@ -198,3 +198,44 @@ def test_cold_starts_claim_standby_instances_with_the_functions_limits(
         container_api.post("/functions/claimed/invoke", json={"mb": 200}).json()["error"]["type"]
         == "Function.OutOfMemory"
     )
+
+
+FORGER = """
+import os, stat, struct
+
+def handler(event, context):
+    if event.get("forge"):
+        frame = b'{"type":3,"id":"forged","ok":true,"output":"spoofed"}'
+        for fd in map(int, os.listdir("/proc/self/fd")):
+            try:
+                if stat.S_ISSOCK(os.fstat(fd).st_mode):
+                    for _ in range(1000):
+                        os.write(fd, struct.pack(">I", len(frame)) + frame)
+            except OSError:
+                pass
+    return {"pid": os.getpid()}
+"""
+
+
+def test_a_function_that_writes_frames_to_its_connection_loses_only_its_instance(
+    container_api: httpx.Client,
+) -> None:
+    # A lone Python worker reads its Exec frames from the daemon's connection (direct mode),
+    # so user code can find that socket; forged replies must not disturb the daemon.
+    container_api.post(
+        "/functions", json={"name": "forger", "runtime": "python", "code": FORGER}
+    ).raise_for_status()
+    container_api.post(
+        "/functions", json={"name": "bystander", "runtime": "python", "code": PID % 1}
+    )
+    first = container_api.post("/functions/forger/invoke", json={}).json()
+
+    forged = container_api.post("/functions/forger/invoke", json={"forge": True}).json()
+    after = container_api.post("/functions/forger/invoke", json={}).json()
+
+    assert forged["output"] is None
+    assert forged["error"]["type"] == "Runtime.ExitError"
+    assert "not pending" in forged["error"]["message"]
+    assert after["error"] is None
+    assert after["cold_start"] is True  # the flooding instance was replaced
+    assert container_api.post("/functions/bystander/invoke", json={}).json()["output"]["v"] == 1
