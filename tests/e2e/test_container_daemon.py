@@ -227,8 +227,8 @@ def test_a_function_that_writes_frames_to_its_connection_loses_only_its_instance
     ).raise_for_status()
     container_api.post(
         "/functions", json={"name": "bystander", "runtime": "python", "code": PID % 1}
-    )
-    first = container_api.post("/functions/forger/invoke", json={}).json()
+    ).raise_for_status()
+    assert container_api.post("/functions/forger/invoke", json={}).json()["error"] is None
 
     forged = container_api.post("/functions/forger/invoke", json={"forge": True}).json()
     after = container_api.post("/functions/forger/invoke", json={}).json()
