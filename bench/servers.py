@@ -55,10 +55,13 @@ def start_bare_uvicorn() -> tuple[subprocess.Popen[bytes], int]:
     return process, port
 
 
-def start_nova(data_dir: Path, backend: str) -> tuple[subprocess.Popen[bytes], int]:
+def start_nova(
+    data_dir: Path, backend: str, extra_env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
     env = {
         **os.environ,
+        **(extra_env or {}),
         "NOVA_BACKEND": backend,
         "NOVA_SANDBOX__ALLOW_PROCESS_BACKEND": "true",
         "NOVA_LOG_LEVEL": "warning",

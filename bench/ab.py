@@ -1,0 +1,136 @@
+"""`python -m bench.ab --before DIR`: warm latency of two source trees, alternating, in one run.
+
+This machine is noisy (a PVM guest whose speed drifts by 1.5x over an hour), so a change is
+judged by interleaving it with the code before it rather than against a number measured
+earlier. Give it the ``src`` directory of another checkout, e.g.::
+
+    git worktree add ../nova-before HEAD~3
+    .venv/bin/python -m bench.ab --before ../nova-before/src --rounds 3
+
+Each round starts a daemon per tree and backend (``PYTHONPATH`` selects the tree; the agent
+inside sandboxes is staged from the same tree), times sequential keep-alive invokes of the
+Python hello exactly as `make bench` does, and reads from /proc how much CPU the daemon and
+the sandbox side (agents, workers) spent per call. Prints a table, writes JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import httpx
+from rich.console import Console
+from rich.table import Table
+
+from bench import client, servers
+from bench.run import EVENT, HELLO
+
+console = Console(stderr=True)
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _TICKS  # utime + stime
+
+
+def descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (FileNotFoundError, ProcessLookupError, IndexError):
+                continue
+            children.setdefault(parent, []).append(int(entry.name))
+    found, stack = [], list(children.get(pid, []))
+    while stack:
+        child = stack.pop()
+        found.append(child)
+        stack += children.get(child, [])
+    return found
+
+
+def measure(tree: Path, backend: str, requests: int) -> dict[str, float]:
+    environment = {"PYTHONPATH": str(tree.resolve())}
+    with tempfile.TemporaryDirectory(prefix="nova-ab-") as data_dir:
+        process, port = servers.start_nova(Path(data_dir), backend, environment)
+        try:
+            hello = {"name": "hello", "runtime": "python", "code": HELLO, "memory_mb": 1769}
+            httpx.post(f"http://127.0.0.1:{port}/functions", json=hello).raise_for_status()
+            path = "/functions/hello/invoke"
+            client.sequential_latencies_ms(port, path, EVENT, 300, warmup=0)  # start + warm up
+            sandbox = descendants(process.pid)
+            daemon_before = cpu_seconds(process.pid)
+            sandbox_before = sum(map(cpu_seconds, sandbox))
+            samples = client.sequential_latencies_ms(port, path, EVENT, requests, warmup=0)
+            daemon_us = (cpu_seconds(process.pid) - daemon_before) / requests * 1e6
+            sandbox_us = (sum(map(cpu_seconds, sandbox)) - sandbox_before) / requests * 1e6
+        finally:
+            servers.stop(process)
+    return {
+        "p50_ms": round(statistics.median(samples), 4),
+        "daemon_cpu_us": round(daemon_us, 1),
+        "sandbox_cpu_us": round(sandbox_us, 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--before", type=Path, required=True, help="src/ of the other checkout")
+    parser.add_argument("--after", type=Path, default=Path("src"))
+    parser.add_argument("--backends", default="process,container")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--requests", type=int, default=3000)
+    parser.add_argument("--out", type=Path, default=Path("bench/ab.json"))
+    args = parser.parse_args()
+    trees = {"before": args.before, "after": args.after}
+    for label, tree in trees.items():
+        if not (tree / "nova" / "__init__.py").is_file():
+            parser.error(f"--{label} {tree} is not a src/ directory holding the nova package")
+    results: list[dict[str, Any]] = []
+    for round_number in range(1, args.rounds + 1):
+        for label, tree in trees.items():
+            for backend in args.backends.split(","):
+                console.print(f"[dim]round {round_number}: {label} on {backend} …[/]")
+                row = measure(tree, backend, args.requests)
+                results.append({"round": round_number, "tree": label, "backend": backend, **row})
+    table = Table(title="warm invoke, before vs after (alternating runs)")
+    for column in (
+        "round",
+        "tree",
+        "backend",
+        "p50 ms",
+        "daemon CPU µs/call",
+        "sandbox CPU µs/call",
+    ):
+        table.add_column(column, justify="right")
+    for row in results:
+        table.add_row(
+            str(row["round"]),
+            str(row["tree"]),
+            str(row["backend"]),
+            f"{row['p50_ms']:.3f}",
+            f"{row['daemon_cpu_us']:.0f}",
+            f"{row['sandbox_cpu_us']:.0f}",
+        )
+    Console().print(table)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(
+        json.dumps({"trees": {k: str(v) for k, v in trees.items()}, "runs": results}, indent=2)
+    )
+    console.print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
