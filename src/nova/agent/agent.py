@@ -12,6 +12,7 @@ frames it hands back; frames are read unbuffered, so nothing is read past a fram
 from __future__ import annotations
 
 import os
+import select
 import time
 from collections.abc import Callable
 
@@ -21,7 +22,9 @@ from nova.agent.diagnostics import report
 from nova.agent.direct import DirectLane, direct_mode_fits
 from nova.agent.environment import function_environment
 from nova.agent.errors import AgentError, ErrorType
+from nova.agent.forked_worker import compile_ahead
 from nova.agent.invocation import parse_exec
+from nova.agent.launch import BOOTSTRAPS
 from nova.agent.protocol import (
     PROTOCOL_VERSION,
     MessageTooLarge,
@@ -63,6 +66,10 @@ class Agent:
 
     def serve(self) -> int:
         """Serve until Stop or EOF (0) or a broken stream (EXIT_PROTOCOL)."""
+        if not select.select([self._fd], [], [], 0)[0]:
+            # Nothing to read yet (a standby instance, started ahead of need): use the idle
+            # time to compile the Python bootstrap that forked workers will run.
+            compile_ahead(BOOTSTRAPS["python"])
         try:
             return self._loop(FrameSource(self._fd))
         finally:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import io
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from nova.agent import forked_worker
 from nova.agent.__main__ import UsageError, parse_args
 from nova.agent.capture import CAPTURE_LIMIT, TailBuffer
 from nova.agent.errors import AgentError, ErrorType
@@ -141,3 +143,17 @@ def test_frames_round_trip_and_limits() -> None:
         read_frame(io.BytesIO(b"\x00\x00\x00\x09{}"))
     with pytest.raises(ProtocolError):
         decode_body(b'{"type": true}')
+
+
+def test_a_bootstrap_compiled_ahead_runs_as_main_from_its_code_object(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    script = tmp_path / "boot.py"
+    script.write_text("import sys\nsys.modules['__main__'].seen = (__name__, __file__, 'ahead')\n")
+    forked_worker.compile_ahead(str(script))
+    script.write_text("raise SystemExit('the file was compiled again')\n")
+    monkeypatch.setitem(sys.modules, "__main__", sys.modules["__main__"])
+
+    forked_worker._run_as_main(str(script))
+
+    assert sys.modules["__main__"].seen == ("__main__", str(script), "ahead")
