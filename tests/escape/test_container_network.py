@@ -33,6 +33,7 @@ from pathlib import Path
 import pytest
 
 from nova.core.errors import SandboxError
+from nova.sandbox import container
 from nova.sandbox import network_rules as rules
 from nova.sandbox.base import InstanceSpec
 from nova.sandbox.container import ContainerBackend, ContainerInstance
@@ -329,6 +330,29 @@ async def test_the_host_is_unreachable_by_every_address(
             assert result == "ECONNREFUSED", (target, result)  # the instance's own loopback
         else:
             assert result in REFUSED, (target, result)
+
+
+async def test_an_address_the_host_gains_later_becomes_unreachable(
+    networked: Networked, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("adding a host address (ip addr add) needs root")
+    monkeypatch.setattr(container, "HOST_ADDRESS_REFRESH_S", 0.2)
+    session = await networked.start()  # its firewall knows the host's addresses of now
+    gained = "192.0.2.123"  # TEST-NET-1, on loopback: reachable only from this host
+    _run("ip", "addr", "add", f"{gained}/32", "dev", "lo")
+    try:
+        with _daemon_like_listeners() as (anywhere, _, _listeners):
+            target = {"probe": "connect", "targets": [[gained, anywhere]]}
+            deadline = time.monotonic() + 10
+            result = (await session.output(target))[f"{gained}:{anywhere}"]
+            while result not in REFUSED and time.monotonic() < deadline:
+                await asyncio.sleep(0.2)
+                result = (await session.output(target))[f"{gained}:{anywhere}"]
+    finally:
+        _run("ip", "addr", "del", f"{gained}/32", "dev", "lo")
+    # The running instance's firewall was updated without any new networked start.
+    assert result in REFUSED
 
 
 async def test_the_function_cannot_lift_its_firewall(networked: Networked) -> None:

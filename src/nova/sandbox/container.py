@@ -28,6 +28,7 @@ core dumps by rlimit; only loopback networking.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import os
@@ -66,6 +67,8 @@ from nova.sandbox.seccomp import deny_filter
 
 logger = logging.getLogger(__name__)
 
+HOST_ADDRESS_REFRESH_S = 10.0  # how often networked instances' firewalls re-read host addresses
+
 
 class ContainerBackend:
     def __init__(
@@ -87,6 +90,7 @@ class ContainerBackend:
         self._cgroups: CgroupLayout | None = None
         self._networks: Networks | None = None  # None: network: true is refused
         self._standby: StandbyPool | None = None
+        self._host_watch: asyncio.Task[None] | None = None  # from the first networked start
         if self._info.available:
             self._host, self._cgroups = host_setup(self._options)
             self._networks = networks_for(self._options)
@@ -130,6 +134,8 @@ class ContainerBackend:
             raise SandboxError(
                 f"network: true is not available for container instances here ({self._info.reason})"
             )
+        if spec.network:
+            self._watch_host_addresses()
         layout, image_id = await self._roots.resolve(spec, self._host)
         if self._standby is not None and self._standby_fits(spec, image_id):
             limits = CgroupLimits.for_memory(spec.memory_mb, pids_max=self._options.pids_max)
@@ -137,6 +143,12 @@ class ContainerBackend:
             if claimed is not None:
                 return cast(ContainerInstance, claimed)
         return await self._launch(spec, layout, image_id, limit_cpu=True)
+
+    def _watch_host_addresses(self) -> None:
+        if self._networks is not None and self._host_watch is None:
+            self._host_watch = asyncio.create_task(
+                self._networks.watch_host(HOST_ADDRESS_REFRESH_S), name="host-address-watch"
+            )
 
     def _standby_fits(self, spec: InstanceSpec, image_id: str) -> bool:
         """Would a fresh start give exactly what a standby instance has?"""
@@ -240,6 +252,10 @@ class ContainerBackend:
         self._instances.pop(instance_id, None)
 
     async def close(self) -> None:
+        if self._host_watch is not None:
+            self._host_watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._host_watch
         if self._standby is not None:
             await self._standby.close()
         await asyncio.gather(*(i.kill() for i in list(self._instances.values())))

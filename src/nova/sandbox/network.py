@@ -119,6 +119,17 @@ class Networks:
         instance when they changed, ~0.1 ms otherwise)."""
         self.host_addresses()
 
+    async def watch_host(self, every_s: float) -> None:
+        """Refresh every ``every_s`` until cancelled: a running instance then loses its route to
+        an address the host gained (an interface coming up) within that time, instead of only
+        at the next networked start."""
+        while True:
+            await asyncio.sleep(every_s)
+            try:
+                await asyncio.to_thread(self.refresh)
+            except OSError as exc:  # /proc unreadable for a moment: try again next time
+                logger.warning("could not re-read the host's addresses: %s", exc)
+
     def _add(self, network: InstanceNetwork) -> tuple[ipaddress.IPv4Network, ...]:
         """Track a network whose firewall is loaded; return the host addresses known now."""
         with self._lock:

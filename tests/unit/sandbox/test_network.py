@@ -3,6 +3,7 @@ the slirp4netns/nsenter command lines, the bwrap hooks and InstanceNetwork's boo
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import os
 import shutil
@@ -262,6 +263,26 @@ def test_live_firewalls_follow_host_address_changes(
     addresses.append(_v4("127.0.0.0/8"))
     networks.refresh()
     assert len(live.updates) == 1
+
+
+async def test_watching_the_host_updates_live_firewalls_periodically(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    addresses = [_v4("127.0.0.0/8")]
+    monkeypatch.setattr(rules, "read_host_addresses", lambda: addresses[-1])
+    networks = net.Networks(SUPPORT)
+    live = _Recorder(networks, tmp_path / "log")
+    networks._add(live)
+    watch = asyncio.create_task(networks.watch_host(0.01))
+    try:
+        addresses.append(_v4("127.0.0.0/8", "198.51.100.9/32"))  # an interface came up
+        for _ in range(200):
+            if live.updates:
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        watch.cancel()
+    assert live.updates == [_v4("127.0.0.0/8", "198.51.100.9/32")]
 
 
 def test_loopback_wait_returns_once_lo_is_up_and_fails_for_a_gone_process() -> None:
