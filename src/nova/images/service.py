@@ -23,7 +23,7 @@ from enum import StrEnum
 from typing import Any
 
 from nova.core.errors import NovaError
-from nova.images.errors import ImageBuildFailed, ImageNotReady
+from nova.images.errors import ImageBuildFailed, ImageNotFound, ImageNotReady
 from nova.images.manifest import ImageManifest
 from nova.images.ports import ImageRoot
 from nova.images.progress import BuildProgress
@@ -308,6 +308,43 @@ class ImageService:
                     )
                 )
         return views
+
+    async def prune(self, in_use: Mapping[str, int]) -> list[ImageView]:
+        """Delete every debian image that no runtime uses any more (superseded by a rebuild
+        or a recipe change) and no instance runs on; return what was deleted.
+
+        New instances only ever start on a runtime's current image, so an image that is not
+        current and has no instance now will not get one. A runtime whose build is running is
+        left alone: the image it publishes is on disk a moment before it becomes current.
+        """
+        current = {manifest.id for manifest in self._current.values()}
+        building = {runtime for runtime, build in self._builds.items() if build.task is not None}
+        doomed = [
+            manifest
+            for manifest in await asyncio.to_thread(self._store.manifests)
+            if manifest.id not in current
+            and manifest.runtime not in building
+            and not in_use.get(manifest.id)
+        ]
+        removed = []
+        for manifest in doomed:
+            try:
+                await asyncio.to_thread(self._store.remove, manifest.id)
+            except ImageNotFound:
+                continue  # pruned meanwhile by another request
+            removed.append(
+                ImageView(
+                    manifest.id,
+                    manifest.runtime,
+                    manifest.kind,
+                    manifest.size_bytes,
+                    manifest.built_at,
+                    current=False,
+                    selected=False,
+                    instances=0,
+                )
+            )
+        return removed
 
     async def close(self) -> None:
         """Stop running builds (debootstrap is killed; its partial root removed)."""

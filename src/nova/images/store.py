@@ -124,6 +124,19 @@ class ImageStore:
             finally:
                 remove_tree(staging)  # gone after a rename; a failed build's leftovers
 
+    def remove(self, image_id: str) -> None:
+        """Delete an image. It is renamed out of sight first, so a reader sees it whole or not
+        at all, never a root half deleted."""
+        image_dir = self.root / image_dir_name(image_id)
+        doomed = Path(tempfile.mkdtemp(prefix=".prune-", dir=self.root))
+        try:
+            os.rename(image_dir, doomed / "image")
+        except FileNotFoundError:
+            raise ImageNotFound(f"no image {image_id!r} on disk") from None
+        finally:
+            remove_tree(doomed)
+        logger.info("removed image %s", image_id)
+
     def _build_into(
         self, staging: Path, recipe: ImageRecipe, sink: ProgressSink, cancel: threading.Event
     ) -> ImageManifest:

@@ -192,3 +192,35 @@ def test_list_is_a_table(nova: Callable[..., Result], api: FakeApi) -> None:
     assert lines[1].split() == ["python", "host", "host:abc", "-", "-", "no", "2"]
     assert lines[2].split()[:4] == ["python", "debian", "debian:1a2b3c4d5e6f", "128.0"]
     assert lines[2].split()[-2:] == ["yes", "0"]
+
+
+def test_prune_lists_what_it_deleted_and_what_that_freed(
+    nova: Callable[..., Result], api: FakeApi
+) -> None:
+    gone = {
+        "id": "debian:0ld0ld0ld0ld",
+        "runtime": "python",
+        "kind": "debian",
+        "size_bytes": 134217728,
+        "built_at": "2025-05-01T10:00:00+00:00",
+        "current": False,
+        "selected": False,
+        "in_use": False,
+        "instances": 0,
+    }
+    api.on("POST", "/images/prune", {"removed": [gone], "freed_bytes": 134217728})
+
+    result = nova("image", "prune")
+
+    assert result.exit_code == ExitCode.OK, result.output
+    assert "debian:0ld0ld0ld0ld" in result.stdout
+    assert "freed 128.0 MiB" in result.output
+
+
+def test_prune_with_nothing_to_do_says_so(nova: Callable[..., Result], api: FakeApi) -> None:
+    api.on("POST", "/images/prune", {"removed": [], "freed_bytes": 0})
+
+    result = nova("image", "prune")
+
+    assert result.exit_code == ExitCode.OK, result.output
+    assert "nothing to prune" in result.output

@@ -52,8 +52,15 @@ def gate() -> threading.Event:
 
 
 @pytest.fixture
-def service(tmp_path: Path, recipes: dict[str, ImageRecipe], gate: threading.Event) -> ImageService:
-    store = ImageStore(tmp_path / "images", recipes, FakeBuilder(gate=gate))
+def gated_builder(gate: threading.Event) -> FakeBuilder:
+    return FakeBuilder(gate=gate)
+
+
+@pytest.fixture
+def service(
+    tmp_path: Path, recipes: dict[str, ImageRecipe], gated_builder: FakeBuilder
+) -> ImageService:
+    store = ImageStore(tmp_path / "images", recipes, gated_builder)
     return ImageService(store, ImagePolicy.parse("host", {"python": "debian"}), "host:abc")
 
 
@@ -126,3 +133,30 @@ async def test_without_an_image_service_the_routes_say_so() -> None:
         response = await http.get("/images")
     assert response.status_code == 503
     assert response.json()["error"]["code"] == "Image.Unavailable"
+
+
+async def test_prune_removes_superseded_images_and_reports_the_bytes_freed(
+    client: httpx.AsyncClient,
+    service: ImageService,
+    gate: threading.Event,
+    gated_builder: FakeBuilder,
+) -> None:
+    gate.set()
+    service.start_build("python")
+    old = (await service.wait("python")).image
+    gated_builder.versions["libc6"] = "2.36-9+deb12u1"  # the archive moved on: a new id
+    service.start_build("python", rebuild=True)
+    new = (await service.wait("python")).image
+    assert old is not None
+    assert new is not None
+    assert old.id != new.id
+
+    response = await client.post("/images/prune")
+
+    assert response.status_code == 200
+    body = response.json()
+    assert [item["id"] for item in body["removed"]] == [old.id]
+    assert body["freed_bytes"] == old.size_bytes
+    listed = {item["id"] for item in (await client.get("/images")).json()["items"]}
+    assert old.id not in listed
+    assert new.id in listed

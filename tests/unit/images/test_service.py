@@ -193,3 +193,53 @@ async def test_close_cancels_a_running_build(
     assert status.state is BuildState.FAILED
     assert status.error == "the build was cancelled"
     assert not list((tmp_path / "images").glob(".build-*"))
+
+
+async def test_prune_deletes_only_superseded_images_no_instance_runs_on(
+    tmp_path: Path, recipes: dict[str, ImageRecipe], builder: FakeBuilder
+) -> None:
+    service = _service(tmp_path, recipes, builder)
+    images = []
+    for libc in ("2.36-9", "2.36-9+deb12u1", "2.36-9+deb12u2"):  # two rebuilds after updates
+        builder.versions["libc6"] = libc
+        service.start_build("python", rebuild=True)
+        image = (await service.wait("python")).image
+        assert image is not None
+        images.append(image)
+    oldest, running, current = images
+
+    removed = await service.prune({running.id: 1})
+
+    assert [view.id for view in removed] == [oldest.id]
+    assert removed[0].size_bytes == oldest.size_bytes
+    on_disk = {view.id for view in await service.images({})}
+    assert on_disk == {"host:abc", running.id, current.id}
+    assert not (tmp_path / "images" / oldest.id.replace(":", "-")).exists()
+    assert [p.name for p in (tmp_path / "images").iterdir() if p.name.startswith(".prune")] == []
+    assert await service.prune({running.id: 1}) == []  # nothing left to do
+    root = await service.resolve("python")
+    assert root is not None
+    assert root.id == current.id
+
+
+async def test_prune_leaves_a_runtime_that_is_building_alone(
+    tmp_path: Path, recipes: dict[str, ImageRecipe]
+) -> None:
+    gate = threading.Event()
+    builder = FakeBuilder(gate=gate)
+    service = _service(tmp_path, recipes, builder)
+    gate.set()
+    service.start_build("python")
+    first = (await service.wait("python")).image
+    builder.versions["libc6"] = "2.36-9+deb12u1"
+    gate.clear()
+    service.start_build("python", rebuild=True)  # held by the gate: first is still current
+
+    assert await service.prune({}) == []
+
+    gate.set()
+    second = (await service.wait("python")).image
+    assert first is not None
+    assert second is not None
+    assert second.id != first.id
+    assert [view.id for view in await service.prune({})] == [first.id]

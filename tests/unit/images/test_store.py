@@ -191,3 +191,14 @@ def test_directories_that_are_not_images_are_skipped(store: ImageStore) -> None:
 def test_unknown_runtimes_are_refused(store: ImageStore) -> None:
     with pytest.raises(ImageNotFound, match="images exist for: node, python"):
         store.build("cobol")
+
+
+def test_remove_deletes_an_image_whole_and_refuses_an_unknown_one(store: ImageStore) -> None:
+    manifest = store.build("python")
+
+    store.remove(manifest.id)
+
+    assert store.manifests() == []
+    assert sorted(p.name for p in store.root.iterdir()) == [".lock-python"]
+    with pytest.raises(ImageNotFound, match="no image"):
+        store.remove(manifest.id)

@@ -1,4 +1,4 @@
-"""Runtime images: list them, build one in the background, follow its build."""
+"""Runtime images: list them, build one in the background, follow its build, prune old ones."""
 
 from __future__ import annotations
 
@@ -38,6 +38,18 @@ async def list_images(request: Request) -> dict[str, Any]:
     images = images_of(request)
     views = await images.images(_instances_per_image(request))
     return {"items": [view.to_json() for view in views], "next": None}
+
+
+@router.post(
+    "/images/prune",
+    summary="Delete debian images no runtime uses any more and no instance runs on",
+)
+async def prune_images(request: Request) -> dict[str, Any]:
+    removed = await images_of(request).prune(_instances_per_image(request))
+    return {
+        "removed": [view.to_json() for view in removed],
+        "freed_bytes": sum(view.size_bytes or 0 for view in removed),
+    }
 
 
 @router.get("/images/{runtime}", summary="The runtime's image and the state of its build")

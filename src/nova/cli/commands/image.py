@@ -13,7 +13,7 @@ from nova.cli.state import CliState, state_of
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
 
-app = typer.Typer(name="image", help="Build and list runtime images.", no_args_is_help=True)
+app = typer.Typer(name="image", help="Build, list and prune runtime images.", no_args_is_help=True)
 
 POLL_INTERVAL_S = 0.5
 
@@ -169,3 +169,35 @@ def list_images(ctx: typer.Context) -> None:
             for item in items
         ),
     )
+
+
+@app.command("prune")
+def prune(ctx: typer.Context) -> None:
+    """Delete debian images no runtime uses any more (superseded by a rebuild or a recipe
+    change) and no instance runs on; the current image of each runtime always stays."""
+    from nova.cli.render import fmt_bytes, fmt_time, fmt_value
+
+    state = state_of(ctx)
+    body = state.client.call("POST", "/images/prune")
+    if not isinstance(body, dict) or not isinstance(body.get("removed"), list):
+        raise BadResponse("the daemon's prune reply has no list of removed images")
+    if state.json_output:
+        state.out.json(body)
+        return
+    removed = body["removed"]
+    if not removed:
+        state.out.note("nothing to prune: every image is current or in use")
+        return
+    state.out.table(
+        ["RUNTIME", "ID", "SIZE", "BUILT"],
+        (
+            [
+                fmt_value(item.get("runtime")),
+                fmt_value(item.get("id")),
+                fmt_bytes(item.get("size_bytes")),
+                fmt_time(item.get("built_at")),
+            ]
+            for item in removed
+        ),
+    )
+    state.out.note(f"freed {fmt_bytes(body.get('freed_bytes'))}")
