@@ -19,13 +19,18 @@ from .conftest import AgentProcess, write
 PID = "import os\ndef handler(event, context):\n    return os.getpid()\n"
 
 
-def test_frames_the_worker_does_not_serve_are_answered_by_the_agent(
-    agent: AgentProcess, code_dir: Path
-) -> None:
+@pytest.fixture
+def worker(agent: AgentProcess, code_dir: Path) -> int:
+    """Init a direct-mode agent on a handler that returns its pid; the worker's pid."""
     write(code_dir, "handler.py", PID)
     assert agent.init()["direct"] is True
-    worker = agent.exec()["output"]
+    pid: int = agent.exec()["output"]
+    return pid
 
+
+def test_frames_the_worker_does_not_serve_are_answered_by_the_agent(
+    agent: AgentProcess, worker: int
+) -> None:
     unknown = agent.request({"type": 99})
     bad_deadline = agent.exec(deadline_ms="soon")
     long_id = agent.request(agent.exec_message(id="x" * 2000))
@@ -68,11 +73,8 @@ def test_a_response_over_the_message_limit_is_an_error(
 
 
 def test_a_worker_killed_inside_a_frame_ends_the_connection(
-    agent: AgentProcess, code_dir: Path
+    agent: AgentProcess, worker: int
 ) -> None:
-    write(code_dir, "handler.py", PID)
-    assert agent.init()["direct"] is True
-    worker = agent.exec()["output"]
     agent.sock.sendall(struct.pack(">I", 1000) + b'{"type":2')  # a frame cut short
     time.sleep(0.3)  # the worker is now blocked reading the rest of the body
 
