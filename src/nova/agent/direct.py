@@ -51,7 +51,7 @@ _IDLE_RESTART_DELAY_S = 0.2  # a worker that keeps dying while idle must not spi
 
 
 def direct_mode_fits(spec: InitSpec) -> bool:
-    return spec.runtime == "python" and spec.mode == "persistent" and spec.concurrency == 1
+    return spec.mode == "persistent" and spec.concurrency == 1
 
 
 class DirectLane:
@@ -85,7 +85,7 @@ class DirectLane:
                 spec.code_dir,
                 spec.tmp_dir,
                 max_line_bytes=1024,  # only the ready line comes through the result pipe
-                fork=can_fork_for(spec.interpreter),
+                fork=spec.runtime == "python" and can_fork_for(spec.interpreter),
                 extra_fds=(self._lane_fd, self._state_fd),
             )
         except OSError as exc:

@@ -146,10 +146,10 @@ def agent(code_dir: Path, tmp_path: Path) -> Iterator[AgentProcess]:
 
 
 @pytest.fixture(params=[1, 2], ids=["direct", "relayed"])
-def python_agent(
+def two_mode_agent(
     request: pytest.FixtureRequest, code_dir: Path, tmp_path: Path
 ) -> Iterator[AgentProcess]:
-    """An agent whose Python functions run in direct mode (one worker reads the connection
+    """An agent whose persistent functions run in direct mode (one worker reads the connection
     itself) and, in a second run, relayed (two workers fed by the agent)."""
     scratch = tmp_path / "scratch"
     scratch.mkdir()

@@ -1,17 +1,26 @@
-"""The real agent running Node.js handlers (skipped where node is not installed)."""
+"""The real agent running Node.js handlers (skipped where node is not installed).
+
+Every test runs twice, like the Python ones: one worker (direct mode) and two (relayed)."""
 
 from __future__ import annotations
 
 import base64
+import time
 from pathlib import Path
 
 import orjson
+import pytest
 
 from nova.agent.protocol import MsgType, read_frame
 
 from .conftest import AgentProcess, needs_node, write
 
 pytestmark = needs_node
+
+
+@pytest.fixture
+def agent(two_mode_agent: AgentProcess) -> AgentProcess:
+    return two_mode_agent
 
 
 def test_async_handler_output_context_and_env(agent: AgentProcess, code_dir: Path) -> None:
@@ -145,3 +154,29 @@ def test_lone_surrogates_reach_the_host_as_valid_utf8(agent: AgentProcess, code_
     reply = orjson.loads(body)  # what the host decodes with; it rejects lone surrogates
     assert reply["id"] == request_id
     assert reply["output"] == {"text": "a\ufffdb"}
+
+
+@pytest.mark.parametrize(
+    "body",
+    ["for (;;) {}", "await new Promise(() => {})"],
+    ids=["busy-loop", "never-settles"],
+)
+def test_a_handler_past_its_deadline_is_stopped_and_the_next_call_works(
+    agent: AgentProcess, code_dir: Path, body: str
+) -> None:
+    write(
+        code_dir,
+        "index.js",
+        f"exports.handler = async (event) => {{\n  if (event === 'hang') {{ {body} }}\n"
+        "  return 'ok';\n};\n",
+    )
+    assert agent.init("index.handler", runtime="node", timeout_s=1)["direct"] is (
+        agent.concurrency == 1
+    )
+    started = time.monotonic()
+
+    hung = agent.exec("hang", timeout_s=1)
+
+    assert hung["error"]["type"] == "Function.Timeout"
+    assert time.monotonic() - started < 5
+    assert agent.exec("fine")["output"] == "ok"

@@ -18,8 +18,8 @@ from .conftest import AgentProcess, write
 
 
 @pytest.fixture
-def agent(python_agent: AgentProcess) -> AgentProcess:
-    return python_agent
+def agent(two_mode_agent: AgentProcess) -> AgentProcess:
+    return two_mode_agent
 
 
 HELLO = """

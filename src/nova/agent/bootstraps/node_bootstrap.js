@@ -12,6 +12,12 @@
 //     {"id","output","error","stdout","stderr"} per request.
 //   process:     node node_bootstrap.js --handler MOD.FN --resp-fd N --once FILE
 //     runs the request in FILE, writes {"id","output","error"} to fd N and exits.
+//   direct:      node node_bootstrap.js --handler MOD.FN --resp-fd N --lane-fd L --state-fd S
+//                --max-message-bytes M
+//     persistent, but this process reads Exec and Ping frames from the host connection (fd L)
+//     and writes their Resp frames itself (see nova/agent/direct.py for the shared state file
+//     S and the handback). A watchdog thread sends this process SIGALRM at a call's deadline,
+//     which ends it wherever the handler is stuck; the agent reports Function.Timeout.
 // The handler module is loaded once and cached; Reload restarts the worker, so the require
 // cache is always fresh. Import errors, a missing handler and unserialisable results are
 // reported per invocation; the worker stays alive.
@@ -223,9 +229,180 @@ async function runOnce(file) {
   process.stdout.write('', () => process.stderr.write('', () => process.exit(0)));
 }
 
+// -- direct mode: keep in step with nova/agent/direct.py and nova/agent/protocol.py ----------
+const PHASE_READING = 1;
+const PHASE_RUNNING = 2;
+const PHASE_REPLYING = 3;
+const PHASE_IDLE = 0;
+const PHASE_HANDBACK = 4;
+const STATE_HEAD = 16; // <BxxxId: phase, 3 pad bytes, uint32 length, float64 monotonic start
+const STATE_ROOM = 1024; // the head plus the running request's id; handed-back bytes follow
+const MSG_EXEC = 2;
+const MSG_RESP = 3;
+const MSG_PING = 4;
+const RESPONSE_TOO_LARGE = 'Runtime.ResponseTooLarge';
+
+function monotonicSeconds() {
+  return Number(process.hrtime.bigint()) / 1e9; // CLOCK_MONOTONIC, as Python's time.monotonic
+}
+
+// Lone surrogates: JSON.stringify escapes them (\udXXX), which strict peers reject. Only lone
+// ones are ever escaped, so every such escape not itself escaped becomes U+FFFD.
+const LONE_SURROGATE = /(?<!\\)((?:\\\\)*)\\ud[89a-f][0-9a-f]{2}/gi;
+
+function wellFormed(json) {
+  return json.includes('\\ud') ? json.replace(LONE_SURROGATE, '$1\\ufffd') : json;
+}
+
+function startWatchdog(deadlines) {
+  const { Worker } = require('worker_threads');
+  const source = `
+    const { workerData } = require('worker_threads');
+    const deadline = new Float64Array(workerData.deadlines);
+    const sleeper = new Int32Array(new SharedArrayBuffer(4));
+    for (;;) {
+      const due = deadline[0];
+      const now = Date.now();
+      if (due && now >= due) process.kill(process.pid, 'SIGALRM');
+      Atomics.wait(sleeper, 0, 0, due ? Math.max(1, due - now) : workerData.idleMs);
+    }`;
+  // Idle, it wakes once per timeout: a call that starts meanwhile is looked at by its deadline.
+  // Not unref'd: it also keeps the event loop alive under a handler whose promise never
+  // settles, so that call times out instead of node exiting with nothing left to do.
+  new Worker(source, { eval: true, workerData: { deadlines, idleMs: defaultTimeoutMs } });
+}
+
+class DirectLane {
+  constructor(laneFd, stateFd, maxBytes) {
+    this.fd = laneFd;
+    this.stateFd = stateFd;
+    this.max = maxBytes;
+    this.deadlines = new SharedArrayBuffer(8);
+    this.deadline = new Float64Array(this.deadlines);
+    this.phase = Buffer.alloc(1);
+  }
+
+  setPhase(phase) {
+    this.phase[0] = phase;
+    fs.writeSync(this.stateFd, this.phase, 0, 1, 0);
+  }
+
+  readExactly(size) {
+    const buffer = Buffer.allocUnsafe(size);
+    let got = 0;
+    while (got < size) {
+      const n = fs.readSync(this.fd, buffer, got, size - got, null);
+      if (n === 0) break;
+      got += n;
+    }
+    return got === size ? buffer : buffer.subarray(0, got);
+  }
+
+  handBack(consumed) {
+    fs.writeSync(this.stateFd, consumed, 0, consumed.length, STATE_ROOM);
+    const head = Buffer.alloc(STATE_HEAD);
+    head.writeUInt8(PHASE_HANDBACK, 0);
+    head.writeUInt32LE(consumed.length, 4);
+    fs.writeSync(this.stateFd, head, 0, STATE_HEAD, 0);
+    process.exit(0);
+  }
+
+  reply(idJson, fields) {
+    const body = Buffer.from(wellFormed(`{"type":${MSG_RESP},"id":${idJson}${fields}}`), 'utf8');
+    const frame = Buffer.allocUnsafe(4 + body.length);
+    frame.writeUInt32BE(body.length, 0);
+    body.copy(frame, 4);
+    this.setPhase(PHASE_REPLYING);
+    let offset = 0;
+    while (offset < frame.length) offset += fs.writeSync(this.fd, frame, offset, frame.length - offset);
+    this.setPhase(PHASE_IDLE);
+  }
+
+  async serve() {
+    writeAll(respFd, '{"ready":true}\n');
+    fs.closeSync(respFd);
+    Object.defineProperty(process, 'stdin', { value: Readable.from([]), configurable: true, writable: true });
+    startWatchdog(this.deadlines);
+    for (;;) {
+      const header = this.readExactly(4);
+      if (header.length < 4) this.handBack(header); // EOF: the agent ends the instance
+      const length = header.readUInt32BE(0);
+      if (length > this.max) this.handBack(header); // the agent refuses it and closes
+      this.setPhase(PHASE_READING);
+      const body = this.readExactly(length);
+      const request = body.length === length ? parseRequest(body) : null;
+      const idJson = request ? JSON.stringify(request.id === undefined ? null : request.id) : '';
+      if (request === null || Buffer.byteLength(idJson) > STATE_ROOM - STATE_HEAD) {
+        this.handBack(Buffer.concat([header, body])); // the agent answers what this cannot
+      } else if (request.type === MSG_PING) {
+        this.reply(idJson, ',"ok":true');
+      } else {
+        await this.exec(request, idJson);
+      }
+    }
+  }
+
+  async exec(request, idJson) {
+    const started = monotonicSeconds();
+    const id = Buffer.from(idJson, 'utf8');
+    fs.writeSync(this.stateFd, id, 0, id.length, STATE_HEAD);
+    const head = Buffer.alloc(STATE_HEAD);
+    head.writeUInt8(PHASE_RUNNING, 0);
+    head.writeUInt32LE(id.length, 4);
+    head.writeDoubleLE(started, 8);
+    fs.writeSync(this.stateFd, head, 0, STATE_HEAD, 0);
+    const vars = { NOVA_REQUEST_ID: request.id === undefined || request.id === null ? '' : String(request.id) };
+    if (typeof request.trace_parent === 'string') vars.NOVA_TRACE_PARENT = request.trace_parent;
+    applyEnv(vars);
+    this.deadline[0] = Number(request.deadline_ms) || Date.now() + defaultTimeoutMs;
+    const result = await invoke(request);
+    this.deadline[0] = 0;
+    const stdout = JSON.stringify(drainCapture(1));
+    const stderr = JSON.stringify(drainCapture(2));
+    const duration = ((monotonicSeconds() - started) * 1000).toFixed(3);
+    const error = result.error === null ? 'null' : JSON.stringify(result.error);
+    let fields = `,"ok":true,"duration_ms":${duration},"output":${result.output},"error":${error}`;
+    fields += `,"stdout":${stdout},"stderr":${stderr}`;
+    const size = Buffer.byteLength(fields) + Buffer.byteLength(idJson) + 16;
+    if (size > this.max) {
+      const message = `the function's response (${size} bytes with its output) exceeds the ${this.max}-byte message limit`;
+      fields = `,"ok":true,"duration_ms":${duration},"output":null`;
+      fields += `,"error":${JSON.stringify(errorObject(RESPONSE_TOO_LARGE, message))}`;
+      fields += `,"stdout":${stdout},"stderr":${stderr}`;
+    }
+    this.reply(idJson, fields);
+  }
+}
+
+// An Exec or Ping this process can serve, else null (the agent answers it).
+function parseRequest(body) {
+  let request;
+  try {
+    request = JSON.parse(body.toString('utf8'));
+  } catch (err) {
+    return null;
+  }
+  if (request === null || typeof request !== 'object' || Array.isArray(request)) return null;
+  if (request.type === MSG_PING) return request;
+  if (request.type !== MSG_EXEC) return null;
+  const deadline = request.deadline_ms;
+  if (deadline !== undefined && deadline !== null && typeof deadline !== 'number') return null;
+  const trace = request.trace_parent;
+  if (trace !== undefined && trace !== null && typeof trace !== 'string') return null;
+  return request;
+}
+
 (async () => {
   await load();
   if (options.once) return runOnce(options.once);
+  if (options['lane-fd']) {
+    const lane = new DirectLane(
+      Number(options['lane-fd']),
+      Number(options['state-fd']),
+      Number(options['max-message-bytes']),
+    );
+    return lane.serve();
+  }
   writeAll(respFd, '{"ready":true}\n');
   serve();
 })();
