@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import signal
 import sys
@@ -242,6 +243,14 @@ def _announce(settings: Settings, example: bool, elapsed_s: float) -> None:
         url,
         settings.daemon.data_dir.resolve(),
     )
+    if not ipaddress_is_loopback(settings.daemon.host):
+        logger.warning(
+            "the API listens on %s without authentication (API keys arrive with F12): anyone who "
+            "can reach port %d can deploy and run code here; pass --host 127.0.0.1 (or "
+            "NOVA_HOST) unless this network is trusted",
+            settings.daemon.host,
+            settings.daemon.port,
+        )
     if example:
         # The command as it was started (e.g. .venv/bin/nova under `make run`), so the hint
         # works even when nova is not on PATH.
@@ -255,3 +264,13 @@ def _announce(settings: Settings, example: bool, elapsed_s: float) -> None:
             endpoint,
             EXAMPLE_NAME,
         )
+
+
+def ipaddress_is_loopback(host: str) -> bool:
+    """Whether ``host`` (an address or a name) only listens where this machine can reach it."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a name: it may resolve to anything
