@@ -1,10 +1,12 @@
-"""Direct mode: a single persistent Python worker reads Exec frames from the host connection.
+"""Direct mode: a function's single persistent worker reads Exec frames from the host connection.
 
 In the relayed modes every warm call crosses three processes (host -> agent -> worker and back):
 four wake-ups, and the agent's own CPU, which on a small host is as much as the worker's. When a
-function has one worker (instance_concurrency 1, Python, persistent) the agent instead lends the
-connection to that worker and waits for it to exit; the worker serves Exec and Ping itself
-(bootstraps/python_bootstrap.py, DirectLane) and the agent is idle in waitpid().
+function has one worker (instance_concurrency 1, persistent; Python or Node) the agent instead
+lends the connection to that worker and waits for it to exit; the worker serves Exec and Ping
+itself (the DirectLane of bootstraps/python_bootstrap.py and node_bootstrap.js) and the agent
+is idle in waitpid(). The worker enforces deadlines by ending itself with SIGALRM (setitimer in
+Python, a watchdog thread in Node).
 
 The worker keeps a small shared state file: its phase, and while a handler runs, the request id
 and start time. When the worker exits the agent reads it:
@@ -16,7 +18,8 @@ and start time. When the worker exits the agent reads it:
   agent answers that request (Function.Timeout or Runtime.ExitError) and starts a new worker.
 - idle: the worker died between calls; nothing is owed; a new worker starts after a short pause.
 - reading / replying: it died inside a frame, so the stream has lost its boundaries: the agent
-  gives up the connection and the host replaces the instance.
+  gives up the connection and the host replaces the instance. So does a state file user code
+  scribbled over (the worker's memory and fds are the function's to break).
 
 Frames are read exactly (header, then body) by both sides, so nothing is ever read ahead of the
 frame boundary a handback or a crash leaves behind.
@@ -42,7 +45,7 @@ from nova.agent.launch import bootstrap_argv
 from nova.agent.spec import InitSpec
 from nova.agent.worker import WorkerProcess, discard, stderr_tail
 
-# Keep in step with python_bootstrap.py (which cannot import nova).
+# Keep in step with the bootstraps (which cannot import nova).
 PHASE_IDLE, PHASE_READING, PHASE_RUNNING, PHASE_REPLYING, PHASE_HANDBACK = 0, 1, 2, 3, 4
 STATE_HEADER = struct.Struct("<BxxxId")  # phase, length of what follows, monotonic start time
 STATE_ROOM = 1024  # the state head plus the running request's id; handed-back bytes follow
@@ -105,7 +108,9 @@ class DirectLane:
                 return None
             worker.process.wait()
             status = worker.reap()  # also ends whatever the handler left in the session
-            phase, length, started = STATE_HEADER.unpack(os.pread(self._state_fd, 16, 0))
+            phase, length, started = STATE_HEADER.unpack(
+                os.pread(self._state_fd, STATE_HEADER.size, 0)
+            )
             self._worker = None
             if phase == PHASE_HANDBACK:
                 worker.close()
@@ -115,7 +120,12 @@ class DirectLane:
                 report(f"the worker {status} inside a frame; the connection cannot continue")
                 return None
             if phase == PHASE_RUNNING:
-                request_id = os.pread(self._state_fd, length, STATE_HEADER.size)
+                try:
+                    request_id = json.loads(os.pread(self._state_fd, length, STATE_HEADER.size))
+                except ValueError:
+                    worker.close()
+                    report(f"the worker {status} and left an unreadable state; giving up")
+                    return None
                 self._answer_lost_call(worker, status, request_id, started)
             else:
                 report(f"an idle {self._spec.runtime} worker {status}; restarting it")
@@ -130,7 +140,7 @@ class DirectLane:
         return self._worker
 
     def _answer_lost_call(
-        self, worker: WorkerProcess, status: str, request_id: bytes, started: float
+        self, worker: WorkerProcess, status: str, request_id: object, started: float
     ) -> None:
         stdout, stderr = worker.tails()
         if worker.process.returncode == -signal.SIGALRM:
@@ -139,7 +149,7 @@ class DirectLane:
             kind = ErrorType.EXIT
             message = f"the {self._spec.runtime} worker {status} during the invocation"
             message += stderr_tail(stderr)
-        job = Invocation({}, b"", json.loads(request_id), 0.0, None)
+        job = Invocation({}, b"", request_id, 0.0, None)
         job.started -= time.monotonic() - started  # report how long the call ran
         self._channel.failure(job, kind, message, stdout, stderr)
 

@@ -109,3 +109,28 @@ def test_a_handler_that_kills_its_worker_is_answered_and_replaced(
     assert after["error"] is None
     assert after["output"] != first
     assert agent.request({"type": MsgType.PING})["ok"] is True
+
+
+def test_a_state_file_the_handler_scribbled_over_ends_the_connection_cleanly(
+    agent: AgentProcess, code_dir: Path
+) -> None:
+    write(
+        code_dir,
+        "handler.py",
+        "import os, struct\n"
+        "def handler(event, context):\n"
+        "    for fd in os.listdir('/proc/self/fd'):\n"
+        "        try:\n"
+        "            target = os.readlink(f'/proc/self/fd/{fd}')\n"
+        "        except OSError:\n"
+        "            continue\n"
+        "        if 'nova-state' in target:\n"
+        "            os.pwrite(int(fd), b'{not json', 16)\n"
+        "            os.pwrite(int(fd), struct.pack('<BxxxId', 2, 9, 0.0), 0)\n"
+        "    os.kill(os.getpid(), 9)\n",
+    )
+    assert agent.init()["direct"] is True
+    agent.send(agent.exec_message())
+
+    assert agent.process.wait(5) == 4  # the worker-lost exit, not a traceback
+    assert agent.read() is None
