@@ -43,14 +43,18 @@ from nova.agent.forked_worker import can_fork_for
 from nova.agent.invocation import Invocation
 from nova.agent.launch import bootstrap_argv
 from nova.agent.spec import InitSpec
-from nova.agent.worker import WorkerProcess, discard, stderr_tail
+from nova.agent.worker import (
+    IDLE_RESTART_DELAY_S,
+    WorkerProcess,
+    discard,
+    exit_message,
+    timeout_message,
+)
 
 # Keep in step with the bootstraps (which cannot import nova).
 PHASE_IDLE, PHASE_READING, PHASE_RUNNING, PHASE_REPLYING, PHASE_HANDBACK = 0, 1, 2, 3, 4
 STATE_HEADER = struct.Struct("<BxxxId")  # phase, length of what follows, monotonic start time
 STATE_ROOM = 1024  # the state head plus the running request's id; handed-back bytes follow
-
-_IDLE_RESTART_DELAY_S = 0.2  # a worker that keeps dying while idle must not spin the agent
 
 
 def direct_mode_fits(spec: InitSpec) -> bool:
@@ -66,10 +70,6 @@ class DirectLane:
         self._lane_fd = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3)
         self._state_fd = open_anonymous_file("state", spec.tmp_dir)  # not O_APPEND: pwrite
         self._worker: WorkerProcess | None = None
-        self._timeout_message = (
-            f"the function did not finish within its timeout of {spec.timeout_s:g}s; "
-            "its worker was stopped"
-        )
 
     def start(self) -> None:
         """Start a worker and wait until it is ready; AgentError(INIT_FAILED) if it cannot."""
@@ -129,7 +129,7 @@ class DirectLane:
                 self._answer_lost_call(worker, status, request_id, started)
             else:
                 report(f"an idle {self._spec.runtime} worker {status}; restarting it")
-                time.sleep(_IDLE_RESTART_DELAY_S)
+                time.sleep(IDLE_RESTART_DELAY_S)
             worker.close()
 
     def _restarted(self) -> WorkerProcess | None:
@@ -144,11 +144,9 @@ class DirectLane:
     ) -> None:
         stdout, stderr = worker.tails()
         if worker.process.returncode == -signal.SIGALRM:
-            kind, message = ErrorType.TIMEOUT, self._timeout_message
+            kind, message = ErrorType.TIMEOUT, timeout_message(self._spec.timeout_s)
         else:
-            kind = ErrorType.EXIT
-            message = f"the {self._spec.runtime} worker {status} during the invocation"
-            message += stderr_tail(stderr)
+            kind, message = ErrorType.EXIT, exit_message(self._spec.runtime, status, stderr)
         job = Invocation({}, b"", request_id, 0.0, None)
         job.started -= time.monotonic() - started  # report how long the call ran
         self._channel.failure(job, kind, message, stdout, stderr)

@@ -23,11 +23,17 @@ from nova.agent.forked_worker import can_fork_for
 from nova.agent.invocation import Invocation
 from nova.agent.launch import bootstrap_argv
 from nova.agent.spec import InitSpec
-from nova.agent.worker import LineTooLong, WorkerProcess, discard, stderr_tail
+from nova.agent.worker import (
+    IDLE_RESTART_DELAY_S,
+    LineTooLong,
+    WorkerProcess,
+    discard,
+    exit_message,
+    timeout_message,
+)
 
 _LINE_SLACK = 64 * 1024  # a result line may exceed the frame limit a little before it is spliced
 _MAX_BACKOFF_S = 2.0
-_IDLE_RESTART_DELAY_S = 0.2
 _JOIN_TIMEOUT_S = 5.0
 
 Fault = tuple[ErrorType, str]
@@ -50,10 +56,7 @@ class PersistentRunner:
         self._env = dict(env)
         self._argv = bootstrap_argv(spec)
         self._channel = channel
-        self._timeout_message = (
-            f"the function did not finish within its timeout of {spec.timeout_s:g}s; "
-            "its worker was stopped"
-        )
+        self._timeout_message = timeout_message(spec.timeout_s)
         self._lock = threading.Lock()
         self._watch = threading.Condition(self._lock)  # wakes the watchdog
         self._settled = threading.Condition(self._lock)  # nothing queued or running
@@ -210,14 +213,11 @@ class PersistentRunner:
             elif stopping:
                 kind, message = ErrorType.STOPPED, "the instance was stopped during the invocation"
             else:
-                kind = ErrorType.EXIT
-                message = f"the {self._spec.runtime} worker {status} during the invocation"
-                message += stderr_tail(stderr)
+                kind, message = ErrorType.EXIT, exit_message(self._spec.runtime, status, stderr)
             self._channel.failure(job, kind, message, stdout, stderr)
         elif not stopping:
             report(f"an idle {self._spec.runtime} worker {status}; restarting it")
-            # User code that kills its idle worker (a stray thread, say) must not spin a loop.
-            stopping = self._stopped.wait(_IDLE_RESTART_DELAY_S)
+            stopping = self._stopped.wait(IDLE_RESTART_DELAY_S)
         return None if stopping else self._restart(slot)
 
     def _restart(self, slot: _Slot) -> WorkerProcess | None:

@@ -136,7 +136,7 @@ class WorkerProcess:
             return "wrote an endless line instead of its ready line"
         if line is None:
             status = self.reap()
-            return f"{status} while starting" + stderr_tail(self.tails()[1])
+            return f"{status} while starting" + _stderr_tail(self.tails()[1])
         if line != READY_LINE:
             return f"wrote {line[:200]!r} instead of its ready line"
         return None
@@ -194,7 +194,24 @@ def discard(worker: WorkerProcess) -> None:
     worker.close()
 
 
-def stderr_tail(stderr: str) -> str:
+# User code that kills its idle worker (a stray thread, say) must not spin the agent in a loop.
+IDLE_RESTART_DELAY_S = 0.2
+
+
+def timeout_message(timeout_s: float) -> str:
+    """Function.Timeout's message when the agent side stopped the worker (both persistent
+    runners say the same)."""
+    return (
+        f"the function did not finish within its timeout of {timeout_s:g}s; its worker was stopped"
+    )
+
+
+def exit_message(runtime: str, status: str, stderr: str) -> str:
+    """Runtime.ExitError's message for a worker that died during an invocation."""
+    return f"the {runtime} worker {status} during the invocation" + _stderr_tail(stderr)
+
+
+def _stderr_tail(stderr: str) -> str:
     """The end of a worker's stderr, as a suffix for an error message."""
     tail = last_lines(stderr)
     return f"; its stderr ends with:\n{tail}" if tail else ""
