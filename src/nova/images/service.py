@@ -88,6 +88,22 @@ class ImageView:
     selected: bool  # new instances of the runtime start on this image
     instances: int  # running instances on it
 
+    @classmethod
+    def of(
+        cls, manifest: ImageManifest, *, current: bool, selected: bool, instances: int
+    ) -> ImageView:
+        """The row of a built debian image."""
+        return cls(
+            manifest.id,
+            manifest.runtime,
+            manifest.kind,
+            manifest.size_bytes,
+            manifest.built_at,
+            current=current,
+            selected=selected,
+            instances=instances,
+        )
+
     def to_json(self) -> dict[str, Any]:
         return {
             "id": self.id,
@@ -296,12 +312,8 @@ class ImageService:
                 current = self._current.get(runtime)
                 is_current = current is not None and current.id == manifest.id
                 views.append(
-                    ImageView(
-                        manifest.id,
-                        runtime,
-                        manifest.kind,
-                        manifest.size_bytes,
-                        manifest.built_at,
+                    ImageView.of(
+                        manifest,
                         current=is_current,
                         selected=is_current and kind is ImageKind.DEBIAN,
                         instances=in_use.get(manifest.id, 0),
@@ -332,18 +344,7 @@ class ImageService:
                 await asyncio.to_thread(self._store.remove, manifest.id)
             except ImageNotFound:
                 continue  # pruned meanwhile by another request
-            removed.append(
-                ImageView(
-                    manifest.id,
-                    manifest.runtime,
-                    manifest.kind,
-                    manifest.size_bytes,
-                    manifest.built_at,
-                    current=False,
-                    selected=False,
-                    instances=0,
-                )
-            )
+            removed.append(ImageView.of(manifest, current=False, selected=False, instances=0))
         return removed
 
     async def close(self) -> None:
