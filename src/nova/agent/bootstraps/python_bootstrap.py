@@ -207,11 +207,16 @@ def _apply_env(env: dict[str, str], previous: tuple[str, ...]) -> tuple[str, ...
     return tuple(env)
 
 
-def serve(handler: Handler, resp_fd: int) -> None:
-    requests: BinaryIO = os.fdopen(os.dup(0), "rb")
+def _stdin_from_devnull() -> None:
+    """User code must not read the worker's fd 0 (the relayed mode's request pipe)."""
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
     os.close(null)
+
+
+def serve(handler: Handler, resp_fd: int) -> None:
+    requests: BinaryIO = os.fdopen(os.dup(0), "rb")
+    _stdin_from_devnull()
     _write_all(resp_fd, b'{"ready":true}\n')
     per_call_keys: tuple[str, ...] = ()
     for line in requests:
@@ -251,9 +256,7 @@ class DirectLane:
         self.state = mmap.mmap(state_fd, STATE_ROOM)
 
     def serve(self, handler: Handler, resp_fd: int) -> None:
-        null = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(null, 0)  # the request pipe of the relayed mode is not used
-        os.close(null)
+        _stdin_from_devnull()
         _write_all(resp_fd, b'{"ready":true}\n')
         os.close(resp_fd)
         per_call_keys: tuple[str, ...] = ()
