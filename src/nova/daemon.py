@@ -243,7 +243,7 @@ def _announce(settings: Settings, example: bool, elapsed_s: float) -> None:
         url,
         settings.daemon.data_dir.resolve(),
     )
-    if not ipaddress_is_loopback(settings.daemon.host):
+    if not is_loopback_host(settings.daemon.host):
         logger.warning(
             "the API listens on %s without authentication (API keys arrive with F12): anyone who "
             "can reach port %d can deploy and run code here; pass --host 127.0.0.1 (or "
@@ -266,7 +266,7 @@ def _announce(settings: Settings, example: bool, elapsed_s: float) -> None:
         )
 
 
-def ipaddress_is_loopback(host: str) -> bool:
+def is_loopback_host(host: str) -> bool:
     """Whether ``host`` (an address or a name) only listens where this machine can reach it."""
     if host == "localhost":
         return True

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from nova.config import load_settings
-from nova.daemon import _announce, ipaddress_is_loopback
+from nova.daemon import _announce, is_loopback_host
 
 
 @pytest.mark.parametrize(
@@ -26,7 +26,7 @@ from nova.daemon import _announce, ipaddress_is_loopback
     ],
 )
 def test_loopback_hosts(host: str, loopback: bool) -> None:
-    assert ipaddress_is_loopback(host) is loopback
+    assert is_loopback_host(host) is loopback
 
 
 @pytest.mark.parametrize(("host", "warned"), [("0.0.0.0", True), ("127.0.0.1", False)])
