@@ -116,3 +116,23 @@ def test_stats_shows_pools_and_counters(nova: RunNova, api: FakeApi) -> None:
     assert pool_row == ["hello", "2", "1", "1", "0", "0", "3"]
     assert any(line.split() == ["invocations", "40"] for line in result.stdout.splitlines())
     assert json.loads(nova("--json", "stats").stdout) == STATS
+
+
+def test_runtimes_lists_the_backends_with_the_default_and_reasons(
+    nova: RunNova, api: FakeApi
+) -> None:
+    backends = [
+        {"name": "container", "available": True, "reason": "bubblewrap works on this host"},
+        {"name": "microvm", "available": False, "reason": "/dev/kvm is missing"},
+    ]
+    api.on("GET", "/runtimes", {**RUNTIMES, "backend": "container", "backends": backends})
+
+    result = nova("runtimes")
+
+    assert result.exit_code == ExitCode.OK, result.output
+    lines = result.stdout.splitlines()
+    header = lines.index(next(line for line in lines if line.startswith("BACKEND")))
+    assert lines[header].split() == ["BACKEND", "AVAILABLE", "DEFAULT", "REASON"]
+    assert lines[header + 1].split()[:3] == ["container", "yes", "yes"]
+    assert lines[header + 2].split()[:2] == ["microvm", "no"]
+    assert lines[header + 2].endswith("/dev/kvm is missing")
