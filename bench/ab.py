@@ -9,8 +9,9 @@ earlier. Give it the ``src`` directory of another checkout, e.g.::
 
 Each round starts a daemon per tree and backend (``PYTHONPATH`` selects the tree; the agent
 inside sandboxes is staged from the same tree), times sequential keep-alive invokes of the
-Python hello exactly as `make bench` does, and reads from /proc how much CPU the daemon and
-the sandbox side (agents, workers) spent per call. Prints a table, writes JSON.
+Python hello exactly as `make bench` does, then drives it with wrk at 16 connections (as
+`make bench` does, ``max_replicas`` 4), and reads from /proc how much CPU the daemon and the
+sandbox side (agents, workers) spent per call in each phase. Prints a table, writes JSON.
 """
 
 from __future__ import annotations
@@ -59,27 +60,54 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
-def measure(tree: Path, backend: str, requests: int) -> dict[str, float]:
+class CpuMeter:
+    """CPU seconds the daemon and its sandbox side (every descendant) spent since the last read."""
+
+    def __init__(self, daemon_pid: int) -> None:
+        self._pid = daemon_pid
+        self._daemon, self._sandbox = self._read()
+
+    def _read(self) -> tuple[float, float]:
+        return cpu_seconds(self._pid), sum(map(cpu_seconds, descendants(self._pid)))
+
+    def per_call_us(self, calls: int) -> tuple[float, float]:
+        daemon, sandbox = self._read()
+        spent = (daemon - self._daemon, sandbox - self._sandbox)
+        self._daemon, self._sandbox = daemon, sandbox
+        return round(spent[0] / calls * 1e6, 1), round(spent[1] / calls * 1e6, 1)
+
+
+def measure(tree: Path, backend: str, requests: int, seconds: int) -> dict[str, float | None]:
     environment = {"PYTHONPATH": str(tree.resolve())}
     with tempfile.TemporaryDirectory(prefix="nova-ab-") as data_dir:
         process, port = servers.start_nova(Path(data_dir), backend, environment)
         try:
-            hello = {"name": "hello", "runtime": "python", "code": HELLO, "memory_mb": 1769}
+            hello = {
+                "name": "hello",
+                "runtime": "python",
+                "code": HELLO,
+                "memory_mb": 1769,
+                "max_replicas": 4,
+            }
             httpx.post(f"http://127.0.0.1:{port}/functions", json=hello).raise_for_status()
             path = "/functions/hello/invoke"
             client.sequential_latencies_ms(port, path, EVENT, 300, warmup=0)  # start + warm up
-            sandbox = descendants(process.pid)
-            daemon_before = cpu_seconds(process.pid)
-            sandbox_before = sum(map(cpu_seconds, sandbox))
+            meter = CpuMeter(process.pid)
             samples = client.sequential_latencies_ms(port, path, EVENT, requests, warmup=0)
-            daemon_us = (cpu_seconds(process.pid) - daemon_before) / requests * 1e6
-            sandbox_us = (sum(map(cpu_seconds, sandbox)) - sandbox_before) / requests * 1e6
+            daemon_us, sandbox_us = meter.per_call_us(requests)
+            rps = loaded_daemon_us = None
+            if seconds and client.wrk_available():
+                meter = CpuMeter(process.pid)  # after the latency run: its instance is warm
+                rps = client.wrk_requests_per_second(port, path, EVENT, 16, seconds)
+                loaded_daemon_us, _ = meter.per_call_us(round(rps * seconds))
         finally:
             servers.stop(process)
     return {
         "p50_ms": round(statistics.median(samples), 4),
-        "daemon_cpu_us": round(daemon_us, 1),
-        "sandbox_cpu_us": round(sandbox_us, 1),
+        "daemon_cpu_us": daemon_us,
+        "sandbox_cpu_us": sandbox_us,
+        "rps_16": rps,
+        "loaded_daemon_cpu_us": loaded_daemon_us,
     }
 
 
@@ -92,6 +120,7 @@ def main() -> None:
     parser.add_argument("--backends", default="process,container")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--requests", type=int, default=3000)
+    parser.add_argument("--seconds", type=int, default=5, help="wrk run per tree; 0 skips it")
     parser.add_argument("--out", type=Path, default=Path("bench/ab.json"))
     args = parser.parse_args()
     trees = {"before": args.before, "after": args.after}
@@ -103,16 +132,18 @@ def main() -> None:
         for label, tree in trees.items():
             for backend in args.backends.split(","):
                 console.print(f"[dim]round {round_number}: {label} on {backend} …[/]")
-                row = measure(tree, backend, args.requests)
+                row = measure(tree, backend, args.requests, args.seconds)
                 results.append({"round": round_number, "tree": label, "backend": backend, **row})
-    table = Table(title="warm invoke, before vs after (alternating runs)")
+    table = Table(title="warm invoke, before vs after (alternating runs; CPU per call)")
     for column in (
         "round",
         "tree",
         "backend",
         "p50 ms",
-        "daemon CPU µs/call",
-        "sandbox CPU µs/call",
+        "daemon µs",
+        "sandbox µs",
+        "req/s @16",
+        "daemon µs @16",
     ):
         table.add_column(column, justify="right")
     for row in results:
@@ -123,6 +154,8 @@ def main() -> None:
             f"{row['p50_ms']:.3f}",
             f"{row['daemon_cpu_us']:.0f}",
             f"{row['sandbox_cpu_us']:.0f}",
+            f"{row['rps_16']:,.0f}" if row["rps_16"] else "-",
+            f"{row['loaded_daemon_cpu_us']:.0f}" if row["loaded_daemon_cpu_us"] else "-",
         )
     Console().print(table)
     args.out.parent.mkdir(parents=True, exist_ok=True)
