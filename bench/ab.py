@@ -61,20 +61,38 @@ def descendants(pid: int) -> list[int]:
 
 
 class CpuMeter:
-    """CPU seconds the daemon and its sandbox side (every descendant) spent since the last read."""
+    """CPU seconds spent since the last read by the daemon, by its invocation-log writer process
+    and by its sandbox side (every other descendant: agents, workers)."""
 
     def __init__(self, daemon_pid: int) -> None:
         self._pid = daemon_pid
-        self._daemon, self._sandbox = self._read()
+        self._last = self._read()
 
-    def _read(self) -> tuple[float, float]:
-        return cpu_seconds(self._pid), sum(map(cpu_seconds, descendants(self._pid)))
+    def _read(self) -> tuple[float, float, float]:
+        writer = sandbox = 0.0
+        for pid in descendants(self._pid):
+            if _is_log_writer(pid):
+                writer += cpu_seconds(pid)
+            else:
+                sandbox += cpu_seconds(pid)
+        return cpu_seconds(self._pid), writer, sandbox
 
-    def per_call_us(self, calls: int) -> tuple[float, float]:
-        daemon, sandbox = self._read()
-        spent = (daemon - self._daemon, sandbox - self._sandbox)
-        self._daemon, self._sandbox = daemon, sandbox
-        return round(spent[0] / calls * 1e6, 1), round(spent[1] / calls * 1e6, 1)
+    def per_call_us(self, calls: int) -> tuple[float, float, float]:
+        """(daemon, log writer, sandbox) CPU µs per call since the last read."""
+        now = self._read()
+        spent = [
+            round((after - before) / calls * 1e6, 1)
+            for after, before in zip(now, self._last, strict=True)
+        ]
+        self._last = now
+        return spent[0], spent[1], spent[2]
+
+
+def _is_log_writer(pid: int) -> bool:
+    try:
+        return b"sqlite_log_writer" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
 
 
 def measure(tree: Path, backend: str, requests: int, seconds: int) -> dict[str, float | None]:
@@ -94,20 +112,23 @@ def measure(tree: Path, backend: str, requests: int, seconds: int) -> dict[str, 
             client.sequential_latencies_ms(port, path, EVENT, 300, warmup=0)  # start + warm up
             meter = CpuMeter(process.pid)
             samples = client.sequential_latencies_ms(port, path, EVENT, requests, warmup=0)
-            daemon_us, sandbox_us = meter.per_call_us(requests)
-            rps = loaded_daemon_us = None
+            daemon_us, writer_us, sandbox_us = meter.per_call_us(requests)
+            rps = loaded_daemon_us = loaded_writer_us = None
             if seconds and client.wrk_available():
                 meter = CpuMeter(process.pid)  # after the latency run: its instance is warm
                 rps = client.wrk_requests_per_second(port, path, EVENT, 16, seconds)
-                loaded_daemon_us, _ = meter.per_call_us(round(rps * seconds))
+                calls = round(rps * seconds)
+                loaded_daemon_us, loaded_writer_us, _ = meter.per_call_us(calls)
         finally:
             servers.stop(process)
     return {
         "p50_ms": round(statistics.median(samples), 4),
         "daemon_cpu_us": daemon_us,
+        "log_writer_cpu_us": writer_us,
         "sandbox_cpu_us": sandbox_us,
         "rps_16": rps,
         "loaded_daemon_cpu_us": loaded_daemon_us,
+        "loaded_log_writer_cpu_us": loaded_writer_us,
     }
 
 
@@ -144,6 +165,7 @@ def main() -> None:
         "sandbox µs",
         "req/s @16",
         "daemon µs @16",
+        "log writer µs @16",
     ):
         table.add_column(column, justify="right")
     for row in results:
@@ -156,6 +178,7 @@ def main() -> None:
             f"{row['sandbox_cpu_us']:.0f}",
             f"{row['rps_16']:,.0f}" if row["rps_16"] else "-",
             f"{row['loaded_daemon_cpu_us']:.0f}" if row["loaded_daemon_cpu_us"] else "-",
+            f"{row['loaded_log_writer_cpu_us']:.0f}" if row["rps_16"] else "-",
         )
     Console().print(table)
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -47,7 +47,7 @@ from nova.sandbox.container import ContainerBackend
 from nova.sandbox.container_roots import image_mount_points
 from nova.sandbox.registry import BackendUnavailable
 from nova.sandbox.selection import build_backends
-from nova.store import open_store
+from nova.store.sql_store import open_store
 
 logger = logging.getLogger("nova.daemon")
 

@@ -21,9 +21,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
-from nova.store import Store, open_store
+from nova.store import Store
 from nova.store.database import parse_url, redact
 from nova.store.memory import MemoryStore
+from nova.store.sql_store import open_store
 
 DEFAULT_POSTGRES_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 

@@ -15,11 +15,11 @@ from alembic.script import ScriptDirectory
 
 from nova.core.errors import StoreUnavailable
 from nova.core.models import CodeBundle, CodeFile, FunctionConfig, InvocationLog
-from nova.store import Store, open_store
+from nova.store import Store
 from nova.store.database import parse_url
 from nova.store.migrator import alembic_config
 from nova.store.schema import VERSION_TABLE, function_files, metadata
-from nova.store.sql_store import SqlStore
+from nova.store.sql_store import SqlStore, open_store
 
 from .backends import Target, postgres_schema, postgres_url
 

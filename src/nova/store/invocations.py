@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC
 from typing import Any
 
 import sqlalchemy as sa
@@ -11,29 +10,24 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from nova.core.models import InvocationLog, Page
 from nova.store import cursors
-from nova.store.database import Database
+from nova.store.database import Database, is_memory
 from nova.store.ports import DEFAULT_PAGE_LIMIT
 from nova.store.schema import UTCDateTime, invocation_logs
+from nova.store.sqlite_log_writer import COLUMNS, SQLITE_INSERT, SqliteLogWriter, sqlite_time
 
 _l = invocation_logs.c
 
 # InvocationLog's fields are exactly the table's columns; checked once at import so a field added
 # to one and not the other fails loudly instead of being dropped.
-_COLUMNS = tuple(column.name for column in invocation_logs.columns)
-if set(_COLUMNS) != set(InvocationLog.__dataclass_fields__):
+if {column.name for column in invocation_logs.columns} != set(COLUMNS):
     raise RuntimeError("InvocationLog and the invocation_logs table have different fields")
-
-_SQLITE_INSERT = (
-    f"INSERT INTO invocation_logs ({', '.join(_COLUMNS)}) "
-    f"VALUES ({', '.join('?' for _ in _COLUMNS)}) ON CONFLICT (id) DO NOTHING"
-)
-# SQLAlchemy's SQLite DATETIME text format, in UTC: fixed width, so text order is time order.
-_SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"
 
 
 def _sqlite_row(log: InvocationLog) -> tuple[Any, ...]:
-    created_at = log.created_at.astimezone(UTC).strftime(_SQLITE_TIME)
-    return tuple(created_at if name == "created_at" else getattr(log, name) for name in _COLUMNS)
+    return tuple(
+        sqlite_time(log.created_at) if name == "created_at" else getattr(log, name)
+        for name in COLUMNS
+    )
 
 
 _NEWEST_FIRST = sa.select(invocation_logs).order_by(_l.created_at.desc(), _l.id.desc())
@@ -50,6 +44,13 @@ class SqlInvocationLogRepository:
         self._insert = dialect.insert(invocation_logs).on_conflict_do_nothing(
             index_elements=[_l.id]
         )
+        # A SQLite file is written by a process of its own (sqlite_log_writer: the daemon's
+        # event loop only encodes the batch); an in-memory database exists only in this one.
+        self._writer = (
+            SqliteLogWriter(str(database.url.database))
+            if self._sqlite and not is_memory(database.url)
+            else None
+        )
 
     async def add_many(self, logs: Sequence[InvocationLog]) -> None:
         """Insert ``logs`` in one transaction; ids already stored are skipped, not errors."""
@@ -60,15 +61,23 @@ class SqlInvocationLogRepository:
             # of its own exceptions.
             if log.created_at.utcoffset() is None:
                 raise ValueError(f"invocation log {log.id!r} has a naive created_at; use UTC")
+        if self._writer is not None:
+            await self._writer.write(logs)
+            return
         async with self._db.transaction() as conn:
             if self._sqlite:
-                # The write path of every invocation: sqlite3's own executemany over plain
-                # tuples costs ~14 µs a row against ~33 µs through SQLAlchemy's per-value
-                # processing. Values are stored exactly as UTCDateTime/Boolean would store them.
-                await conn.exec_driver_sql(_SQLITE_INSERT, [_sqlite_row(log) for log in logs])
+                # sqlite3's own executemany over plain tuples, stored exactly as
+                # UTCDateTime/Boolean would store them (~14 µs a row against ~33 µs through
+                # SQLAlchemy's per-value processing).
+                await conn.exec_driver_sql(SQLITE_INSERT, [_sqlite_row(log) for log in logs])
             else:
-                rows = [{name: getattr(log, name) for name in _COLUMNS} for log in logs]
+                rows = [{name: getattr(log, name) for name in COLUMNS} for log in logs]
                 await conn.execute(self._insert, rows)
+
+    async def close(self) -> None:
+        """Stop the writer process, if there is one, after its last batch."""
+        if self._writer is not None:
+            await self._writer.close()
 
     async def list(
         self,

@@ -19,6 +19,7 @@ class SqlStore:
         await self.database.ping()
 
     async def close(self) -> None:
+        await self.invocations.close()
         await self.database.close()
 
 

@@ -1,0 +1,96 @@
+"""The SQLite invocation-log writer process: killed mid-work, unable to start, closed."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from nova.core.errors import StoreUnavailable
+from nova.store.sql_store import open_store
+from nova.store.sqlite_log_writer import SqliteLogWriter
+
+from .test_store_invocations import log
+
+
+def writer_pids() -> set[int]:
+    found = set()
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and b"sqlite_log_writer" in (entry / "cmdline").read_bytes():
+                found.add(int(entry.name))
+        except OSError:
+            continue  # exited while listed
+    return found
+
+
+async def test_a_killed_writer_is_replaced_and_no_record_is_lost(tmp_path: Path) -> None:
+    store = await open_store(f"sqlite:///{tmp_path}/nova.db")
+    try:
+        before = writer_pids()
+        await store.invocations.add_many([log("a"), log("b")])
+        (writer,) = writer_pids() - before
+        os.kill(writer, signal.SIGKILL)
+        await store.invocations.add_many([log("c"), log("b")])  # b again: a retried batch
+        (replacement,) = writer_pids() - before
+        assert replacement != writer
+        assert sorted(item.id for item in (await store.invocations.list()).items) == ["a", "b", "c"]
+    finally:
+        await store.close()
+
+
+async def test_a_writer_killed_while_writing_gets_the_batch_again(tmp_path: Path) -> None:
+    """SIGKILL lands while the batch is in the pipe: the retry writes it exactly once."""
+    before = writer_pids()
+    store = await open_store(f"sqlite:///{tmp_path}/nova.db")
+    try:
+        await store.invocations.add_many([log("warm-up")])
+        (writer,) = writer_pids() - before
+        os.kill(writer, signal.SIGSTOP)  # frozen before it can read the next batch
+        batch = [log(f"r{index}") for index in range(500)]
+        writing = asyncio.ensure_future(store.invocations.add_many(batch))
+        await asyncio.sleep(0.2)
+        os.kill(writer, signal.SIGKILL)
+        await writing
+        ids = {item.id for item in (await store.invocations.list(limit=1000)).items}
+        assert ids == {"warm-up"} | {item.id for item in batch}
+    finally:
+        await store.close()
+
+
+async def test_a_writer_that_cannot_start_is_store_unavailable(tmp_path: Path) -> None:
+    writer = SqliteLogWriter(str(tmp_path / "missing-dir" / "nova.db"))
+    with pytest.raises(StoreUnavailable, match="exited twice in a row"):
+        await writer.write([log("a")])
+    await writer.close()
+
+
+async def test_a_write_the_database_refuses_is_store_unavailable(tmp_path: Path) -> None:
+    path = tmp_path / "nova.db"
+    sqlite3.connect(path).close()  # a database without the invocation_logs table
+    writer = SqliteLogWriter(str(path))
+    try:
+        with pytest.raises(StoreUnavailable, match="no such table: invocation_logs"):
+            await writer.write([log("a")])
+        with pytest.raises(StoreUnavailable, match="no such table"):
+            await writer.write([log("b")])  # the same writer answers again: it did not die
+    finally:
+        await writer.close()
+
+
+async def test_closing_the_store_stops_its_writer(tmp_path: Path) -> None:
+    before = writer_pids()
+    store = await open_store(f"sqlite:///{tmp_path}/nova.db")
+    await store.invocations.add_many([log("a")])
+    assert writer_pids() - before
+    await store.close()
+    assert not writer_pids() - before
+    reopened = await open_store(f"sqlite:///{tmp_path}/nova.db")
+    try:
+        assert [item.id for item in (await reopened.invocations.list()).items] == ["a"]
+    finally:
+        await reopened.close()
