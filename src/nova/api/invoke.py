@@ -29,6 +29,7 @@ class InvokeFastPath:
     def __init__(self, app: ASGIApp, get_services: Callable[[], Services]) -> None:
         self._app = app
         self._get_services = get_services
+        self._services: Services | None = None  # built once by the lifespan, then reused
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST":
@@ -39,7 +40,9 @@ class InvokeFastPath:
         await self._app(scope, receive, send)
 
     async def _invoke(self, name: str, scope: Scope, receive: Receive, send: Send) -> None:
-        services: Services = self._get_services()
+        services = self._services
+        if services is None:
+            services = self._services = self._get_services()
         headers = dict(scope["headers"])
         request_id = headers.get(b"x-nova-request-id", b"").decode("latin-1")
         if not _REQUEST_ID.match(request_id):

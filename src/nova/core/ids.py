@@ -1,21 +1,33 @@
-"""Request ids: random UUIDv4s drawn from a seeded PRNG rather than os.urandom.
+"""Request ids: UUIDv4-shaped strings, a random per-process prefix plus a counter.
 
-uuid.uuid4() costs a getrandom() syscall per call, which shows up on the invoke hot path on
-virtualised hosts. Request ids need uniqueness, not secrecy, so a per-process PRNG seeded once
-from the OS is enough (128 random bits per id, as in uuid4).
+Request ids need uniqueness, not secrecy. The first 20 hex digits (74 random bits once the
+version and variant bits are set) are drawn from the OS once per process - again in a forked
+child - and the last 12 count up, so an id costs one counter step and one format (~0.7 µs)
+instead of drawing 128 random bits (~2 µs; uuid.uuid4() adds a getrandom() syscall).
+Two processes collide only if they draw the same 74-bit prefix.
 """
 
 from __future__ import annotations
 
-import random
+import itertools
+import os
+import uuid
 
-_random = random.Random()  # seeded from os.urandom at construction
-_VERSION_4 = 0x4 << 76  # the version nibble (RFC 4122 §4.1.3), as uuid.UUID(version=4) sets it
-_VARIANT = 0x8 << 60  # the RFC 4122 variant bits 10xx
-_CLEAR = ~((0xF << 76) | (0xC << 60))
+_prefix = ""
+_counter = itertools.count()
+
+
+def _draw_prefix() -> None:
+    global _prefix, _counter
+    text = str(uuid.uuid4())  # version and variant bits set as RFC 4122 requires
+    _prefix = text[:24]  # "xxxxxxxx-xxxx-4xxx-yxxx-"; the counter fills the last group
+    _counter = itertools.count(int.from_bytes(os.urandom(4)))  # not 0: ids do not look alike
+
+
+_draw_prefix()
+os.register_at_fork(after_in_child=_draw_prefix)
 
 
 def request_id() -> str:
-    """A UUIDv4 string, formatted directly (uuid.UUID's constructor costs ~2 µs)."""
-    text = f"{_random.getrandbits(128) & _CLEAR | _VERSION_4 | _VARIANT:032x}"
-    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+    """A UUIDv4 string, unique within this process for 2**48 calls."""
+    return f"{_prefix}{next(_counter) & 0xFFFFFFFFFFFF:012x}"

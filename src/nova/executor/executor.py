@@ -59,13 +59,19 @@ class Executor:
         trace_parent: str | None = None,
     ) -> InvocationResult:
         """Run one invocation. ``event`` must already be valid JSON (the API checks it)."""
-        if self.inflight.closing:
+        inflight = self.inflight
+        if inflight.closing:
             raise ShuttingDown()
-        with self.inflight.track():
+        inflight.begin()
+        try:
             request_id = request_id or ids.request_id()
-            pool = await self._deployer.pool_for(name)
+            deployer = self._deployer
+            pool = deployer.loaded_pool(name) or await deployer.pool_for(name)
             started = time.perf_counter()
-            instance, cold = await pool.acquire()
+            # A free slot is taken without a coroutine; only a request that must queue awaits.
+            instance, cold = pool.try_acquire(), False
+            if instance is None:
+                instance, cold = await pool.acquire()
             try:
                 result = await self._run(pool, instance, request_id, event, trace_parent, cold)
             finally:
@@ -73,6 +79,8 @@ class Executor:
             duration_ms = (time.perf_counter() - started) * 1000
             self._record(pool, result, event, duration_ms)
             return result
+        finally:
+            inflight.end()
 
     async def _run(
         self,

@@ -1,6 +1,6 @@
 """Makes stored functions runnable: materialised code + a pool, loaded once per function.
 
-The executor depends only on :meth:`Deployer.pool_for`; after a daemon restart the first
+The executor depends only on :meth:`Deployer.loaded_pool` and :meth:`Deployer.pool_for`; after a daemon restart the first
 invocation of each function loads it from the store (single-flight: concurrent first requests
 share one load).
 """
@@ -34,6 +34,10 @@ class Deployer:
         self._runtimes = runtimes
         self._backends = backends
         self._loading: dict[str, asyncio.Future[FunctionPool]] = {}
+
+    def loaded_pool(self, name: str) -> FunctionPool | None:
+        """The function's pool if it is loaded already (the warm path: no coroutine)."""
+        return self._pools.get(name)
 
     async def pool_for(self, name: str) -> FunctionPool:
         pool = self._pools.get(name)

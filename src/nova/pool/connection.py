@@ -4,6 +4,11 @@ An asyncio Protocol parses reply frames as bytes arrive and resolves the future 
 reply's id, so many requests can be in flight on one instance (instance_concurrency > 1) and
 pings never queue behind a slow invocation. Parsing in ``data_received`` (rather than in a
 reader task over a StreamReader) saves a task switch on every invocation.
+
+Requests time out by a sweep rather than a timer each: one timer per connection, armed for the
+earliest deadline that has none, expires what is due and re-arms for what is left. A request
+whose deadline is later than the armed one (the usual case: each call is answered long before
+the previous call's deadline) costs a dict entry, not a timer.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from typing import Any, cast
 import orjson
 
 from nova.agent.protocol import HEADER, MessageTooLarge, MsgType, check_length
-from nova.core.errors import AgentProtocolError
+from nova.core.errors import AgentProtocolError, DuplicateRequestId
 
 _HIGH_WATER = 1 << 16  # past this much unsent data, a sender waits for the agent to read
 # Replies that answer nothing pending: a few are legitimate (one that arrives just after its
@@ -41,12 +46,17 @@ class AgentConnection(asyncio.Protocol):
         self._on_lost: Callable[[str], None] | None = None
         self._writable: asyncio.Event | None = None
         self._unsolicited = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._deadlines: dict[str, float] = {}  # request id -> loop time it expires at
+        self._sweep: asyncio.TimerHandle | None = None
+        self._sweep_at = 0.0
 
     async def open(self, sock: socket.socket, on_lost: Callable[[str], None]) -> None:
         self._on_lost = on_lost
         self._writable = asyncio.Event()
         self._writable.set()
-        await asyncio.get_running_loop().create_unix_connection(lambda: self, sock=sock)
+        self._loop = loop = asyncio.get_running_loop()
+        await loop.create_unix_connection(lambda: self, sock=sock)
 
     @property
     def closed(self) -> bool:
@@ -62,26 +72,56 @@ class AgentConnection(asyncio.Protocol):
         return await self.request_raw(request_id, body, timeout_s)
 
     async def request_raw(self, request_id: str, body: bytes, timeout_s: float) -> dict[str, Any]:
-        """Send a pre-encoded body (the invoke hot path splices the event bytes in unparsed)."""
-        transport = self._transport
-        if self._closed_reason is not None or transport is None or self._writable is None:
+        """Send a pre-encoded body (the invoke hot path splices the event bytes in unparsed).
+
+        TimeoutError when no reply came within ``timeout_s``."""
+        transport, loop, writable = self._transport, self._loop, self._writable
+        if self._closed_reason is not None or transport is None or loop is None or not writable:
             raise AgentConnectionLost(f"agent connection is closed: {self._closed_reason}")
         if len(body) > self._max:
             raise MessageTooLarge(len(body), self._max)
-        loop = asyncio.get_running_loop()
+        if request_id in self._pending:
+            raise DuplicateRequestId(
+                f"request id {request_id!r} is already running on this function's instance; "
+                "give each request its own X-Nova-Request-Id"
+            )
         future: asyncio.Future[dict[str, Any]] = loop.create_future()
         self._pending[request_id] = future
-        # A bare timer on the future rather than asyncio.timeout(): no Timeout object and no
-        # task cancellation on the hot path; the effect (TimeoutError from the await) is the same.
-        timer = loop.call_later(timeout_s, _expire, future)
+        deadline = loop.time() + timeout_s
+        self._deadlines[request_id] = deadline
+        if self._sweep is None or deadline < self._sweep_at:
+            self._arm_sweep(deadline)
         try:
-            if not self._writable.is_set():
-                await self._writable.wait()
+            if not writable.is_set():
+                await writable.wait()
             transport.write(HEADER.pack(len(body)) + body)
             return await future
         finally:
-            timer.cancel()
-            self._pending.pop(request_id, None)
+            del self._pending[request_id]
+            del self._deadlines[request_id]
+
+    def _arm_sweep(self, when: float) -> None:
+        assert self._loop is not None
+        if self._sweep is not None:
+            self._sweep.cancel()
+        self._sweep = self._loop.call_at(when, self._expire_due)
+        self._sweep_at = when
+
+    def _expire_due(self) -> None:
+        assert self._loop is not None
+        self._sweep = None
+        now = self._loop.time()
+        waiting = []
+        for request_id, deadline in self._deadlines.items():
+            future = self._pending[request_id]
+            if future.done():
+                continue
+            if deadline <= now:
+                future.set_exception(TimeoutError())
+            else:
+                waiting.append(deadline)
+        if waiting:
+            self._arm_sweep(min(waiting))
 
     # -- asyncio.Protocol ---------------------------------------------------------------------
 
@@ -91,8 +131,14 @@ class AgentConnection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         buffer = self._buffer
+        if not buffer and len(data) > HEADER.size:
+            # The usual case: exactly one whole reply, parsed without copying it into the buffer.
+            (length,) = HEADER.unpack_from(data)
+            if length + HEADER.size == len(data) and length <= self._max:
+                self._deliver(memoryview(data)[HEADER.size :])
+                return
         buffer += data
-        while len(buffer) >= HEADER.size:
+        while len(buffer) >= HEADER.size and not self.closed:
             try:
                 length = check_length(bytes(buffer[: HEADER.size]), self._max)
             except MessageTooLarge as exc:
@@ -103,25 +149,28 @@ class AgentConnection(asyncio.Protocol):
                 return
             body = bytes(buffer[HEADER.size : end])
             del buffer[:end]
-            try:
-                reply = orjson.loads(body)
-            except orjson.JSONDecodeError as exc:
-                self._fail(f"agent connection failed: {exc}")
-                return
-            if not isinstance(reply, dict):
-                self._fail("agent connection failed: a reply is not a JSON object")
-                return
-            future = self._pending.get(str(reply.get("id")))
-            if future is not None and not future.done() and reply.get("type") == MsgType.RESP:
-                future.set_result(reply)
-                continue
-            self._unsolicited += 1
-            if self._unsolicited > _UNSOLICITED_BUDGET:
-                self._fail(
-                    f"agent connection failed: the instance sent {self._unsolicited} replies "
-                    "to requests that were not pending"
-                )
-                return
+            self._deliver(body)
+
+    def _deliver(self, body: bytes | memoryview) -> None:
+        """Resolve the request a reply frame answers, or count it as unsolicited."""
+        try:
+            reply = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            self._fail(f"agent connection failed: {exc}")
+            return
+        if not isinstance(reply, dict):
+            self._fail("agent connection failed: a reply is not a JSON object")
+            return
+        future = self._pending.get(str(reply.get("id")))
+        if future is not None and not future.done() and reply.get("type") == MsgType.RESP:
+            future.set_result(reply)
+            return
+        self._unsolicited += 1
+        if self._unsolicited > _UNSOLICITED_BUDGET:
+            self._fail(
+                f"agent connection failed: the instance sent {self._unsolicited} replies "
+                "to requests that were not pending"
+            )
 
     def pause_writing(self) -> None:
         if self._writable is not None:
@@ -155,10 +204,8 @@ class AgentConnection(asyncio.Protocol):
 
     async def close(self) -> None:
         self._lose("closed by the host")
+        if self._sweep is not None:
+            self._sweep.cancel()
+            self._sweep = None
         if self._transport is not None:
             self._transport.close()
-
-
-def _expire(future: asyncio.Future[dict[str, Any]]) -> None:
-    if not future.done():
-        future.set_exception(TimeoutError())

@@ -77,6 +77,16 @@ class FunctionPool:
 
     # -- handing out slots -------------------------------------------------------------------
 
+    def try_acquire(self) -> PooledInstance | None:
+        """A slot free right now, or None (then ``await acquire()``): the warm path of a
+        request that finds a free slot costs no coroutine."""
+        if self._closed:
+            return None
+        instance = self._take_free()
+        if instance is not None:
+            instance.invocations += 1
+        return instance
+
     async def acquire(self) -> tuple[PooledInstance, bool]:
         """A slot on a ready instance, and whether the request had to wait for a cold start."""
         if self._closed:
@@ -189,11 +199,17 @@ class FunctionPool:
 
     def _start_instances_for_waiters(self) -> None:
         config = self.deployment.config
+        # Cheapest tests first: under load at max_replicas this runs for every queued request,
+        # and the exact count of pending waiters walks the whole queue.
+        if self._closed or len(self._waiters) <= self._starting * config.instance_concurrency:
+            return
+        live = len(self._live)
+        if live + self._starting >= config.max_replicas:
+            return
         pending = sum(1 for waiter in self._waiters if not waiter.done())
         while (
-            not self._closed
-            and pending > self._starting * config.instance_concurrency
-            and len(self._live) + self._starting < config.max_replicas
+            pending > self._starting * config.instance_concurrency
+            and live + self._starting < config.max_replicas
         ):
             self._starting += 1
             self._spawn(self._start_one())

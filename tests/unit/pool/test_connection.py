@@ -13,6 +13,7 @@ import pytest
 import pytest_asyncio
 
 from nova.agent.protocol import HEADER, MsgType
+from nova.core.errors import DuplicateRequestId
 from nova.pool.connection import AgentConnection, AgentConnectionLost
 
 
@@ -83,3 +84,32 @@ async def test_a_request_without_a_reply_times_out(peer: Peer) -> None:
     with pytest.raises(TimeoutError):
         await peer.connection.request_raw("r1", b'{"type":2,"id":"r1"}', 0.05)
     assert not peer.connection.closed
+
+
+async def test_a_second_request_with_a_pending_id_is_refused(peer: Peer) -> None:
+    first = asyncio.ensure_future(peer.connection.request_raw("same", b'{"type":2}', 5))
+    await settle()
+    with pytest.raises(DuplicateRequestId, match="own X-Nova-Request-Id"):
+        await peer.connection.request_raw("same", b'{"type":2}', 5)
+    peer.reply("same", output=1)
+    assert (await first)["output"] == 1  # the first still gets its own reply
+
+
+async def test_requests_time_out_in_deadline_order(peer: Peer) -> None:
+    """One sweep timer serves every pending request, whatever order their deadlines come in."""
+    slow = asyncio.ensure_future(peer.connection.request_raw("slow", b"{}", 0.6))
+    await settle()
+    fast = asyncio.ensure_future(peer.connection.request_raw("fast", b"{}", 0.1))
+    answered = asyncio.ensure_future(peer.connection.request_raw("answered", b"{}", 0.05))
+    await settle()
+    peer.reply("answered", output=3)
+    assert (await answered)["output"] == 3
+    with pytest.raises(TimeoutError):
+        await fast
+    assert not slow.done()
+    with pytest.raises(TimeoutError):
+        await slow
+    later = asyncio.ensure_future(peer.connection.request_raw("later", b"{}", 5))
+    await settle()
+    peer.reply("later", output=4)
+    assert (await later)["output"] == 4

@@ -1,0 +1,114 @@
+"""`python -m bench.hotpath`: the daemon's own CPU per warm invocation, without HTTP.
+
+Builds the daemon's real services (SQLite store with its log writer, a Python hello on the
+process backend) in this process and calls the invoke entry point (``InvokeFastPath``) directly
+with a prepared ASGI scope, so uvicorn, the client and the network are out of the picture: what
+is left is Nova's path from the ASGI call to the response, plus the round trip to the worker.
+Prints the CPU this process spent per call (``time.process_time``) over alternating sequential
+and 16-way concurrent batches - the minimum is the steadiest figure on a noisy host - and with ``--profile`` the functions that cost the most
+(cProfile, which roughly doubles the cost but keeps the proportions).
+
+Use it to judge a change to the hot path in seconds, before the end-to-end `bench.ab`:
+
+    .venv/bin/python -m bench.hotpath [--calls 5000] [--profile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import pstats
+import statistics
+import tempfile
+import time
+from typing import Any
+
+import uvloop
+
+from bench.run import EVENT, HELLO
+from nova.api.invoke import InvokeFastPath
+from nova.config import load_settings
+from nova.daemon import build_services, shutdown
+from nova.functions.service import CodeSource
+
+_SCOPE = {
+    "type": "http",
+    "method": "POST",
+    "path": "/functions/hello/invoke",
+    "headers": [(b"host", b"bench"), (b"content-type", b"application/json")],
+}
+
+
+async def _receive() -> dict[str, Any]:
+    return {"type": "http.request", "body": EVENT, "more_body": False}
+
+
+async def _send(message: dict[str, Any]) -> None:
+    if message["type"] == "http.response.start" and message["status"] != 200:
+        raise RuntimeError(f"invoke answered {message['status']}")
+
+
+async def _not_found(scope: Any, receive: Any, send: Any) -> None:
+    raise RuntimeError(f"{scope['path']} is not the invoke path")
+
+
+async def _batch(app: InvokeFastPath, calls: int, concurrency: int) -> float:
+    """CPU µs per call for ``calls`` invocations, ``concurrency`` at a time."""
+
+    async def one_client(count: int) -> None:
+        for _ in range(count):
+            await app(_SCOPE, _receive, _send)
+
+    started = time.process_time()
+    await asyncio.gather(*(one_client(calls // concurrency) for _ in range(concurrency)))
+    return (time.process_time() - started) / calls * 1e6
+
+
+async def main(calls: int, rounds: int, profile: bool) -> None:
+    with tempfile.TemporaryDirectory(prefix="nova-hotpath-") as data_dir:
+        settings = load_settings(
+            None,
+            {
+                "daemon": {"data_dir": data_dir},
+                "sandbox": {"backend": "process", "allow_process_backend": True},
+                "logging": {"level": "warning"},
+            },
+        )
+        services = await build_services(settings)
+        services.log_batcher.start()
+        try:
+            meta = {"name": "hello", "runtime": "python", "max_replicas": 4, "memory_mb": 1769}
+            await services.functions.create(meta, CodeSource(code=HELLO))
+            app = InvokeFastPath(_not_found, lambda: services)
+            await _batch(app, 400, 16)  # start four instances and warm up
+            results: dict[str, list[float]] = {"sequential": [], "16 concurrent": []}
+            profiler = cProfile.Profile() if profile else None
+            for _ in range(rounds):
+                if profiler is not None:
+                    profiler.enable()
+                results["sequential"].append(await _batch(app, calls, 1))
+                results["16 concurrent"].append(await _batch(app, calls, 16))
+                if profiler is not None:
+                    profiler.disable()
+        finally:
+            await shutdown(services)
+    for label, samples in results.items():
+        spread = ", ".join(f"{sample:.0f}" for sample in samples)
+        print(
+            f"{label:>14}: min {min(samples):6.1f}, median {statistics.median(samples):6.1f} "
+            f"µs CPU per call  ({spread})"
+        )
+    if profiler is not None:
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--calls", type=int, default=4000, help="invocations per batch")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--profile", action="store_true", help="print a cProfile summary")
+    args = parser.parse_args()
+    uvloop.run(main(args.calls, args.rounds, args.profile))
