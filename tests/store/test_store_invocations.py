@@ -194,3 +194,16 @@ async def test_malformed_cursors_are_rejected(store: Store, cursor: str) -> None
 async def test_limit_out_of_range_is_rejected(store: Store) -> None:
     with pytest.raises(RequestInvalid, match="limit"):
         await store.invocations.list(limit=0)
+
+
+async def test_a_whole_second_timestamp_keeps_its_order(store: Store) -> None:
+    """A datetime without microseconds serialises without a fraction; it must still sort."""
+    whole = T0.replace(microsecond=0)
+    await store.invocations.add_many(
+        [log("whole", whole), log("later", whole + timedelta(microseconds=5))]
+    )
+    items = (await store.invocations.list()).items
+    assert [(item.id, item.created_at) for item in items] == [
+        ("later", whole + timedelta(microseconds=5)),
+        ("whole", whole),
+    ]

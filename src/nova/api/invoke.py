@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from typing import Any
 
 import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -22,7 +23,8 @@ from nova.core.names import validate_function_name
 
 _INVOKE_PATH = re.compile(r"^/functions/([^/]+)/invoke$")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
-_JSON_HEADERS = [(b"content-type", b"application/json")]
+_DISCONNECTED = "the client disconnected before sending the whole body"
+_JSON_CONTENT_TYPE = (b"content-type", b"application/json")
 
 
 class InvokeFastPath:
@@ -59,36 +61,51 @@ class InvokeFastPath:
             )
         except NovaError as exc:
             extra = [(key.encode(), value.encode()) for key, value in error_headers(exc).items()]
-            await _respond(send, exc.status, error_body(exc.code, exc.message), request_id, extra)
-            return
-        await _respond(send, 200, orjson.dumps(result.to_response()), request_id)
+            start, body = _response(exc.status, error_body(exc.code, exc.message), request_id)
+            start["headers"].extend(extra)
+        else:
+            start, body = _response(200, orjson.dumps(result.to_response()), request_id)
+        await send(start)
+        await send(body)
 
 
 async def _read_event(headers: dict[bytes, bytes], receive: Receive, limit: int) -> bytes:
     declared = headers.get(b"content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(_too_large(int(declared), limit))
-    chunks: list[bytes] = []
-    size = 0
+    message = await receive()
+    if message["type"] == "http.disconnect":
+        raise MalformedJson(_DISCONNECTED)
+    event: bytes = message.get("body", b"")
+    if message.get("more_body", False):
+        event = await _read_rest(event, receive, limit)
+    elif len(event) > limit:
+        raise PayloadTooLarge(_too_large(len(event), limit))
+    try:
+        orjson.loads(event)
+    except orjson.JSONDecodeError as exc:
+        if not event.strip():
+            return b"{}"  # an empty body is an empty event, as in Lambda
+        raise MalformedJson(f"the event must be JSON: {exc}") from None
+    return event
+
+
+async def _read_rest(first: bytes, receive: Receive, limit: int) -> bytes:
+    """The body of a request that arrived in several messages (large or slow uploads)."""
+    chunks = [first]
+    size = len(first)
     more = True
     while more:
         message = await receive()
         if message["type"] == "http.disconnect":
-            raise MalformedJson("the client disconnected before sending the whole body")
+            raise MalformedJson(_DISCONNECTED)
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
             raise PayloadTooLarge(_too_large(size, limit))
         chunks.append(chunk)
         more = message.get("more_body", False)
-    event = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-    if not event.strip():
-        return b"{}"  # an empty body is an empty event, as in Lambda
-    try:
-        orjson.loads(event)
-    except orjson.JSONDecodeError as exc:
-        raise MalformedJson(f"the event must be JSON: {exc}") from None
-    return event
+    return b"".join(chunks)
 
 
 def _too_large(size: int, limit: int) -> str:
@@ -98,19 +115,12 @@ def _too_large(size: int, limit: int) -> str:
     )
 
 
-async def _respond(
-    send: Send,
-    status: int,
-    body: bytes,
-    request_id: str,
-    extra: list[tuple[bytes, bytes]] | None = None,
-) -> None:
+def _response(status: int, body: bytes, request_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The two ASGI messages of a JSON response (built without awaiting anything)."""
     headers = [
-        *_JSON_HEADERS,
+        _JSON_CONTENT_TYPE,
         (b"x-nova-request-id", request_id.encode()),
-        (b"content-length", str(len(body)).encode()),
+        (b"content-length", b"%d" % len(body)),
     ]
-    if extra:
-        headers.extend(extra)
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    start = {"type": "http.response.start", "status": status, "headers": headers}
+    return start, {"type": "http.response.body", "body": body}

@@ -72,8 +72,24 @@ class Executor:
             instance, cold = pool.try_acquire(), False
             if instance is None:
                 instance, cold = await pool.acquire()
+            deployment = pool.deployment  # what this call runs, even if an update lands meanwhile
+            timeout_s = deployment.config.timeout_s
             try:
-                result = await self._run(pool, instance, request_id, event, trace_parent, cold)
+                body = _exec_frame(request_id, timeout_s, trace_parent, event)
+                sent = time.perf_counter()
+                try:
+                    reply = await instance.connection.request_raw(
+                        request_id, body, timeout_s + self._grace_s
+                    )
+                except (TimeoutError, AgentConnectionLost) as exc:
+                    failure = self._failure(pool, instance, exc, timeout_s)
+                    elapsed_ms = (time.perf_counter() - sent) * 1000
+                    version = deployment.version
+                    result = InvocationResult(request_id, None, failure, elapsed_ms, cold, version)
+                else:
+                    result = self._result(
+                        pool, instance, reply, request_id, cold, deployment.version
+                    )
             finally:
                 pool.release(instance, broken=instance.connection.closed)
             duration_ms = (time.perf_counter() - started) * 1000
@@ -82,46 +98,30 @@ class Executor:
         finally:
             inflight.end()
 
-    async def _run(
+    def _failure(
         self,
         pool: FunctionPool,
         instance: PooledInstance,
-        request_id: str,
-        event: bytes,
-        trace_parent: str | None,
-        cold: bool,
-    ) -> InvocationResult:
-        deployment = pool.deployment
-        timeout_s = deployment.config.timeout_s
-        deadline_ms = int((time.time() + timeout_s) * 1000)
-        body = b"".join(
-            (
-                _EXEC_PREFIX,
-                orjson.dumps(request_id),
-                b',"deadline_ms":%d,"trace_parent":' % deadline_ms,
-                orjson.dumps(trace_parent),
-                b',"event":',
-                event,
-                b"}",
-            )
+        exc: TimeoutError | AgentConnectionLost,
+        timeout_s: float,
+    ) -> InvocationError:
+        if isinstance(exc, AgentConnectionLost):
+            return self._lost_instance_error(instance, str(exc))
+        self._timed_out(pool, instance)
+        return InvocationError(
+            "Function.Timeout",
+            f"the function did not finish within its timeout of {timeout_s:g}s; it was stopped",
         )
-        started = time.perf_counter()
-        try:
-            reply = await instance.connection.request_raw(
-                request_id, body, timeout_s + self._grace_s
-            )
-        except (TimeoutError, AgentConnectionLost) as exc:
-            if isinstance(exc, TimeoutError):
-                self._timed_out(pool, instance)
-                failure = InvocationError(
-                    "Function.Timeout",
-                    f"the function did not finish within its timeout of {timeout_s:g}s; "
-                    "it was stopped",
-                )
-            else:
-                failure = self._lost_instance_error(instance, str(exc))
-            elapsed_ms = (time.perf_counter() - started) * 1000
-            return InvocationResult(request_id, None, failure, elapsed_ms, cold, deployment.version)
+
+    def _result(
+        self,
+        pool: FunctionPool,
+        instance: PooledInstance,
+        reply: dict[str, Any],
+        request_id: str,
+        cold: bool,
+        version: str,
+    ) -> InvocationResult:
         error = _reply_error(reply)
         output, output_json = None, b"null"
         if error is None:
@@ -137,7 +137,7 @@ class Executor:
             error=error,
             duration_ms=float(reply.get("duration_ms", 0.0)),
             cold_start=cold,
-            version=deployment.version,
+            version=version,
             stdout=str(reply.get("stdout", "")),
             stderr=str(reply.get("stderr", "")),
             output_json=output_json,
@@ -190,6 +190,22 @@ class Executor:
                 created_at=datetime.now(UTC),
             )
         )
+
+
+def _exec_frame(request_id: str, timeout_s: float, trace_parent: str | None, event: bytes) -> bytes:
+    """The Exec frame's body, with the event's bytes spliced in unparsed."""
+    deadline_ms = int((time.time() + timeout_s) * 1000)
+    return b"".join(
+        (
+            _EXEC_PREFIX,
+            orjson.dumps(request_id),
+            b',"deadline_ms":%d,"trace_parent":' % deadline_ms,
+            orjson.dumps(trace_parent),
+            b',"event":',
+            event,
+            b"}",
+        )
+    )
 
 
 def _reply_error(reply: dict[str, Any]) -> InvocationError | None:

@@ -16,9 +16,11 @@ middle) is sent again to a fresh writer without duplicating rows.
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 import struct
 import sys
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import BinaryIO
@@ -30,6 +32,9 @@ from nova.core.models import InvocationLog
 
 _LENGTH = struct.Struct(">I")
 _OK = b"ok"
+_NICENESS = 10  # background work: below the daemon and the workers
+_CHUNK_ROWS = 10  # ~0.2 ms of CPU each
+_PAUSE_S = 0.0003
 BUSY_TIMEOUT_S = 15.0  # as the daemon's own SQLite connections (database.py)
 
 COLUMNS = tuple(InvocationLog.__dataclass_fields__)
@@ -126,18 +131,33 @@ class SqliteLogWriter:
 
 
 def _row(record: dict[str, object]) -> tuple[object, ...]:
-    created_at = datetime.fromisoformat(str(record["created_at"]))
     return tuple(
-        sqlite_time(created_at) if name == "created_at" else record[name] for name in COLUMNS
+        _stored_time(str(record["created_at"])) if name == "created_at" else record[name]
+        for name in COLUMNS
     )
 
 
+def _stored_time(rfc3339: str) -> str:
+    """orjson's RFC 3339 text of an aware datetime as SQLite stores it (UTC, microseconds)."""
+    if len(rfc3339) == 32 and rfc3339.endswith("+00:00"):  # UTC with microseconds: the usual
+        return f"{rfc3339[:10]} {rfc3339[11:26]}"
+    return sqlite_time(datetime.fromisoformat(rfc3339))
+
+
 def _write_batch(connection: sqlite3.Connection, frame: bytes) -> bytes:
+    """One transaction, written a few rows at a time with idle pauses between: a batch in one
+    go is 2-3 ms of CPU, and an invocation that ran meanwhile was slowed by about that much
+    (one call in each hundred, which is the p99 of sequential warm calls), even with this
+    process at the lowest priority - the host's two vCPUs slow each other down."""
     try:
-        rows = [_row(record) for record in orjson.loads(frame)]
+        records = orjson.loads(frame)
         connection.execute("BEGIN IMMEDIATE")
         try:
-            connection.executemany(SQLITE_INSERT, rows)
+            for start in range(0, len(records), _CHUNK_ROWS):
+                if start:
+                    time.sleep(_PAUSE_S)
+                chunk = records[start : start + _CHUNK_ROWS]
+                connection.executemany(SQLITE_INSERT, [_row(record) for record in chunk])
             connection.execute("COMMIT")
         except BaseException:
             connection.execute("ROLLBACK")
@@ -156,6 +176,10 @@ def main(argv: list[str]) -> int:
     if len(argv) != 2:
         print("usage: python -m nova.store.sqlite_log_writer DATABASE_PATH", file=sys.stderr)
         return 2
+    # A batch costs a few ms of CPU at once; at a lower priority it yields the CPU to the
+    # daemon and the workers, whose invocations would otherwise wait behind it (the p99 of
+    # sequential warm calls went from ~1.5 to ~3 ms at every 100th call).
+    os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
     connection = sqlite3.connect(argv[1], isolation_level=None, timeout=BUSY_TIMEOUT_S)
     # WAL is a property of the file (the daemon's engine set it); synchronous is per connection.
     connection.execute("PRAGMA synchronous=NORMAL")
