@@ -6,6 +6,7 @@ connection itself) and of two workers (relayed through the agent's runner)."""
 from __future__ import annotations
 
 import base64
+import os
 import struct
 import time
 from pathlib import Path
@@ -37,6 +38,17 @@ def test_init_replies_with_protocol_version_and_pid(agent: AgentProcess, code_di
     assert reply["protocol"] == 1
     assert reply["pid"] == agent.process.pid
     assert isinstance(reply["agent_version"], str)
+
+
+def test_workers_run_as_batch_tasks(agent: AgentProcess, code_dir: Path) -> None:
+    """A woken worker must not preempt the daemon (SCHED_BATCH), in both modes."""
+    write(
+        code_dir,
+        "handler.py",
+        "import os\n\ndef handler(event, context):\n    return os.sched_getscheduler(0)\n",
+    )
+    agent.init()
+    assert agent.exec()["output"] == os.SCHED_BATCH
 
 
 def test_exec_returns_the_handler_output(agent: AgentProcess, code_dir: Path) -> None:
