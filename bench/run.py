@@ -2,8 +2,10 @@
 
 Measures, for each sandbox backend asked for:
   warm   sequential keep-alive invokes of a Python hello over HTTP (p50/p95/p99), next to a bare
-         uvicorn hello on the same loop and parser;
-  rps    throughput at 16 connections (wrk), next to the bare uvicorn hello;
+         uvicorn hello on the same loop and parser, and next to a bare relay (bench/relay_app.py:
+         the same uvicorn handing each body to a Python worker process and back - the floor of
+         any design that runs the handler outside the HTTP process);
+  rps    throughput at 16 connections (wrk), next to the same two baselines;
   cold   first invoke after create of a 128 MB function (p50/p95), next to spawning a bare
          python3 and a bare fork.
 """
@@ -49,9 +51,26 @@ def percentiles(samples: list[float]) -> dict[str, float]:
 
 
 def measure_baselines(requests: int, seconds: int) -> dict[str, Any]:
-    process, port = servers.start_bare_uvicorn()
+    warm, rps = _measure_app("bench.bare_app:app", "bare uvicorn hello", requests, seconds)
+    relay_warm, relay_rps = _measure_app(
+        "bench.relay_app:app", "bare relay to a worker process", requests, seconds
+    )
+    return {
+        "warm_ms": warm,
+        "rps_16": rps,
+        "relay_warm_ms": relay_warm,
+        "relay_rps_16": relay_rps,
+        "python_spawn_ms": percentiles(_spawn_python(20)),
+        "fork_ms": percentiles(_bare_fork(200)),
+    }
+
+
+def _measure_app(
+    app: str, label: str, requests: int, seconds: int
+) -> tuple[dict[str, float], float | None]:
+    process, port = servers.start_bare_uvicorn(app)
     try:
-        console.print("[dim]baseline: bare uvicorn hello …[/]")
+        console.print(f"[dim]baseline: {label} …[/]")
         warm = percentiles(client.sequential_latencies_ms(port, "/", EVENT, requests, warmup=200))
         rps = (
             client.wrk_requests_per_second(port, "/", EVENT, 16, seconds)
@@ -60,12 +79,7 @@ def measure_baselines(requests: int, seconds: int) -> dict[str, Any]:
         )
     finally:
         servers.stop(process)
-    return {
-        "warm_ms": warm,
-        "rps_16": rps,
-        "python_spawn_ms": percentiles(_spawn_python(20)),
-        "fork_ms": percentiles(_bare_fork(200)),
-    }
+    return warm, rps
 
 
 def _spawn_python(count: int) -> list[float]:
@@ -150,7 +164,7 @@ def render(report: dict[str, Any]) -> None:
     table = Table(title="Nova benchmark (ms unless noted; baselines measured in the same run)")
     for column in ("what", "p50", "p95", "p99", "req/s @16", "vs baseline"):
         table.add_column(column, justify="right" if column != "what" else "left")
-    bare = base["warm_ms"]
+    bare, relay = base["warm_ms"], base["relay_warm_ms"]
     table.add_row(
         "bare uvicorn hello",
         f"{bare['p50']:.3f}",
@@ -159,16 +173,22 @@ def render(report: dict[str, Any]) -> None:
         _rps(base["rps_16"]),
         "baseline",
     )
+    table.add_row(
+        "bare relay (1 hop)",
+        f"{relay['p50']:.3f}",
+        f"{relay['p95']:.3f}",
+        f"{relay['p99']:.3f}",
+        _rps(base["relay_rps_16"]),
+        _share(base["relay_rps_16"], base["rps_16"], "bare"),
+    )
     for backend, result in report["backends"].items():
         if "skipped" in result:
             table.add_row(f"{backend}", "-", "-", "-", "-", result["skipped"])
             continue
         warm = result["warm_ms"]
-        share = (
-            f"{result['rps_16'] / base['rps_16']:.0%} of bare rps"
-            if result["rps_16"] and base["rps_16"]
-            else "-"
-        )
+        share = _share(result["rps_16"], base["rps_16"], "bare")
+        if base["relay_rps_16"]:
+            share += f", {_share(result['rps_16'], base['relay_rps_16'], 'relay')}"
         table.add_row(
             f"{backend}: warm invoke",
             f"{warm['p50']:.3f}",
@@ -203,6 +223,10 @@ def render(report: dict[str, Any]) -> None:
         "baseline",
     )
     Console().print(table)
+
+
+def _share(value: float | None, baseline: float | None, name: str) -> str:
+    return f"{value / baseline:.0%} of {name} rps" if value and baseline else "-"
 
 
 def _rps(value: float | None) -> str:

@@ -33,12 +33,13 @@ def wait_http(url: str, process: subprocess.Popen[bytes], timeout_s: float = 30)
     raise RuntimeError(f"{url} did not answer within {timeout_s}s")
 
 
-def start_bare_uvicorn() -> tuple[subprocess.Popen[bytes], int]:
+def start_bare_uvicorn(app: str = "bench.bare_app:app") -> tuple[subprocess.Popen[bytes], int]:
+    """A baseline ASGI app (``module:attribute``) on the loop and parser Nova uses."""
     port = free_port()
     process = subprocess.Popen(
         [
             str(VENV_BIN / "uvicorn"),
-            "bench.bare_app:app",
+            app,
             "--port",
             str(port),
             "--loop",
