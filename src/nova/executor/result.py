@@ -10,7 +10,7 @@ import orjson
 from nova.core.models import InvocationError
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built per invocation (see InvocationLog)
 class InvocationResult:
     request_id: str
     output: Any
