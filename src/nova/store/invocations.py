@@ -6,7 +6,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from nova.core.models import InvocationLog, Page
 from nova.store import cursors
@@ -30,20 +29,21 @@ def _sqlite_row(log: InvocationLog) -> tuple[Any, ...]:
     )
 
 
+# Both inserts are idempotent per log id (as SQLITE_INSERT): a batch retried after a lost commit
+# acknowledgement neither fails on the primary key (dropping the whole batch) nor duplicates rows.
+_POSTGRES_INSERT = (
+    f"INSERT INTO invocation_logs ({', '.join(COLUMNS)}) "
+    f"VALUES ({', '.join(f'${index}' for index in range(1, len(COLUMNS) + 1))}) "
+    "ON CONFLICT (id) DO NOTHING"
+)
+
 _NEWEST_FIRST = sa.select(invocation_logs).order_by(_l.created_at.desc(), _l.id.desc())
 
 
 class SqlInvocationLogRepository:
     def __init__(self, database: Database) -> None:
         self._db = database
-        # Idempotent per log id: a batch retried after a lost commit acknowledgement neither
-        # fails on the primary key (dropping the whole batch) nor duplicates rows. The upsert
-        # syntax is dialect-specific, so the statement is picked once here.
         self._sqlite = database.url.get_backend_name() != "postgresql"
-        dialect = sqlite if self._sqlite else postgresql
-        self._insert = dialect.insert(invocation_logs).on_conflict_do_nothing(
-            index_elements=[_l.id]
-        )
         # A SQLite file is written by a process of its own (sqlite_log_writer: the daemon's
         # event loop only encodes the batch); an in-memory database exists only in this one.
         self._writer = (
@@ -71,8 +71,13 @@ class SqlInvocationLogRepository:
                 # SQLAlchemy's per-value processing).
                 await conn.exec_driver_sql(SQLITE_INSERT, [_sqlite_row(log) for log in logs])
             else:
-                rows = [{name: getattr(log, name) for name in COLUMNS} for log in logs]
-                await conn.execute(self._insert, rows)
+                # asyncpg's own executemany over tuples, inside SQLAlchemy's transaction: a
+                # batch through SQLAlchemy's per-value processing on the daemon's event loop
+                # cost a fifth of warm throughput against the SQLite writer process.
+                asyncpg = (await conn.get_raw_connection()).driver_connection
+                assert asyncpg is not None  # a checked-out connection always has its driver's
+                rows = [tuple(getattr(log, name) for name in COLUMNS) for log in logs]
+                await asyncpg.executemany(_POSTGRES_INSERT, rows)
 
     async def close(self) -> None:
         """Stop the writer process, if there is one, after its last batch."""
