@@ -94,3 +94,22 @@ async def test_closing_the_store_stops_its_writer(tmp_path: Path) -> None:
         assert [item.id for item in (await reopened.invocations.list()).items] == ["a"]
     finally:
         await reopened.close()
+
+
+async def test_a_write_that_times_out_does_not_put_answers_out_of_step(tmp_path: Path) -> None:
+    """A stalled writer is given up on (the batcher's timeout cancels the write); the next
+    batch must get its own answer from a fresh writer, not the stalled one's late answer."""
+    before = writer_pids()
+    store = await open_store(f"sqlite:///{tmp_path}/nova.db")
+    try:
+        await store.invocations.add_many([log("first")])
+        (stalled,) = writer_pids() - before
+        os.kill(stalled, signal.SIGSTOP)
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(store.invocations.add_many([log("lost")]), 0.3)
+        assert stalled not in writer_pids()  # killed, not left stopped
+        await store.invocations.add_many([log("second")])
+        ids = {item.id for item in (await store.invocations.list()).items}
+        assert {"first", "second"} <= ids
+    finally:
+        await store.close()

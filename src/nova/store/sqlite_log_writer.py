@@ -90,6 +90,12 @@ class SqliteLogWriter:
             line = await process.stdout.readline()
         except (BrokenPipeError, ConnectionResetError):
             line = b""
+        except asyncio.CancelledError:
+            # Cancelled mid-exchange (the batcher's write timeout): the frame may be half
+            # written and its answer is still to come, so the stream is out of step. This
+            # writer goes; the next batch starts a fresh one.
+            await asyncio.shield(self._reap())
+            raise
         if line.endswith(b"\n"):
             return line[:-1]
         await self._reap()
