@@ -38,7 +38,8 @@ class AgentConnectionLost(AgentProtocolError):
 class AgentConnection(asyncio.Protocol):
     def __init__(self, max_message_bytes: int) -> None:
         self._max = max_message_bytes
-        self._pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        # request id -> (the future its reply resolves, the loop time it times out at)
+        self._pending: dict[str, tuple[asyncio.Future[dict[str, Any]], float]] = {}
         self._ids = itertools.count(1)
         self._transport: asyncio.Transport | None = None
         self._buffer = bytearray()
@@ -47,9 +48,7 @@ class AgentConnection(asyncio.Protocol):
         self._writable: asyncio.Event | None = None
         self._unsolicited = 0
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._deadlines: dict[str, float] = {}  # request id -> loop time it expires at
         self._sweep: asyncio.TimerHandle | None = None
-        self._sweep_at = 0.0
 
     async def open(self, sock: socket.socket, on_lost: Callable[[str], None]) -> None:
         self._on_lost = on_lost
@@ -86,10 +85,9 @@ class AgentConnection(asyncio.Protocol):
                 "give each request its own X-Nova-Request-Id"
             )
         future: asyncio.Future[dict[str, Any]] = loop.create_future()
-        self._pending[request_id] = future
         deadline = loop.time() + timeout_s
-        self._deadlines[request_id] = deadline
-        if self._sweep is None or deadline < self._sweep_at:
+        self._pending[request_id] = (future, deadline)
+        if self._sweep is None or deadline < self._sweep.when():
             self._arm_sweep(deadline)
         try:
             if not writable.is_set():
@@ -98,22 +96,23 @@ class AgentConnection(asyncio.Protocol):
             return await future
         finally:
             del self._pending[request_id]
-            del self._deadlines[request_id]
 
     def _arm_sweep(self, when: float) -> None:
         assert self._loop is not None
+        self._cancel_sweep()
+        self._sweep = self._loop.call_at(when, self._expire_due)
+
+    def _cancel_sweep(self) -> None:
         if self._sweep is not None:
             self._sweep.cancel()
-        self._sweep = self._loop.call_at(when, self._expire_due)
-        self._sweep_at = when
+            self._sweep = None
 
     def _expire_due(self) -> None:
         assert self._loop is not None
         self._sweep = None
         now = self._loop.time()
         waiting = []
-        for request_id, deadline in self._deadlines.items():
-            future = self._pending[request_id]
+        for future, deadline in self._pending.values():
             if future.done():
                 continue
             if deadline <= now:
@@ -161,9 +160,9 @@ class AgentConnection(asyncio.Protocol):
         if not isinstance(reply, dict):
             self._fail("agent connection failed: a reply is not a JSON object")
             return
-        future = self._pending.get(str(reply.get("id")))
-        if future is not None and not future.done() and reply.get("type") == MsgType.RESP:
-            future.set_result(reply)
+        pending = self._pending.get(str(reply.get("id")))
+        if pending is not None and not pending[0].done() and reply.get("type") == MsgType.RESP:
+            pending[0].set_result(reply)
             return
         self._unsolicited += 1
         if self._unsolicited > _UNSOLICITED_BUDGET:
@@ -194,7 +193,8 @@ class AgentConnection(asyncio.Protocol):
         if self._closed_reason is not None:
             return
         self._closed_reason = reason
-        for future in self._pending.values():
+        self._cancel_sweep()  # every pending request fails now
+        for future, _ in self._pending.values():
             if not future.done():
                 future.set_exception(AgentConnectionLost(reason))
         if self._writable is not None:
@@ -204,8 +204,5 @@ class AgentConnection(asyncio.Protocol):
 
     async def close(self) -> None:
         self._lose("closed by the host")
-        if self._sweep is not None:
-            self._sweep.cancel()
-            self._sweep = None
         if self._transport is not None:
             self._transport.close()
