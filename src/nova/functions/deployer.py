@@ -1,8 +1,8 @@
 """Makes stored functions runnable: materialised code + a pool, loaded once per function.
 
-The executor depends only on :meth:`Deployer.loaded_pool` and :meth:`Deployer.pool_for`; after a daemon restart the first
-invocation of each function loads it from the store (single-flight: concurrent first requests
-share one load).
+The executor depends only on :meth:`Deployer.loaded_pool` and :meth:`Deployer.pool_for`; after
+a daemon restart the first invocation of each function loads it from the store (single-flight:
+concurrent first requests share one load).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ class Deployer:
         return self._pools.get(name)
 
     async def pool_for(self, name: str) -> FunctionPool:
-        pool = self._pools.get(name)
+        pool = self.loaded_pool(name)
         if pool is not None:
             return pool
         loading = self._loading.get(name)

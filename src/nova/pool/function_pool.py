@@ -91,16 +91,15 @@ class FunctionPool:
         """A slot on a ready instance, and whether the request had to wait for a cold start."""
         if self._closed:
             raise FunctionNotFound(self.deployment.name)
-        instance = self._take_free()
-        cold = False
-        if instance is None:
-            # Cold means this request waited for an instance to start, not merely that the
-            # instance is new: a pre-warmed instance's first request is warm.
-            waiting_since = time.monotonic()
-            instance = await self._wait_for_slot()
-            cold = instance.started_at >= waiting_since
+        instance = self.try_acquire()
+        if instance is not None:
+            return instance, False
+        # Cold means this request waited for an instance to start, not merely that the
+        # instance is new: a pre-warmed instance's first request is warm.
+        waiting_since = time.monotonic()
+        instance = await self._wait_for_slot()
         instance.invocations += 1
-        return instance, cold
+        return instance, instance.started_at >= waiting_since
 
     def _take_free(self) -> PooledInstance | None:
         while self._free:
