@@ -113,32 +113,31 @@ class SqliteLogWriter:
             )
         return self._process
 
-    async def _reap(self) -> None:
+    async def _reap(self, grace_s: float = 0.0) -> None:
+        """Stop the writer: end of input lets it finish its batch and exit; past ``grace_s``
+        it is killed."""
         process, self._process = self._process, None
         if process is None:
             return
-        if process.returncode is None:
-            process.kill()
-        await process.wait()
         if process.stdin is not None:
             process.stdin.close()
+        if process.returncode is None and grace_s:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(process.wait(), grace_s)
+        if process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):  # exited since
+                process.kill()
+            await process.wait()
+        if process.stdin is not None:
             # Collects the broken pipe the stream kept, which asyncio would otherwise log as
             # "exception was never retrieved".
             with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                 await process.stdin.wait_closed()
 
     async def close(self) -> None:
-        """Let the writer finish what it was given and exit (it stops at end of input)."""
+        """Let the writer finish what it was given and exit."""
         async with self._lock:
-            process, self._process = self._process, None
-            if process is None or process.stdin is None:
-                return
-            process.stdin.close()
-            try:
-                await asyncio.wait_for(process.wait(), BUSY_TIMEOUT_S + 5)
-            except TimeoutError:
-                process.kill()
-                await process.wait()
+            await self._reap(grace_s=BUSY_TIMEOUT_S + 5)
 
 
 # -- the writer process ---------------------------------------------------------------------------
