@@ -29,7 +29,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench import client, servers
-from bench.run import EVENT, HELLO
+from bench.run import EVENT, HELLO_FUNCTION
 
 console = Console(stderr=True)
 _TICKS = os.sysconf("SC_CLK_TCK")
@@ -100,14 +100,8 @@ def measure(tree: Path, backend: str, requests: int, seconds: int) -> dict[str, 
     with tempfile.TemporaryDirectory(prefix="nova-ab-") as data_dir:
         process, port = servers.start_nova(Path(data_dir), backend, environment)
         try:
-            hello = {
-                "name": "hello",
-                "runtime": "python",
-                "code": HELLO,
-                "memory_mb": 1769,
-                "max_replicas": 4,
-            }
-            httpx.post(f"http://127.0.0.1:{port}/functions", json=hello).raise_for_status()
+            api = f"http://127.0.0.1:{port}/functions"
+            httpx.post(api, json=HELLO_FUNCTION).raise_for_status()
             path = "/functions/hello/invoke"
             client.sequential_latencies_ms(port, path, EVENT, 300, warmup=0)  # start + warm up
             meter = CpuMeter(process.pid)

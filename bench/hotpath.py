@@ -26,7 +26,7 @@ from typing import Any
 
 import uvloop
 
-from bench.run import EVENT, HELLO
+from bench.run import EVENT, HELLO, HELLO_FUNCTION
 from nova.api.invoke import InvokeFastPath
 from nova.config import load_settings
 from nova.daemon import build_services, shutdown
@@ -78,7 +78,7 @@ async def main(calls: int, rounds: int, profile: bool) -> None:
         services = await build_services(settings)
         services.log_batcher.start()
         try:
-            meta = {"name": "hello", "runtime": "python", "max_replicas": 4, "memory_mb": 1769}
+            meta = {key: value for key, value in HELLO_FUNCTION.items() if key != "code"}
             await services.functions.create(meta, CodeSource(code=HELLO))
             app = InvokeFastPath(_not_found, lambda: services)
             await _batch(app, 400, 16)  # start four instances and warm up

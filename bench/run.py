@@ -32,6 +32,16 @@ from bench import client, servers
 
 HELLO = "def handler(event, context):\n    return {'message': 'Hello, ' + event.get('name', 'world') + '!'}\n"
 EVENT = b'{"name":"bench"}'
+# The function every warm measurement invokes (make bench, bench.ab, bench.hotpath). 1769 MB is
+# one full vCPU of quota (as in Lambda): the numbers measure Nova's overhead, not the 10 % CPU
+# share a 128 MB function would be throttled to; 4 replicas serve the 16 wrk connections.
+HELLO_FUNCTION = {
+    "name": "hello",
+    "runtime": "python",
+    "code": HELLO,
+    "max_replicas": 4,
+    "memory_mb": 1769,
+}
 console = Console(stderr=True)
 
 
@@ -112,16 +122,7 @@ def measure_backend(backend: str, requests: int, seconds: int, cold_samples: int
                 runtimes = api.get("/runtimes").json()
                 if runtimes["backend"] != backend:
                     return {"skipped": f"daemon chose {runtimes['backend']!r}"}
-                # 1769 MB = one full vCPU of quota (as in Lambda): the table measures Nova's
-                # overhead, not the 10 % CPU share a 128 MB function would be throttled to.
-                hello = {
-                    "name": "hello",
-                    "runtime": "python",
-                    "code": HELLO,
-                    "max_replicas": 4,
-                    "memory_mb": 1769,
-                }
-                api.post("/functions", json=hello).raise_for_status()
+                api.post("/functions", json=HELLO_FUNCTION).raise_for_status()
                 console.print(f"[dim]{backend}: warm latency …[/]")
                 warm = percentiles(
                     client.sequential_latencies_ms(
