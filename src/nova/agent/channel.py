@@ -51,7 +51,7 @@ class Channel:
         """An Exec reply built from values (the slow paths: failures, process mode)."""
         message = {
             "type": MsgType.RESP,
-            "id": job.request_id,
+            "id": job.frame_id,
             "ok": True,
             "output": None if error is not None else output,
             "error": error,
@@ -90,7 +90,7 @@ class Channel:
             result = json.loads(line)
         except ValueError:
             return False
-        if not isinstance(result, dict) or result.get("id") != job.request_id:
+        if not isinstance(result, dict) or result.get("id") != job.frame_id:
             return False
         error = result.get("error")
         self.result(

@@ -8,8 +8,8 @@ itself (the DirectLane of bootstraps/python_bootstrap.py and node_bootstrap.js) 
 is idle in waitpid(). The worker enforces deadlines by ending itself with SIGALRM (setitimer in
 Python, a watchdog thread in Node).
 
-The worker keeps a small shared state file: its phase, and while a handler runs, the request id
-and start time. When the worker exits the agent reads it:
+The worker keeps a small shared state file: its phase, and while a handler runs, the Exec's
+frame id and start time. When the worker exits the agent reads it:
 
 - handed back: the worker met a frame it does not serve (Init, Reload, Stop, anything invalid)
   or EOF; it wrote the bytes it had consumed into the file. The agent handles them as if read
@@ -54,7 +54,7 @@ from nova.agent.worker import (
 # Keep in step with the bootstraps (which cannot import nova).
 PHASE_IDLE, PHASE_READING, PHASE_RUNNING, PHASE_REPLYING, PHASE_HANDBACK = 0, 1, 2, 3, 4
 STATE_HEADER = struct.Struct("<BxxxId")  # phase, length of what follows, monotonic start time
-STATE_ROOM = 1024  # the state head plus the running request's id; handed-back bytes follow
+STATE_ROOM = 1024  # the state head plus the running call's frame id; handed-back bytes follow
 
 
 def direct_mode_fits(spec: InitSpec) -> bool:
@@ -121,12 +121,12 @@ class DirectLane:
                 return None
             if phase == PHASE_RUNNING:
                 try:
-                    request_id = json.loads(os.pread(self._state_fd, length, STATE_HEADER.size))
+                    frame_id = json.loads(os.pread(self._state_fd, length, STATE_HEADER.size))
                 except ValueError:
                     worker.close()
                     report(f"the worker {status} and left an unreadable state; giving up")
                     return None
-                self._answer_lost_call(worker, status, request_id, started)
+                self._answer_lost_call(worker, status, frame_id, started)
             else:
                 report(f"an idle {self._spec.runtime} worker {status}; restarting it")
                 time.sleep(IDLE_RESTART_DELAY_S)
@@ -140,14 +140,14 @@ class DirectLane:
         return self._worker
 
     def _answer_lost_call(
-        self, worker: WorkerProcess, status: str, request_id: object, started: float
+        self, worker: WorkerProcess, status: str, frame_id: object, started: float
     ) -> None:
         stdout, stderr = worker.tails()
         if worker.process.returncode == -signal.SIGALRM:
             kind, message = ErrorType.TIMEOUT, timeout_message(self._spec.timeout_s)
         else:
             kind, message = ErrorType.EXIT, exit_message(self._spec.runtime, status, stderr)
-        job = Invocation({}, b"", request_id, 0.0, None)
+        job = Invocation({}, b"", frame_id, frame_id, 0.0, None)  # only its reply is used
         job.started -= time.monotonic() - started  # report how long the call ran
         self._channel.failure(job, kind, message, stdout, stderr)
 

@@ -18,18 +18,30 @@ if TYPE_CHECKING:  # typing is only needed by the type checker; importing it cos
 
 
 class Invocation:
-    __slots__ = ("body", "deadline_ms", "message", "request_id", "started", "trace_parent")
+    """``frame_id`` matches the reply to the Exec; ``request_id`` is what the function sees."""
+
+    __slots__ = (
+        "body",
+        "deadline_ms",
+        "frame_id",
+        "message",
+        "request_id",
+        "started",
+        "trace_parent",
+    )
 
     def __init__(
         self,
         message: dict[str, Any],
         body: bytes,
+        frame_id: object,
         request_id: object,
         deadline_ms: float,
         trace_parent: str | None,
     ) -> None:
         self.message = message
         self.body = body
+        self.frame_id = frame_id
         self.request_id = request_id
         self.deadline_ms = deadline_ms
         self.trace_parent = trace_parent
@@ -57,7 +69,7 @@ class Invocation:
 
     def reply_prefix(self) -> bytes:
         """How a worker's result line for this invocation starts: ``{"id":<id>,``."""
-        return b'{"id":' + json.dumps(self.request_id, ensure_ascii=False).encode() + b","
+        return b'{"id":' + json.dumps(self.frame_id, ensure_ascii=False).encode() + b","
 
 
 def parse_exec(message: dict[str, Any], body: bytes, timeout_s: float) -> Invocation:
@@ -69,4 +81,6 @@ def parse_exec(message: dict[str, Any], body: bytes, timeout_s: float) -> Invoca
     trace_parent = message.get("trace_parent")
     if trace_parent is not None and not isinstance(trace_parent, str):
         raise AgentError(ErrorType.INVALID_MESSAGE, "Exec: trace_parent must be a string or null")
-    return Invocation(message, body, message.get("id"), float(deadline_ms), trace_parent)
+    frame_id = message.get("id")
+    request_id = message.get("request_id", frame_id)
+    return Invocation(message, body, frame_id, request_id, float(deadline_ms), trace_parent)

@@ -16,7 +16,10 @@ Host -> agent:
   Init   {type, id, protocol, runtime, handler, mode, code_dir, env, function_name,
           function_version, memory_mb, timeout_s, concurrency,
           interpreter?, tmp_dir?, init_timeout_s?}               # ? = optional
-  Exec   {type, id, event, deadline_ms, trace_parent}   # event: any JSON value
+  Exec   {type, id, event, deadline_ms, trace_parent, request_id?}   # event: any JSON value;
+         # request_id is the invocation's id as the function sees it (context, NOVA_REQUEST_ID),
+         # id only matches the reply: the host keeps ids unique per connection, request ids
+         # need not be. Without request_id the function sees id.
   Ping   {type, id}
   Reload {type, id, files: {path: {data: base64, executable: bool}}, code_hash}
   Stop   {type, id}

@@ -58,14 +58,6 @@ class FunctionAlreadyExists(NovaError):
         self.name = name
 
 
-class DuplicateRequestId(NovaError):
-    """Two in-flight requests on one instance carry the same id (X-Nova-Request-Id): replies
-    are matched by id, so the second is refused rather than left to steal the first's reply."""
-
-    code = "Request.DuplicateId"
-    status = 409
-
-
 class RuntimeUnavailable(NovaError):
     code = "Runtime.Unavailable"
     status = 422

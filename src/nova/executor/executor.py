@@ -75,12 +75,12 @@ class Executor:
             deployment = pool.deployment  # what this call runs, even if an update lands meanwhile
             timeout_s = deployment.config.timeout_s
             try:
-                body = _exec_frame(request_id, timeout_s, trace_parent, event)
+                connection = instance.connection
+                frame_id = connection.next_id()
+                body = _exec_frame(frame_id, request_id, timeout_s, trace_parent, event)
                 sent = time.perf_counter()
                 try:
-                    reply = await instance.connection.request_raw(
-                        request_id, body, timeout_s + self._grace_s
-                    )
+                    reply = await connection.request_raw(frame_id, body, timeout_s + self._grace_s)
                 except (TimeoutError, AgentConnectionLost) as exc:
                     failure = self._failure(pool, instance, exc, timeout_s)
                     elapsed_ms = (time.perf_counter() - sent) * 1000
@@ -192,12 +192,18 @@ class Executor:
         )
 
 
-def _exec_frame(request_id: str, timeout_s: float, trace_parent: str | None, event: bytes) -> bytes:
-    """The Exec frame's body, with the event's bytes spliced in unparsed."""
+def _exec_frame(
+    frame_id: str, request_id: str, timeout_s: float, trace_parent: str | None, event: bytes
+) -> bytes:
+    """The Exec frame's body, with the event's bytes spliced in unparsed. ``frame_id`` matches
+    the reply (unique on the connection); ``request_id`` is what the function sees, and two
+    calls may share it (it comes from the client's X-Nova-Request-Id)."""
     deadline_ms = int((time.time() + timeout_s) * 1000)
     return b"".join(
         (
             _EXEC_PREFIX,
+            orjson.dumps(frame_id),
+            b',"request_id":',
             orjson.dumps(request_id),
             b',"deadline_ms":%d,"trace_parent":' % deadline_ms,
             orjson.dumps(trace_parent),

@@ -22,7 +22,7 @@ from typing import Any, cast
 import orjson
 
 from nova.agent.protocol import HEADER, MessageTooLarge, MsgType, check_length
-from nova.core.errors import AgentProtocolError, DuplicateRequestId
+from nova.core.errors import AgentProtocolError
 
 _HIGH_WATER = 1 << 16  # past this much unsent data, a sender waits for the agent to read
 # Replies that answer nothing pending: a few are legitimate (one that arrives just after its
@@ -38,7 +38,7 @@ class AgentConnectionLost(AgentProtocolError):
 class AgentConnection(asyncio.Protocol):
     def __init__(self, max_message_bytes: int) -> None:
         self._max = max_message_bytes
-        # request id -> (the future its reply resolves, the loop time it times out at)
+        # frame id -> (the future its reply resolves, the loop time it times out at)
         self._pending: dict[str, tuple[asyncio.Future[dict[str, Any]], float]] = {}
         self._ids = itertools.count(1)
         self._transport: asyncio.Transport | None = None
@@ -62,16 +62,18 @@ class AgentConnection(asyncio.Protocol):
         return self._closed_reason is not None
 
     def next_id(self) -> str:
+        """A frame id no other request on this connection has (replies are matched by it)."""
         return f"c{next(self._ids)}"
 
     async def request(self, message: dict[str, Any], timeout_s: float) -> dict[str, Any]:
         """Send a control message (Init, Ping, Reload, Stop) and wait for its reply."""
-        request_id = message.setdefault("id", self.next_id())
+        frame_id = message.setdefault("id", self.next_id())
         body = orjson.dumps(message)
-        return await self.request_raw(request_id, body, timeout_s)
+        return await self.request_raw(frame_id, body, timeout_s)
 
-    async def request_raw(self, request_id: str, body: bytes, timeout_s: float) -> dict[str, Any]:
-        """Send a pre-encoded body (the invoke hot path splices the event bytes in unparsed).
+    async def request_raw(self, frame_id: str, body: bytes, timeout_s: float) -> dict[str, Any]:
+        """Send a pre-encoded body whose ``id`` is ``frame_id`` (from :meth:`next_id`); the
+        invoke hot path splices the event bytes in unparsed.
 
         TimeoutError when no reply came within ``timeout_s``."""
         transport, loop, writable = self._transport, self._loop, self._writable
@@ -79,14 +81,9 @@ class AgentConnection(asyncio.Protocol):
             raise AgentConnectionLost(f"agent connection is closed: {self._closed_reason}")
         if len(body) > self._max:
             raise MessageTooLarge(len(body), self._max)
-        if request_id in self._pending:
-            raise DuplicateRequestId(
-                f"request id {request_id!r} is already running on this function's instance; "
-                "give each request its own X-Nova-Request-Id"
-            )
         future: asyncio.Future[dict[str, Any]] = loop.create_future()
         deadline = loop.time() + timeout_s
-        self._pending[request_id] = (future, deadline)
+        self._pending[frame_id] = (future, deadline)
         if self._sweep is None or deadline < self._sweep.when():
             self._arm_sweep(deadline)
         try:
@@ -95,7 +92,7 @@ class AgentConnection(asyncio.Protocol):
             transport.write(HEADER.pack(len(body)) + body)
             return await future
         finally:
-            del self._pending[request_id]
+            del self._pending[frame_id]
 
     def _arm_sweep(self, when: float) -> None:
         assert self._loop is not None

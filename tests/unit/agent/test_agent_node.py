@@ -145,6 +145,21 @@ def test_process_mode(agent: AgentProcess, code_dir: Path) -> None:
     assert first["stdout"] == "out 1\n"
 
 
+def test_the_function_sees_request_id_and_the_reply_echoes_the_frame_id(
+    agent: AgentProcess, code_dir: Path
+) -> None:
+    write(
+        code_dir,
+        "index.js",
+        "exports.handler = async (event, context) =>\n"
+        "  [context.awsRequestId, process.env.NOVA_REQUEST_ID];\n",
+    )
+    agent.init("index.handler", runtime="node")
+    reply = agent.exec(None, id="frame-7", request_id="client-id")
+    assert reply["id"] == "frame-7"
+    assert reply["output"] == ["client-id", "client-id"]
+
+
 def test_lone_surrogates_reach_the_host_as_valid_utf8(agent: AgentProcess, code_dir: Path) -> None:
     write(code_dir, "index.js", "exports.handler = async () => ({ text: 'a\\ud800b' });\n")
     agent.init("index.handler", runtime="node")

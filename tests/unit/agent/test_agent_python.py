@@ -185,6 +185,25 @@ def test_nova_environment_and_context(agent: AgentProcess, code_dir: Path) -> No
     assert "NOVA_TRACE_PARENT" not in second
 
 
+@pytest.mark.parametrize("mode", ["persistent", "process"])
+def test_the_function_sees_request_id_and_the_reply_echoes_the_frame_id(
+    agent: AgentProcess, code_dir: Path, mode: str
+) -> None:
+    """Two calls may share a request id (the client's X-Nova-Request-Id); the frame id the host
+    matches replies by is its own."""
+    write(
+        code_dir,
+        "handler.py",
+        "import os\n"
+        "def handler(event, context):\n"
+        "    return [context.aws_request_id, os.environ['NOVA_REQUEST_ID']]\n",
+    )
+    agent.init(mode=mode)
+    reply = agent.exec(None, id="frame-7", request_id="client-id")
+    assert reply["id"] == "frame-7"
+    assert reply["output"] == ["client-id", "client-id"]
+
+
 def test_worker_killed_mid_run_then_next_exec_succeeds(agent: AgentProcess, code_dir: Path) -> None:
     write(
         code_dir,

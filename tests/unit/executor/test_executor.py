@@ -87,6 +87,19 @@ async def test_invoke_returns_output_and_logs_it(harness: Harness) -> None:
     assert logs.items[-1].stdout == "out"
 
 
+async def test_calls_sharing_a_request_id_each_get_their_own_reply(harness: Harness) -> None:
+    """X-Nova-Request-Id is the client's: two calls in flight on one instance may share it."""
+    await _create(harness, instance_concurrency=2, max_replicas=1)
+    slow, fast = await asyncio.gather(
+        harness.executor.invoke("fn", b'{"sleep": 0.2, "n": 1}', request_id="same"),
+        harness.executor.invoke("fn", b'{"sleep": 0.05, "n": 2}', request_id="same"),
+    )
+    assert len(harness.backend.started) == 1
+    assert (slow.error, fast.error) == (None, None)
+    assert (slow.output["event"]["n"], fast.output["event"]["n"]) == (1, 2)
+    assert slow.request_id == fast.request_id == "same"
+
+
 async def test_timeout_kills_the_instance(harness: Harness) -> None:
     await _create(harness, timeout_s=0.1)
     result = await harness.executor.invoke("fn", b'{"sleep": 5}')

@@ -106,9 +106,15 @@ async function load() {
   handlerFn = fn;
 }
 
+// The invocation's id as the function sees it; request.id only matches the reply.
+function visibleRequestId(request) {
+  const id = request.request_id === undefined ? request.id : request.request_id;
+  return id === undefined || id === null ? '' : String(id);
+}
+
 function makeContext(request) {
   const deadline = Number(request.deadline_ms) || Date.now() + defaultTimeoutMs;
-  const id = request.id === undefined || request.id === null ? '' : String(request.id);
+  const id = visibleRequestId(request);
   return {
     requestId: id,
     awsRequestId: id,
@@ -236,7 +242,7 @@ const PHASE_REPLYING = 3;
 const PHASE_IDLE = 0;
 const PHASE_HANDBACK = 4;
 const STATE_HEAD = 16; // <BxxxId: phase, 3 pad bytes, uint32 length, float64 monotonic start
-const STATE_ROOM = 1024; // the head plus the running request's id; handed-back bytes follow
+const STATE_ROOM = 1024; // the head plus the running call's frame id; handed-back bytes follow
 const MSG_EXEC = 2;
 const MSG_RESP = 3;
 const MSG_PING = 4;
@@ -351,7 +357,7 @@ class DirectLane {
     head.writeUInt32LE(id.length, 4);
     head.writeDoubleLE(started, 8);
     fs.writeSync(this.stateFd, head, 0, STATE_HEAD, 0);
-    const vars = { NOVA_REQUEST_ID: request.id === undefined || request.id === null ? '' : String(request.id) };
+    const vars = { NOVA_REQUEST_ID: visibleRequestId(request) };
     if (typeof request.trace_parent === 'string') vars.NOVA_TRACE_PARENT = request.trace_parent;
     applyEnv(vars);
     this.deadline[0] = Number(request.deadline_ms) || Date.now() + defaultTimeoutMs;

@@ -17,7 +17,7 @@ which may be any Python >= 3.8).
         persistent, but the worker itself reads Exec and Ping frames from the host connection
         (fd L) and writes their Resp frames, so a warm call skips the agent (see
         nova/agent/direct.py). It writes the ready line on fd N, then keeps its phase and the
-        running request's id in the shared file S; any other frame (or EOF) it writes into S
+        running call's frame id in the shared file S; any other frame (or EOF) it writes into S
         and exits, handing the connection back to the agent.
 
 User failures are results, never crashes: import errors, a missing handler and unserialisable
@@ -135,7 +135,7 @@ class Handler:
             if error is not None:
                 return None, error
         deadline_ms = request.get("deadline_ms") or time.time() * 1000 + self.default_timeout_ms
-        context = Context(request.get("id"), deadline_ms, self.static)
+        context = Context(_request_id(request), deadline_ms, self.static)
         try:
             result = self.function(request.get("event"), context)
             if isinstance(result, types.CoroutineType):
@@ -148,6 +148,11 @@ class Handler:
             return _dumps(result).encode(), None
         except (TypeError, ValueError, RecursionError) as exc:
             return None, _error(SERIALIZATION_ERROR, f"Unable to marshal response: {exc}")
+
+
+def _request_id(request: dict[str, Any]) -> Any:
+    """The invocation's id as the function sees it; ``id`` only matches the reply."""
+    return request.get("request_id", request.get("id"))
 
 
 def _text(value: Any) -> bytes:
@@ -231,7 +236,7 @@ def serve(handler: Handler, resp_fd: int) -> None:
 # Direct mode. Keep these in step with nova/agent/direct.py and nova/agent/protocol.py.
 PHASE_IDLE, PHASE_READING, PHASE_RUNNING, PHASE_REPLYING, PHASE_HANDBACK = 0, 1, 2, 3, 4
 STATE_HEADER = struct.Struct("<BxxxId")  # phase, length of what follows, monotonic start time
-STATE_ROOM = 1024  # the state head plus the running request's id (JSON); handbacks go after it
+STATE_ROOM = 1024  # the state head plus the running call's frame id (JSON); handbacks after it
 MSG_EXEC, MSG_RESP, MSG_PING = 2, 3, 4
 RESPONSE_TOO_LARGE = "Runtime.ResponseTooLarge"
 FRAME_HEADER = struct.Struct(">I")
@@ -270,26 +275,27 @@ class DirectLane:
             self.state[0] = PHASE_READING
             body = self._read_exactly(length)
             request = _parse_request(body) if len(body) == length else None
-            request_id = _text(request.get("id")) if request is not None else b""
-            if request is None or len(request_id) > STATE_ROOM - STATE_HEADER.size:
+            frame_id = _text(request.get("id")) if request is not None else b""
+            if request is None or len(frame_id) > STATE_ROOM - STATE_HEADER.size:
                 self._hand_back(header + body)  # the agent answers what this worker cannot
             elif request["type"] == MSG_PING:
-                self._reply(request_id, b',"ok":true')
+                self._reply(frame_id, b',"ok":true')
             else:
-                per_call_keys = self._exec(handler, request, request_id, per_call_keys)
+                per_call_keys = self._exec(handler, request, frame_id, per_call_keys)
 
     def _exec(
         self,
         handler: Handler,
         request: dict[str, Any],
-        request_id: bytes,
+        frame_id: bytes,
         per_call_keys: tuple[str, ...],
     ) -> tuple[str, ...]:
         started = time.monotonic()
         state = self.state
-        state[STATE_HEADER.size : STATE_HEADER.size + len(request_id)] = request_id
-        STATE_HEADER.pack_into(state, 0, PHASE_RUNNING, len(request_id), started)
-        env = {"NOVA_REQUEST_ID": "" if request.get("id") is None else str(request.get("id"))}
+        state[STATE_HEADER.size : STATE_HEADER.size + len(frame_id)] = frame_id
+        STATE_HEADER.pack_into(state, 0, PHASE_RUNNING, len(frame_id), started)
+        request_id = _request_id(request)
+        env = {"NOVA_REQUEST_ID": "" if request_id is None else str(request_id)}
         trace_parent = request.get("trace_parent")
         if trace_parent is not None:
             env["NOVA_TRACE_PARENT"] = trace_parent
@@ -306,7 +312,7 @@ class DirectLane:
         fields = [duration, b',"output":', output or b"null", b',"error":']
         fields += [b"null" if error is None else _text(error), b',"stdout":', stdout]
         fields += [b',"stderr":', stderr]
-        size = len(b'{"type":3,"id":}') + len(request_id) + sum(map(len, fields))
+        size = len(b'{"type":3,"id":}') + len(frame_id) + sum(map(len, fields))
         if size > self.max:
             message = (
                 f"the function's response ({size} bytes with its output) exceeds the "
@@ -314,11 +320,11 @@ class DirectLane:
             )
             fields[2] = b"null"
             fields[4] = _text(_error(RESPONSE_TOO_LARGE, message))
-        self._reply(request_id, b"".join(fields))
+        self._reply(frame_id, b"".join(fields))
         return per_call_keys
 
-    def _reply(self, request_id: bytes, fields: bytes) -> None:
-        body = b'{"type":%d,"id":%s%s}' % (MSG_RESP, request_id, fields)
+    def _reply(self, frame_id: bytes, fields: bytes) -> None:
+        body = b'{"type":%d,"id":%s%s}' % (MSG_RESP, frame_id, fields)
         self.state[0] = PHASE_REPLYING
         _write_all(self.fd, _frame(body))
         self.state[0] = PHASE_IDLE
