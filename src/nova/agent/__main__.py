@@ -58,7 +58,7 @@ def _schedule_as_batch() -> None:
     """SCHED_BATCH for the agent and, inherited, every worker it starts: a worker woken by an
     Exec then does not preempt the daemon that sent it - the daemon's event loop is what every
     invocation on the host waits for - but runs on an idle CPU, or once the daemon blocks or
-    its time slice ends. Measured: +2-9 % warm throughput under load, half the daemon's
+    its time slice ends. Measured: +2-16 % warm throughput under load, half the daemon's
     involuntary context switches (docs/performance.md). Unprivileged; where the call is
     missing or refused (other kernels, gVisor's emulation) the agent runs as it was."""
     with contextlib.suppress(AttributeError, OSError):
