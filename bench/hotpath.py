@@ -76,7 +76,7 @@ async def main(calls: int, rounds: int, profile: bool) -> None:
             },
         )
         services = await build_services(settings)
-        services.log_batcher.start()
+        await services.log_batcher.start()
         try:
             meta = {key: value for key, value in HELLO_FUNCTION.items() if key != "code"}
             await services.functions.create(meta, CodeSource(code=HELLO))

@@ -56,9 +56,17 @@ class PoolSettings(BaseModel):
 
 class ExecutorSettings(BaseModel):
     log_batch_size: int = Field(100, gt=0)
-    log_buffer_size: int = Field(1000, gt=0)
+    # Invocation-log records held in memory before they spill to the spool.
+    log_buffer_size: int = Field(10_000, gt=0)
     log_flush_interval_ms: int = Field(500, gt=0)
-    log_timeout_s: float = Field(5.0, gt=0)
+    log_timeout_s: float = Field(5.0, gt=0)  # a store write taking longer is spooled instead
+    # Where records go while the store is away or behind; None means <data_dir>/log-spool.
+    log_spool_dir: Path | None = None
+    log_spool_max_bytes: int = Field(1024 * 1024 * 1024, gt=0)
+    log_retry_interval_s: float = Field(1.0, gt=0)  # how often a failing store is tried again
+    # Only when the buffer is full and the spool refuses records (disk full, over its limit):
+    # how long an invocation waits for room before records beyond the buffer are dropped.
+    log_backpressure_timeout_s: float = Field(5.0, ge=0)
     max_message_bytes: int = Field(8 * 1024 * 1024, gt=0)
     timeout_grace_s: float = Field(0.5, ge=0)  # slack past timeout_s before the instance is killed
 

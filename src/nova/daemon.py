@@ -37,7 +37,8 @@ from nova.images.debootstrap import DebootstrapBuilder, host_mirror, host_suite
 from nova.images.recipe import ImagePolicy, debian_recipes
 from nova.images.service import ImageService
 from nova.images.store import ImageStore
-from nova.observability.invocation_logs import InvocationLogBatcher
+from nova.observability.invocation_logs import InvocationLogBatcher, LogLimits
+from nova.observability.log_spool import LogSpool
 from nova.observability.logging import configure_logging
 from nova.pool.function_pool import PoolLimits
 from nova.pool.launcher import SandboxLauncher
@@ -108,7 +109,7 @@ async def _lifespan(api: FastAPI, settings: Settings, deploy_example: bool) -> A
     api.state.services = services
     api.state.images = images = runtime_images(settings, services)
     try:
-        services.log_batcher.start()
+        await services.log_batcher.start()
         services.pools.start_background()
         await _prewarm(services)
         if deploy_example:
@@ -159,10 +160,18 @@ async def build_services(settings: Settings) -> Services:
     executor_settings = settings.executor
     batcher = InvocationLogBatcher(
         store.invocations,
-        executor_settings.log_batch_size,
-        executor_settings.log_buffer_size,
-        executor_settings.log_flush_interval_ms / 1000,
-        executor_settings.log_timeout_s,
+        LogSpool(
+            executor_settings.log_spool_dir or data_dir / "log-spool",
+            executor_settings.log_spool_max_bytes,
+        ),
+        LogLimits(
+            batch_size=executor_settings.log_batch_size,
+            buffer_size=executor_settings.log_buffer_size,
+            flush_interval_s=executor_settings.log_flush_interval_ms / 1000,
+            write_timeout_s=executor_settings.log_timeout_s,
+            retry_interval_s=executor_settings.log_retry_interval_s,
+            wait_timeout_s=executor_settings.log_backpressure_timeout_s,
+        ),
     )
     return Services(
         settings=settings,

@@ -2,7 +2,8 @@
 
 Hot-path rules: the event bytes from the HTTP body are spliced into the Exec frame unparsed;
 nothing is looked up in the store once a function's pool exists; the log record is queued, never
-awaited.
+awaited - unless the log buffer is full and the spool refuses records, when the call waits for
+room before it answers.
 """
 
 from __future__ import annotations
@@ -93,7 +94,10 @@ class Executor:
             finally:
                 pool.release(instance, broken=instance.connection.closed)
             duration_ms = (time.perf_counter() - started) * 1000
-            self._record(pool, result, event, duration_ms)
+            if self._record(pool, result, event, duration_ms):
+                # The log buffer is full and the spool refuses records: the last resort
+                # against losing them is answering no faster than they can be kept.
+                await self._logs.room()
             return result
         finally:
             inflight.end()
@@ -167,12 +171,14 @@ class Executor:
 
     def _record(
         self, pool: FunctionPool, result: InvocationResult, event: bytes, duration_ms: float
-    ) -> None:
+    ) -> bool:
+        """Count the invocation and queue its log record; True when the caller must wait for
+        room in the log buffer."""
         counters = self.counters
         counters.total += 1
         counters.errors += result.error is not None
         counters.cold_starts += result.cold_start
-        self._logs.submit(
+        return self._logs.submit(
             InvocationLog(
                 id=result.request_id,
                 function_name=pool.deployment.name,

@@ -101,7 +101,14 @@ STATS = {
     "busy": 1,
     "invocations": {"total": 40, "errors": 2, "cold_starts": 3, "timeouts": 1},
     "inflight": 1,
-    "logs": {"written": 39, "dropped": 0},
+    "logs": {
+        "written": 39,
+        "spooled": 7,
+        "replayed": 5,
+        "dropped": 0,
+        "backlog": 2,
+        "spool_bytes": 4096,
+    },
 }
 
 
@@ -114,7 +121,11 @@ def test_stats_shows_pools_and_counters(nova: RunNova, api: FakeApi) -> None:
     assert api.sent() == [("GET", "/stats")]
     pool_row = next(line.split() for line in result.stdout.splitlines() if line.startswith("hello"))
     assert pool_row == ["hello", "2", "1", "1", "0", "0", "3"]
-    assert any(line.split() == ["invocations", "40"] for line in result.stdout.splitlines())
+    lines = [line.split() for line in result.stdout.splitlines()]
+    assert ["invocations", "40"] in lines
+    assert ["logs", "spooled", "7"] in lines
+    assert ["logs", "replayed", "5"] in lines
+    assert ["logs", "backlog", "2"] in lines
     assert json.loads(nova("--json", "stats").stdout) == STATS
 
 

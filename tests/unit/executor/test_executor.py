@@ -15,7 +15,8 @@ from nova.core.errors import FunctionNotFound, RequestInvalid, RuntimeUnavailabl
 from nova.executor.executor import Executor
 from nova.functions.deployer import Deployer
 from nova.functions.service import CodeSource, FunctionService
-from nova.observability.invocation_logs import InvocationLogBatcher
+from nova.observability.invocation_logs import InvocationLogBatcher, LogLimits
+from nova.observability.log_spool import LogSpool
 from nova.pool.function_pool import PoolLimits
 from nova.pool.launcher import SandboxLauncher
 from nova.pool.manager import PoolManager
@@ -55,8 +56,9 @@ async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
     )
     registry = BackendRegistry.single(backend)
     deployer = Deployer(store, pools, CodeCache(tmp_path / "code"), runtimes, registry)
-    batcher = InvocationLogBatcher(store.invocations, 100, 1000, 0.01, 1.0)
-    batcher.start()
+    limits = LogLimits(100, 1000, 0.01, 1.0, retry_interval_s=1.0, wait_timeout_s=1.0)
+    batcher = InvocationLogBatcher(store.invocations, LogSpool(tmp_path / "spool", 1 << 20), limits)
+    await batcher.start()
     functions = FunctionService(store, deployer, runtimes, registry)
     executor = Executor(deployer, batcher, timeout_grace_s=0.05)
     yield Harness(store, backend, functions, executor, batcher, pools)

@@ -89,7 +89,7 @@ async def stats(request: Request) -> dict[str, Any]:
         "busy": sum(p["busy"] for p in pools),
         "invocations": asdict(svc.executor.counters),
         "inflight": svc.executor.inflight.count,
-        "logs": {"written": svc.log_batcher.written, "dropped": svc.log_batcher.dropped},
+        "logs": asdict(svc.log_batcher.stats()),
     }
 
 

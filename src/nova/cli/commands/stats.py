@@ -34,6 +34,9 @@ def stats(ctx: typer.Context) -> None:
             ("timeouts", fmt_value(counters.get("timeouts"))),
             ("in flight", fmt_value(body.get("inflight"))),
             ("logs written", fmt_value(logs.get("written"))),
+            ("logs spooled", fmt_value(logs.get("spooled"))),
+            ("logs replayed", fmt_value(logs.get("replayed"))),
             ("logs dropped", fmt_value(logs.get("dropped"))),
+            ("logs backlog", fmt_value(logs.get("backlog"))),
         ]
     )
