@@ -1,4 +1,5 @@
-"""The SQLite invocation-log writer process: killed mid-work, unable to start, closed."""
+"""The SQLite invocation-log writer process: killed mid-work, unable to start, closed,
+pipelined, and writing without pauses once it is behind."""
 
 from __future__ import annotations
 
@@ -8,11 +9,13 @@ import signal
 import sqlite3
 from pathlib import Path
 
+import orjson
 import pytest
 
 from nova.core.errors import StoreUnavailable
+from nova.store import sqlite_log_writer
 from nova.store.sql_store import open_store
-from nova.store.sqlite_log_writer import SqliteLogWriter
+from nova.store.sqlite_log_writer import _LENGTH, SqliteLogWriter, _Frames, _write_batch
 
 from .test_store_invocations import log
 
@@ -113,3 +116,54 @@ async def test_a_write_that_times_out_does_not_put_answers_out_of_step(tmp_path:
         assert {"first", "second"} <= ids
     finally:
         await store.close()
+
+
+async def test_batches_in_flight_together_share_one_writer_and_all_land(tmp_path: Path) -> None:
+    before = writer_pids()
+    store = await open_store(f"sqlite:///{tmp_path}/nova.db")
+    try:
+        batches = [[log(f"b{batch}-{row}") for row in range(50)] for batch in range(4)]
+        await asyncio.gather(*(store.invocations.add_many(batch) for batch in batches))
+        assert len(writer_pids() - before) == 1
+        ids = {item.id for item in (await store.invocations.list(limit=1000)).items}
+        assert ids == {item.id for batch in batches for item in batch}
+    finally:
+        await store.close()
+
+
+def test_frames_tell_whether_another_one_is_waiting() -> None:
+    read_end, write_end = os.pipe()
+    try:
+        frames = _Frames(read_end)
+        os.write(write_end, _LENGTH.pack(3) + b"one" + _LENGTH.pack(3) + b"two")
+        assert frames.next() == b"one"
+        assert frames.waiting()
+        assert frames.next() == b"two"
+        assert not frames.waiting()
+        os.write(write_end, _LENGTH.pack(5) + b"thr")  # cut short by the daemon's exit
+        os.close(write_end)
+        assert frames.next() is None
+    finally:
+        os.close(read_end)
+
+
+@pytest.mark.parametrize(("behind", "pauses"), [(False, 9), (True, 0)])
+def test_a_writer_that_is_behind_writes_without_pauses(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, behind: bool, pauses: int
+) -> None:
+    path = tmp_path / "nova.db"
+    asyncio.run(_create(path))
+    slept: list[float] = []
+    monkeypatch.setattr(sqlite_log_writer.time, "sleep", slept.append)
+    connection = sqlite3.connect(path, isolation_level=None)
+    try:
+        frame = orjson.dumps([log(f"r{row}") for row in range(100)])
+        assert _write_batch(connection, frame, lambda: behind) == b"ok"
+        assert connection.execute("SELECT count(*) FROM invocation_logs").fetchone() == (100,)
+    finally:
+        connection.close()
+    assert len(slept) == pauses  # ten chunks of ten rows, paused between, or one go
+
+
+async def _create(path: Path) -> None:
+    await (await open_store(f"sqlite:///{path}")).close()

@@ -207,3 +207,13 @@ async def test_a_whole_second_timestamp_keeps_its_order(store: Store) -> None:
         ("later", whole + timedelta(microseconds=5)),
         ("whole", whole),
     ]
+
+
+async def test_text_postgresql_cannot_hold_is_kept_not_refused(store: Store) -> None:
+    """A handler may print NUL; PostgreSQL text cannot store it, so it becomes U+FFFD there
+    (SQLite and the fake keep it) rather than the whole batch being refused."""
+    await store.invocations.add_many([log("nul", stdout="a\x00b"), log("plain")])
+
+    stored = {item.id: item for item in (await store.invocations.list()).items}
+    assert set(stored) == {"nul", "plain"}
+    assert stored["nul"].stdout in ("a\x00b", "a\ufffdb")

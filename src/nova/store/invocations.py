@@ -53,7 +53,9 @@ class SqlInvocationLogRepository:
         )
 
     async def add_many(self, logs: Sequence[InvocationLog]) -> None:
-        """Insert ``logs`` in one transaction; ids already stored are skipped, not errors."""
+        """Insert ``logs`` in one transaction; ids already stored are skipped, not errors.
+        ``StoreUnavailable`` when the database cannot be reached; ``ValueError`` when it
+        refuses the records themselves."""
         if not logs:
             return  # an executemany with no parameter sets is an error, not a no-op
         for log in logs:
@@ -64,20 +66,40 @@ class SqlInvocationLogRepository:
         if self._writer is not None:
             await self._writer.write(logs)
             return
-        async with self._db.transaction() as conn:
-            if self._sqlite:
+        if self._sqlite:
+            async with self._db.transaction() as conn:
                 # sqlite3's own executemany over plain tuples, stored exactly as
                 # UTCDateTime/Boolean would store them (~14 µs a row against ~33 µs through
                 # SQLAlchemy's per-value processing).
                 await conn.exec_driver_sql(SQLITE_INSERT, [_sqlite_row(log) for log in logs])
-            else:
-                # asyncpg's own executemany over tuples, inside SQLAlchemy's transaction: a
-                # batch through SQLAlchemy's per-value processing on the daemon's event loop
-                # cost a fifth of warm throughput against the SQLite writer process.
-                asyncpg = (await conn.get_raw_connection()).driver_connection
-                assert asyncpg is not None  # a checked-out connection always has its driver's
-                rows = [tuple(getattr(log, name) for name in COLUMNS) for log in logs]
-                await asyncpg.executemany(_POSTGRES_INSERT, rows)
+            return
+        import asyncpg  # only PostgreSQL pays for its import (~80 ms)
+
+        rows = [tuple(getattr(log, name) for name in COLUMNS) for log in logs]
+        try:
+            await self._postgres_insert(rows)
+        except asyncpg.CharacterNotInRepertoireError:
+            # PostgreSQL text cannot hold NUL, which a handler may well print: such characters
+            # are stored as U+FFFD rather than the batch refused. Rare, so checked only here.
+            await self._postgres_insert([tuple(map(_without_nul, row)) for row in rows])
+
+    async def _postgres_insert(self, rows: list[tuple[Any, ...]]) -> None:
+        import asyncpg
+
+        async with self._db.transaction() as conn:
+            # asyncpg's own executemany over tuples, inside SQLAlchemy's transaction: a batch
+            # through SQLAlchemy's per-value processing on the daemon's event loop cost a
+            # fifth of warm throughput against the SQLite writer process.
+            driver = (await conn.get_raw_connection()).driver_connection
+            assert driver is not None  # a checked-out connection always has its driver's
+            try:
+                await driver.executemany(_POSTGRES_INSERT, rows)
+            except (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError) as exc:
+                if isinstance(exc, asyncpg.CharacterNotInRepertoireError):
+                    raise
+                # The records, not the database, are the trouble: ValueError tells the batcher
+                # not to wait for the store to come back but to find the refused record.
+                raise ValueError(f"PostgreSQL refused the batch: {exc}") from exc
 
     async def close(self) -> None:
         """Stop the writer process, if there is one, after its last batch."""
@@ -111,6 +133,10 @@ class SqlInvocationLogRepository:
             return Page(items=items, next=None)
         last = items[-1]
         return Page(items=items, next=cursors.encode_invocation(last.created_at, last.id))
+
+
+def _without_nul(value: Any) -> Any:
+    return value.replace("\x00", "\ufffd") if isinstance(value, str) else value
 
 
 def _log(row: sa.Row[Any]) -> InvocationLog:

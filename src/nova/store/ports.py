@@ -60,7 +60,8 @@ class InvocationLogRepository(Protocol):
         """Insert a batch in one transaction (the batcher flushes every 500 ms / 100 logs).
 
         Idempotent per ``id``: logs whose id is already stored are skipped, so a batch may be
-        retried safely. ``ValueError`` if a ``created_at`` is naive.
+        retried safely. ``ValueError`` if a ``created_at`` is naive or the database refuses a
+        record's content; any other failure means the store is not taking writes right now.
         """
         ...
 
