@@ -9,8 +9,8 @@ earlier. Give it the ``src`` directory of another checkout, e.g.::
 
 Each round starts a daemon per tree and backend (``PYTHONPATH`` selects the tree; the agent
 inside sandboxes is staged from the same tree), times sequential keep-alive invokes of the
-Python hello exactly as `make bench` does, then drives it with wrk at 16 connections (as
-`make bench` does, ``max_replicas`` 4), and reads from /proc how much CPU the daemon and the
+Python hello exactly as `make bench` does (p50 and p99), then drives it with wrk at 16
+connections (as `make bench` does, ``max_replicas`` 4), and reads from /proc how much CPU the daemon and the
 sandbox side (agents, workers) spent per call in each phase. Prints a table, writes JSON.
 """
 
@@ -117,6 +117,7 @@ def measure(tree: Path, backend: str, requests: int, seconds: int) -> dict[str, 
             servers.stop(process)
     return {
         "p50_ms": round(statistics.median(samples), 4),
+        "p99_ms": round(sorted(samples)[int(0.99 * len(samples))], 4),
         "daemon_cpu_us": daemon_us,
         "log_writer_cpu_us": writer_us,
         "sandbox_cpu_us": sandbox_us,
@@ -155,6 +156,7 @@ def main() -> None:
         "tree",
         "backend",
         "p50 ms",
+        "p99 ms",
         "daemon µs",
         "sandbox µs",
         "req/s @16",
@@ -168,6 +170,7 @@ def main() -> None:
             str(row["tree"]),
             str(row["backend"]),
             f"{row['p50_ms']:.3f}",
+            f"{row['p99_ms']:.3f}",
             f"{row['daemon_cpu_us']:.0f}",
             f"{row['sandbox_cpu_us']:.0f}",
             f"{row['rps_16']:,.0f}" if row["rps_16"] else "-",

@@ -5,7 +5,8 @@ Measures, for each sandbox backend asked for:
          uvicorn hello on the same loop and parser, and next to a bare relay (bench/relay_app.py:
          the same uvicorn handing each body to a Python worker process and back - the floor of
          any design that runs the handler outside the HTTP process);
-  rps    throughput at 16 connections (wrk), next to the same two baselines;
+  rps    throughput at 16 connections (wrk), next to the same two baselines, then the
+         invocations answered so far against the invocation-log records stored (equal);
   cold   first invoke after create of a 128 MB function (p50/p95), next to spawning a bare
          python3 and a bare fork.
 """
@@ -13,9 +14,11 @@ Measures, for each sandbox backend asked for:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -137,11 +140,26 @@ def measure_backend(backend: str, requests: int, seconds: int, cold_samples: int
                     if client.wrk_available()
                     else None
                 )
+                logs = _log_accounting(api, Path(data_dir))
                 console.print(f"[dim]{backend}: cold starts …[/]")
                 cold = percentiles(_cold_starts(api, cold_samples))
         finally:
             servers.stop(process)
-    return {"warm_ms": warm, "rps_16": rps, "cold_ms": cold}
+    return {"warm_ms": warm, "rps_16": rps, "cold_ms": cold, "logs": logs}
+
+
+def _log_accounting(api: httpx.Client, data_dir: Path, timeout_s: float = 60) -> dict[str, Any]:
+    """After the throughput run: invocations answered so far against invocation-log records in
+    the store, once the daemon says nothing is left to write (they must be equal)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        stats = api.get("/stats").json()
+        if stats["logs"]["backlog"] == 0 or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    with contextlib.closing(sqlite3.connect(data_dir / "nova.db")) as connection:
+        (stored,) = connection.execute("SELECT count(*) FROM invocation_logs").fetchone()
+    return {"answered": stats["invocations"]["total"], "stored": stored, **stats["logs"]}
 
 
 def _cold_starts(api: httpx.Client, count: int) -> list[float]:
@@ -224,6 +242,21 @@ def render(report: dict[str, Any]) -> None:
         "baseline",
     )
     Console().print(table)
+    logs = Table(title="Invocation logs after the throughput run (records must equal calls)")
+    for column in ("backend", "calls answered", "records stored", "spooled", "dropped", "equal"):
+        logs.add_column(column, justify="right" if column != "backend" else "left")
+    for backend, result in report["backends"].items():
+        if "logs" in result:
+            counts = result["logs"]
+            logs.add_row(
+                backend,
+                f"{counts['answered']:,}",
+                f"{counts['stored']:,}",
+                f"{counts['spooled']:,}",
+                f"{counts['dropped']:,}",
+                "yes" if counts["answered"] == counts["stored"] else "[red]NO[/]",
+            )
+    Console().print(logs)
 
 
 def _share(value: float | None, baseline: float | None, name: str) -> str:
