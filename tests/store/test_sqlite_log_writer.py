@@ -167,3 +167,16 @@ def test_a_writer_that_is_behind_writes_without_pauses(
 
 async def _create(path: Path) -> None:
     await (await open_store(f"sqlite:///{path}")).close()
+
+
+async def test_a_record_sqlite_refuses_is_a_value_error_not_an_outage(tmp_path: Path) -> None:
+    """A constraint the record breaks is the record's fault: ValueError, so the batcher drops
+    that record alone instead of waiting for the store to come back."""
+    store = await open_store(f"sqlite:///{tmp_path}/nova.db")
+    try:
+        with pytest.raises(ValueError, match="NOT NULL constraint failed"):
+            await store.invocations.add_many([log("a", function_name=None)])
+        await store.invocations.add_many([log("b")])  # the same writer goes on
+        assert [item.id for item in (await store.invocations.list()).items] == ["b"]
+    finally:
+        await store.close()

@@ -275,7 +275,9 @@ class InvocationLogBatcher:
                 self._spool_backlog = 0
                 return
             if frame.error is not None:
-                self._drop(frame.count, f"{frame.segment} holds records Nova cannot read")
+                self._drop(
+                    frame.count, f"{frame.segment} holds records Nova cannot read: {frame.error}"
+                )
             else:
                 stored = await self._store(frame.records)
                 if stored is None:

@@ -284,9 +284,12 @@ def _decoded(path: Path, end: int, count: int, payload: bytes) -> SpooledFrame:
 
 
 def _record(item: dict[str, Any]) -> InvocationLog:
+    # A field missing from a record spooled by an older Nova comes back as None: the store
+    # takes it if the column is nullable and refuses that record (logged) if not.
     for name in _TIME_FIELDS:
         item[name] = datetime.fromisoformat(item[name])
-    return InvocationLog(**{name: item[name] for name in _FIELDS})
+    values: dict[str, Any] = {name: item.get(name) for name in _FIELDS}
+    return InvocationLog(**values)
 
 
 def _write_all(fd: int, data: bytes) -> None:

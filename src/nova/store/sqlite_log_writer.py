@@ -93,7 +93,10 @@ class SqliteLogWriter:
                 "error is in the daemon's output above"
             )
         if answer != _OK:
-            reason = orjson.loads(answer).get("error", answer.decode(errors="replace"))
+            failure = orjson.loads(answer)
+            reason = failure.get("error", answer.decode(errors="replace"))
+            if failure.get("refused"):
+                raise ValueError(f"SQLite refused the batch: {reason}")
             raise StoreUnavailable(
                 f"writing invocation logs to {self._path!r} failed: {reason}; check that the "
                 "file's directory is writable and the disk has room"
@@ -230,7 +233,10 @@ def _write_batch(connection: sqlite3.Connection, frame: bytes, behind: Callable[
         except BaseException:
             connection.execute("ROLLBACK")
             raise
-    except (sqlite3.Error, ValueError, KeyError) as exc:
+    except (sqlite3.IntegrityError, sqlite3.DataError, ValueError, KeyError) as exc:
+        # The records themselves, not the database: the batcher isolates the refused one.
+        return orjson.dumps({"error": f"{type(exc).__name__}: {exc}", "refused": True})
+    except sqlite3.Error as exc:
         return orjson.dumps({"error": f"{type(exc).__name__}: {exc}"})
     return _OK
 

@@ -183,6 +183,20 @@ def test_records_nova_cannot_decode_come_back_as_an_error(tmp_path: Path) -> Non
     assert "created_at" in bad.error
 
 
+def test_a_field_missing_from_an_older_record_comes_back_as_none(tmp_path: Path) -> None:
+    """Records spooled by a Nova whose InvocationLog had fewer fields still replay: the store
+    then decides whether the column may be empty."""
+    older = orjson.loads(orjson.dumps([record(1, error_type="E")]))
+    del older[0]["error_type"]
+    payload = orjson.dumps(older)
+    header = log_spool._HEADER.pack(log_spool._MAGIC, 1, len(payload), zlib.crc32(payload))
+    (tmp_path / "00000000000000000001.spool").write_bytes(header + payload)
+
+    spool = LogSpool(tmp_path, 1 << 20)
+    assert spool.open() == 1
+    assert drain(spool) == [record(1, error_type=None)]
+
+
 def test_appending_past_the_size_limit_is_refused_until_replay_frees_room(tmp_path: Path) -> None:
     spool = opened(tmp_path, max_bytes=3000, segment_bytes=1)
     spool.append(records(0, 4), 10)
