@@ -20,26 +20,29 @@ from nova.store.sqlite_log_writer import _LENGTH, SqliteLogWriter, _Frames, _wri
 from .test_store_invocations import log
 
 
-def writer_pids() -> set[int]:
+def writer_pids(tmp_path: Path) -> set[int]:
+    """The writer processes of databases under ``tmp_path`` (other tests, and other suites on
+    the same machine, run writers of their own)."""
     found = set()
     for entry in Path("/proc").iterdir():
         try:
-            if entry.name.isdigit() and b"sqlite_log_writer" in (entry / "cmdline").read_bytes():
-                found.add(int(entry.name))
+            command = (entry / "cmdline").read_bytes() if entry.name.isdigit() else b""
         except OSError:
             continue  # exited while listed
+        if b"sqlite_log_writer" in command and str(tmp_path).encode() in command:
+            found.add(int(entry.name))
     return found
 
 
 async def test_a_killed_writer_is_replaced_and_no_record_is_lost(tmp_path: Path) -> None:
     store = await open_store(f"sqlite:///{tmp_path}/nova.db")
     try:
-        before = writer_pids()
+        before = writer_pids(tmp_path)
         await store.invocations.add_many([log("a"), log("b")])
-        (writer,) = writer_pids() - before
+        (writer,) = writer_pids(tmp_path) - before
         os.kill(writer, signal.SIGKILL)
         await store.invocations.add_many([log("c"), log("b")])  # b again: a retried batch
-        (replacement,) = writer_pids() - before
+        (replacement,) = writer_pids(tmp_path) - before
         assert replacement != writer
         assert sorted(item.id for item in (await store.invocations.list()).items) == ["a", "b", "c"]
     finally:
@@ -48,11 +51,11 @@ async def test_a_killed_writer_is_replaced_and_no_record_is_lost(tmp_path: Path)
 
 async def test_a_writer_killed_while_writing_gets_the_batch_again(tmp_path: Path) -> None:
     """SIGKILL lands while the batch is in the pipe: the retry writes it exactly once."""
-    before = writer_pids()
+    before = writer_pids(tmp_path)
     store = await open_store(f"sqlite:///{tmp_path}/nova.db")
     try:
         await store.invocations.add_many([log("warm-up")])
-        (writer,) = writer_pids() - before
+        (writer,) = writer_pids(tmp_path) - before
         os.kill(writer, signal.SIGSTOP)  # frozen before it can read the next batch
         batch = [log(f"r{index}") for index in range(500)]
         writing = asyncio.ensure_future(store.invocations.add_many(batch))
@@ -86,12 +89,12 @@ async def test_a_write_the_database_refuses_is_store_unavailable(tmp_path: Path)
 
 
 async def test_closing_the_store_stops_its_writer(tmp_path: Path) -> None:
-    before = writer_pids()
+    before = writer_pids(tmp_path)
     store = await open_store(f"sqlite:///{tmp_path}/nova.db")
     await store.invocations.add_many([log("a")])
-    assert writer_pids() - before
+    assert writer_pids(tmp_path) - before
     await store.close()
-    assert not writer_pids() - before
+    assert not writer_pids(tmp_path) - before
     reopened = await open_store(f"sqlite:///{tmp_path}/nova.db")
     try:
         assert [item.id for item in (await reopened.invocations.list()).items] == ["a"]
@@ -102,15 +105,15 @@ async def test_closing_the_store_stops_its_writer(tmp_path: Path) -> None:
 async def test_a_write_that_times_out_does_not_put_answers_out_of_step(tmp_path: Path) -> None:
     """A stalled writer is given up on (the batcher's timeout cancels the write); the next
     batch must get its own answer from a fresh writer, not the stalled one's late answer."""
-    before = writer_pids()
+    before = writer_pids(tmp_path)
     store = await open_store(f"sqlite:///{tmp_path}/nova.db")
     try:
         await store.invocations.add_many([log("first")])
-        (stalled,) = writer_pids() - before
+        (stalled,) = writer_pids(tmp_path) - before
         os.kill(stalled, signal.SIGSTOP)
         with pytest.raises(TimeoutError):
             await asyncio.wait_for(store.invocations.add_many([log("lost")]), 0.3)
-        assert stalled not in writer_pids()  # killed, not left stopped
+        assert stalled not in writer_pids(tmp_path)  # killed, not left stopped
         await store.invocations.add_many([log("second")])
         ids = {item.id for item in (await store.invocations.list()).items}
         assert {"first", "second"} <= ids
@@ -119,12 +122,12 @@ async def test_a_write_that_times_out_does_not_put_answers_out_of_step(tmp_path:
 
 
 async def test_batches_in_flight_together_share_one_writer_and_all_land(tmp_path: Path) -> None:
-    before = writer_pids()
+    before = writer_pids(tmp_path)
     store = await open_store(f"sqlite:///{tmp_path}/nova.db")
     try:
         batches = [[log(f"b{batch}-{row}") for row in range(50)] for batch in range(4)]
         await asyncio.gather(*(store.invocations.add_many(batch) for batch in batches))
-        assert len(writer_pids() - before) == 1
+        assert len(writer_pids(tmp_path) - before) == 1
         ids = {item.id for item in (await store.invocations.list(limit=1000)).items}
         assert ids == {item.id for batch in batches for item in batch}
     finally:

@@ -118,6 +118,8 @@ class LogSpool:
         self._lock_fd = lock_fd
         records = 0
         for path in sorted(self.directory.glob(f"*{_SUFFIX}")):
+            if not path.stem.isdigit():
+                continue  # not a segment of ours
             records += _count(path)
             self._sealed.append(path)
             self.bytes += path.stat().st_size
@@ -165,9 +167,13 @@ class LogSpool:
         path = self.directory / f"{self._next_number:020d}{_SUFFIX}"
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
-            _fsync_directory(self.directory)  # the file's entry must survive a crash too
         except OSError as exc:
             raise SpoolError(f"cannot create {path}: {exc.strerror or exc}") from exc
+        try:
+            _fsync_directory(self.directory)  # the file's entry must survive a crash too
+        except OSError as exc:
+            os.close(fd)
+            raise SpoolError(f"cannot sync {self.directory}: {exc.strerror or exc}") from exc
         self._next_number += 1
         self._active = _Segment(path, fd, 0)
         return self._active

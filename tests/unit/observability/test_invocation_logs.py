@@ -44,7 +44,14 @@ class Harness:
     def __init__(self, tmp_path: Path) -> None:
         self.sink = Sink()
         self.spool_dir = tmp_path / "spool"
+        self._tmp_path = tmp_path
         self.made: list[InvocationLogBatcher] = []
+
+    def unusable_spool_dir(self) -> Path:
+        """A spool directory that cannot be created (its parent is a file): refused."""
+        parent = self._tmp_path / "file"
+        parent.write_text("")
+        return parent / "spool"
 
     async def batcher(
         self,
@@ -231,11 +238,10 @@ async def test_a_refused_record_is_dropped_alone_with_a_warning(
 
 
 async def test_with_the_store_down_and_the_spool_unusable_invocations_wait_for_room(
-    harness: Harness, tmp_path: Path
+    harness: Harness,
 ) -> None:
-    (tmp_path / "file").write_text("")
     harness.sink.down = True
-    logs = await harness.batcher(batch=2, buffer=4, spool_dir=tmp_path / "file" / "spool")
+    logs = await harness.batcher(batch=2, buffer=4, spool_dir=harness.unusable_spool_dir())
     assert not logs.stats().spool_ok
     submit_all(logs, records(0, 3))
     assert logs.submit(record(3)) is True  # the fourth fills the buffer: wait for room
@@ -251,12 +257,11 @@ async def test_with_the_store_down_and_the_spool_unusable_invocations_wait_for_r
 
 
 async def test_past_the_wait_records_beyond_the_buffer_are_dropped_with_a_warning(
-    harness: Harness, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    harness: Harness, caplog: pytest.LogCaptureFixture
 ) -> None:
-    (tmp_path / "file").write_text("")
     harness.sink.down = True
     logs = await harness.batcher(
-        batch=2, buffer=4, wait_timeout_s=0.1, spool_dir=tmp_path / "file" / "spool"
+        batch=2, buffer=4, wait_timeout_s=0.1, spool_dir=harness.unusable_spool_dir()
     )
     assert not logs.stats().spool_ok
     submit_all(logs, records(0, 3))
@@ -292,11 +297,10 @@ async def test_a_full_spool_is_refused_without_losing_records(harness: Harness) 
 
 
 async def test_close_with_nowhere_to_put_records_drops_them_with_a_warning(
-    harness: Harness, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    harness: Harness, caplog: pytest.LogCaptureFixture
 ) -> None:
-    (tmp_path / "file").write_text("")
     harness.sink.down = True
-    logs = await harness.batcher(batch=100, spool_dir=tmp_path / "file" / "spool")
+    logs = await harness.batcher(batch=100, spool_dir=harness.unusable_spool_dir())
     submit_all(logs, records(0, 3))
     with caplog.at_level(logging.WARNING):
         await logs.close()
