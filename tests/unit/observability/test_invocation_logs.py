@@ -142,7 +142,7 @@ async def test_a_partial_batch_is_written_after_the_interval(harness: Harness) -
 
 async def test_a_slow_store_spills_to_the_spool_and_loses_nothing(harness: Harness) -> None:
     harness.sink.gate = asyncio.Event()  # the store is slow: writes hang until the gate opens
-    logs = await harness.batcher(batch=2, buffer=5)
+    logs = await harness.batcher(batch=2, buffer=5, interval_s=0.05)
     for number in range(30):
         assert logs.submit(record(number)) is False
         await settle()
