@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+import threading
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -66,6 +68,28 @@ async def test_concurrent_first_opens_migrate_once(sql_target: Target) -> None:
     finally:
         for store in stores:
             await store.close()
+
+
+async def test_opening_while_another_writer_commits_switches_to_wal(tmp_path: Path) -> None:
+    # Another process inside a write transaction on a fresh (rollback-journal) file: SQLite
+    # answers the WAL switch of a connection opening meanwhile with "database is locked" at
+    # once, without waiting, when that writer commits (a lock deadlock it resolves by failing
+    # the switch). Opening must retry rather than fail the daemon's start.
+    path = tmp_path / "nova.db"
+    writer = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    writer.execute("CREATE TABLE other (x)")
+    writer.execute("BEGIN IMMEDIATE")
+    writer.execute("INSERT INTO other VALUES (1)")
+    commit = threading.Timer(0.3, writer.execute, ("COMMIT",))
+    commit.start()
+    try:
+        store = await open_store(f"sqlite:///{path}")
+        await store.close()
+    finally:
+        commit.join()
+        writer.close()
+    with sqlite3.connect(path) as check:
+        assert check.execute("PRAGMA journal_mode").fetchone() == ("wal",)
 
 
 async def test_reopening_keeps_the_data(sql_target: Target) -> None:
