@@ -144,8 +144,15 @@ async def build_services(settings: Settings) -> Services:
         cleanup_interval_s=pool_settings.cleanup_interval_s,
         health_check_interval_s=pool_settings.health_check_interval_s,
     )
-    deployer = Deployer(store, pools, CodeCache(data_dir / "code"), runtimes, sandboxes)
     executor_settings = settings.executor
+    deployer = Deployer(
+        store,
+        pools,
+        CodeCache(data_dir / "code"),
+        runtimes,
+        sandboxes,
+        executor_settings.timeout_grace_s,
+    )
     batcher = InvocationLogBatcher(
         store.invocations,
         executor_settings.log_batch_size,

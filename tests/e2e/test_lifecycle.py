@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -40,6 +42,22 @@ def test_create_invoke_update_delete_over_http(api: httpx.Client) -> None:
     gone = api.post("/functions/echo/invoke", json={})
     assert gone.status_code == 404
     assert gone.json()["error"]["code"] == "Function.NotFound"
+
+
+def test_delete_lets_a_running_invocation_finish(api: httpx.Client) -> None:
+    code = "import time\ndef handler(event, context):\n    time.sleep(1)\n    return 'finished'\n"
+    api.post("/functions", json={"name": "slow", "runtime": "python", "code": code})
+    with ThreadPoolExecutor(1) as pool:
+        running = pool.submit(api.post, "/functions/slow/invoke", json={})
+        time.sleep(0.5)
+        assert api.delete("/functions/slow").status_code == 200
+        assert api.post("/functions/slow/invoke", json={}).status_code == 404
+        result = running.result(10)
+    assert result.status_code == 200
+    assert result.json()["output"] == "finished"
+    # Created again under the same name, it is a new function with its own code.
+    api.post("/functions", json={"name": "slow", "runtime": "python", "code": ECHO_PID % 3})
+    assert api.post("/functions/slow/invoke", json={}).json()["output"]["v"] == 3
 
 
 def test_hot_reload_keeps_the_instance(api: httpx.Client) -> None:

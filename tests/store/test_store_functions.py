@@ -245,10 +245,10 @@ async def test_update_refuses_to_rename(store: Store) -> None:
 
 
 async def test_delete_removes_the_function_and_its_code(store: Store) -> None:
-    await store.functions.create(config(), bundle(handler=b"one", extra=b"two"))
+    created = await store.functions.create(config(), bundle(handler=b"one", extra=b"two"))
     other = await store.functions.create(config("other"), HELLO)
 
-    await store.functions.delete("hello")
+    assert await store.functions.delete("hello") == created  # what was removed
 
     with pytest.raises(FunctionNotFound):
         await store.functions.get("hello")

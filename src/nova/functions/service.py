@@ -92,8 +92,8 @@ class FunctionService:
         return record
 
     async def delete(self, name: str) -> None:
-        await self._store.functions.delete(name)
-        await self._deployer.undeploy(name)
+        """Delete the function; invocations already running finish (within their timeout)."""
+        self._deployer.undeploy(await self._store.functions.delete(name))
 
     async def get(self, name: str) -> FunctionRecord:
         return await self._store.functions.get(name)

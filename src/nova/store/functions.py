@@ -115,12 +115,14 @@ class SqlFunctionRepository:
                 await _insert_files(conn, row.id, code)
         return _record(row)
 
-    async def delete(self, name: str) -> None:
+    async def delete(self, name: str) -> FunctionRecord:
         # function_files rows go with it: ON DELETE CASCADE (SQLite: PRAGMA foreign_keys=ON).
+        statement = sa.delete(functions).where(_t.name == name).returning(functions)
         async with self._db.transaction() as conn:
-            result = await conn.execute(sa.delete(functions).where(_t.name == name))
-        if result.rowcount == 0:
+            row = (await conn.execute(statement)).first()
+        if row is None:
             raise FunctionNotFound(name)
+        return _record(row)
 
     async def get_code(self, name: str) -> CodeBundle:
         # The outer join tells "no such function" (no row) from "no files" (one row of NULLs)

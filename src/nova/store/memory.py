@@ -91,9 +91,10 @@ class MemoryFunctionRepository:
         self._state.functions[name] = (updated, bundle)
         return updated
 
-    async def delete(self, name: str) -> None:
-        self._entry(name)
+    async def delete(self, name: str) -> FunctionRecord:
+        record, _ = self._entry(name)
         del self._state.functions[name]
+        return record
 
     async def get_code(self, name: str) -> CodeBundle:
         return _copy_code(self._entry(name)[1])

@@ -46,8 +46,9 @@ class FunctionRepository(Protocol):
         """
         ...
 
-    async def delete(self, name: str) -> None:
-        """Remove the function and its files; its invocation logs stay."""
+    async def delete(self, name: str) -> FunctionRecord:
+        """Remove the function and its files and return what was removed; its invocation logs
+        stay (they age out by the log retention)."""
         ...
 
     async def get_code(self, name: str) -> CodeBundle:
