@@ -36,6 +36,7 @@ from nova.images.recipe import ImagePolicy, debian_recipes
 from nova.images.service import ImageService
 from nova.images.store import ImageStore
 from nova.observability.invocation_logs import InvocationLogBatcher
+from nova.observability.log_retention import LogRetention
 from nova.observability.logging import configure_logging
 from nova.pool.function_pool import PoolLimits
 from nova.pool.launcher import SandboxLauncher
@@ -98,6 +99,7 @@ async def _lifespan(
     api.state.images = images = runtime_images(settings, services)
     try:
         services.log_batcher.start()
+        services.log_retention.start()
         services.pools.start_background()
         await _prewarm(services)
         if deploy_example:
@@ -170,6 +172,11 @@ async def build_services(settings: Settings) -> Services:
         runtimes=runtimes,
         sandboxes=sandboxes,
         log_batcher=batcher,
+        log_retention=LogRetention(
+            store.invocations,
+            executor_settings.log_retention_days,
+            executor_settings.log_retention_interval_s,
+        ),
         started_at=time.monotonic(),
     )
 
@@ -225,6 +232,7 @@ async def shutdown(services: Services) -> None:
         )
     await services.pools.close()
     await services.sandboxes.close()
+    await services.log_retention.close()
     await services.log_batcher.close()
     await services.store.close()
     logger.info("nova stopped")

@@ -188,7 +188,22 @@ async def test_list_rejects_a_cursor_of_another_list(store: Store) -> None:
     now = datetime.now(UTC)
     logs = [
         InvocationLog(
-            f"r{i}", "f", "python", "$LATEST", 1.0, False, True, None, None, 0, 0, "", "", now
+            f"r{i}",
+            "f-id",
+            "f",
+            "python",
+            "$LATEST",
+            1.0,
+            1.5,
+            False,
+            True,
+            None,
+            None,
+            0,
+            0,
+            "",
+            "",
+            now,
         )
         for i in range(2)
     ]

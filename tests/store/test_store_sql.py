@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -18,7 +19,7 @@ from alembic.script import ScriptDirectory
 from nova.core.errors import StoreUnavailable
 from nova.core.models import CodeBundle, CodeFile, FunctionConfig, InvocationLog
 from nova.store import Store
-from nova.store.database import parse_url
+from nova.store.database import Database, create_engine, ensure_sqlite_directory, parse_url
 from nova.store.migrator import alembic_config
 from nova.store.schema import VERSION_TABLE, function_files, metadata
 from nova.store.sql_store import SqlStore, open_store
@@ -98,7 +99,22 @@ async def test_reopening_keeps_the_data(sql_target: Target) -> None:
         created = await first.functions.create(CONFIG, CODE)
         now = datetime.now(UTC)
         log = InvocationLog(
-            "r1", "hello", "python", "$LATEST", 2.5, True, True, None, None, 1, 2, "out", "", now
+            "r1",
+            created.id,
+            "hello",
+            "python",
+            "$LATEST",
+            2.5,
+            3.0,
+            True,
+            True,
+            None,
+            None,
+            1,
+            2,
+            "out",
+            "",
+            now,
         )
         await first.invocations.add_many([log])
     finally:
@@ -111,6 +127,47 @@ async def test_reopening_keeps_the_data(sql_target: Target) -> None:
         assert (await second.invocations.list()).items == [log]
     finally:
         await second.close()
+
+
+async def test_upgrading_gives_old_logs_their_function_id_and_total(sql_target: Target) -> None:
+    """0002: records of an existing function get its id; a deleted function's keep NULL; the
+    old duration (the daemon's total) becomes total_ms."""
+    assert sql_target.url is not None
+    url = parse_url(sql_target.url)
+    ensure_sqlite_directory(url)
+    database = Database(create_engine(url, schema=sql_target.schema), url)
+    async with database.transaction() as connection:
+        await connection.run_sync(lambda sync: command.upgrade(alembic_config(sync), "0001"))
+        now = datetime.now(UTC)
+        await connection.execute(
+            sa.text(
+                "INSERT INTO functions (id, name, runtime, handler, memory_mb, timeout_s, env, "
+                "mode, min_replicas, max_replicas, instance_concurrency, network, description, "
+                "code_hash, code_size, revision, created_at, updated_at) VALUES ('f-1', 'live', "
+                "'python', 'h.h', 128, 3, '{}', 'persistent', 0, 1, 1, false, '', 'x', 1, 1, "
+                ":now, :now)"
+            ),
+            {"now": now},
+        )
+        for log_id, name in (("a", "live"), ("b", "gone")):
+            await connection.execute(
+                sa.text(
+                    "INSERT INTO invocation_logs (id, function_name, runtime, version, "
+                    "duration_ms, cold_start, success, input_size, output_size, stdout, stderr, "
+                    "created_at) VALUES (:id, :name, 'python', '$LATEST', 7.5, false, true, 0, 0, "
+                    "'', '', :now)"
+                ),
+                {"id": log_id, "name": name, "now": now},
+            )
+    await database.close()
+
+    store = await sql_target.open()
+    try:
+        logs = {log.id: log for log in (await store.invocations.list()).items}
+    finally:
+        await store.close()
+    assert (logs["a"].function_id, logs["b"].function_id) == ("f-1", None)
+    assert logs["a"].total_ms == logs["a"].duration_ms == 7.5
 
 
 async def test_the_migrated_schema_matches_the_metadata(sql_store: Store) -> None:

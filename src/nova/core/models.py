@@ -110,11 +110,18 @@ class InvocationError:
 # (bench.ab: p50 0.34-0.38 -> 0.32-0.33 ms with InvocationResult). Nothing mutates them.
 @dataclass(slots=True)
 class InvocationLog:
+    """One answered invocation. ``function_id`` ties it to the function that ran it: a function
+    created again under a deleted one's name starts with no history. ``duration_ms`` is the
+    handler's own time (as the invoke response reports it); ``total_ms`` is the daemon's, from
+    the request's arrival to the answer, with any wait for a slot or a cold start."""
+
     id: str
+    function_id: str | None  # None only on records older than this field, of deleted functions
     function_name: str
     runtime: str
     version: str
     duration_ms: float
+    total_ms: float
     cold_start: bool
     success: bool
     error_type: str | None

@@ -126,6 +126,7 @@ class MemoryInvocationLogRepository:
         self,
         *,
         function_name: str | None = None,
+        function_id: str | None = None,
         limit: int = DEFAULT_PAGE_LIMIT,
         cursor: str | None = None,
     ) -> Page[InvocationLog]:
@@ -137,6 +138,7 @@ class MemoryInvocationLogRepository:
                 log
                 for log in self._state.logs.values()
                 if (function_name is None or log.function_name == function_name)
+                and (function_id is None or log.function_id == function_id)
                 and (key is None or (log.created_at, log.id) < key)
             ),
             key=lambda log: (log.created_at, log.id),
@@ -146,6 +148,16 @@ class MemoryInvocationLogRepository:
         if len(matching) <= limit:
             return Page(items, None)
         return Page(items, cursors.encode_invocation(items[-1].created_at, items[-1].id))
+
+    async def delete_older_than(self, cutoff: datetime, limit: int) -> int:
+        self._state.check_open()
+        old = sorted(
+            (log for log in self._state.logs.values() if log.created_at < cutoff),
+            key=lambda log: log.created_at,
+        )[:limit]
+        for log in old:
+            del self._state.logs[log.id]
+        return len(old)
 
 
 class MemoryStore:

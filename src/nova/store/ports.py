@@ -13,6 +13,7 @@ the first page) and ``next`` is ``None`` on the last page.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Protocol
 
 from nova.core.models import CodeBundle, FunctionConfig, FunctionRecord, InvocationLog, Page
@@ -69,10 +70,18 @@ class InvocationLogRepository(Protocol):
         self,
         *,
         function_name: str | None = None,
+        function_id: str | None = None,
         limit: int = DEFAULT_PAGE_LIMIT,
         cursor: str | None = None,
     ) -> Page[InvocationLog]:
-        """Newest first (``created_at`` desc, then ``id`` desc), optionally of one function."""
+        """Newest first (``created_at`` desc, then ``id`` desc); ``function_id`` selects one
+        function's records, ``function_name`` every function's that had that name."""
+        ...
+
+    async def delete_older_than(self, cutoff: datetime, limit: int) -> int:
+        """Delete up to ``limit`` of the oldest records created before ``cutoff`` (an aware
+        datetime); returns how many went. Retention calls it in rounds, so no single
+        transaction holds the write lock for long."""
         ...
 
 

@@ -115,10 +115,13 @@ invocation_logs = sa.Table(
     "invocation_logs",
     metadata,
     sa.Column("id", _keyset_text(), primary_key=True),
+    # NULL only on rows older than the column whose function was deleted before it existed.
+    sa.Column("function_id", sa.String(36), nullable=True),
     sa.Column("function_name", _keyset_text(), nullable=False),
     sa.Column("runtime", sa.String(), nullable=False),
     sa.Column("version", sa.String(), nullable=False),
     sa.Column("duration_ms", sa.Float(), nullable=False),
+    sa.Column("total_ms", sa.Float(), nullable=False, server_default=sa.text("0")),
     sa.Column("cold_start", sa.Boolean(), nullable=False),
     sa.Column("success", sa.Boolean(), nullable=False),
     sa.Column("error_type", sa.String(), nullable=True),
@@ -128,7 +131,8 @@ invocation_logs = sa.Table(
     sa.Column("stdout", sa.Text(), nullable=False),
     sa.Column("stderr", sa.Text(), nullable=False),
     sa.Column("created_at", UTCDateTime(), nullable=False),
-    # Both indexes end in id so the keyset (created_at desc, id desc) is served by an index scan.
+    # Every index ends in id so the keyset (created_at desc, id desc) is served by an index scan.
+    sa.Index(None, "function_id", "created_at", "id"),
     sa.Index(None, "function_name", "created_at", "id"),
     sa.Index(None, "created_at", "id"),
 )
