@@ -193,6 +193,7 @@ async def test_list_rejects_a_cursor_of_another_list(store: Store) -> None:
             "f",
             "python",
             "$LATEST",
+            "",
             1.0,
             1.5,
             False,

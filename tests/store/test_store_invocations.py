@@ -24,6 +24,7 @@ def log(
         "function_name": function,
         "runtime": "python",
         "version": "$LATEST",
+        "qualifier": "",
         "duration_ms": 1.25,
         "total_ms": 1.5,
         "cold_start": False,

@@ -21,7 +21,7 @@ from nova.core.models import CodeBundle, CodeFile, FunctionConfig, InvocationLog
 from nova.store import Store
 from nova.store.database import Database, create_engine, ensure_sqlite_directory, parse_url
 from nova.store.migrator import alembic_config
-from nova.store.schema import VERSION_TABLE, function_files, metadata
+from nova.store.schema import VERSION_TABLE, code_files, metadata
 from nova.store.sql_store import SqlStore, open_store
 
 from .backends import Target, postgres_schema, postgres_url
@@ -104,6 +104,7 @@ async def test_reopening_keeps_the_data(sql_target: Target) -> None:
             "hello",
             "python",
             "$LATEST",
+            "",
             2.5,
             3.0,
             True,
@@ -129,9 +130,10 @@ async def test_reopening_keeps_the_data(sql_target: Target) -> None:
         await second.close()
 
 
-async def test_upgrading_gives_old_logs_their_function_id_and_total(sql_target: Target) -> None:
-    """0002: records of an existing function get its id; a deleted function's keep NULL; the
-    old duration (the daemon's total) becomes total_ms."""
+async def test_upgrading_keeps_functions_code_and_logs(sql_target: Target) -> None:
+    """A database made by the first release, upgraded: records of an existing function get its
+    id (a deleted function's keep NULL), the old duration (the daemon's total) becomes
+    total_ms, and the function's config and files read back unchanged."""
     assert sql_target.url is not None
     url = parse_url(sql_target.url)
     ensure_sqlite_directory(url)
@@ -149,6 +151,13 @@ async def test_upgrading_gives_old_logs_their_function_id_and_total(sql_target: 
             ),
             {"now": now},
         )
+        await connection.execute(
+            sa.text(
+                "INSERT INTO function_files (function_id, path, content, executable) "
+                "VALUES ('f-1', 'h.py', :content, true)"
+            ),
+            {"content": b"def h(e, c):\n    return 1\n"},
+        )
         for log_id, name in (("a", "live"), ("b", "gone")):
             await connection.execute(
                 sa.text(
@@ -164,10 +173,17 @@ async def test_upgrading_gives_old_logs_their_function_id_and_total(sql_target: 
     store = await sql_target.open()
     try:
         logs = {log.id: log for log in (await store.invocations.list()).items}
+        live = await store.functions.get("live")
+        code = await store.functions.get_code("live")
     finally:
         await store.close()
     assert (logs["a"].function_id, logs["b"].function_id) == ("f-1", None)
     assert logs["a"].total_ms == logs["a"].duration_ms == 7.5
+    # 0003: the config columns became one document, the files moved to code_files.
+    assert live.config == FunctionConfig(
+        name="live", runtime="python", handler="h.h", timeout_s=3.0, max_replicas=1
+    )
+    assert code.files == {"h.py": CodeFile(b"def h(e, c):\n    return 1\n", executable=True)}
 
 
 async def test_the_migrated_schema_matches_the_metadata(sql_store: Store) -> None:
@@ -185,8 +201,8 @@ async def test_the_migrated_schema_matches_the_metadata(sql_store: Store) -> Non
 
 async def test_deleting_a_function_cascades_to_its_files(sql_store: Store) -> None:
     created = await sql_store.functions.create(CONFIG, CODE)
-    count = sa.select(sa.func.count()).select_from(function_files)
-    count = count.where(function_files.c.function_id == created.id)
+    count = sa.select(sa.func.count()).select_from(code_files)
+    count = count.where(code_files.c.function_id == created.id)
     async with sql(sql_store).database.transaction() as connection:
         assert (await connection.execute(count)).scalar_one() == 1
 
@@ -288,7 +304,12 @@ async def test_ordered_text_columns_compare_bytes_on_postgres() -> None:
                 columns = (await connection.execute(sa.text(query))).scalars().all()
         finally:
             await store.close()
-    assert columns == ["functions.name", "invocation_logs.function_name", "invocation_logs.id"]
+    assert columns == [
+        "function_aliases.name",
+        "functions.name",
+        "invocation_logs.function_name",
+        "invocation_logs.id",
+    ]
 
 
 @pytest.mark.postgres

@@ -177,6 +177,7 @@ class Executor:
                 function_name=pool.deployment.name,
                 runtime=pool.deployment.config.runtime,
                 version=result.version,
+                qualifier="",
                 duration_ms=result.duration_ms,
                 total_ms=result.total_ms,
                 cold_start=result.cold_start,

@@ -17,6 +17,7 @@ def record(number: int) -> InvocationLog:
         function_name="fn",
         runtime="python",
         version="1",
+        qualifier="",
         duration_ms=0.1,
         total_ms=0.2,
         cold_start=False,
