@@ -96,3 +96,19 @@ class AgentProtocolError(SandboxError):
 class StoreUnavailable(NovaError):
     code = "Store.Unavailable"
     status = 503
+
+
+class ConfigInvalid(NovaError):
+    """The daemon's settings (flags, NOVA_* variables, the config file) are invalid; raised by
+    ``nova daemon`` before it serves anything, never over HTTP."""
+
+    code = "Config.Invalid"
+    status = 422
+
+
+class DaemonStartFailed(NovaError):
+    """``nova daemon`` could not start serving (port in use, store unreachable, ...); the
+    daemon's log says why. Never over HTTP."""
+
+    code = "Daemon.StartFailed"
+    status = 503
