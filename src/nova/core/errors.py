@@ -27,6 +27,12 @@ class RequestInvalid(NovaError):
     status = 422
 
 
+class CodeSyntaxError(RequestInvalid):
+    """The deployed code does not parse; the message names the file and the line."""
+
+    code = "Code.SyntaxError"
+
+
 class MalformedJson(NovaError):
     code = "Request.MalformedJson"
     status = 400
