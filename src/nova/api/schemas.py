@@ -48,6 +48,35 @@ class FunctionPatch(FunctionFields):
     name: FunctionName | None = None
 
 
+class InvocationErrorOut(BaseModel):
+    type: str = Field(description="the exception's type, or Function.* / Runtime.*")
+    message: str
+    stack: list[str] = Field(description="the user's frames only")
+
+
+class InvokeResponse(BaseModel):
+    """What POST /functions/{name}/invoke answers (serialised by api/invoke.py, not by this
+    model: it documents the shape)."""
+
+    request_id: str
+    output: Any = Field(description="the handler's return value; null when it failed")
+    error: InvocationErrorOut | None
+    duration_ms: float
+    cold_start: bool
+    version: str
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="stable, dotted: Function.NotFound, Request.Invalid, ...")
+    message: str
+
+
+class ErrorResponse(BaseModel):
+    """Every non-2xx body."""
+
+    error: ErrorDetail
+
+
 def function_out(record: FunctionRecord) -> dict[str, Any]:
     config = record.config
     return {
