@@ -11,14 +11,17 @@ third-party code, which is not the user's to fix and may hold files no import ev
 ``dist-packages/``, ``__pycache__/`` or a hidden directory, and the files a shipped Python
 distribution lists in its ``*.dist-info/RECORD``.
 
-A file that cannot be checked is let through, never refused: Python code for another
-minor version than the daemon's (the grammar differs), a compile that hits CPython's own
-limits (SystemError from CPython gh-106905 in Debian's 3.11.2, RecursionError, MemoryError),
-a ``node --check`` that does not finish in time or cannot run.
+When the runtime's Python is another minor version than the daemon's, its grammar differs, so
+that interpreter compiles the files itself (one subprocess, under a timeout).
+
+A file that cannot be checked is let through, never refused: a compile that hits CPython's
+own limits (SystemError from CPython gh-106905 in Debian's 3.11.2, RecursionError,
+MemoryError), a check that does not finish in time or cannot run.
 """
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import contextlib
 import logging
@@ -47,8 +50,10 @@ _NODE_ERROR = re.compile(r"^(?P<kind>\w*Error): (?P<message>.*)$")
 
 async def check_syntax(runtime: RuntimeStatus, bundle: CodeBundle) -> None:
     """Raise CodeSyntaxError for the first file with a syntax error, if any."""
-    if runtime.spec.name == "python":
-        problems = await asyncio.to_thread(_python_problems, runtime.version, bundle)
+    if runtime.spec.name == "python" and _same_python(runtime.version):
+        problems = await asyncio.to_thread(_python_problems, bundle)
+    elif runtime.spec.name == "python" and runtime.interpreter is not None:
+        problems = await _other_python_problems(runtime.interpreter, bundle)
     elif runtime.spec.name == "node" and runtime.interpreter is not None:
         problems = await _node_problems(runtime.interpreter, bundle)
     else:
@@ -76,24 +81,23 @@ def checked_files(
     ]
 
 
-def _python_problems(version: str, bundle: CodeBundle) -> list[str]:
-    runtime_version = _PYTHON_VERSION.search(version)
-    if runtime_version is None or (
-        (int(runtime_version[1]), int(runtime_version[2])) != sys.version_info[:2]
-    ):
-        logger.info(
-            "Python syntax not checked: the runtime is %r, the daemon runs %d.%d",
-            version,
-            *sys.version_info[:2],
-        )
-        return []
-    shipped = distribution_files(bundle.files)
+def _same_python(version: str) -> bool:
+    """Whether the runtime's ``Python X.Y.Z`` has the daemon's grammar (same minor version)."""
+    found = _PYTHON_VERSION.search(version)
+    return found is not None and (int(found[1]), int(found[2])) == sys.version_info[:2]
+
+
+def _python_problems(bundle: CodeBundle) -> list[str]:
     problems = []
-    for path in checked_files(bundle.files, PYTHON_EXTENSIONS, shipped):
+    for path in _python_files(bundle):
         problem = python_problem(path, bundle.files[path].content)
         if problem is not None:
             problems.append(problem)
     return problems
+
+
+def _python_files(bundle: CodeBundle) -> list[str]:
+    return checked_files(bundle.files, PYTHON_EXTENSIONS, distribution_files(bundle.files))
 
 
 def distribution_files(files: Mapping[str, CodeFile]) -> frozenset[str]:
@@ -117,14 +121,54 @@ def python_problem(path: str, source: bytes) -> str | None:
     try:
         compile(source, path, "exec", dont_inherit=True)
     except SyntaxError as exc:
-        where = f"{path} line {exc.lineno}" if exc.lineno else path
-        text = (exc.text or "").strip()
-        return f"{where}: {type(exc).__name__}: {exc.msg}" + (f": {text}" if text else "")
+        return _describe(path, exc.lineno, type(exc).__name__, exc.msg, exc.text)
     except ValueError as exc:  # NUL bytes: the import fails the same way
-        return f"{path}: SyntaxError: {exc}"
+        return _describe(path, None, "SyntaxError", str(exc), None)
     except (SystemError, RecursionError, MemoryError) as exc:
         logger.info("syntax of %s not checked: the compiler gave up (%s)", path, exc)
     return None
+
+
+def _describe(path: str, line: int | None, kind: str, message: str, text: str | None) -> str:
+    where = f"{path} line {line}" if line else path
+    source = (text or "").strip()
+    return f"{where}: {kind}: {message}" + (f": {source}" if source else "")
+
+
+# What the runtime's own interpreter runs on the files when its grammar is not the daemon's:
+# the same checks as python_problem, one repr()'d tuple per broken file. (No f-strings: the
+# interpreter may be older than any syntax this file relies on.)
+_CHECK_WITH_ITS_GRAMMAR = """
+import sys
+for path in sys.argv[1:]:
+    try:
+        with open(path, "rb") as file:
+            compile(file.read(), path, "exec", dont_inherit=True)
+    except SyntaxError as exc:
+        print(repr((path, exc.lineno, type(exc).__name__, exc.msg, exc.text)))
+    except ValueError as exc:
+        print(repr((path, None, "SyntaxError", str(exc), None)))
+    except (SystemError, RecursionError, MemoryError):
+        pass
+"""
+OTHER_PYTHON_TIMEOUT_S = 30.0
+
+
+async def _other_python_problems(python: str, bundle: CodeBundle) -> list[str]:
+    paths = _python_files(bundle)
+    if not paths:
+        return []
+    with tempfile.TemporaryDirectory(prefix="nova-syntax-") as scratch:
+        await asyncio.to_thread(_write, Path(scratch), bundle.files, paths)
+        command = [python, "-I", "-S", "-c", _CHECK_WITH_ITS_GRAMMAR, *paths]
+        output = await _run_check(command, Path(scratch), OTHER_PYTHON_TIMEOUT_S, "stdout")
+    problems = []
+    for line in (output or "").splitlines():
+        try:
+            problems.append(_describe(*ast.literal_eval(line)))
+        except (ValueError, SyntaxError, TypeError):
+            logger.warning("unexpected line from %s's syntax check: %.200r", python, line)
+    return problems
 
 
 async def _node_problems(node: str, bundle: CodeBundle) -> list[str]:
@@ -151,31 +195,37 @@ def _write(root: Path, files: Mapping[str, CodeFile], paths: Iterable[str]) -> N
 
 async def _node_check(node: str, root: Path, path: str, limit: asyncio.Semaphore) -> str | None:
     async with limit:
-        try:
-            process = await asyncio.create_subprocess_exec(
-                node,
-                "--check",
-                str(root / path),
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.DEVNULL,
-                stderr=asyncio.subprocess.PIPE,
-                cwd=root,
-                env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
-            )
-        except OSError as exc:
-            logger.warning("syntax of %s not checked: %s does not run: %s", path, node, exc)
-            return None
-        try:
-            _, stderr = await asyncio.wait_for(process.communicate(), NODE_CHECK_TIMEOUT_S)
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                process.kill()
-            await process.wait()
-            logger.warning("syntax of %s not checked: node --check took too long", path)
-            return None
-    if process.returncode == 0:
+        command = [node, "--check", str(root / path)]
+        stderr = await _run_check(command, root, NODE_CHECK_TIMEOUT_S, "stderr")
+    return None if stderr is None else node_problem(path, stderr)
+
+
+async def _run_check(command: list[str], cwd: Path, timeout_s: float, stream: str) -> str | None:
+    """The ``stream`` ("stdout" or "stderr") of ``command``; None when it succeeded, could not
+    run or ran out of time (the code is then let through)."""
+    try:
+        process = await asyncio.create_subprocess_exec(
+            *command,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            cwd=cwd,
+            env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
+        )
+    except OSError as exc:
+        logger.warning("syntax not checked: %s does not run: %s", command[0], exc)
         return None
-    return node_problem(path, stderr.decode("utf-8", "replace"))
+    try:
+        stdout, stderr = await asyncio.wait_for(process.communicate(), timeout_s)
+    except TimeoutError:
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+        await process.wait()
+        logger.warning("syntax not checked: %s took longer than %gs", command[0], timeout_s)
+        return None
+    if stream == "stderr":
+        return None if process.returncode == 0 else stderr.decode("utf-8", "replace")
+    return stdout.decode("utf-8", "replace")
 
 
 def node_problem(path: str, stderr: str) -> str | None:

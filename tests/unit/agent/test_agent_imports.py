@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -55,15 +54,6 @@ def interpreter(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return str(wrapper)
 
 
-@pytest.fixture
-def agent_on_python(code_dir: Path, tmp_path: Path) -> Iterator[AgentProcess]:
-    scratch = tmp_path / "scratch"
-    scratch.mkdir()
-    process = AgentProcess(code_dir, scratch, None, agent_python=PYTHON)
-    yield process
-    process.close()
-
-
 @needs_host_yaml
 @pytest.mark.parametrize(
     ("mode", "concurrency"),
@@ -71,12 +61,12 @@ def agent_on_python(code_dir: Path, tmp_path: Path) -> Iterator[AgentProcess]:
     ids=["direct", "relayed", "process"],
 )
 def test_python_functions_see_only_the_stdlib_and_their_code(
-    agent_on_python: AgentProcess, code_dir: Path, interpreter: str, mode: str, concurrency: int
+    same_python_agent: AgentProcess, code_dir: Path, interpreter: str, mode: str, concurrency: int
 ) -> None:
     assert HOST_YAML_DIR is not None, f"{PYTHON} cannot import yaml: install python3-yaml"
     write(code_dir, "handler.py", PYTHON_PROBE)
     write(code_dir, "shipped.py", "VALUE = 'mine'\n")
-    init = agent_on_python.init(
+    init = same_python_agent.init(
         mode=mode,
         concurrency=concurrency,
         interpreter=interpreter,
@@ -84,7 +74,7 @@ def test_python_functions_see_only_the_stdlib_and_their_code(
     )
     assert init["ok"], init
 
-    reply = agent_on_python.exec()
+    reply = same_python_agent.exec()
 
     assert reply["error"] is None, reply
     output = reply["output"]
@@ -127,7 +117,7 @@ def module(root: Path, name: str) -> None:
     ids=["direct", "relayed", "process"],
 )
 def test_node_functions_see_only_their_own_modules(
-    agent_on_python: AgentProcess, code_dir: Path, mode: str, concurrency: int
+    same_python_agent: AgentProcess, code_dir: Path, mode: str, concurrency: int
 ) -> None:
     installed = global_node_module()
     assert installed is not None, "no globally installed node module here (apt install npm)"
@@ -135,9 +125,9 @@ def test_node_functions_see_only_their_own_modules(
     write(code_dir, "index.js", NODE_PROBE)
     write(code_dir, "lib/sibling.js", "exports.value = 'sibling';\n")
     module(code_dir / "node_modules", "ownmod")
-    module(Path(agent_on_python.tmp_dir) / ".node_modules", "homemod")  # $HOME's global folder
+    module(Path(same_python_agent.tmp_dir) / ".node_modules", "homemod")  # $HOME's global folder
     module(code_dir.parent / "node_modules", "parentmod")  # a directory above the code
-    init = agent_on_python.init(
+    init = same_python_agent.init(
         "index.handler",
         runtime="node",
         interpreter=NODE,
@@ -147,7 +137,7 @@ def test_node_functions_see_only_their_own_modules(
     )
     assert init["ok"], init
 
-    reply = agent_on_python.exec({"global": name})
+    reply = same_python_agent.exec({"global": name})
 
     assert reply["error"] is None, reply
     assert reply["output"] == {

@@ -107,8 +107,32 @@ async def test_files_of_a_shipped_distribution_are_not_checked() -> None:
     assert "yamlish/py2only.py" in syntax.distribution_files(code.files)
 
 
-async def test_python_of_another_minor_version_is_not_checked() -> None:
-    await syntax.check_syntax(python("Python 3.8.10"), bundle({"handler.py": "def (:\n"}))
+async def test_python_of_another_minor_version_is_checked_by_its_own_interpreter(
+    tmp_path: Path,
+) -> None:
+    calls = tmp_path / "calls"
+    other = tmp_path / "python3.8"  # stands in for another version's interpreter
+    other.write_text(f'#!/bin/sh\necho "$@" >> {calls}\nexec {sys.executable} "$@"\n')
+    other.chmod(0o755)
+    runtime = RuntimeStatus(PYTHON_SPEC, True, str(other), "Python 3.8.10", "ok")
+    code = bundle({"handler.py": "import lib\n", "lib.py": "x = 1\ndef (:\n", "ok.py": "y = 2\n"})
+
+    message = await refused(runtime, code)
+
+    assert message == "code: lib.py line 2: SyntaxError: invalid syntax: def (:"
+    assert calls.read_text().startswith("-I -S -c ")  # that interpreter compiled the files
+
+
+async def test_another_python_that_hangs_is_let_through(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hanging = tmp_path / "python3.8"
+    hanging.write_text("#!/bin/sh\nexec sleep 60\n")
+    hanging.chmod(0o755)
+    monkeypatch.setattr(syntax, "OTHER_PYTHON_TIMEOUT_S", 0.2)
+    runtime = RuntimeStatus(PYTHON_SPEC, True, str(hanging), "Python 3.8.10", "ok")
+
+    await syntax.check_syntax(runtime, bundle({"handler.py": "def (:\n"}))
 
 
 @pytest.mark.parametrize(
