@@ -17,6 +17,7 @@ from nova.core.models import CodeBundle, ExecutionMode, FunctionConfig, Function
 from nova.core.names import validate_function_name
 from nova.functions.deployer import Deployer
 from nova.runtimes.registry import RuntimeRegistry
+from nova.runtimes.syntax import check_syntax
 from nova.sandbox.registry import BackendRegistry
 from nova.store.ports import Store
 
@@ -63,7 +64,7 @@ class FunctionService:
         )
         if len(source.given()) != 1:
             raise RequestInvalid("code: give exactly one of code, files, code_path or a zip upload")
-        code = self._bundle(config, source)
+        code = await self._bundle(config, source)
         record = await self._store.functions.create(config, code)
         await self._deployer.deploy(record, code)
         return record
@@ -81,7 +82,7 @@ class FunctionService:
             self._runtimes.require_available(str(merged["runtime"]))
         config = _validated(dataclasses.replace(current.config, **merged))
         self._check_backend(config)
-        code = self._bundle(config, source) if source.given() else None
+        code = await self._bundle(config, source) if source.given() else None
         if config == current.config and (code is None or code.sha256 == current.code_hash):
             return current  # nothing changes: no new revision, no redeploy
         if code is None and ("handler" in merged or "runtime" in merged):
@@ -103,7 +104,7 @@ class FunctionService:
     async def list(self, limit: int, cursor: str | None) -> Page[FunctionRecord]:
         return await self._store.functions.list(limit=limit, cursor=cursor)
 
-    def _bundle(self, config: FunctionConfig, source: CodeSource) -> CodeBundle:
+    async def _bundle(self, config: FunctionConfig, source: CodeSource) -> CodeBundle:
         spec, _ = self._runtimes.require_available(config.runtime)
         if source.code is not None:
             code = bundles.from_source(source.code, config.handler, spec.extension)
@@ -116,6 +117,7 @@ class FunctionService:
         else:
             raise RequestInvalid("code: give exactly one of code, files, code_path or a zip upload")
         self._check_handler(config, code)
+        await check_syntax(self._runtimes.get(config.runtime), code)
         return code
 
     def _check_backend(self, config: FunctionConfig) -> None:
