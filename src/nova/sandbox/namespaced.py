@@ -14,12 +14,13 @@ import signal
 import socket
 import subprocess
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
 
 from nova.sandbox import bwrap as bw
 from nova.sandbox.base import InstanceSpec
 from nova.sandbox.cgroups import InstanceCgroup
-from nova.sandbox.container_setup import remove_scratch_code
+from nova.sandbox.instance_code import instance_code_dir, remove_instance_code, replace_code_dir
 
 logger = logging.getLogger(__name__)
 P = TypeVar("P")  # what a backend's blocking preparation produces
@@ -78,6 +79,11 @@ class NamespacedInstance:
 
     def alive(self) -> bool:
         return not self._killed and self._process.poll() is None
+
+    async def replace_code(self, source: Path) -> None:
+        # The bind source of /code: the sandbox sees the new files at once (containers share
+        # the host's page cache; gVisor revalidates this one mount, see gvisor_spec).
+        await asyncio.to_thread(replace_code_dir, source, instance_code_dir(self._spec.instance_id))
 
     def oom_kills(self) -> int:
         # One small read of cgroupfs (~20 µs).
@@ -185,7 +191,7 @@ def discard(spec: InstanceSpec, cgroup: InstanceCgroup | None) -> None:
         cgroup.kill_all()
         cgroup.remove()
     shutil.rmtree(spec.work_dir, ignore_errors=True)
-    remove_scratch_code(spec.instance_id)
+    remove_instance_code(spec.instance_id)
 
 
 def children(pid: int) -> list[int]:
