@@ -23,6 +23,7 @@ import pytest_asyncio
 from nova.agent.protocol import MsgType
 from nova.core.errors import SandboxError
 from nova.sandbox.base import InstanceSpec
+from nova.sandbox.cgroups import InstanceCgroup
 from nova.sandbox.instance_code import instance_code_dir
 from tests.escape.conftest import AgentSession, Sandbox
 
@@ -445,6 +446,30 @@ async def test_a_hot_reload_keeps_the_code_out_of_the_function_s_reach(sandbox: 
     assert seen == {str(host_copy.parent): False}  # the host's copies are not in the sandbox
     assert sorted(os.listdir(host_copy)) == ["handler.py"]
     assert (host_copy / "handler.py").read_text() == (new / "handler.py").read_text()
+
+
+def _cpu_quota(cgroup: InstanceCgroup) -> str:
+    cpu = cgroup.dirs["cpu"]
+    if cgroup.version == 1:
+        return (cpu / "cpu.cfs_quota_us").read_text().strip()
+    return (cpu / "cpu.max").read_text().split()[0]
+
+
+async def test_a_hot_reload_lifts_the_cpu_cap_for_the_new_code_s_start(sandbox: Sandbox) -> None:
+    session = await sandbox.start(PROBES)
+    cgroup: InstanceCgroup = session.instance._cgroup  # type: ignore[attr-defined]
+    if "cpu" not in cgroup.dirs:
+        pytest.skip("no cpu controller for instance cgroups on this host")
+    cgroup.limit_cpu(10_000)  # as when the instance's start-up boost is over
+    assert _cpu_quota(cgroup) == "10000"
+
+    assert (await session.request({"type": MsgType.DRAIN}, timeout_s=20))["ok"]
+    await session.instance.replace_code(sandbox.write_code(PROBES))
+
+    # Workers start on the new code at full speed, as a new instance's would; the cap comes
+    # back when the boost is over (the same timer as at start).
+    assert _cpu_quota(cgroup) in ("-1", "max")
+    assert (await session.request({"type": MsgType.RELOAD, "code_hash": "2"}, 20))["ok"]
 
 
 async def test_cancelled_start_leaves_nothing_behind(sandbox: Sandbox) -> None:
