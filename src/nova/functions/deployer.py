@@ -27,8 +27,10 @@ class Deployer:
         cache: CodeCache,
         runtimes: RuntimeRegistry,
         backends: BackendRegistry,
+        timeout_grace_s: float,
     ) -> None:
         self._store = store
+        self._timeout_grace_s = timeout_grace_s
         self._pools = pools
         self._cache = cache
         self._runtimes = runtimes
@@ -56,12 +58,13 @@ class Deployer:
     async def deploy(self, record: FunctionRecord, code: CodeBundle | None = None) -> FunctionPool:
         """Make ``record`` runnable. The code is read from the store only when this version is
         not on disk yet (the cache is keyed by the same SHA-256 as ``record.code_hash``)."""
-        code_dir = self._cache.path_for(record.name, record.code_hash)
+        code_dir = self._cache.path_for(record.id, record.code_hash)
         if not code_dir.is_dir():
             code = code or await self._store.functions.get_code(record.name)
-            code_dir = await asyncio.to_thread(self._cache.materialise, record.name, code)
+            code_dir = await asyncio.to_thread(self._cache.materialise, record.id, code)
         runtime, interpreter = self._runtimes.require_available(record.config.runtime)
         deployment = Deployment(
+            function_id=record.id,
             config=record.config,
             version=LATEST_VERSION,
             code_hash=record.code_hash,
@@ -72,6 +75,13 @@ class Deployer:
         )
         return self._pools.deploy(deployment)
 
-    async def undeploy(self, name: str) -> None:
-        await self._pools.remove(name)
-        await asyncio.to_thread(self._cache.forget, name)
+    def undeploy(self, record: FunctionRecord) -> None:
+        """Stop serving a deleted function: invocations still running may finish within their
+        timeout (and the executor's grace past it); its code leaves the disk once its instances
+        are gone."""
+
+        async def forget_code() -> None:
+            await asyncio.to_thread(self._cache.forget, record.id)
+
+        grace_s = record.config.timeout_s + self._timeout_grace_s
+        self._pools.retire(record.name, grace_s, forget_code)

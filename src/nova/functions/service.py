@@ -82,6 +82,8 @@ class FunctionService:
         config = _validated(dataclasses.replace(current.config, **merged))
         self._check_backend(config)
         code = self._bundle(config, source) if source.given() else None
+        if config == current.config and (code is None or code.sha256 == current.code_hash):
+            return current  # nothing changes: no new revision, no redeploy
         if code is None and ("handler" in merged or "runtime" in merged):
             code = await self._store.functions.get_code(name)
             self._check_handler(config, code)
@@ -92,8 +94,8 @@ class FunctionService:
         return record
 
     async def delete(self, name: str) -> None:
-        await self._store.functions.delete(name)
-        await self._deployer.undeploy(name)
+        """Delete the function; invocations already running finish (within their timeout)."""
+        self._deployer.undeploy(await self._store.functions.delete(name))
 
     async def get(self, name: str) -> FunctionRecord:
         return await self._store.functions.get(name)
