@@ -2,8 +2,9 @@
 
 One thread reads the host connection. Exec goes straight to the Runner (which answers from its
 own threads); Init, Ping, Drain, Reload and Stop are handled here, in order, so a Drain or
-Reload never overlaps the frames sent before it. Malformed or unknown messages get an ``ok: false`` reply and the
-loop carries on; only a broken stream (an oversized or truncated frame) ends it.
+Reload never overlaps the frames sent before it. Malformed or unknown messages get an
+``ok: false`` reply and the loop carries on; only a broken stream (an oversized or truncated
+frame) ends it.
 
 In direct mode (direct.py) the worker reads the connection instead and the loop only sees the
 frames it hands back; frames are read unbuffered, so nothing is read past a frame boundary.

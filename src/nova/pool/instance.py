@@ -51,9 +51,9 @@ class PooledInstance:
 
     async def reload(self, code_dir: Path, code_hash: str, timeout_s: float) -> None:
         """Hot reload: the agent stops its workers (Drain), the sandbox takes ``code_dir``'s
-        files in place of its code, and the agent starts workers on them (Reload). Call it only
-        on an idle instance: Drain would wait for running invocations, but they would hold
-        up this instance's reload, not others'."""
+        files in place of its code, and the agent starts workers on them (Reload). The pool
+        reloads idle instances only, so every invocation it sent has finished on the old code
+        (Drain would wait for one still running, up to its timeout)."""
         _require_ok(await self.connection.request({"type": MsgType.DRAIN}, timeout_s), "drain")
         await self.sandbox.replace_code(code_dir)
         message = {"type": MsgType.RELOAD, "code_hash": code_hash}

@@ -4,9 +4,9 @@ A container cold start spends ~35 ms bringing the sandbox and the agent up befor
 be sent. A standby instance has done that already: bwrap is up with its namespaces, cgroups and
 seccomp filter, the agent is waiting for Init, and /code is bound from an empty host directory
 (the instance's own code dir, :mod:`nova.sandbox.instance_code`). Claiming one fills that
-directory with the function's code (the read-only bind shows it),
-applies the function's memory/pids/CPU limits to the instance's cgroups, and starts its CPU
-boost; the cold start then pays for Init only.
+directory with the function's code (the read-only bind shows it), applies the function's
+memory/pids/CPU limits to the instance's cgroups, and starts its CPU boost; the cold start then
+pays for Init only.
 
 Only instances that a fresh start would make identical are claimed: host root (no runtime
 image), no network, and a /tmp of the same size (functions of 128 MB and more).
