@@ -13,7 +13,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from nova.core.models import CodeBundle, CodeFile
+from nova.core.models import CodeBundle
 
 
 class CodeCache:
@@ -52,13 +52,3 @@ def write_files(directory: Path, bundle: CodeBundle) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(item.content)
         path.chmod(0o755 if item.executable else 0o644)
-
-
-def read_code_dir(directory: Path) -> dict[str, CodeFile]:
-    files: dict[str, CodeFile] = {}
-    for path in sorted(directory.rglob("*")):
-        if path.is_file() and not path.is_symlink():
-            files[path.relative_to(directory).as_posix()] = CodeFile(
-                path.read_bytes(), executable=bool(path.stat().st_mode & 0o111)
-            )
-    return files

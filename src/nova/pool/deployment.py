@@ -16,7 +16,7 @@ class Deployment:
     code_hash: str
     code_dir: Path  # host directory with the materialised code of `code_hash`
     interpreter: str
-    hot_reload: bool  # interpreted runtime on a backend whose agent can rewrite its code
+    hot_reload: bool  # interpreted runtime on a backend that can replace an instance's code
 
     @property
     def name(self) -> str:
