@@ -15,7 +15,7 @@ from nova.code import bundle as bundles
 from nova.core.errors import RequestInvalid
 from nova.core.models import CodeBundle, ExecutionMode, FunctionConfig, FunctionRecord, Page
 from nova.core.names import validate_function_name
-from nova.functions.deployer import Deployer
+from nova.functions.resolver import FunctionResolver
 from nova.runtimes.registry import RuntimeRegistry
 from nova.runtimes.syntax import check_syntax
 from nova.sandbox.registry import BackendRegistry
@@ -46,10 +46,14 @@ class CodeSource:
 
 class FunctionService:
     def __init__(
-        self, store: Store, deployer: Deployer, runtimes: RuntimeRegistry, backends: BackendRegistry
+        self,
+        store: Store,
+        resolver: FunctionResolver,
+        runtimes: RuntimeRegistry,
+        backends: BackendRegistry,
     ) -> None:
         self._store = store
-        self._deployer = deployer
+        self._resolver = resolver
         self._runtimes = runtimes
         self._backends = backends
 
@@ -66,7 +70,7 @@ class FunctionService:
             raise RequestInvalid("code: give exactly one of code, files, code_path or a zip upload")
         code = await self._bundle(config, source)
         record = await self._store.functions.create(config, code)
-        await self._deployer.deploy(record, code)
+        await self._resolver.function_changed(record, code)
         return record
 
     async def update(
@@ -91,12 +95,12 @@ class FunctionService:
             record = await self._store.functions.update(name, config, None)  # code unchanged
         else:
             record = await self._store.functions.update(name, config, code)
-        await self._deployer.deploy(record, code)
+        await self._resolver.function_changed(record, code)
         return record
 
     async def delete(self, name: str) -> None:
         """Delete the function; invocations already running finish (within their timeout)."""
-        self._deployer.undeploy(await self._store.functions.delete(name))
+        self._resolver.function_deleted(await self._store.functions.delete(name))
 
     async def get(self, name: str) -> FunctionRecord:
         return await self._store.functions.get(name)

@@ -54,6 +54,7 @@ class InstanceInfo:
 @dataclass(frozen=True, slots=True)
 class PoolStats:
     function: str
+    version: str  # "$LATEST" or a published number: each has a pool of its own
     instances: int
     busy: int
     idle: int
@@ -424,6 +425,7 @@ class FunctionPool:
     def stats(self) -> PoolStats:
         return PoolStats(
             function=self.deployment.name,
+            version=self.deployment.version,
             instances=len(self._live),
             busy=sum(1 for i in self._instances if i.inflight > 0),
             idle=sum(1 for i in self._live if i.inflight == 0),

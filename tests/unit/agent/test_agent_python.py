@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import struct
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -279,9 +280,12 @@ def test_drain_replace_reload_runs_the_new_code_on_fresh_workers(
     write(code_dir, "handler.py", COUNTER % "old")
     write(code_dir, "stale.py", "")
     agent.init()
-    agent.exec()
-    before = agent.exec()["output"]
-    assert (before["version"], before["calls"]) == ("old", 2)
+    # With two workers (relayed) consecutive calls may land on either: each worker counts its own.
+    old_calls: Counter[int] = Counter()
+    for _ in range(2):
+        before = agent.exec()["output"]
+        old_calls[before["pid"]] += 1
+        assert (before["version"], before["calls"]) == ("old", old_calls[before["pid"]])
 
     assert agent.request({"type": MsgType.DRAIN}) == {"type": 3, "id": "m4", "ok": True}
     refused = agent.exec()
@@ -295,11 +299,14 @@ def test_drain_replace_reload_runs_the_new_code_on_fresh_workers(
     reply = agent.request({"type": MsgType.RELOAD, "code_hash": "abc"})
     assert (reply["ok"], reply["code_hash"]) == (True, "abc")
 
-    after = agent.exec()["output"]
-    assert after["version"] == "new"
-    assert after["calls"] == 1  # module state starts over: the worker restarted
-    assert after["pid"] != before["pid"]
-    assert agent.exec()["output"]["calls"] == 2
+    new_calls: Counter[int] = Counter()
+    for _ in range(2):
+        after = agent.exec()["output"]
+        new_calls[after["pid"]] += 1
+        assert after["version"] == "new"
+        # Module state starts over: the workers restarted.
+        assert after["calls"] == new_calls[after["pid"]]
+        assert after["pid"] not in old_calls
 
 
 def test_drain_lets_the_running_invocation_finish_on_the_old_code(
