@@ -69,11 +69,23 @@ class ExecutorSettings(BaseModel):
     log_backpressure_timeout_s: float = Field(5.0, ge=0)
     max_message_bytes: int = Field(8 * 1024 * 1024, gt=0)
     timeout_grace_s: float = Field(0.5, ge=0)  # slack past timeout_s before the instance is killed
+    # Invocation logs older than this are deleted (0: keep them forever), checked every hour.
+    log_retention_days: float = Field(7.0, ge=0)
+    log_retention_interval_s: float = Field(3600.0, gt=0)
 
 
 class StoreSettings(BaseModel):
     # Empty means SQLite at <data_dir>/nova.db.
     database_url: str = ""
+    # How often the change log is read for changes made through other daemons (on PostgreSQL
+    # a NOTIFY wakes the reader at once; this is then only the fallback).
+    change_poll_s: float = Field(0.5, gt=0, le=60)
+    change_retention_s: float = Field(86400.0, gt=60)  # change-log entries older are pruned
+
+
+class CanarySettings(BaseModel):
+    # How often aliases with a canary policy are analysed.
+    check_interval_s: float = Field(5.0, gt=0, le=3600)
 
 
 class SandboxSettings(BaseModel):
@@ -105,6 +117,7 @@ class Settings(BaseSettings):
     pool: PoolSettings = PoolSettings()
     executor: ExecutorSettings = ExecutorSettings()
     store: StoreSettings = StoreSettings()
+    canary: CanarySettings = CanarySettings()
     sandbox: SandboxSettings = SandboxSettings()
     logging: LoggingSettings = LoggingSettings()
 

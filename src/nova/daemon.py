@@ -1,21 +1,19 @@
 """The composition root: the only place that picks concrete implementations.
 
-Lifecycle: start-up (store, runtimes, backend, pools, example) -> serve -> drain (uvicorn stops
-accepting and finishes in-flight requests up to daemon.shutdown_timeout_s; a second SIGINT
-forces exit) -> stop every instance, flush invocation logs, close the store.
+Lifecycle: start-up (store, runtimes, backend, pools, example) -> serve -> drain (still
+listening, new invocations get 503 while in-flight ones finish, up to daemon.shutdown_timeout_s;
+a second SIGINT forces exit; see nova.server) -> stop every instance, flush invocation logs,
+close the store.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ipaddress
 import logging
-import signal
 import sys
-import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -26,18 +24,23 @@ from pydantic import ValidationError
 
 from nova.api.app import create_app
 from nova.api.context import Services
+from nova.canary.analyzer import CanaryAnalyzer
 from nova.code.cache import CodeCache
 from nova.config import ConfigFileError, Settings, load_settings
-from nova.core.errors import NovaError
+from nova.core.errors import ConfigInvalid, DaemonStartFailed, NovaError
 from nova.examples import EXAMPLE_NAME, ensure_example
 from nova.executor.executor import Executor
 from nova.functions.deployer import Deployer
+from nova.functions.follower import ChangeFollower
+from nova.functions.releases import ReleaseService
+from nova.functions.resolver import FunctionResolver
 from nova.functions.service import FunctionService
 from nova.images.debootstrap import DebootstrapBuilder, host_mirror, host_suite
 from nova.images.recipe import ImagePolicy, debian_recipes
 from nova.images.service import ImageService
 from nova.images.store import ImageStore
 from nova.observability.invocation_logs import InvocationLogBatcher, LogLimits
+from nova.observability.log_retention import LogRetention
 from nova.observability.log_spool import LogSpool
 from nova.observability.logging import configure_logging
 from nova.pool.function_pool import PoolLimits
@@ -48,22 +51,31 @@ from nova.sandbox.container import ContainerBackend
 from nova.sandbox.container_roots import image_mount_points
 from nova.sandbox.registry import BackendUnavailable
 from nova.sandbox.selection import build_backends
+from nova.server import DrainingServer
 from nova.store.sql_store import open_store
 
 logger = logging.getLogger("nova.daemon")
 
 
-def run_daemon(config_file: Path | None, overrides: dict[str, Any], deploy_example: bool) -> int:
-    """Run until signalled; 0 after a clean shutdown, 1 if start-up failed, 2 on bad config."""
+def run_daemon(config_file: Path | None, overrides: dict[str, Any], deploy_example: bool) -> None:
+    """Run until signalled and return after a clean shutdown.
+
+    Raises ConfigInvalid when the settings are wrong and DaemonStartFailed when the daemon
+    could not start serving (the log above says why); the CLI maps them to exit codes.
+    """
     try:
         settings = load_settings(config_file, overrides)
     except (ConfigFileError, ValidationError) as exc:
-        print(f"error: invalid configuration: {exc}", file=sys.stderr)
-        return 2
+        raise ConfigInvalid(f"invalid configuration: {exc}") from exc
     configure_logging(settings.logging.level, settings.logging.format)
     settings.daemon.data_dir.mkdir(parents=True, exist_ok=True)
-    app = create_app(lambda api: _lifespan(api, settings, deploy_example))
-    server = _DaemonServer(
+    built: list[Services] = []  # filled by the lifespan once the services exist
+    app = create_app(lambda api: _lifespan(api, settings, deploy_example, built))
+
+    async def drain(timeout_s: float) -> bool:
+        return await built[0].executor.inflight.drain(timeout_s) if built else True
+
+    server = DrainingServer(
         uvicorn.Config(
             app,
             host=settings.daemon.host,
@@ -76,40 +88,35 @@ def run_daemon(config_file: Path | None, overrides: dict[str, Any], deploy_examp
             # Nova uses no client address, so X-Forwarded-* rewriting is pure per-request cost.
             proxy_headers=False,
             timeout_graceful_shutdown=int(settings.daemon.shutdown_timeout_s),
-        )
+        ),
+        drain,
+        settings.daemon.shutdown_timeout_s,
     )
-    server.run()
-    return 0 if server.started else 1
+    try:
+        server.run()
+    except SystemExit as exc:  # uvicorn exits 3 when it cannot bind or the lifespan fails
+        raise DaemonStartFailed(_START_FAILED) from exc
+    if not server.started:
+        raise DaemonStartFailed(_START_FAILED)
 
 
-class _DaemonServer(uvicorn.Server):
-    """uvicorn re-raises the signal that stopped it once shutdown is done, which would turn a
-    clean drain into a KeyboardInterrupt / death by SIGTERM; a daemon should exit 0 instead.
-    A second SIGINT still forces exit (uvicorn's handle_exit)."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-        previous = {
-            sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)
-        }
-        try:
-            yield
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+_START_FAILED = "the daemon did not start; the log lines above say why"
 
 
 @asynccontextmanager
-async def _lifespan(api: FastAPI, settings: Settings, deploy_example: bool) -> AsyncIterator[None]:
+async def _lifespan(
+    api: FastAPI, settings: Settings, deploy_example: bool, built: list[Services]
+) -> AsyncIterator[None]:
     started_at = time.monotonic()
     services = await build_services(settings)
     api.state.services = services
+    built.append(services)
     api.state.images = images = runtime_images(settings, services)
     try:
         await services.log_batcher.start()
+        services.log_retention.start()
+        await services.follower.start()
+        services.canary.start()
         services.pools.start_background()
         await _prewarm(services)
         if deploy_example:
@@ -155,9 +162,11 @@ async def build_services(settings: Settings) -> Services:
         idle_ttl_s=pool_settings.idle_ttl_s,
         cleanup_interval_s=pool_settings.cleanup_interval_s,
         health_check_interval_s=pool_settings.health_check_interval_s,
+        finish_grace_s=settings.executor.timeout_grace_s,
     )
-    deployer = Deployer(store, pools, CodeCache(data_dir / "code"), runtimes, sandboxes)
     executor_settings = settings.executor
+    deployer = Deployer(store, pools, CodeCache(data_dir / "code"), runtimes, sandboxes)
+    resolver = FunctionResolver(store, deployer)
     batcher = InvocationLogBatcher(
         store.invocations,
         LogSpool(
@@ -176,13 +185,27 @@ async def build_services(settings: Settings) -> Services:
     return Services(
         settings=settings,
         store=store,
-        functions=FunctionService(store, deployer, runtimes, sandboxes),
-        deployer=deployer,
-        executor=Executor(deployer, batcher, executor_settings.timeout_grace_s),
+        functions=FunctionService(store, resolver, runtimes, sandboxes),
+        releases=ReleaseService(store, resolver.refresh),
+        resolver=resolver,
+        executor=Executor(resolver, batcher, executor_settings.timeout_grace_s),
         pools=pools,
         runtimes=runtimes,
         sandboxes=sandboxes,
         log_batcher=batcher,
+        log_retention=LogRetention(
+            store.invocations,
+            executor_settings.log_retention_days,
+            executor_settings.log_retention_interval_s,
+        ),
+        follower=ChangeFollower(
+            store.changes,
+            resolver.refresh,
+            resolver.refresh_all,
+            poll_s=settings.store.change_poll_s,
+            retention_s=settings.store.change_retention_s,
+        ),
+        canary=CanaryAnalyzer(store, resolver.refresh, settings.canary.check_interval_s),
         started_at=time.monotonic(),
     )
 
@@ -213,16 +236,22 @@ def runtime_images(settings: Settings, services: Services) -> ImageService:
 
 
 async def _prewarm(services: Services) -> None:
-    """Start min_replicas instances of every stored function that asks for them."""
+    """Start min_replicas instances of every function's $LATEST, and of every version an
+    alias routes to, whose config asks for them."""
     cursor: str | None = None
     while True:
         page = await services.store.functions.list(limit=500, cursor=cursor)
         for record in page.items:
-            if record.config.min_replicas > 0:
-                try:
-                    await services.deployer.pool_for(record.name)
-                except NovaError as exc:
-                    logger.warning("cannot pre-warm %s: %s", record.name, exc.message)
+            try:
+                if record.config.min_replicas > 0:
+                    await services.resolver.resolve(record.name)
+                for alias in await services.store.aliases.of(record.name):
+                    for route in alias.routing:
+                        version = await services.store.versions.get(record.name, route.version)
+                        if version.config.min_replicas > 0:
+                            await services.resolver.resolve(record.name, str(route.version))
+            except NovaError as exc:
+                logger.warning("cannot pre-warm %s: %s", record.name, exc.message)
         if page.next is None:
             return
         cursor = page.next
@@ -238,6 +267,9 @@ async def shutdown(services: Services) -> None:
         )
     await services.pools.close()
     await services.sandboxes.close()
+    await services.canary.close()
+    await services.follower.close()
+    await services.log_retention.close()
     await services.log_batcher.close()
     await services.store.close()
     logger.info("nova stopped")

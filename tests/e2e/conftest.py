@@ -44,8 +44,8 @@ async def _run(sql: str) -> None:
 
 @pytest.fixture
 def database_url() -> Iterator[str]:
-    """A throwaway database (CREATE DATABASE … / DROP DATABASE …) on the server at
-    NOVA_TEST_POSTGRES_URL; skips where it is unreachable, fails under CI=true."""
+    """A throwaway PostgreSQL database for daemons to share (dropped afterwards), on the
+    server at NOVA_TEST_POSTGRES_URL; skips where it is unreachable, fails under CI=true."""
     name = f"nova_e2e_{uuid.uuid4().hex[:10]}"
     try:
         asyncio.run(_run(f'CREATE DATABASE "{name}"'))
@@ -55,3 +55,12 @@ def database_url() -> Iterator[str]:
         )
     yield make_url(postgres_url()).set(database=name).render_as_string(hide_password=False)
     asyncio.run(_run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A database URL for a test run on each store: a SQLite file, then PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/shared.db"
+    url: str = request.getfixturevalue("database_url")
+    return url

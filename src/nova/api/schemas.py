@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from nova.core.models import ExecutionMode, FunctionRecord
+from nova.core.models import MAX_TIMEOUT_S, ExecutionMode, FunctionRecord
 
 # The pattern is checked by validate_function_name, whose message says what a name may contain.
 FunctionName = Annotated[str, StringConstraints(min_length=1, max_length=256)]
@@ -20,7 +20,7 @@ class FunctionFields(BaseModel):
     runtime: str | None = Field(None, min_length=1, max_length=32)
     handler: str | None = Field(None, min_length=3, max_length=256)
     memory_mb: int | None = Field(None, ge=64, le=10240)
-    timeout_s: float | None = Field(None, gt=0, le=900)
+    timeout_s: float | None = Field(None, gt=0, le=MAX_TIMEOUT_S)
     env: dict[str, str] | None = None
     mode: ExecutionMode | None = None
     min_replicas: int | None = Field(None, ge=0, le=1000)
@@ -48,9 +48,42 @@ class FunctionPatch(FunctionFields):
     name: FunctionName | None = None
 
 
+class InvocationErrorOut(BaseModel):
+    type: str = Field(description="the exception's type, or Function.* / Runtime.*")
+    message: str
+    stack: list[str] = Field(description="the user's frames only")
+
+
+class InvokeResponse(BaseModel):
+    """What POST /functions/{name}/invoke answers (serialised by api/invoke.py, not by this
+    model: it documents the shape)."""
+
+    request_id: str
+    output: Any = Field(description="the handler's return value; null when it failed")
+    error: InvocationErrorOut | None
+    duration_ms: float = Field(description="the handler's own time")
+    total_ms: float = Field(
+        description="the daemon's time from arrival to answer, with queueing and cold start"
+    )
+    cold_start: bool
+    version: str = Field(description='the version that ran: "$LATEST" or a number')
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="stable, dotted: Function.NotFound, Request.Invalid, ...")
+    message: str
+
+
+class ErrorResponse(BaseModel):
+    """Every non-2xx body."""
+
+    error: ErrorDetail
+
+
 def function_out(record: FunctionRecord) -> dict[str, Any]:
     config = record.config
     return {
+        "id": record.id,
         "name": config.name,
         "runtime": config.runtime,
         "handler": config.handler,

@@ -1,6 +1,7 @@
 """The on-disk copy of each code version that backends mount or copy into instances.
 
-Layout: ``<root>/<function>/<code_hash>/<files>``. A version directory is written to a temporary
+Layout: ``<root>/<function id>/<code_hash>/<files>``: keyed by the function's id, not its name,
+so a function created again under a deleted one's name never meets the old one's files. A version directory is written to a temporary
 sibling and renamed into place, so a reader never sees a half-written version and two writers of
 the same hash cannot corrupt each other.
 """
@@ -12,19 +13,19 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from nova.core.models import CodeBundle, CodeFile
+from nova.core.models import CodeBundle
 
 
 class CodeCache:
     def __init__(self, root: Path) -> None:
         self._root = root
 
-    def path_for(self, function_name: str, code_hash: str) -> Path:
-        return self._root / function_name / code_hash
+    def path_for(self, function_id: str, code_hash: str) -> Path:
+        return self._root / function_id / code_hash
 
-    def materialise(self, function_name: str, bundle: CodeBundle) -> Path:
+    def materialise(self, function_id: str, bundle: CodeBundle) -> Path:
         """Write the bundle once; return its directory (existing copies are reused)."""
-        target = self.path_for(function_name, bundle.sha256)
+        target = self.path_for(function_id, bundle.sha256)
         if target.is_dir():
             return target
         target.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
@@ -40,9 +41,9 @@ class CodeCache:
                 raise
         return target
 
-    def forget(self, function_name: str) -> None:
+    def forget(self, function_id: str) -> None:
         """Remove every cached version of a deleted function."""
-        shutil.rmtree(self._root / function_name, ignore_errors=True)
+        shutil.rmtree(self._root / function_id, ignore_errors=True)
 
 
 def write_files(directory: Path, bundle: CodeBundle) -> None:
@@ -51,13 +52,3 @@ def write_files(directory: Path, bundle: CodeBundle) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(item.content)
         path.chmod(0o755 if item.executable else 0o644)
-
-
-def read_code_dir(directory: Path) -> dict[str, CodeFile]:
-    files: dict[str, CodeFile] = {}
-    for path in sorted(directory.rglob("*")):
-        if path.is_file() and not path.is_symlink():
-            files[path.relative_to(directory).as_posix()] = CodeFile(
-                path.read_bytes(), executable=bool(path.stat().st_mode & 0o111)
-            )
-    return files

@@ -27,6 +27,12 @@ class RequestInvalid(NovaError):
     status = 422
 
 
+class CodeSyntaxError(RequestInvalid):
+    """The deployed code does not parse; the message names the file and the line."""
+
+    code = "Code.SyntaxError"
+
+
 class MalformedJson(NovaError):
     code = "Request.MalformedJson"
     status = 400
@@ -56,6 +62,48 @@ class FunctionAlreadyExists(NovaError):
             f"(`nova fn update {name}`) or delete it first"
         )
         self.name = name
+
+
+class VersionNotFound(NovaError):
+    code = "Version.NotFound"
+    status = 404
+
+    def __init__(self, name: str, number: int) -> None:
+        super().__init__(
+            f"function {name!r} has no version {number}; list them with `nova version list {name}`"
+        )
+        self.name = name
+        self.number = number
+
+
+class VersionInUse(NovaError):
+    code = "Version.InUse"
+    status = 409
+
+    def __init__(self, name: str, number: int, aliases: list[str]) -> None:
+        routed = ", ".join(repr(alias) for alias in aliases)
+        super().__init__(
+            f"version {number} of {name!r} is routed to by alias {routed}; point the alias "
+            f"elsewhere (`nova alias set {name} ALIAS --version N`) or delete it first"
+        )
+        self.aliases = aliases
+
+
+class AliasNotFound(NovaError):
+    code = "Alias.NotFound"
+    status = 404
+
+    def __init__(self, name: str, alias: str) -> None:
+        super().__init__(
+            f"function {name!r} has no alias {alias!r}; list them with `nova alias list {name}`"
+        )
+
+
+class AliasConflict(NovaError):
+    """The alias changed since it was read (another writer, or a canary step, came first)."""
+
+    code = "Alias.Conflict"
+    status = 409
 
 
 class RuntimeUnavailable(NovaError):
@@ -95,4 +143,20 @@ class AgentProtocolError(SandboxError):
 
 class StoreUnavailable(NovaError):
     code = "Store.Unavailable"
+    status = 503
+
+
+class ConfigInvalid(NovaError):
+    """The daemon's settings (flags, NOVA_* variables, the config file) are invalid; raised by
+    ``nova daemon`` before it serves anything, never over HTTP."""
+
+    code = "Config.Invalid"
+    status = 422
+
+
+class DaemonStartFailed(NovaError):
+    """``nova daemon`` could not start serving (port in use, store unreachable, ...); the
+    daemon's log says why. Never over HTTP."""
+
+    code = "Daemon.StartFailed"
     status = 503

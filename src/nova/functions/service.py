@@ -15,8 +15,9 @@ from nova.code import bundle as bundles
 from nova.core.errors import RequestInvalid
 from nova.core.models import CodeBundle, ExecutionMode, FunctionConfig, FunctionRecord, Page
 from nova.core.names import validate_function_name
-from nova.functions.deployer import Deployer
+from nova.functions.resolver import FunctionResolver
 from nova.runtimes.registry import RuntimeRegistry
+from nova.runtimes.syntax import check_syntax
 from nova.sandbox.registry import BackendRegistry
 from nova.store.ports import Store
 
@@ -45,10 +46,14 @@ class CodeSource:
 
 class FunctionService:
     def __init__(
-        self, store: Store, deployer: Deployer, runtimes: RuntimeRegistry, backends: BackendRegistry
+        self,
+        store: Store,
+        resolver: FunctionResolver,
+        runtimes: RuntimeRegistry,
+        backends: BackendRegistry,
     ) -> None:
         self._store = store
-        self._deployer = deployer
+        self._resolver = resolver
         self._runtimes = runtimes
         self._backends = backends
 
@@ -63,9 +68,9 @@ class FunctionService:
         )
         if len(source.given()) != 1:
             raise RequestInvalid("code: give exactly one of code, files, code_path or a zip upload")
-        code = self._bundle(config, source)
+        code = await self._bundle(config, source)
         record = await self._store.functions.create(config, code)
-        await self._deployer.deploy(record, code)
+        await self._resolver.function_changed(record, code)
         return record
 
     async def update(
@@ -81,19 +86,21 @@ class FunctionService:
             self._runtimes.require_available(str(merged["runtime"]))
         config = _validated(dataclasses.replace(current.config, **merged))
         self._check_backend(config)
-        code = self._bundle(config, source) if source.given() else None
+        code = await self._bundle(config, source) if source.given() else None
+        if config == current.config and (code is None or code.sha256 == current.code_hash):
+            return current  # nothing changes: no new revision, no redeploy
         if code is None and ("handler" in merged or "runtime" in merged):
             code = await self._store.functions.get_code(name)
             self._check_handler(config, code)
             record = await self._store.functions.update(name, config, None)  # code unchanged
         else:
             record = await self._store.functions.update(name, config, code)
-        await self._deployer.deploy(record, code)
+        await self._resolver.function_changed(record, code)
         return record
 
     async def delete(self, name: str) -> None:
-        await self._store.functions.delete(name)
-        await self._deployer.undeploy(name)
+        """Delete the function; invocations already running finish (within their timeout)."""
+        self._resolver.function_deleted(await self._store.functions.delete(name))
 
     async def get(self, name: str) -> FunctionRecord:
         return await self._store.functions.get(name)
@@ -101,7 +108,7 @@ class FunctionService:
     async def list(self, limit: int, cursor: str | None) -> Page[FunctionRecord]:
         return await self._store.functions.list(limit=limit, cursor=cursor)
 
-    def _bundle(self, config: FunctionConfig, source: CodeSource) -> CodeBundle:
+    async def _bundle(self, config: FunctionConfig, source: CodeSource) -> CodeBundle:
         spec, _ = self._runtimes.require_available(config.runtime)
         if source.code is not None:
             code = bundles.from_source(source.code, config.handler, spec.extension)
@@ -114,6 +121,7 @@ class FunctionService:
         else:
             raise RequestInvalid("code: give exactly one of code, files, code_path or a zip upload")
         self._check_handler(config, code)
+        await check_syntax(self._runtimes.get(config.runtime), code)
         return code
 
     def _check_backend(self, config: FunctionConfig) -> None:

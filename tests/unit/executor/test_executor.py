@@ -14,6 +14,7 @@ from nova.code.cache import CodeCache
 from nova.core.errors import FunctionNotFound, RequestInvalid, RuntimeUnavailable, ShuttingDown
 from nova.executor.executor import Executor
 from nova.functions.deployer import Deployer
+from nova.functions.resolver import FunctionResolver
 from nova.functions.service import CodeSource, FunctionService
 from nova.observability.invocation_logs import InvocationLogBatcher, LogLimits
 from nova.observability.log_spool import LogSpool
@@ -56,11 +57,12 @@ async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
     )
     registry = BackendRegistry.single(backend)
     deployer = Deployer(store, pools, CodeCache(tmp_path / "code"), runtimes, registry)
+    resolver = FunctionResolver(store, deployer)
     limits = LogLimits(100, 1000, 0.01, 1.0, retry_interval_s=1.0, wait_timeout_s=1.0)
     batcher = InvocationLogBatcher(store.invocations, LogSpool(tmp_path / "spool", 1 << 20), limits)
     await batcher.start()
-    functions = FunctionService(store, deployer, runtimes, registry)
-    executor = Executor(deployer, batcher, timeout_grace_s=0.05)
+    functions = FunctionService(store, resolver, runtimes, registry)
+    executor = Executor(resolver, batcher, timeout_grace_s=0.05)
     yield Harness(store, backend, functions, executor, batcher, pools)
     await pools.close()
     await batcher.close()
@@ -148,6 +150,28 @@ async def test_drain_waits_for_running_invocations(harness: Harness) -> None:
     assert await harness.executor.inflight.drain(2.0)
     assert running.done()
     assert (await running).error is None
+
+
+async def test_delete_lets_running_invocations_finish_and_refuses_new_ones(
+    harness: Harness,
+) -> None:
+    await _create(harness, max_replicas=2)
+    await asyncio.gather(*(harness.executor.invoke("fn", b'{"sleep": 0.05}') for _ in range(2)))
+    busy, idle = harness.backend.started  # two warm instances
+    running = asyncio.create_task(harness.executor.invoke("fn", b'{"sleep": 0.3, "n": 1}'))
+    await asyncio.sleep(0.05)
+    await harness.functions.delete("fn")
+    with pytest.raises(FunctionNotFound):
+        await harness.executor.invoke("fn", b"{}")
+    await asyncio.sleep(0.05)
+    stopped_at_once = [instance.killed for instance in (busy, idle)]
+    result = await running
+    assert result.error is None
+    assert result.output["event"]["n"] == 1
+    assert sorted(stopped_at_once) == [False, True]  # the idle one went, the busy one finished
+    await asyncio.sleep(0.05)
+    assert busy.killed
+    assert idle.killed
 
 
 async def test_update_code_is_served_by_the_reloaded_instance(harness: Harness) -> None:

@@ -21,10 +21,13 @@ from nova.observability.log_spool import LogSpool, SpoolError
 def record(number: int, **overrides: object) -> InvocationLog:
     fields: dict[str, object] = {
         "id": f"r{number}",
+        "function_id": "fn-id",
         "function_name": "fn",
         "runtime": "python",
         "version": "$LATEST",
+        "qualifier": "",
         "duration_ms": 0.25,
+        "total_ms": 0.5,
         "cold_start": number % 2 == 0,
         "success": True,
         "error_type": None,

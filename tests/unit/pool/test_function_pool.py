@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from nova.core.errors import SandboxError, TooManyRequests
+from nova.core.errors import FunctionNotFound, SandboxError, TooManyRequests
 from nova.pool.function_pool import FunctionPool
 from nova.pool.instance import PooledInstance
 from nova.sandbox.fake import FakeBackend
@@ -93,13 +93,42 @@ async def test_code_change_hot_reloads_idle_instances(
     pool: FunctionPool, backend: FakeBackend, make_deployment: MakeDeployment
 ) -> None:
     await _use(pool)
-    pool.update(make_deployment(code="v2"))
+    v2 = make_deployment(code="v2")
+    pool.update(v2)
     await _settle()
     instance, cold = await _use(pool)
     assert not cold  # the same instance, reloaded, not a new one
     assert len(backend.started) == 1
+    assert backend.started[0].code_source == v2.code_dir  # drained, replaced, then reloaded
     assert backend.started[0].code_hash == "v2"
     assert instance.code_hash == "v2"
+
+
+async def test_a_request_during_a_reload_waits_for_it_instead_of_a_cold_start(
+    pool: FunctionPool, backend: FakeBackend, make_deployment: MakeDeployment
+) -> None:
+    first, _ = await _use(pool)
+    pool.update(make_deployment(code="v2"))  # the reload begins now; it takes a few round trips
+    instance, cold = await pool.acquire()
+    pool.release(instance)
+    await _settle()
+    assert (instance, cold) == (first, False)
+    assert instance.code_hash == "v2"
+    assert len(backend.started) == 1  # no sandbox was started for the request
+
+
+async def test_an_instance_whose_code_cannot_be_replaced_is_replaced(
+    pool: FunctionPool, backend: FakeBackend, make_deployment: MakeDeployment
+) -> None:
+    await _use(pool)
+    backend.started[0].disk_full = True
+    pool.update(make_deployment(code="v2"))
+    await _settle()
+    assert backend.started[0].killed
+    instance, cold = await _use(pool)
+    assert cold
+    assert instance.code_hash == "v2"
+    assert backend.started[1].code_source.name == "v2"  # started on the new code
 
 
 async def test_busy_instance_reloads_after_its_invocation(
@@ -189,3 +218,19 @@ async def test_close_fails_waiters_and_kills_instances(
     with pytest.raises(FunctionNotFound):
         await waiting
     assert held.sandbox.alive() is False
+
+
+async def test_retire_stops_what_is_still_busy_once_the_grace_runs_out(
+    pool: FunctionPool, backend: FakeBackend, make_deployment: MakeDeployment
+) -> None:
+    pool.update(make_deployment(max_replicas=1))
+    held, _ = await pool.acquire()  # an invocation that never comes back
+    waiter = asyncio.create_task(pool.acquire())
+    await _settle()
+    await asyncio.wait_for(pool.retire(grace_s=0.1), 2.0)
+    assert backend.started[0].killed
+    with pytest.raises(FunctionNotFound):
+        await waiter  # queued requests are refused, not served by a dying pool
+    with pytest.raises(FunctionNotFound):
+        await pool.acquire()
+    pool.release(held)

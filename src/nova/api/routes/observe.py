@@ -28,17 +28,21 @@ async def function_logs(
     request: Request, name: str, limit: int = Query(50, ge=1, le=1000), cursor: str | None = None
 ) -> dict[str, Any]:
     svc = services(request)
-    await svc.functions.get(validate_function_name(name))
-    page = await svc.store.invocations.list(function_name=name, limit=limit, cursor=cursor)
+    record = await svc.functions.get(validate_function_name(name))
+    # By id: a function created again under a deleted one's name starts with no history.
+    page = await svc.store.invocations.list(function_id=record.id, limit=limit, cursor=cursor)
     return {"items": [log_out(log) for log in page.items], "next": page.next}
 
 
 @router.get("/functions/{name}/instances", summary="The function's running instances")
 async def function_instances(request: Request, name: str) -> dict[str, Any]:
     svc = services(request)
-    await svc.functions.get(validate_function_name(name))
-    pool = svc.pools.get(name)
-    items = [asdict(info) for info in pool.instances()] if pool is not None else []
+    record = await svc.functions.get(validate_function_name(name))
+    items = [
+        {**asdict(info), "version": pool.deployment.version}
+        for pool in svc.pools.of_function(record.id)
+        for info in pool.instances()
+    ]
     return {"items": items, "next": None, "backend": svc.sandboxes.default}
 
 
@@ -47,10 +51,13 @@ async def invocations(
     request: Request,
     limit: int = Query(50, ge=1, le=1000),
     cursor: str | None = None,
-    function: str | None = None,
+    function: str | None = Query(
+        None, description="every function that had this name, deleted ones included"
+    ),
+    function_id: str | None = Query(None, description="one function, by its id"),
 ) -> dict[str, Any]:
     page = await services(request).store.invocations.list(
-        function_name=function, limit=limit, cursor=cursor
+        function_name=function, function_id=function_id, limit=limit, cursor=cursor
     )
     return {"items": [log_out(log) for log in page.items], "next": page.next}
 
