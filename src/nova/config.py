@@ -63,6 +63,27 @@ class ExecutorSettings(BaseModel):
     timeout_grace_s: float = Field(0.5, ge=0)  # slack past timeout_s before the instance is killed
 
 
+class CodeSettings(BaseModel):
+    """How much code a function may have, and where ``code_path`` may read it from."""
+
+    # A create or update request body (JSON with code or files) or a zip upload.
+    max_upload_bytes: int = Field(50 * 1024 * 1024, gt=0)
+    # Files of one function (a node_modules tree easily holds thousands).
+    max_files: int = Field(20_000, gt=0)
+    max_unpacked_bytes: int = Field(250 * 1024 * 1024, gt=0)
+    # Directories `code_path` may read below (the daemon's own files stay private). Empty:
+    # `code_path` is refused.
+    allowed_paths: list[Path] = []
+
+    @field_validator("allowed_paths")
+    @classmethod
+    def _absolute(cls, paths: list[Path]) -> list[Path]:
+        relative = [str(path) for path in paths if not path.is_absolute()]
+        if relative:
+            raise ValueError(f"code.allowed_paths must be absolute: {', '.join(relative)}")
+        return paths
+
+
 class StoreSettings(BaseModel):
     # Empty means SQLite at <data_dir>/nova.db.
     database_url: str = ""
@@ -96,6 +117,7 @@ class Settings(BaseSettings):
     daemon: DaemonSettings = DaemonSettings()
     pool: PoolSettings = PoolSettings()
     executor: ExecutorSettings = ExecutorSettings()
+    code: CodeSettings = CodeSettings()
     store: StoreSettings = StoreSettings()
     sandbox: SandboxSettings = SandboxSettings()
     logging: LoggingSettings = LoggingSettings()

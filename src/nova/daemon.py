@@ -27,6 +27,7 @@ from pydantic import ValidationError
 from nova.api.app import create_app
 from nova.api.context import Services
 from nova.code.cache import CodeCache
+from nova.code.policy import CodePolicy
 from nova.config import ConfigFileError, Settings, load_settings
 from nova.core.errors import NovaError
 from nova.examples import EXAMPLE_NAME, ensure_example
@@ -167,7 +168,7 @@ async def build_services(settings: Settings) -> Services:
     return Services(
         settings=settings,
         store=store,
-        functions=FunctionService(store, deployer, runtimes, sandboxes),
+        functions=FunctionService(store, deployer, runtimes, sandboxes, code_policy(settings)),
         deployer=deployer,
         executor=Executor(deployer, batcher, executor_settings.timeout_grace_s),
         pools=pools,
@@ -175,6 +176,16 @@ async def build_services(settings: Settings) -> Services:
         sandboxes=sandboxes,
         log_batcher=batcher,
         started_at=time.monotonic(),
+    )
+
+
+def code_policy(settings: Settings) -> CodePolicy:
+    code = settings.code
+    return CodePolicy(
+        max_upload_bytes=code.max_upload_bytes,
+        max_files=code.max_files,
+        max_unpacked_bytes=code.max_unpacked_bytes,
+        allowed_paths=tuple(code.allowed_paths),
     )
 
 

@@ -1,4 +1,5 @@
-"""Every way of supplying code: files map, zip upload (multipart and PUT), code_path."""
+"""Every way of supplying code: files map, zip upload (multipart and PUT), the CLI's --dir
+(code_path has test_code_path.py)."""
 
 from __future__ import annotations
 
@@ -68,20 +69,12 @@ def test_hostile_zips_are_refused(api: httpx.Client) -> None:
     assert api.get("/functions").json()["items"] == []
 
 
-def test_code_path_directory_and_cli_dir(
-    api: httpx.Client, daemon: DaemonProcess, tmp_path: Path
-) -> None:
+def test_cli_dir_uploads_a_directory(daemon: DaemonProcess, tmp_path: Path) -> None:
     source = tmp_path / "src"
     (source / "helpers").mkdir(parents=True)
     (source / "app.py").write_text(APP)
     (source / "helpers" / "__init__.py").write_text("")
     (source / "helpers" / "greet.py").write_text(GREET)
-    body = {"name": "pathy", "runtime": "python", "handler": "app.main", "code_path": str(source)}
-    assert api.post("/functions", json=body).status_code == 201
-    assert (
-        api.post("/functions/pathy/invoke", json={"who": "path"}).json()["output"] == "hello path"
-    )
-
     created = daemon.cli(
         "fn",
         "create",
@@ -94,7 +87,9 @@ def test_code_path_directory_and_cli_dir(
         str(source),
     )
     assert created.returncode == 0, created.stderr
-    assert api.post("/functions/dirry/invoke", json={"who": "dir"}).json()["output"] == "hello dir"
+    with daemon.client() as api:
+        output = api.post("/functions/dirry/invoke", json={"who": "dir"}).json()["output"]
+    assert output == "hello dir"
 
 
 def test_missing_handler_file_is_explained(api: httpx.Client) -> None:

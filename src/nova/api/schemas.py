@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, StringConstraints
 
 from nova.core.models import ExecutionMode, FunctionRecord
 
@@ -13,22 +13,25 @@ FunctionName = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 
 
 class FunctionFields(BaseModel):
-    """Fields shared by create and update; everything optional here, required ones in Create."""
+    """Fields shared by create and update; everything optional here, required ones in Create.
 
-    model_config = ConfigDict(extra="forbid")
+    Only types are checked here: the bounds of every field are functions/rules.py's, applied to
+    the merged config on create and update alike."""
 
-    runtime: str | None = Field(None, min_length=1, max_length=32)
-    handler: str | None = Field(None, min_length=3, max_length=256)
-    memory_mb: int | None = Field(None, ge=64, le=10240)
-    timeout_s: float | None = Field(None, gt=0, le=900)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    runtime: str | None = None
+    handler: str | None = None
+    memory_mb: int | None = None
+    timeout_s: float | None = None
     env: dict[str, str] | None = None
     mode: ExecutionMode | None = None
-    min_replicas: int | None = Field(None, ge=0, le=1000)
-    max_replicas: int | None = Field(None, ge=1, le=1000)
-    instance_concurrency: int | None = Field(None, ge=1, le=1000)
-    backend: str | None = Field(None, max_length=32)
+    min_replicas: int | None = None
+    max_replicas: int | None = None
+    instance_concurrency: int | None = None
+    backend: str | None = None
     network: bool | None = None
-    description: str | None = Field(None, max_length=1024)
+    description: str | None = None
     code: str | None = None
     files: dict[str, str] | None = None
     code_path: str | None = None
@@ -41,7 +44,7 @@ class FunctionFields(BaseModel):
 
 class FunctionCreate(FunctionFields):
     name: FunctionName
-    runtime: str = Field(min_length=1, max_length=32)
+    runtime: str
 
 
 class FunctionPatch(FunctionFields):

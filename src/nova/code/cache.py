@@ -2,17 +2,28 @@
 
 Layout: ``<root>/<function>/<code_hash>/<files>``. A version directory is written to a temporary
 sibling and renamed into place, so a reader never sees a half-written version and two writers of
-the same hash cannot corrupt each other.
+the same hash cannot corrupt each other. A write that fails leaves nothing behind and raises a
+NovaError: RequestInvalid when the filesystem refuses a name (the code must change), else
+CodeStorageFailed.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import shutil
 import tempfile
 from pathlib import Path
 
+from nova.core.errors import CodeStorageFailed, RequestInvalid
 from nova.core.models import CodeBundle, CodeFile
+
+# Errors that say a name in the code cannot exist on this filesystem (too long, an illegal
+# character, or one a case-folding or normalising filesystem maps onto another file).
+_NAME_ERRORS = frozenset(
+    {errno.ENAMETOOLONG, errno.EEXIST, errno.ENOTDIR, errno.EISDIR, errno.EILSEQ, errno.EINVAL}
+)
 
 
 class CodeCache:
@@ -27,30 +38,59 @@ class CodeCache:
         target = self.path_for(function_name, bundle.sha256)
         if target.is_dir():
             return target
-        target.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
-        staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=target.parent))
-        # mkdtemp makes 0700; sandboxes run as an unprivileged uid and bind this directory.
-        staging.chmod(0o755)
         try:
+            target.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
+            staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=target.parent))
+        except OSError as exc:
+            raise _storage_failed(exc) from exc
+        try:
+            # mkdtemp makes 0700; sandboxes run as an unprivileged uid and bind this directory.
+            staging.chmod(0o755)
             write_files(staging, bundle)
             os.rename(staging, target)
-        except OSError:
+        except OSError as exc:
             shutil.rmtree(staging, ignore_errors=True)
             if not target.is_dir():  # a concurrent writer winning the rename is fine
-                raise
+                self._remove_empty(target.parent)
+                raise _storage_failed(exc) from exc
         return target
+
+    def discard(self, function_name: str, code_hash: str) -> None:
+        """Remove one version (written for a request that then failed), and the function's
+        directory if that leaves it empty."""
+        target = self.path_for(function_name, code_hash)
+        shutil.rmtree(target, ignore_errors=True)
+        self._remove_empty(target.parent)
 
     def forget(self, function_name: str) -> None:
         """Remove every cached version of a deleted function."""
         shutil.rmtree(self._root / function_name, ignore_errors=True)
 
+    @staticmethod
+    def _remove_empty(directory: Path) -> None:
+        with contextlib.suppress(OSError):  # not empty (other versions), or gone already
+            directory.rmdir()
+
+
+class UnwritableName(OSError):
+    """A file of the code that the filesystem refused to create, with its relative path."""
+
+    def __init__(self, relative: str, cause: OSError) -> None:
+        super().__init__(cause.errno, cause.strerror)
+        self.relative = relative
+
 
 def write_files(directory: Path, bundle: CodeBundle) -> None:
     for relative, item in bundle.files.items():
         path = directory / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(item.content)
-        path.chmod(0o755 if item.executable else 0o644)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # "x": a name the filesystem folds onto an existing one fails instead of overwriting.
+            with path.open("xb") as file:
+                file.write(item.content)
+            path.chmod(0o755 if item.executable else 0o644)
+        except OSError as exc:
+            raise UnwritableName(relative, exc) from exc
 
 
 def read_code_dir(directory: Path) -> dict[str, CodeFile]:
@@ -61,3 +101,16 @@ def read_code_dir(directory: Path) -> dict[str, CodeFile]:
                 path.read_bytes(), executable=bool(path.stat().st_mode & 0o111)
             )
     return files
+
+
+def _storage_failed(exc: OSError) -> RequestInvalid | CodeStorageFailed:
+    if isinstance(exc, UnwritableName) and exc.errno in _NAME_ERRORS:
+        return RequestInvalid(
+            f"code: {exc.relative!r} cannot be written on the daemon's filesystem "
+            f"({exc.strerror}); rename it"
+        )
+    where = f" ({exc.relative!r})" if isinstance(exc, UnwritableName) else ""
+    return CodeStorageFailed(
+        f"the daemon could not write the code to its disk{where}: {exc.strerror or exc}; "
+        "check the space and permissions of its data directory"
+    )

@@ -8,6 +8,8 @@ concurrent first requests share one load).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 
 from nova.code.cache import CodeCache
 from nova.core.models import LATEST_VERSION, CodeBundle, FunctionRecord
@@ -52,6 +54,20 @@ class Deployer:
 
     async def _load(self, name: str) -> FunctionPool:
         return await self.deploy(await self._store.functions.get(name))
+
+    @contextlib.asynccontextmanager
+    async def code_written(self, name: str, code: CodeBundle) -> AsyncIterator[None]:
+        """Write ``code`` to disk for ``name`` before the block stores it, so a stored function
+        never points at code that cannot be written; if the block fails, remove what this
+        wrote (a version that was on disk already stays)."""
+        existed = self._cache.path_for(name, code.sha256).is_dir()
+        await asyncio.to_thread(self._cache.materialise, name, code)
+        try:
+            yield
+        except BaseException:
+            if not existed:
+                await asyncio.to_thread(self._cache.discard, name, code.sha256)
+            raise
 
     async def deploy(self, record: FunctionRecord, code: CodeBundle | None = None) -> FunctionPool:
         """Make ``record`` runnable. The code is read from the store only when this version is

@@ -11,6 +11,7 @@ import orjson
 import pytest
 
 from nova.code.cache import CodeCache
+from nova.code.policy import CodePolicy
 from nova.core.errors import FunctionNotFound, RequestInvalid, RuntimeUnavailable, ShuttingDown
 from nova.executor.executor import Executor
 from nova.functions.deployer import Deployer
@@ -23,6 +24,8 @@ from nova.runtimes.registry import BUILTIN_RUNTIMES, RuntimeRegistry, RuntimeSta
 from nova.sandbox.fake import FakeBackend
 from nova.sandbox.registry import BackendRegistry
 from nova.store.memory import MemoryStore
+
+CODE_POLICY = CodePolicy(max_upload_bytes=1 << 20, max_files=100, max_unpacked_bytes=1 << 20)
 
 
 @dataclass
@@ -57,7 +60,7 @@ async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
     deployer = Deployer(store, pools, CodeCache(tmp_path / "code"), runtimes, registry)
     batcher = InvocationLogBatcher(store.invocations, 100, 1000, 0.01, 1.0)
     batcher.start()
-    functions = FunctionService(store, deployer, runtimes, registry)
+    functions = FunctionService(store, deployer, runtimes, registry, CODE_POLICY)
     executor = Executor(deployer, batcher, timeout_grace_s=0.05)
     yield Harness(store, backend, functions, executor, batcher, pools)
     await pools.close()
