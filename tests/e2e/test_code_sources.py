@@ -3,24 +3,15 @@
 
 from __future__ import annotations
 
-import io
-import zipfile
 from pathlib import Path
 
 import httpx
 
 from tests.e2e.daemon_process import DaemonProcess
+from tests.zips import zip_bytes
 
 APP = "from helpers.greet import greet\ndef main(event, context):\n    return greet(event['who'])\n"
 GREET = "def greet(who):\n    return f'hello {who}'\n"
-
-
-def _zip(files: dict[str, str]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for path, content in files.items():
-            archive.writestr(path, content)
-    return buffer.getvalue()
 
 
 def test_multi_file_function_from_a_file_map(api: httpx.Client) -> None:
@@ -35,7 +26,7 @@ def test_multi_file_function_from_a_file_map(api: httpx.Client) -> None:
 
 
 def test_zip_upload_and_code_replacement(api: httpx.Client) -> None:
-    archive = _zip({"app.py": APP, "helpers/__init__.py": "", "helpers/greet.py": GREET})
+    archive = zip_bytes({"app.py": APP, "helpers/__init__.py": "", "helpers/greet.py": GREET})
     meta = '{"name": "zipped", "runtime": "python", "handler": "app.main"}'
     created = api.post(
         "/functions", files={"meta": (None, meta), "zip": ("code.zip", archive, "application/zip")}
@@ -43,7 +34,7 @@ def test_zip_upload_and_code_replacement(api: httpx.Client) -> None:
     assert created.status_code == 201, created.text
     assert api.post("/functions/zipped/invoke", json={"who": "zip"}).json()["output"] == "hello zip"
 
-    replacement = _zip({"app.py": "def main(event, context):\n    return 'replaced'\n"})
+    replacement = zip_bytes({"app.py": "def main(event, context):\n    return 'replaced'\n"})
     replaced = api.put(
         "/functions/zipped/code", content=replacement, headers={"content-type": "application/zip"}
     )
@@ -57,7 +48,7 @@ def test_hostile_zips_are_refused(api: httpx.Client) -> None:
     for files in ({"../escape.py": "x"}, {"/abs.py": "x"}):
         response = api.post(
             "/functions",
-            files={"meta": (None, meta), "zip": ("c.zip", _zip(files), "application/zip")},
+            files={"meta": (None, meta), "zip": ("c.zip", zip_bytes(files), "application/zip")},
         )
         assert response.status_code == 422
         assert "safe relative path" in response.json()["error"]["message"]

@@ -1,0 +1,71 @@
+"""The code cache: a write that fails is a NovaError and leaves nothing on disk."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from nova.code.cache import CodeCache
+from nova.core.errors import CodeStorageFailed, RequestInvalid
+from nova.core.models import CodeBundle, CodeFile
+
+
+def _bundle(*paths: str) -> CodeBundle:
+    return CodeBundle({path: CodeFile(b"x") for path in paths})
+
+
+def _tree(root: Path) -> list[str]:
+    return sorted(str(path.relative_to(root)) for path in root.rglob("*"))
+
+
+def test_a_version_is_written_once_and_reused(tmp_path: Path) -> None:
+    cache = CodeCache(tmp_path)
+    bundle = _bundle("handler.py", "pkg/mod.py")
+    first = cache.materialise("fn", bundle)
+    assert (first / "pkg" / "mod.py").read_bytes() == b"x"
+    assert cache.materialise("fn", bundle) == first
+    version = f"fn/{bundle.sha256}"
+    files = [f"{version}/handler.py", f"{version}/pkg", f"{version}/pkg/mod.py"]
+    assert _tree(tmp_path) == ["fn", version, *files]
+
+
+@pytest.mark.parametrize(
+    "paths",
+    [("n" * 300,), ("a", "a/b")],  # what validation refuses, written without it
+    ids=["name-too-long", "file-and-directory"],
+)
+def test_a_name_the_filesystem_refuses_is_a_422_and_leaves_nothing(
+    tmp_path: Path, paths: tuple[str, ...]
+) -> None:
+    with pytest.raises(RequestInvalid, match="cannot be written on the daemon's filesystem"):
+        CodeCache(tmp_path).materialise("fn", _bundle(*paths))
+    assert _tree(tmp_path) == []
+
+
+def test_other_versions_survive_a_failed_write(tmp_path: Path) -> None:
+    cache = CodeCache(tmp_path)
+    kept = cache.materialise("fn", _bundle("handler.py"))
+    with pytest.raises(RequestInvalid):
+        cache.materialise("fn", _bundle("a", "a/b"))
+    assert _tree(tmp_path) == ["fn", f"fn/{kept.name}", f"fn/{kept.name}/handler.py"]
+
+
+def test_a_broken_data_directory_is_a_storage_error(tmp_path: Path) -> None:
+    root = tmp_path / "code"
+    root.write_text("not a directory")
+    with pytest.raises(CodeStorageFailed, match="could not write the code to its disk"):
+        CodeCache(root).materialise("fn", _bundle("handler.py"))
+
+
+def test_discard_removes_one_version_and_then_the_empty_function_directory(
+    tmp_path: Path,
+) -> None:
+    cache = CodeCache(tmp_path)
+    one, two = _bundle("one.py"), _bundle("two.py")
+    cache.materialise("fn", one)
+    cache.materialise("fn", two)
+    cache.discard("fn", one.sha256)
+    assert _tree(tmp_path) == ["fn", f"fn/{two.sha256}", f"fn/{two.sha256}/two.py"]
+    cache.discard("fn", two.sha256)
+    assert _tree(tmp_path) == []
