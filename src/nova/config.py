@@ -63,6 +63,15 @@ class ExecutorSettings(BaseModel):
     timeout_grace_s: float = Field(0.5, ge=0)  # slack past timeout_s before the instance is killed
 
 
+class FunctionSettings(BaseModel):
+    """Upper bounds of function fields (the lower ones are what the agent can honour)."""
+
+    max_memory_mb: int = Field(10240, ge=64)
+    max_timeout_s: float = Field(900.0, ge=0.1)
+    max_replicas: int = Field(1000, ge=1)
+    max_instance_concurrency: int = Field(8, ge=1, le=256)  # the agent runs at most 256
+
+
 class CodeSettings(BaseModel):
     """How much code a function may have, and where ``code_path`` may read it from."""
 
@@ -117,6 +126,7 @@ class Settings(BaseSettings):
     daemon: DaemonSettings = DaemonSettings()
     pool: PoolSettings = PoolSettings()
     executor: ExecutorSettings = ExecutorSettings()
+    functions: FunctionSettings = FunctionSettings()
     code: CodeSettings = CodeSettings()
     store: StoreSettings = StoreSettings()
     sandbox: SandboxSettings = SandboxSettings()

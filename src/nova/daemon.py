@@ -33,6 +33,7 @@ from nova.core.errors import NovaError
 from nova.examples import EXAMPLE_NAME, ensure_example
 from nova.executor.executor import Executor
 from nova.functions.deployer import Deployer
+from nova.functions.rules import FunctionLimits
 from nova.functions.service import FunctionService
 from nova.images.debootstrap import DebootstrapBuilder, host_mirror, host_suite
 from nova.images.recipe import ImagePolicy, debian_recipes
@@ -168,7 +169,9 @@ async def build_services(settings: Settings) -> Services:
     return Services(
         settings=settings,
         store=store,
-        functions=FunctionService(store, deployer, runtimes, sandboxes, code_policy(settings)),
+        functions=FunctionService(
+            store, deployer, runtimes, sandboxes, code_policy(settings), function_limits(settings)
+        ),
         deployer=deployer,
         executor=Executor(deployer, batcher, executor_settings.timeout_grace_s),
         pools=pools,
@@ -186,6 +189,16 @@ def code_policy(settings: Settings) -> CodePolicy:
         max_files=code.max_files,
         max_unpacked_bytes=code.max_unpacked_bytes,
         allowed_paths=tuple(code.allowed_paths),
+    )
+
+
+def function_limits(settings: Settings) -> FunctionLimits:
+    bounds = settings.functions
+    return FunctionLimits(
+        max_memory_mb=bounds.max_memory_mb,
+        max_timeout_s=bounds.max_timeout_s,
+        max_replicas=bounds.max_replicas,
+        max_instance_concurrency=bounds.max_instance_concurrency,
     )
 
 

@@ -12,6 +12,7 @@ import dataclasses
 import math
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from nova.agent.spec import HANDLER_PATTERN
 from nova.code import bundle as bundles
@@ -23,12 +24,8 @@ from nova.sandbox.registry import BackendRegistry
 
 # Python and Node agents start and answer in 64 MB on the container and gVisor backends.
 MIN_MEMORY_MB = 64
-MAX_MEMORY_MB = 10240
 # Below ~0.1 s a fresh worker (process mode, a cold start) cannot even start within the budget.
 MIN_TIMEOUT_S = 0.1
-MAX_TIMEOUT_S = 900.0
-MAX_REPLICAS = 1000
-MAX_INSTANCE_CONCURRENCY = 64
 # Each concurrent invocation has its own worker process; measured idle: Python ~4 MB, Node ~6 MB
 # on top of the agent. 16 MB each leaves the handler room, so an instance never dies starting.
 MEMORY_PER_WORKER_MB = 16
@@ -37,6 +34,13 @@ MEMORY_PER_WORKER_MB = 16
 MAX_ENV_BYTES = 64 * 1024
 MAX_HANDLER_LENGTH = 256
 MAX_DESCRIPTION_LENGTH = 1024
+# Where a refused upper bound can be raised.
+_SETTING = {
+    "memory_mb": " (the daemon's functions.max_memory_mb)",
+    "timeout_s": " (the daemon's functions.max_timeout_s)",
+    "max_replicas": " (the daemon's functions.max_replicas)",
+    "instance_concurrency": " (the daemon's functions.max_instance_concurrency)",
+}
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 _RESERVED_ENV_PREFIXES = ("NOVA_", "AWS_LAMBDA_")
 # The files a handler's module may be, per runtime. Python imports the module by its dotted
@@ -49,17 +53,32 @@ HANDLER_EXTENSIONS: dict[str, tuple[str, ...]] = {
 DOTTED_MODULES = frozenset({"python"})
 
 
+@dataclass(frozen=True, slots=True)
+class FunctionLimits:
+    """The upper bounds the operator sets (``functions.*`` settings)."""
+
+    max_memory_mb: int
+    max_timeout_s: float
+    max_replicas: int
+    # Every worker of an instance starts at its cold start, within pool.start_timeout_s: here
+    # 8 Node workers take ~1.7 s on gVisor, 16 ~4.8 s, 64 more than the default 10 s.
+    max_instance_concurrency: int
+
+
 def check_config(
-    config: FunctionConfig, runtimes: RuntimeRegistry, backends: BackendRegistry
+    config: FunctionConfig,
+    runtimes: RuntimeRegistry,
+    backends: BackendRegistry,
+    limits: FunctionLimits,
 ) -> FunctionConfig:
     """``config`` with its mode normalised, or RequestInvalid (422) naming the first bad field."""
     validate_function_name(config.name)
     runtimes.require_available(config.runtime)
     _check_handler(config.handler)
-    _check_range("memory_mb", config.memory_mb, MIN_MEMORY_MB, MAX_MEMORY_MB, "MB")
-    _check_range("timeout_s", config.timeout_s, MIN_TIMEOUT_S, MAX_TIMEOUT_S, "s")
+    _check_range("memory_mb", config.memory_mb, MIN_MEMORY_MB, limits.max_memory_mb, "MB")
+    _check_range("timeout_s", config.timeout_s, MIN_TIMEOUT_S, limits.max_timeout_s, "s")
     _check_env(config.env)
-    _check_scaling(config)
+    _check_scaling(config, limits)
     _check_backend(config, backends)
     if len(config.description) > MAX_DESCRIPTION_LENGTH or "\x00" in config.description:
         raise RequestInvalid(
@@ -106,7 +125,8 @@ def _check_range(field: str, value: float, low: float, high: float, unit: str) -
     # An int is compared as it is: float() of a huge one would overflow.
     finite = isinstance(value, int) or math.isfinite(value)
     if isinstance(value, bool) or not finite or not low <= value <= high:
-        raise RequestInvalid(f"{field}: {value!r} is outside {low:g}-{high:g} {unit}")
+        raisable = _SETTING.get(field, "") if finite and value > high else ""
+        raise RequestInvalid(f"{field}: {value!r} is outside {low:g}-{high:g} {unit}{raisable}")
 
 
 def _check_env(env: Mapping[str, str]) -> None:
@@ -131,15 +151,17 @@ def _check_env(env: Mapping[str, str]) -> None:
         )
 
 
-def _check_scaling(config: FunctionConfig) -> None:
-    _check_range("max_replicas", config.max_replicas, 1, MAX_REPLICAS, "instances")
+def _check_scaling(config: FunctionConfig, limits: FunctionLimits) -> None:
+    _check_range("max_replicas", config.max_replicas, 1, limits.max_replicas, "instances")
     if not 0 <= config.min_replicas <= config.max_replicas:
         raise RequestInvalid(
             f"min_replicas: {config.min_replicas} must be from 0 to max_replicas="
             f"{config.max_replicas}"
         )
     concurrency = config.instance_concurrency
-    _check_range("instance_concurrency", concurrency, 1, MAX_INSTANCE_CONCURRENCY, "invocations")
+    _check_range(
+        "instance_concurrency", concurrency, 1, limits.max_instance_concurrency, "invocations"
+    )
     if concurrency * MEMORY_PER_WORKER_MB > config.memory_mb:
         raise RequestInvalid(
             f"instance_concurrency: {concurrency} workers need memory_mb of at least "

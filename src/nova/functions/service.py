@@ -23,7 +23,12 @@ from nova.core.models import CodeBundle, FunctionConfig, FunctionRecord, Page
 from nova.core.names import validate_function_name
 from nova.functions.deployer import Deployer
 from nova.functions.locks import KeyedLock
-from nova.functions.rules import check_config, check_handler_file, handler_files
+from nova.functions.rules import (
+    FunctionLimits,
+    check_config,
+    check_handler_file,
+    handler_files,
+)
 from nova.runtimes.registry import RuntimeRegistry
 from nova.sandbox.registry import BackendRegistry
 from nova.store.ports import Store
@@ -52,12 +57,14 @@ class FunctionService:
         runtimes: RuntimeRegistry,
         backends: BackendRegistry,
         code_policy: CodePolicy,
+        limits: FunctionLimits,
     ) -> None:
         self._store = store
         self._deployer = deployer
         self._runtimes = runtimes
         self._backends = backends
         self._code_policy = code_policy
+        self._limits = limits
         self._changing = KeyedLock()  # function name -> one create/update/delete at a time
 
     async def create(self, fields: Mapping[str, Any], source: CodeSource) -> FunctionRecord:
@@ -114,7 +121,7 @@ class FunctionService:
         return await self._store.functions.list(limit=limit, cursor=cursor)
 
     def _checked(self, config: FunctionConfig) -> FunctionConfig:
-        return check_config(config, self._runtimes, self._backends)
+        return check_config(config, self._runtimes, self._backends, self._limits)
 
     async def _bundle(self, config: FunctionConfig, source: CodeSource) -> CodeBundle:
         """The validated code, read off the event loop (a zip or a host directory can be

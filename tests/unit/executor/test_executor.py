@@ -11,7 +11,6 @@ import orjson
 import pytest
 
 from nova.code.cache import CodeCache
-from nova.code.policy import CodePolicy
 from nova.core.errors import FunctionNotFound, RequestInvalid, RuntimeUnavailable, ShuttingDown
 from nova.executor.executor import Executor
 from nova.functions.deployer import Deployer
@@ -24,8 +23,7 @@ from nova.runtimes.registry import BUILTIN_RUNTIMES, RuntimeRegistry, RuntimeSta
 from nova.sandbox.fake import FakeBackend
 from nova.sandbox.registry import BackendRegistry
 from nova.store.memory import MemoryStore
-
-CODE_POLICY = CodePolicy(max_upload_bytes=1 << 20, max_files=100, max_unpacked_bytes=1 << 20)
+from tests.unit.functions.conftest import CODE_POLICY, LIMITS
 
 
 @dataclass
@@ -60,7 +58,7 @@ async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
     deployer = Deployer(store, pools, CodeCache(tmp_path / "code"), runtimes, registry)
     batcher = InvocationLogBatcher(store.invocations, 100, 1000, 0.01, 1.0)
     batcher.start()
-    functions = FunctionService(store, deployer, runtimes, registry, CODE_POLICY)
+    functions = FunctionService(store, deployer, runtimes, registry, CODE_POLICY, LIMITS)
     executor = Executor(deployer, batcher, timeout_grace_s=0.05)
     yield Harness(store, backend, functions, executor, batcher, pools)
     await pools.close()

@@ -9,6 +9,7 @@ import pytest
 from nova.code.cache import CodeCache
 from nova.code.policy import CodePolicy
 from nova.functions.deployer import Deployer
+from nova.functions.rules import FunctionLimits
 from nova.functions.service import FunctionService
 from nova.pool.function_pool import PoolLimits
 from nova.pool.launcher import SandboxLauncher
@@ -20,6 +21,9 @@ from nova.sandbox.registry import BackendRegistry
 from nova.store.memory import MemoryStore
 
 CODE_POLICY = CodePolicy(max_upload_bytes=1 << 20, max_files=100, max_unpacked_bytes=1 << 20)
+LIMITS = FunctionLimits(
+    max_memory_mb=10240, max_timeout_s=900, max_replicas=1000, max_instance_concurrency=8
+)
 GVISOR_MISSING = BackendInfo("gvisor", False, "runsc is not installed", "gVisor", False)
 
 
@@ -58,7 +62,7 @@ def build_functions(tmp_path: Path, cache_type: type[CodeCache] = CodeCache) -> 
     )
     code_dir = tmp_path / "code"
     deployer = Deployer(store, pools, cache_type(code_dir), runtimes(), registry)
-    service = FunctionService(store, deployer, runtimes(), registry, CODE_POLICY)
+    service = FunctionService(store, deployer, runtimes(), registry, CODE_POLICY, LIMITS)
     return Functions(store, service, code_dir, pools)
 
 

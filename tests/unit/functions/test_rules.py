@@ -12,14 +12,14 @@ from nova.core.models import CodeBundle, CodeFile, ExecutionMode, FunctionConfig
 from nova.functions import rules
 from nova.sandbox.fake import FakeBackend
 from nova.sandbox.registry import BackendRegistry, BackendUnavailable
-from tests.unit.functions.conftest import backends, runtimes
+from tests.unit.functions.conftest import LIMITS, backends, runtimes
 
 BASE = FunctionConfig(name="fn", runtime="python", handler="handler.handler")
 
 
 def _check(registry: BackendRegistry | None = None, **changes: Any) -> FunctionConfig:
     config = dataclasses.replace(BASE, **changes)
-    return rules.check_config(config, runtimes(), registry or backends(FakeBackend()))
+    return rules.check_config(config, runtimes(), registry or backends(FakeBackend()), LIMITS)
 
 
 @pytest.mark.parametrize(
@@ -46,8 +46,8 @@ def _check(registry: BackendRegistry | None = None, **changes: Any) -> FunctionC
         ({"min_replicas": 3, "max_replicas": 2}, "min_replicas"),
         ({"min_replicas": -1}, "min_replicas"),
         ({"instance_concurrency": 0}, "instance_concurrency"),
-        ({"instance_concurrency": 65, "memory_mb": 10240}, "instance_concurrency"),
-        ({"instance_concurrency": 9, "memory_mb": 128}, "instance_concurrency"),
+        ({"instance_concurrency": 9, "memory_mb": 10240}, "instance_concurrency"),
+        ({"instance_concurrency": 5, "memory_mb": 64}, "instance_concurrency"),
         ({"description": "x" * 1025}, "description"),
         ({"description": "a\x00b"}, "description"),
         ({"mode": "forever"}, "mode"),
@@ -65,8 +65,8 @@ def test_values_that_would_fail_invocations_are_refused(
     "changes",
     [
         {"memory_mb": 64, "timeout_s": 0.1},
-        {"memory_mb": 10240, "timeout_s": 900, "instance_concurrency": 64},
-        {"instance_concurrency": 8, "memory_mb": 128},
+        {"memory_mb": 10240, "timeout_s": 900, "instance_concurrency": 8},
+        {"instance_concurrency": 4, "memory_mb": 64},
         {"handler": "pkg/app.main"},
         {"handler": "pkg.app.main"},
         {"handler": "my-mod.$handler"},

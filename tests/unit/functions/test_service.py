@@ -44,9 +44,9 @@ async def test_a_backend_the_host_cannot_run_is_refused_before_anything_is_store
 async def test_update_checks_the_merged_config_with_the_create_rules(
     functions: Functions,
 ) -> None:
-    await _create(functions, memory_mb=128)
-    with pytest.raises(RequestInvalid, match=r"^instance_concurrency: 9 workers"):
-        await functions.service.update("fn", {"instance_concurrency": 9}, CodeSource())
+    await _create(functions, memory_mb=64)
+    with pytest.raises(RequestInvalid, match=r"^instance_concurrency: 5 workers"):
+        await functions.service.update("fn", {"instance_concurrency": 5}, CodeSource())
     with pytest.raises(BackendUnavailable):
         await functions.service.update("fn", {"backend": "gvisor"}, CodeSource())
     assert (await functions.store.functions.get("fn")).revision == 1
