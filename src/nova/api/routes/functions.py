@@ -25,11 +25,13 @@ def services(request: Request) -> Services:
 async def read_function_body(request: Request, model: type[Body]) -> tuple[Body, CodeSource]:
     """The fields and the code of a create or update: JSON, or multipart `meta` + `zip`."""
     limit = services(request).settings.code.max_upload_bytes
+    archive = None
     if is_multipart(request):
         body, archive = await read_multipart(request, model, limit)
-        return body, CodeSource(zip_bytes=archive)
-    body = await read_json_model(request, model, limit)
-    return body, CodeSource(code=body.code, files=body.files, code_path=body.code_path)
+    else:
+        body = await read_json_model(request, model, limit)
+    # A meta with code too is two sources: the service refuses it rather than pick one.
+    return body, CodeSource(body.code, body.files, body.code_path, archive)
 
 
 @router.post(
