@@ -25,7 +25,7 @@ from typing import Any
 
 import httpx
 import pytest
-from hypothesis import HealthCheck, event, given, note, settings
+from hypothesis import HealthCheck, event, example, given, note, settings
 from hypothesis import strategies as st
 
 from tests.e2e.daemon_process import DaemonProcess
@@ -95,24 +95,23 @@ FIELDS: dict[str, tuple[st.SearchStrategy[Any], st.SearchStrategy[Any]]] = {
         st.sampled_from(["container", "gvisor", "process", "auto", None]),
         st.sampled_from(["microvm", "bogus", ""]),
     ),
-    "network": (st.booleans(), st.just(None)),
+    "network": (st.booleans(), st.nothing()),
     "description": (st.text(max_size=20), st.sampled_from(["x" * 1025, "a\x00b"])),
 }
-# What one example may get wrong (at most one of them; None: nothing on purpose, though
-# fields that are each within bounds may still clash, e.g. gvisor with network).
-ASPECTS = ("name", "handler", "runtime", "config", "code")
+# What one example may get wrong, one at a time; None (half the examples): nothing on purpose,
+# though values that are each within bounds may still clash (gvisor with network).
+ASPECTS = ("name", "handler", "runtime", "code", *(key for key in FIELDS if key != "network"))
 broken_aspects = st.sampled_from([None] * len(ASPECTS) + list(ASPECTS))
 
 
 @st.composite
-def config_fields(draw: st.DrawFn, broken: bool) -> dict[str, Any]:
-    """Some fields within bounds; if ``broken``, one of them past its bound."""
+def config_fields(draw: st.DrawFn, broken: str | None) -> dict[str, Any]:
+    """Some fields within bounds, and the ``broken`` one (if it is a field) past its bound."""
     fields: dict[str, Any] = draw(
         st.fixed_dictionaries({}, optional={key: valid for key, (valid, _) in FIELDS.items()})
     )
-    if broken:
-        key = draw(st.sampled_from(sorted(key for key in FIELDS if key != "network")))
-        fields[key] = draw(FIELDS[key][1])
+    if broken in FIELDS:
+        fields[broken] = draw(FIELDS[broken][1])
     return {key: value for key, value in fields.items() if value is not None}
 
 
@@ -204,7 +203,7 @@ def calls(draw: st.DrawFn) -> Call:
     broken = draw(broken_aspects)
     handler = draw(st.sampled_from(HANDLERS))
     kind = draw(st.sampled_from(["create", "create-zip", "patch", "put"]))
-    fields = draw(config_fields(broken == "config"))
+    fields = draw(config_fields(broken))
     if kind.startswith("create"):
         name = draw(st.sampled_from(["Prop", "-x", "a" * 64, ""])) if broken == "name" else NAME
         existing = draw(st.integers(0, 5)) == 5  # then a 409
@@ -224,12 +223,14 @@ def calls(draw: st.DrawFn) -> Call:
         if broken == "name":
             fields["name"] = "other"
         return Call("PATCH", f"/functions/{NAME}", True, json_body=fields)
-    content_type = "text/plain" if broken == "name" else "application/zip"  # PUT has no fields
+    # A PUT has no fields: whatever an example would break, a PUT breaks its archive instead
+    # (or, for a bad name, its content type).
+    content_type = "text/plain" if broken == "name" else "application/zip"
     return Call(
         "PUT",
         f"/functions/{NAME}/code",
         True,
-        content=draw(archives(HANDLERS[0], broken == "code")),
+        content=draw(archives(HANDLERS[0], broken not in (None, "name"))),
         headers={"content-type": content_type},
     )
 
@@ -269,6 +270,38 @@ def _check_error(response: httpx.Response) -> None:
         assert error["message"]
 
 
+def _create(**fields: Any) -> Call:
+    body = {"name": NAME, "runtime": "python", "code": HANDLERS[0].source, **fields}
+    return Call("POST", "/functions", False, json_body={k: v for k, v in body.items() if v})
+
+
+def _put(files: dict[str, str]) -> Call:
+    archive = zip_bytes({HANDLERS[0].module_file: HANDLERS[0].source, **files})
+    headers = {"content-type": "application/zip"}
+    return Call("PUT", f"/functions/{NAME}/code", True, content=archive, headers=headers)
+
+
+# What a probe of the API found, run first in every run (hypothesis may not draw them).
+KNOWN = [
+    _create(backend="microvm"),
+    _create(backend="gvisor", network=True),
+    _create(files={"handler.py": HANDLERS[0].source, "a": "", "a/b": ""}, code=None),
+    _put({"x" * 300: ""}),
+    _create(timeout_s=0.0005),
+    _create(env={"A": "x\x00y"}),
+    _create(handler="a b.handler"),
+    _create(handler="hé.handler"),
+    _create(runtime="node", code=HANDLERS[3].source, instance_concurrency=8, backend="container"),
+]
+
+
+def _with_known_examples(test: Any) -> Any:
+    for call in KNOWN:
+        test = example(call=call)(test)
+    return test
+
+
+@_with_known_examples
 @settings(
     max_examples=100,
     deadline=None,

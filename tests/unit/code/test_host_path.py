@@ -50,9 +50,16 @@ def test_a_zip_below_a_root_is_read(root: Path) -> None:
     assert list(read_host_path(str(root / "code.zip"), _policy(root)).files) == ["handler.py"]
 
 
-@pytest.mark.parametrize("raw", ["/etc", "relative/app", "/x/../etc"])
-def test_paths_outside_the_roots_are_refused(root: Path, raw: str) -> None:
-    with pytest.raises(RequestInvalid, match="code_path"):
+@pytest.mark.parametrize(
+    ("raw", "fragment"),
+    [
+        ("/etc", "is not below a directory in the daemon's code"),
+        ("relative/app", "must be an absolute path"),
+        ("/x/../etc", "without '..'"),
+    ],
+)
+def test_paths_outside_the_roots_are_refused(root: Path, raw: str, fragment: str) -> None:
+    with pytest.raises(RequestInvalid, match=fragment):
         read_host_path(raw, _policy(root))
 
 
