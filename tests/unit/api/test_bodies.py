@@ -14,7 +14,9 @@ CHUNK = 64 * 1024
 BOUNDARY = "nova-test-boundary"
 
 
-def _request(chunks: list[bytes], content_type: str) -> tuple[Request, list[int]]:
+def _request(
+    chunks: list[bytes], content_type: str, declared: int | None = None
+) -> tuple[Request, list[int]]:
     """A request delivering ``chunks`` one message each; the list counts messages taken."""
     taken = [0]
 
@@ -27,7 +29,8 @@ def _request(chunks: list[bytes], content_type: str) -> tuple[Request, list[int]
         "type": "http",
         "method": "POST",
         "path": "/functions",
-        "headers": [(b"content-type", content_type.encode())],
+        "headers": [(b"content-type", content_type.encode())]
+        + ([(b"content-length", str(declared).encode())] if declared is not None else []),
     }
     return Request(scope, receive), taken
 
@@ -50,3 +53,10 @@ async def test_a_body_stops_being_read_past_the_limit() -> None:
     with pytest.raises(PayloadTooLarge, match="the body is larger than 100000 bytes"):
         await read_body(request, 100_000, "the body")
     assert taken[0] == 2
+
+
+async def test_a_declared_length_past_the_limit_is_refused_before_reading() -> None:
+    request, taken = _request([b"{}"], "application/json", declared=100_001)
+    with pytest.raises(PayloadTooLarge):
+        await read_body(request, 100_000, "the body")
+    assert taken[0] == 0
