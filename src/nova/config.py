@@ -61,6 +61,9 @@ class ExecutorSettings(BaseModel):
     log_timeout_s: float = Field(5.0, gt=0)
     max_message_bytes: int = Field(8 * 1024 * 1024, gt=0)
     timeout_grace_s: float = Field(0.5, ge=0)  # slack past timeout_s before the instance is killed
+    # Invocation logs older than this are deleted (0: keep them forever), checked every hour.
+    log_retention_days: float = Field(7.0, ge=0)
+    log_retention_interval_s: float = Field(3600.0, gt=0)
 
 
 class FunctionSettings(BaseModel):

@@ -1,21 +1,19 @@
 """The composition root: the only place that picks concrete implementations.
 
-Lifecycle: start-up (store, runtimes, backend, pools, example) -> serve -> drain (uvicorn stops
-accepting and finishes in-flight requests up to daemon.shutdown_timeout_s; a second SIGINT
-forces exit) -> stop every instance, flush invocation logs, close the store.
+Lifecycle: start-up (store, runtimes, backend, pools, example) -> serve -> drain (still
+listening, new invocations get 503 while in-flight ones finish, up to daemon.shutdown_timeout_s;
+a second SIGINT forces exit; see nova.server) -> stop every instance, flush invocation logs,
+close the store.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ipaddress
 import logging
-import signal
 import sys
-import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -40,6 +38,7 @@ from nova.images.recipe import ImagePolicy, debian_recipes
 from nova.images.service import ImageService
 from nova.images.store import ImageStore
 from nova.observability.invocation_logs import InvocationLogBatcher
+from nova.observability.log_retention import LogRetention
 from nova.observability.logging import configure_logging
 from nova.pool.function_pool import PoolLimits
 from nova.pool.launcher import SandboxLauncher
@@ -49,6 +48,7 @@ from nova.sandbox.container import ContainerBackend
 from nova.sandbox.container_roots import image_mount_points
 from nova.sandbox.registry import BackendUnavailable
 from nova.sandbox.selection import build_backends
+from nova.server import DrainingServer
 from nova.store.sql_store import open_store
 
 logger = logging.getLogger("nova.daemon")
@@ -63,8 +63,13 @@ def run_daemon(config_file: Path | None, overrides: dict[str, Any], deploy_examp
         return 2
     configure_logging(settings.logging.level, settings.logging.format)
     settings.daemon.data_dir.mkdir(parents=True, exist_ok=True)
-    app = create_app(lambda api: _lifespan(api, settings, deploy_example))
-    server = _DaemonServer(
+    built: list[Services] = []  # filled by the lifespan once the services exist
+    app = create_app(lambda api: _lifespan(api, settings, deploy_example, built))
+
+    async def drain(timeout_s: float) -> bool:
+        return await built[0].executor.inflight.drain(timeout_s) if built else True
+
+    server = DrainingServer(
         uvicorn.Config(
             app,
             host=settings.daemon.host,
@@ -77,40 +82,26 @@ def run_daemon(config_file: Path | None, overrides: dict[str, Any], deploy_examp
             # Nova uses no client address, so X-Forwarded-* rewriting is pure per-request cost.
             proxy_headers=False,
             timeout_graceful_shutdown=int(settings.daemon.shutdown_timeout_s),
-        )
+        ),
+        drain,
+        settings.daemon.shutdown_timeout_s,
     )
     server.run()
     return 0 if server.started else 1
 
 
-class _DaemonServer(uvicorn.Server):
-    """uvicorn re-raises the signal that stopped it once shutdown is done, which would turn a
-    clean drain into a KeyboardInterrupt / death by SIGTERM; a daemon should exit 0 instead.
-    A second SIGINT still forces exit (uvicorn's handle_exit)."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-        previous = {
-            sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)
-        }
-        try:
-            yield
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-
-
 @asynccontextmanager
-async def _lifespan(api: FastAPI, settings: Settings, deploy_example: bool) -> AsyncIterator[None]:
+async def _lifespan(
+    api: FastAPI, settings: Settings, deploy_example: bool, built: list[Services]
+) -> AsyncIterator[None]:
     started_at = time.monotonic()
     services = await build_services(settings)
     api.state.services = services
+    built.append(services)
     api.state.images = images = runtime_images(settings, services)
     try:
         services.log_batcher.start()
+        services.log_retention.start()
         services.pools.start_background()
         await _prewarm(services)
         if deploy_example:
@@ -157,8 +148,15 @@ async def build_services(settings: Settings) -> Services:
         cleanup_interval_s=pool_settings.cleanup_interval_s,
         health_check_interval_s=pool_settings.health_check_interval_s,
     )
-    deployer = Deployer(store, pools, CodeCache(data_dir / "code"), runtimes, sandboxes)
     executor_settings = settings.executor
+    deployer = Deployer(
+        store,
+        pools,
+        CodeCache(data_dir / "code"),
+        runtimes,
+        sandboxes,
+        executor_settings.timeout_grace_s,
+    )
     batcher = InvocationLogBatcher(
         store.invocations,
         executor_settings.log_batch_size,
@@ -178,6 +176,11 @@ async def build_services(settings: Settings) -> Services:
         runtimes=runtimes,
         sandboxes=sandboxes,
         log_batcher=batcher,
+        log_retention=LogRetention(
+            store.invocations,
+            executor_settings.log_retention_days,
+            executor_settings.log_retention_interval_s,
+        ),
         started_at=time.monotonic(),
     )
 
@@ -253,6 +256,7 @@ async def shutdown(services: Services) -> None:
         )
     await services.pools.close()
     await services.sandboxes.close()
+    await services.log_retention.close()
     await services.log_batcher.close()
     await services.store.close()
     logger.info("nova stopped")

@@ -42,6 +42,18 @@ def test_zip_upload_and_code_replacement(api: httpx.Client) -> None:
     assert replaced.json()["revision"] == 2
     assert api.post("/functions/zipped/invoke", json={}).json()["output"] == "replaced"
 
+    # The same archive again changes nothing: same revision, same update time.
+    again = api.put(
+        "/functions/zipped/code", content=replacement, headers={"content-type": "application/zip"}
+    )
+    assert again.status_code == 200, again.text
+    assert (again.json()["revision"], again.json()["updated_at"]) == (
+        2,
+        replaced.json()["updated_at"],
+    )
+    same_config = api.patch("/functions/zipped", json={"memory_mb": 128}).json()
+    assert same_config["revision"] == 2
+
 
 def test_hostile_zips_are_refused(api: httpx.Client) -> None:
     meta = '{"name": "evil", "runtime": "python"}'

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -27,7 +29,15 @@ def test_create_invoke_update_delete_over_http(api: httpx.Client) -> None:
     assert warm["cold_start"] is False
     assert cold["output"] == {"v": 1, "pid": cold["output"]["pid"], "event": {"n": 1}}
     assert warm["output"]["pid"] == cold["output"]["pid"]
-    assert set(cold) == {"request_id", "output", "error", "duration_ms", "cold_start", "version"}
+    assert set(cold) == {
+        "request_id",
+        "output",
+        "error",
+        "duration_ms",
+        "total_ms",
+        "cold_start",
+        "version",
+    }
 
     updated = api.patch("/functions/echo", json={"code": ECHO_PID % 2}).json()
     assert updated["revision"] == 2
@@ -40,6 +50,41 @@ def test_create_invoke_update_delete_over_http(api: httpx.Client) -> None:
     gone = api.post("/functions/echo/invoke", json={})
     assert gone.status_code == 404
     assert gone.json()["error"]["code"] == "Function.NotFound"
+
+
+def test_delete_lets_a_running_invocation_finish(api: httpx.Client) -> None:
+    code = "import time\ndef handler(event, context):\n    time.sleep(1)\n    return 'finished'\n"
+    api.post("/functions", json={"name": "slow", "runtime": "python", "code": code})
+    with ThreadPoolExecutor(1) as pool:
+        running = pool.submit(api.post, "/functions/slow/invoke", json={})
+        time.sleep(0.5)
+        assert api.delete("/functions/slow").status_code == 200
+        assert api.post("/functions/slow/invoke", json={}).status_code == 404
+        result = running.result(10)
+    assert result.status_code == 200
+    assert result.json()["output"] == "finished"
+    # Created again under the same name, it is a new function with its own code and history.
+    api.post("/functions", json={"name": "slow", "runtime": "python", "code": ECHO_PID % 3})
+    again = api.post("/functions/slow/invoke", json={}).json()
+    assert again["output"]["v"] == 3
+    assert again["total_ms"] >= again["duration_ms"] > 0
+    own = _logs_when(api, "/functions/slow/logs", 1)
+    assert [log["id"] for log in own] == [again["request_id"]]
+    assert own[0]["total_ms"] == again["total_ms"]
+    assert own[0]["duration_ms"] == again["duration_ms"]
+    every = _logs_when(api, "/invocations?function=slow", 2)  # the deleted one's stays readable
+    assert {log["id"] for log in every} == {again["request_id"], result.json()["request_id"]}
+    assert len({log["function_id"] for log in every}) == 2
+
+
+def _logs_when(api: httpx.Client, path: str, count: int) -> list[dict[str, object]]:
+    """The log records at ``path`` once there are ``count`` (they are written in batches)."""
+    deadline = time.monotonic() + 10
+    while True:
+        items: list[dict[str, object]] = api.get(path).json()["items"]
+        if len(items) >= count or time.monotonic() > deadline:
+            return items
+        time.sleep(0.1)
 
 
 def test_hot_reload_keeps_the_instance(api: httpx.Client) -> None:

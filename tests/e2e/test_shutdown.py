@@ -59,6 +59,37 @@ def test_sigterm_finishes_in_flight_work_then_stops_instances(tmp_path: Path) ->
         restarted.stop()
 
 
+def test_during_the_drain_new_invocations_get_503_rather_than_a_refused_connection(
+    tmp_path: Path,
+) -> None:
+    daemon = DaemonProcess(tmp_path / "data").start()
+    code = "import time\ndef handler(event, context):\n    time.sleep(2)\n    return 'finished'\n"
+    with daemon.client() as api:
+        api.post(
+            "/functions", json={"name": "long", "runtime": "python", "code": code}
+        ).raise_for_status()
+        results: list[httpx.Response] = []
+        caller = threading.Thread(
+            target=lambda: results.append(api.post("/functions/long/invoke", json={}))
+        )
+        caller.start()
+        time.sleep(0.7)
+        assert daemon.process is not None
+        daemon.process.send_signal(signal.SIGTERM)
+        time.sleep(0.3)
+        with daemon.client() as fresh:  # a new connection: the socket still accepts
+            refused = fresh.post("/functions/long/invoke", json={})
+            ready = fresh.get("/health/ready")
+        caller.join(10)
+    assert refused.status_code == 503
+    assert refused.json()["error"]["code"] == "Daemon.ShuttingDown"
+    assert ready.status_code == 503
+    assert ready.json()["status"] == "draining"
+    assert results[0].status_code == 200
+    assert results[0].json()["output"] == "finished"
+    assert daemon.process.wait(15) == 0
+
+
 def test_a_second_sigint_forces_exit(tmp_path: Path) -> None:
     daemon = DaemonProcess(
         tmp_path / "data", env={"NOVA_LOG_LEVEL": "info"}, args=["--shutdown-timeout", "60"]

@@ -188,7 +188,23 @@ async def test_list_rejects_a_cursor_of_another_list(store: Store) -> None:
     now = datetime.now(UTC)
     logs = [
         InvocationLog(
-            f"r{i}", "f", "python", "$LATEST", 1.0, False, True, None, None, 0, 0, "", "", now
+            f"r{i}",
+            "f-id",
+            "f",
+            "python",
+            "$LATEST",
+            "",
+            1.0,
+            1.5,
+            False,
+            True,
+            None,
+            None,
+            0,
+            0,
+            "",
+            "",
+            now,
         )
         for i in range(2)
     ]
@@ -245,10 +261,10 @@ async def test_update_refuses_to_rename(store: Store) -> None:
 
 
 async def test_delete_removes_the_function_and_its_code(store: Store) -> None:
-    await store.functions.create(config(), bundle(handler=b"one", extra=b"two"))
+    created = await store.functions.create(config(), bundle(handler=b"one", extra=b"two"))
     other = await store.functions.create(config("other"), HELLO)
 
-    await store.functions.delete("hello")
+    assert await store.functions.delete("hello") == created  # what was removed
 
     with pytest.raises(FunctionNotFound):
         await store.functions.get("hello")

@@ -20,10 +20,13 @@ def log(
 ) -> InvocationLog:
     fields: dict[str, object] = {
         "id": log_id,
+        "function_id": f"{function}-id",
         "function_name": function,
         "runtime": "python",
         "version": "$LATEST",
+        "qualifier": "",
         "duration_ms": 1.25,
+        "total_ms": 1.5,
         "cold_start": False,
         "success": True,
         "error_type": None,
@@ -115,6 +118,34 @@ async def test_filter_by_function(store: Store) -> None:
     assert [item.id for item in hello.items] == ["h2", "h1", "h0"]
     assert (await store.invocations.list(function_name="nobody")).items == []
     assert len((await store.invocations.list()).items) == 5
+
+
+async def test_filter_by_function_id_separates_functions_that_shared_a_name(
+    store: Store,
+) -> None:
+    await store.invocations.add_many(
+        [
+            log("old", T0, "hello", function_id="first"),
+            log("new", T0, "hello", function_id="second"),
+        ]
+    )
+    by_id = await store.invocations.list(function_id="second")
+    assert [item.id for item in by_id.items] == ["new"]
+    by_name = await store.invocations.list(function_name="hello")
+    assert sorted(item.id for item in by_name.items) == ["new", "old"]
+
+
+async def test_delete_older_than_removes_the_oldest_in_bounded_rounds(store: Store) -> None:
+    await store.invocations.add_many(
+        [log(f"old{i}", T0 - timedelta(days=10, seconds=i)) for i in range(5)] + [log("recent", T0)]
+    )
+    cutoff = T0 - timedelta(days=1)
+    assert await store.invocations.delete_older_than(cutoff, limit=3) == 3
+    remaining = [item.id for item in (await store.invocations.list()).items]
+    assert remaining == ["recent", "old0", "old1"]  # the three oldest went first
+    assert await store.invocations.delete_older_than(cutoff, limit=3) == 2
+    assert await store.invocations.delete_older_than(cutoff, limit=3) == 0
+    assert [item.id for item in (await store.invocations.list()).items] == ["recent"]
 
 
 async def test_cursor_paging_is_exact_across_equal_timestamps(store: Store) -> None:

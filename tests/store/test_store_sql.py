@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+import threading
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -16,9 +19,9 @@ from alembic.script import ScriptDirectory
 from nova.core.errors import StoreUnavailable
 from nova.core.models import CodeBundle, CodeFile, FunctionConfig, InvocationLog
 from nova.store import Store
-from nova.store.database import parse_url
+from nova.store.database import Database, create_engine, ensure_sqlite_directory, parse_url
 from nova.store.migrator import alembic_config
-from nova.store.schema import VERSION_TABLE, function_files, metadata
+from nova.store.schema import VERSION_TABLE, code_files, metadata
 from nova.store.sql_store import SqlStore, open_store
 
 from .backends import Target, postgres_schema, postgres_url
@@ -68,13 +71,51 @@ async def test_concurrent_first_opens_migrate_once(sql_target: Target) -> None:
             await store.close()
 
 
+async def test_opening_while_another_writer_commits_switches_to_wal(tmp_path: Path) -> None:
+    # Another process inside a write transaction on a fresh (rollback-journal) file: SQLite
+    # answers the WAL switch of a connection opening meanwhile with "database is locked" at
+    # once, without waiting, when that writer commits (a lock deadlock it resolves by failing
+    # the switch). Opening must retry rather than fail the daemon's start.
+    path = tmp_path / "nova.db"
+    writer = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    writer.execute("CREATE TABLE other (x)")
+    writer.execute("BEGIN IMMEDIATE")
+    writer.execute("INSERT INTO other VALUES (1)")
+    commit = threading.Timer(0.3, writer.execute, ("COMMIT",))
+    commit.start()
+    try:
+        store = await open_store(f"sqlite:///{path}")
+        await store.close()
+    finally:
+        commit.join()
+        writer.close()
+    with sqlite3.connect(path) as check:
+        assert check.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
 async def test_reopening_keeps_the_data(sql_target: Target) -> None:
     first = await sql_target.open()
     try:
         created = await first.functions.create(CONFIG, CODE)
         now = datetime.now(UTC)
         log = InvocationLog(
-            "r1", "hello", "python", "$LATEST", 2.5, True, True, None, None, 1, 2, "out", "", now
+            "r1",
+            created.id,
+            "hello",
+            "python",
+            "$LATEST",
+            "",
+            2.5,
+            3.0,
+            True,
+            True,
+            None,
+            None,
+            1,
+            2,
+            "out",
+            "",
+            now,
         )
         await first.invocations.add_many([log])
     finally:
@@ -87,6 +128,62 @@ async def test_reopening_keeps_the_data(sql_target: Target) -> None:
         assert (await second.invocations.list()).items == [log]
     finally:
         await second.close()
+
+
+async def test_upgrading_keeps_functions_code_and_logs(sql_target: Target) -> None:
+    """A database made by the first release, upgraded: records of an existing function get its
+    id (a deleted function's keep NULL), the old duration (the daemon's total) becomes
+    total_ms, and the function's config and files read back unchanged."""
+    assert sql_target.url is not None
+    url = parse_url(sql_target.url)
+    ensure_sqlite_directory(url)
+    database = Database(create_engine(url, schema=sql_target.schema), url)
+    async with database.transaction() as connection:
+        await connection.run_sync(lambda sync: command.upgrade(alembic_config(sync), "0001"))
+        now = datetime.now(UTC)
+        await connection.execute(
+            sa.text(
+                "INSERT INTO functions (id, name, runtime, handler, memory_mb, timeout_s, env, "
+                "mode, min_replicas, max_replicas, instance_concurrency, network, description, "
+                "code_hash, code_size, revision, created_at, updated_at) VALUES ('f-1', 'live', "
+                "'python', 'h.h', 128, 3, '{}', 'persistent', 0, 1, 1, false, '', 'x', 1, 1, "
+                ":now, :now)"
+            ),
+            {"now": now},
+        )
+        await connection.execute(
+            sa.text(
+                "INSERT INTO function_files (function_id, path, content, executable) "
+                "VALUES ('f-1', 'h.py', :content, true)"
+            ),
+            {"content": b"def h(e, c):\n    return 1\n"},
+        )
+        for log_id, name in (("a", "live"), ("b", "gone")):
+            await connection.execute(
+                sa.text(
+                    "INSERT INTO invocation_logs (id, function_name, runtime, version, "
+                    "duration_ms, cold_start, success, input_size, output_size, stdout, stderr, "
+                    "created_at) VALUES (:id, :name, 'python', '$LATEST', 7.5, false, true, 0, 0, "
+                    "'', '', :now)"
+                ),
+                {"id": log_id, "name": name, "now": now},
+            )
+    await database.close()
+
+    store = await sql_target.open()
+    try:
+        logs = {log.id: log for log in (await store.invocations.list()).items}
+        live = await store.functions.get("live")
+        code = await store.functions.get_code("live")
+    finally:
+        await store.close()
+    assert (logs["a"].function_id, logs["b"].function_id) == ("f-1", None)
+    assert logs["a"].total_ms == logs["a"].duration_ms == 7.5
+    # 0003: the config columns became one document, the files moved to code_files.
+    assert live.config == FunctionConfig(
+        name="live", runtime="python", handler="h.h", timeout_s=3.0, max_replicas=1
+    )
+    assert code.files == {"h.py": CodeFile(b"def h(e, c):\n    return 1\n", executable=True)}
 
 
 async def test_the_migrated_schema_matches_the_metadata(sql_store: Store) -> None:
@@ -104,8 +201,8 @@ async def test_the_migrated_schema_matches_the_metadata(sql_store: Store) -> Non
 
 async def test_deleting_a_function_cascades_to_its_files(sql_store: Store) -> None:
     created = await sql_store.functions.create(CONFIG, CODE)
-    count = sa.select(sa.func.count()).select_from(function_files)
-    count = count.where(function_files.c.function_id == created.id)
+    count = sa.select(sa.func.count()).select_from(code_files)
+    count = count.where(code_files.c.function_id == created.id)
     async with sql(sql_store).database.transaction() as connection:
         assert (await connection.execute(count)).scalar_one() == 1
 
@@ -207,7 +304,12 @@ async def test_ordered_text_columns_compare_bytes_on_postgres() -> None:
                 columns = (await connection.execute(sa.text(query))).scalars().all()
         finally:
             await store.close()
-    assert columns == ["functions.name", "invocation_logs.function_name", "invocation_logs.id"]
+    assert columns == [
+        "function_aliases.name",
+        "functions.name",
+        "invocation_logs.function_name",
+        "invocation_logs.id",
+    ]
 
 
 @pytest.mark.postgres

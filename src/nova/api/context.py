@@ -9,6 +9,7 @@ from nova.executor.executor import Executor
 from nova.functions.deployer import Deployer
 from nova.functions.service import FunctionService
 from nova.observability.invocation_logs import InvocationLogBatcher
+from nova.observability.log_retention import LogRetention
 from nova.pool.manager import PoolManager
 from nova.runtimes.registry import RuntimeRegistry
 from nova.sandbox.registry import BackendRegistry
@@ -26,5 +27,6 @@ class Services:
     runtimes: RuntimeRegistry
     sandboxes: BackendRegistry  # every usable backend, the default, and why others are not
     log_batcher: InvocationLogBatcher
+    log_retention: LogRetention
     started: bool = False
     started_at: float = 0.0

@@ -54,6 +54,7 @@ class FunctionPatch(FunctionFields):
 def function_out(record: FunctionRecord) -> dict[str, Any]:
     config = record.config
     return {
+        "id": record.id,
         "name": config.name,
         "runtime": config.runtime,
         "handler": config.handler,

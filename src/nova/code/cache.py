@@ -1,15 +1,17 @@
 """The on-disk copy of each code version that backends mount or copy into instances.
 
-Layout: ``<root>/<function>/<code_hash>/<files>``. A version directory is written to a temporary
-sibling and renamed into place, so a reader never sees a half-written version and two writers of
-the same hash cannot corrupt each other. A write that fails leaves nothing behind and raises a
-NovaError: RequestInvalid when the filesystem refuses a name (the code must change), else
-CodeStorageFailed.
+Layout: ``<root>/<function id>/<code_hash>/<files>``: keyed by the function's id, not its name,
+so a function created again under a deleted one's name never meets the old one's files. A
+version is first written to a staging directory (``<root>/.staging-*``) and then renamed into
+place, so a reader never sees a half-written version and two writers of the same hash cannot
+corrupt each other. Staging comes first for another reason too: every way writing the files can
+fail happens there, before the function is stored (FunctionService stages, stores, then adopts).
+A write that fails leaves nothing behind and raises a NovaError: RequestInvalid when the
+filesystem refuses a name (the code must change), else CodeStorageFailed.
 """
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 import shutil
@@ -30,46 +32,52 @@ class CodeCache:
     def __init__(self, root: Path) -> None:
         self._root = root
 
-    def path_for(self, function_name: str, code_hash: str) -> Path:
-        return self._root / function_name / code_hash
+    def path_for(self, function_id: str, code_hash: str) -> Path:
+        return self._root / function_id / code_hash
 
-    def materialise(self, function_name: str, bundle: CodeBundle) -> Path:
+    def materialise(self, function_id: str, bundle: CodeBundle) -> Path:
         """Write the bundle once; return its directory (existing copies are reused)."""
-        target = self.path_for(function_name, bundle.sha256)
+        target = self.path_for(function_id, bundle.sha256)
         if target.is_dir():
             return target
+        return self.adopt(self.stage(bundle), function_id, bundle.sha256)
+
+    def stage(self, bundle: CodeBundle) -> Path:
+        """Write the bundle to a new staging directory, for :meth:`adopt` or :meth:`discard`."""
         try:
-            target.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
-            staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=target.parent))
+            self._root.mkdir(parents=True, exist_ok=True, mode=0o755)
+            staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=self._root))
         except OSError as exc:
             raise _storage_failed(exc) from exc
         try:
             # mkdtemp makes 0700; sandboxes run as an unprivileged uid and bind this directory.
             staging.chmod(0o755)
             write_files(staging, bundle)
-            os.rename(staging, target)
         except OSError as exc:
-            shutil.rmtree(staging, ignore_errors=True)
+            self.discard(staging)
+            raise _storage_failed(exc) from exc
+        return staging
+
+    def adopt(self, staged: Path, function_id: str, code_hash: str) -> Path:
+        """Move a staged version into place and return it; a copy already there is kept (same
+        hash, same files) and the staged one removed."""
+        target = self.path_for(function_id, code_hash)
+        try:
+            target.parent.mkdir(exist_ok=True, mode=0o755)
+            os.rename(staged, target)
+        except OSError as exc:
+            self.discard(staged)
             if not target.is_dir():  # a concurrent writer winning the rename is fine
-                self._remove_empty(target.parent)
                 raise _storage_failed(exc) from exc
         return target
 
-    def discard(self, function_name: str, code_hash: str) -> None:
-        """Remove one version (written for a request that then failed), and the function's
-        directory if that leaves it empty."""
-        target = self.path_for(function_name, code_hash)
-        shutil.rmtree(target, ignore_errors=True)
-        self._remove_empty(target.parent)
-
-    def forget(self, function_name: str) -> None:
-        """Remove every cached version of a deleted function."""
-        shutil.rmtree(self._root / function_name, ignore_errors=True)
-
     @staticmethod
-    def _remove_empty(directory: Path) -> None:
-        with contextlib.suppress(OSError):  # not empty (other versions), or gone already
-            directory.rmdir()
+    def discard(staged: Path) -> None:
+        shutil.rmtree(staged, ignore_errors=True)
+
+    def forget(self, function_id: str) -> None:
+        """Remove every cached version of a deleted function."""
+        shutil.rmtree(self._root / function_id, ignore_errors=True)
 
 
 class UnwritableName(OSError):

@@ -58,6 +58,48 @@ class FunctionAlreadyExists(NovaError):
         self.name = name
 
 
+class VersionNotFound(NovaError):
+    code = "Version.NotFound"
+    status = 404
+
+    def __init__(self, name: str, number: int) -> None:
+        super().__init__(
+            f"function {name!r} has no version {number}; list them with `nova version list {name}`"
+        )
+        self.name = name
+        self.number = number
+
+
+class VersionInUse(NovaError):
+    code = "Version.InUse"
+    status = 409
+
+    def __init__(self, name: str, number: int, aliases: list[str]) -> None:
+        routed = ", ".join(repr(alias) for alias in aliases)
+        super().__init__(
+            f"version {number} of {name!r} is routed to by alias {routed}; point the alias "
+            f"elsewhere (`nova alias set {name} ALIAS --version N`) or delete it first"
+        )
+        self.aliases = aliases
+
+
+class AliasNotFound(NovaError):
+    code = "Alias.NotFound"
+    status = 404
+
+    def __init__(self, name: str, alias: str) -> None:
+        super().__init__(
+            f"function {name!r} has no alias {alias!r}; list them with `nova alias list {name}`"
+        )
+
+
+class AliasConflict(NovaError):
+    """The alias changed since it was read (another writer, or a canary step, came first)."""
+
+    code = "Alias.Conflict"
+    status = 409
+
+
 class RuntimeUnavailable(NovaError):
     code = "Runtime.Unavailable"
     status = 422

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from enum import StrEnum
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 LATEST_VERSION = "$LATEST"
 
@@ -64,6 +64,28 @@ class FunctionConfig:
     network: bool = False
     description: str = ""
 
+    def document(self) -> dict[str, Any]:
+        """Every field but the name as JSON values: how the store keeps a config and the API
+        shows one, so a new field needs no change in either."""
+        values = {item.name: getattr(self, item.name) for item in fields(self)}
+        del values["name"]
+        values["env"] = dict(self.env)
+        values["mode"] = self.mode.value
+        return values
+
+    @classmethod
+    def from_document(cls, name: str, document: Mapping[str, Any]) -> FunctionConfig:
+        """The inverse of :meth:`document`; a field the document lacks (it was stored before
+        the field existed) takes its default, and one this code does not know is ignored."""
+        known = {item.name for item in fields(cls)} - {"name"}
+        config = cls(name=name, **{key: document[key] for key in known & set(document)})
+        return replace(
+            config,
+            env=dict(config.env),
+            mode=ExecutionMode(config.mode),
+            timeout_s=float(config.timeout_s),
+        )
+
     def runtime_fingerprint(self) -> tuple[object, ...]:
         """The fields whose change needs a new instance (code alone can be hot-reloaded)."""
         return (
@@ -110,11 +132,19 @@ class InvocationError:
 # (bench.ab: p50 0.34-0.38 -> 0.32-0.33 ms with InvocationResult). Nothing mutates them.
 @dataclass(slots=True)
 class InvocationLog:
+    """One answered invocation. ``function_id`` ties it to the function that ran it: a function
+    created again under a deleted one's name starts with no history. ``duration_ms`` is the
+    handler's own time (as the invoke response reports it); ``total_ms`` is the daemon's, from
+    the request's arrival to the answer, with any wait for a slot or a cold start."""
+
     id: str
+    function_id: str | None  # None only on records older than this field, of deleted functions
     function_name: str
     runtime: str
-    version: str
+    version: str  # the version that ran: "$LATEST" or a published number
+    qualifier: str  # what the caller asked for: an alias, a number, or "" for $LATEST
     duration_ms: float
+    total_ms: float
     cold_start: bool
     success: bool
     error_type: str | None

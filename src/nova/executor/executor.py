@@ -63,11 +63,11 @@ class Executor:
         if inflight.closing:
             raise ShuttingDown()
         inflight.begin()
+        started = time.perf_counter()
         try:
             request_id = request_id or ids.request_id()
             deployer = self._deployer
             pool = deployer.loaded_pool(name) or await deployer.pool_for(name)
-            started = time.perf_counter()
             # A free slot is taken without a coroutine; only a request that must queue awaits.
             instance, cold = pool.try_acquire(), False
             if instance is None:
@@ -92,8 +92,8 @@ class Executor:
                     )
             finally:
                 pool.release(instance, broken=instance.connection.closed)
-            duration_ms = (time.perf_counter() - started) * 1000
-            self._record(pool, result, event, duration_ms)
+            result.total_ms = round((time.perf_counter() - started) * 1000, 3)
+            self._record(pool, result, event)
             return result
         finally:
             inflight.end()
@@ -168,9 +168,7 @@ class Executor:
             )
         return error
 
-    def _record(
-        self, pool: FunctionPool, result: InvocationResult, event: bytes, duration_ms: float
-    ) -> None:
+    def _record(self, pool: FunctionPool, result: InvocationResult, event: bytes) -> None:
         counters = self.counters
         counters.total += 1
         counters.errors += result.error is not None
@@ -178,10 +176,13 @@ class Executor:
         self._logs.submit(
             InvocationLog(
                 id=result.request_id,
+                function_id=pool.deployment.function_id,
                 function_name=pool.deployment.name,
                 runtime=pool.deployment.config.runtime,
                 version=result.version,
-                duration_ms=round(duration_ms, 3),
+                qualifier="",
+                duration_ms=result.duration_ms,
+                total_ms=result.total_ms,
                 cold_start=result.cold_start,
                 success=result.error is None,
                 error_type=result.error.type if result.error else None,

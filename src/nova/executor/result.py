@@ -21,6 +21,9 @@ class InvocationResult:
     stdout: str = ""
     stderr: str = ""
     output_json: bytes = b"null"  # ``output`` serialised once by the executor
+    # The daemon's time from the request's arrival to the answer; ``duration_ms`` is the
+    # handler's own (what a function is billed by), this adds queueing and any cold start.
+    total_ms: float = 0.0
 
     def to_response(self) -> dict[str, Any]:
         error = None
@@ -35,6 +38,7 @@ class InvocationResult:
             "output": orjson.Fragment(self.output_json),  # embedded, not serialised again
             "error": error,
             "duration_ms": self.duration_ms,
+            "total_ms": self.total_ms,
             "cold_start": self.cold_start,
             "version": self.version,
         }

@@ -80,8 +80,9 @@ class FunctionService:
             raise RequestInvalid("code: give exactly one of code, files, code_path or a zip upload")
         code = await self._bundle(config, source)
         async with self._changing.hold(name):
-            async with self._deployer.code_written(name, code):
+            async with self._deployer.code_staged(code) as staged:
                 record = await self._store.functions.create(config, code)
+                await self._deployer.adopt(staged, record)
             await self._deployer.deploy(record, code)
         return record
 
@@ -99,9 +100,12 @@ class FunctionService:
             merged = {key: value for key, value in changes.items() if key != "name"}
             config = self._checked(dataclasses.replace(current.config, **merged))
             code = await self._bundle(config, source) if source.given() else None
+            if config == current.config and (code is None or code.sha256 == current.code_hash):
+                return current  # nothing changes: no new revision, no redeploy
             if code is not None:
-                async with self._deployer.code_written(name, code):
+                async with self._deployer.code_staged(code) as staged:
                     record = await self._store.functions.update(name, config, code)
+                    await self._deployer.adopt(staged, record)
             else:
                 if "handler" in merged or "runtime" in merged:
                     check_handler_file(config, await self._store.functions.get_code(name))
@@ -110,9 +114,9 @@ class FunctionService:
         return record
 
     async def delete(self, name: str) -> None:
+        """Delete the function; invocations already running finish (within their timeout)."""
         async with self._changing.hold(name):
-            await self._store.functions.delete(name)
-            await self._deployer.undeploy(name)
+            self._deployer.undeploy(await self._store.functions.delete(name))
 
     async def get(self, name: str) -> FunctionRecord:
         return await self._store.functions.get(name)

@@ -10,6 +10,7 @@ from nova.core.models import FunctionConfig
 
 @dataclass(frozen=True, slots=True)
 class Deployment:
+    function_id: str
     config: FunctionConfig
     version: str
     code_hash: str

@@ -73,6 +73,7 @@ class FunctionPool:
         self._starting = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
+        self._emptied = asyncio.Event()  # set when the last instance is removed
         self.instances_started = 0
 
     # -- handing out slots -------------------------------------------------------------------
@@ -279,6 +280,8 @@ class FunctionPool:
             self._instances.remove(instance)
         with contextlib.suppress(ValueError):
             self._free.remove(instance)
+        if not self._instances:
+            self._emptied.set()
         await instance.destroy()
 
     def _on_lost(self, instance: PooledInstance) -> None:
@@ -355,8 +358,26 @@ class FunctionPool:
         self.ensure_min_replicas()
         return removed
 
+    async def retire(self, grace_s: float) -> None:
+        """Wind the pool down after its function was deleted: it takes no more requests (queued
+        ones fail with FunctionNotFound), idle instances stop now and running invocations may
+        finish for up to ``grace_s`` before everything left is killed."""
+        self._closed = True
+        self._fail_waiters(FunctionNotFound(self.deployment.name), len(self._waiters))
+        for instance in list(self._instances):
+            if instance.state is not InstanceState.DEAD:
+                instance.state = InstanceState.RETIRED
+            if instance.inflight == 0:
+                self._spawn(self._remove(instance))
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(grace_s):
+                while self._instances:
+                    self._emptied.clear()
+                    await self._emptied.wait()
+        await self.close()
+
     async def close(self) -> None:
-        """Stop everything now (function deleted or daemon stopping after its drain)."""
+        """Stop everything now (daemon stopping after its drain, or a retirement's end)."""
         self._closed = True
         self._fail_waiters(FunctionNotFound(self.deployment.name), len(self._waiters))
         await asyncio.gather(

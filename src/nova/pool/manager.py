@@ -29,6 +29,7 @@ class PoolManager:
         self._cleanup_interval_s = cleanup_interval_s
         self._health_check_interval_s = health_check_interval_s
         self._pools: dict[str, FunctionPool] = {}
+        self._retiring: dict[asyncio.Task[None], FunctionPool | None] = {}
         self._loops: list[asyncio.Task[None]] = []
 
     def get(self, name: str) -> FunctionPool | None:
@@ -45,10 +46,22 @@ class PoolManager:
             pool.update(deployment)
         return pool
 
-    async def remove(self, name: str) -> None:
+    def retire(self, name: str, grace_s: float, then: Callable[[], Awaitable[None]]) -> None:
+        """Take the function's pool out of service now and wind it down in the background
+        (running invocations get up to ``grace_s`` to finish); ``then`` runs once it is gone."""
         pool = self._pools.pop(name, None)
-        if pool is not None:
-            await pool.close()
+        task = asyncio.create_task(self._retire(pool, grace_s, then), name=f"retire-{name}")
+        self._retiring[task] = pool
+        task.add_done_callback(lambda done: self._retiring.pop(done, None))
+
+    async def _retire(
+        self, pool: FunctionPool | None, grace_s: float, then: Callable[[], Awaitable[None]]
+    ) -> None:
+        try:
+            if pool is not None:
+                await pool.retire(grace_s)
+        finally:
+            await then()
 
     def start_background(self) -> None:
         self._loops = [
@@ -87,7 +100,10 @@ class PoolManager:
         for task in self._loops:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        retiring = [pool for pool in self._retiring.values() if pool is not None]
         await asyncio.gather(
-            *(pool.close() for pool in self._pools.values()), return_exceptions=True
+            *(pool.close() for pool in [*self._pools.values(), *retiring]),
+            return_exceptions=True,
         )
+        await asyncio.gather(*self._retiring, return_exceptions=True)
         self._pools.clear()

@@ -17,6 +17,8 @@ from nova.store.ports import MAX_PAGE_LIMIT
 
 FUNCTIONS = "f"
 INVOCATIONS = "i"
+VERSIONS = "v"
+ALIASES = "a"
 
 
 def check_limit(limit: int) -> int:

@@ -7,6 +7,7 @@ Everything that knows SQLite from PostgreSQL lives here (plus the tiny time-zone
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -26,6 +27,9 @@ POSTGRES_DRIVER = "postgresql+asyncpg"
 
 # Execution option read by the SQLite "begin" hook; see Database.transaction(write_lock=...).
 _BEGIN_IMMEDIATE = "nova_begin_immediate"
+
+# How long opening a fresh SQLite file retries its switch to WAL (see _enable_wal).
+_WAL_SWITCH_TIMEOUT_S = 15.0
 
 # A PostgreSQL schema name we can put into search_path and DDL without quoting surprises.
 _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
@@ -135,7 +139,7 @@ def _sqlite_engine(url: URL) -> AsyncEngine:
             cursor.execute("PRAGMA foreign_keys=ON")
             # WAL lets readers proceed while one writer commits; NORMAL sync is durable in WAL
             # mode except for the last transactions on power loss, never corrupting.
-            cursor.execute("PRAGMA journal_mode=WAL")
+            _enable_wal(cursor)
             cursor.execute("PRAGMA synchronous=NORMAL")
         finally:
             cursor.close()
@@ -146,6 +150,28 @@ def _sqlite_engine(url: URL) -> AsyncEngine:
         connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine
+
+
+def _enable_wal(cursor: Any) -> None:
+    """Switch the file to WAL once; it stays WAL for every later connection.
+
+    The switch needs the file to itself, and SQLite answers "database is locked" at once instead
+    of calling its busy handler when another connection holds a lock at that moment - which
+    happens when several daemons (or a daemon and its log writer) open a fresh database
+    together. Only that first switch can race, so it is retried briefly.
+    """
+    cursor.execute("PRAGMA journal_mode")
+    if str(cursor.fetchone()[0]).lower() == "wal":
+        return
+    deadline = time.monotonic() + _WAL_SWITCH_TIMEOUT_S
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except Exception as exc:  # the driver's OperationalError, wrapped by the adapter
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 def _postgres_engine(url: URL, schema: str | None) -> AsyncEngine:

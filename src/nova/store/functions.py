@@ -1,4 +1,9 @@
-"""Functions and their files in SQL (the ``FunctionRepository`` port)."""
+"""Functions ($LATEST) in SQL (the ``FunctionRepository`` port).
+
+A function's config is kept as one JSON document (``FunctionConfig.document``); its files live
+in ``code_files`` under their hash (nova.store.code_files). Every write also appends to the
+change log in the same transaction (nova.store.changes).
+"""
 
 from __future__ import annotations
 
@@ -8,24 +13,18 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
+from nova.core.changes import ChangeKind
 from nova.core.errors import FunctionAlreadyExists, FunctionNotFound, RequestInvalid
-from nova.core.models import (
-    CodeBundle,
-    CodeFile,
-    ExecutionMode,
-    FunctionConfig,
-    FunctionRecord,
-    Page,
-)
+from nova.core.models import CodeBundle, FunctionConfig, FunctionRecord, Page
 from nova.store import cursors
+from nova.store.changes import record_change
+from nova.store.code_files import drop_unused_code, load_code, store_code
 from nova.store.database import Database
 from nova.store.ports import DEFAULT_PAGE_LIMIT
-from nova.store.schema import function_files, functions
+from nova.store.schema import functions
 
 _t = functions.c
-_f = function_files.c
 
 # Built once: the column list of every function read.
 _SELECT_FUNCTION = sa.select(functions)
@@ -46,8 +45,10 @@ class SqlFunctionRepository:
             created_at=now,
             updated_at=now,
         )
-        row = _config_values(config) | {
+        row = {
             "id": record.id,
+            "name": config.name,
+            "config": config.document(),
             "code_hash": record.code_hash,
             "code_size": record.code_size,
             "revision": record.revision,
@@ -61,7 +62,8 @@ class SqlFunctionRepository:
                 # The only constraint an insert of a fresh uuid can violate is the unique name;
                 # relying on it (rather than a SELECT first) also covers two concurrent creates.
                 raise FunctionAlreadyExists(config.name) from exc
-            await _insert_files(conn, record.id, code)
+            await store_code(conn, record.id, code)
+            await record_change(conn, ChangeKind.FUNCTION_CREATED, record.id, config.name)
         return record
 
     async def get(self, name: str) -> FunctionRecord:
@@ -96,7 +98,8 @@ class SqlFunctionRepository:
                 f"name: cannot rename function {name!r} to {config.name!r}; create a new "
                 "function and delete the old one"
             )
-        values: dict[str, Any] = _config_values(config) | {
+        values: dict[str, Any] = {
+            "config": config.document(),
             "revision": _t.revision + 1,
             "updated_at": datetime.now(UTC),
         }
@@ -111,94 +114,39 @@ class SqlFunctionRepository:
             if row is None:
                 raise FunctionNotFound(name)
             if code is not None:
-                await conn.execute(sa.delete(function_files).where(_f.function_id == row.id))
-                await _insert_files(conn, row.id, code)
+                await store_code(conn, row.id, code)
+                await drop_unused_code(conn, row.id)
+            await record_change(conn, ChangeKind.FUNCTION_UPDATED, row.id, name)
         return _record(row)
 
-    async def delete(self, name: str) -> None:
-        # function_files rows go with it: ON DELETE CASCADE (SQLite: PRAGMA foreign_keys=ON).
+    async def delete(self, name: str) -> FunctionRecord:
+        # Files, versions and aliases go with it: ON DELETE CASCADE (SQLite: foreign_keys=ON).
+        statement = sa.delete(functions).where(_t.name == name).returning(functions)
         async with self._db.transaction() as conn:
-            result = await conn.execute(sa.delete(functions).where(_t.name == name))
-        if result.rowcount == 0:
-            raise FunctionNotFound(name)
+            row = (await conn.execute(statement)).first()
+            if row is None:
+                raise FunctionNotFound(name)
+            await record_change(conn, ChangeKind.FUNCTION_DELETED, row.id, name)
+        return _record(row)
 
     async def get_code(self, name: str) -> CodeBundle:
-        # The outer join tells "no such function" (no row) from "no files" (one row of NULLs)
-        # in a single query.
-        query = (
-            sa.select(_t.id, _f.path, _f.content, _f.executable)
-            .select_from(functions.outerjoin(function_files, _f.function_id == _t.id))
-            .where(_t.name == name)
-            .order_by(_f.path)
-        )
         async with self._db.transaction() as conn:
-            rows = (await conn.execute(query)).all()
-        if not rows:
-            raise FunctionNotFound(name)
-        return CodeBundle(
-            files={
-                row.path: CodeFile(content=bytes(row.content), executable=bool(row.executable))
-                for row in rows
-                if row.path is not None
-            }
-        )
+            row = (
+                await conn.execute(sa.select(_t.id, _t.code_hash).where(_t.name == name))
+            ).first()
+            if row is None:
+                raise FunctionNotFound(name)
+            return await load_code(conn, row.id, row.code_hash)
 
-
-async def _insert_files(conn: AsyncConnection, function_id: str, code: CodeBundle) -> None:
-    if not code.files:
-        return  # an executemany with no parameter sets is an error, not a no-op
-    await conn.execute(
-        function_files.insert(),
-        [
-            {
-                "function_id": function_id,
-                "path": path,
-                "content": item.content,
-                "executable": item.executable,
-            }
-            for path, item in code.files.items()
-        ],
-    )
-
-
-def _config_values(config: FunctionConfig) -> dict[str, Any]:
-    return {
-        "name": config.name,
-        "runtime": config.runtime,
-        "handler": config.handler,
-        "memory_mb": config.memory_mb,
-        "timeout_s": config.timeout_s,
-        "env": dict(config.env),
-        "mode": config.mode.value,
-        "min_replicas": config.min_replicas,
-        "max_replicas": config.max_replicas,
-        "instance_concurrency": config.instance_concurrency,
-        "backend": config.backend,
-        "network": config.network,
-        "description": config.description,
-    }
+    async def get_code_by_hash(self, function_id: str, code_hash: str) -> CodeBundle:
+        async with self._db.transaction() as conn:
+            return await load_code(conn, function_id, code_hash)
 
 
 def _record(row: sa.Row[Any]) -> FunctionRecord:
     return FunctionRecord(
         id=row.id,
-        config=FunctionConfig(
-            name=row.name,
-            runtime=row.runtime,
-            handler=row.handler,
-            memory_mb=row.memory_mb,
-            # float(): SQLite keeps integral REALs as integers on disk and UPDATE ... RETURNING
-            # hands them back as int.
-            timeout_s=float(row.timeout_s),
-            env=dict(row.env),
-            mode=ExecutionMode(row.mode),
-            min_replicas=row.min_replicas,
-            max_replicas=row.max_replicas,
-            instance_concurrency=row.instance_concurrency,
-            backend=row.backend,
-            network=bool(row.network),
-            description=row.description,
-        ),
+        config=FunctionConfig.from_document(row.name, row.config),
         code_hash=row.code_hash,
         code_size=row.code_size,
         revision=row.revision,

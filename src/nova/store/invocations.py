@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -88,6 +89,7 @@ class SqlInvocationLogRepository:
         self,
         *,
         function_name: str | None = None,
+        function_id: str | None = None,
         limit: int = DEFAULT_PAGE_LIMIT,
         cursor: str | None = None,
     ) -> Page[InvocationLog]:
@@ -95,6 +97,8 @@ class SqlInvocationLogRepository:
         query = _NEWEST_FIRST.limit(limit + 1)
         if function_name is not None:
             query = query.where(_l.function_name == function_name)
+        if function_id is not None:
+            query = query.where(_l.function_id == function_id)
         if cursor is not None:
             created_at, log_id = cursors.decode_invocation(cursor)
             # Row-value comparison (SQLite >= 3.15, PostgreSQL) walks the (created_at, id)
@@ -112,21 +116,33 @@ class SqlInvocationLogRepository:
         last = items[-1]
         return Page(items=items, next=cursors.encode_invocation(last.created_at, last.id))
 
+    async def delete_older_than(self, cutoff: datetime, limit: int) -> int:
+        """Delete up to ``limit`` of the oldest records created before ``cutoff``."""
+        oldest = (
+            sa.select(_l.id)
+            .where(_l.created_at < sa.literal(cutoff, UTCDateTime()))
+            .order_by(_l.created_at)
+            .limit(limit)
+        )
+        statement = sa.delete(invocation_logs).where(_l.id.in_(oldest.scalar_subquery()))
+        async with self._db.transaction(write_lock=True) as conn:
+            result = await conn.execute(statement)
+        return int(result.rowcount)
+
+
+# SQLite hands back an integral REAL as int and booleans as 0/1: these columns are converted.
+_CONVERT: dict[str, Any] = {
+    "duration_ms": float,
+    "total_ms": float,
+    "cold_start": bool,
+    "success": bool,
+}
+
 
 def _log(row: sa.Row[Any]) -> InvocationLog:
-    return InvocationLog(
-        id=row.id,
-        function_name=row.function_name,
-        runtime=row.runtime,
-        version=row.version,
-        duration_ms=float(row.duration_ms),  # SQLite may return an integral REAL as int
-        cold_start=bool(row.cold_start),
-        success=bool(row.success),
-        error_type=row.error_type,
-        error_message=row.error_message,
-        input_size=row.input_size,
-        output_size=row.output_size,
-        stdout=row.stdout,
-        stderr=row.stderr,
-        created_at=row.created_at,
-    )
+    values = row._mapping
+    return InvocationLog(**{name: _CONVERT.get(name, _same)(values[name]) for name in COLUMNS})
+
+
+def _same(value: Any) -> Any:
+    return value

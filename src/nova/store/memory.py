@@ -13,30 +13,25 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from nova.core.changes import ChangeKind
 from nova.core.errors import (
     FunctionAlreadyExists,
     FunctionNotFound,
     RequestInvalid,
-    StoreUnavailable,
 )
 from nova.core.models import CodeBundle, FunctionConfig, FunctionRecord, InvocationLog, Page
 from nova.store import cursors
+from nova.store.memory_state import MemoryState
+from nova.store.memory_versions import (
+    MemoryAliasRepository,
+    MemoryChangeLog,
+    MemoryVersionRepository,
+)
 from nova.store.ports import DEFAULT_PAGE_LIMIT, Store
 
 
-class _State:
-    def __init__(self) -> None:
-        self.closed = False
-        self.functions: dict[str, tuple[FunctionRecord, CodeBundle]] = {}
-        self.logs: dict[str, InvocationLog] = {}
-
-    def check_open(self) -> None:
-        if self.closed:
-            raise StoreUnavailable("the in-memory store is closed")
-
-
 class MemoryFunctionRepository:
-    def __init__(self, state: _State) -> None:
+    def __init__(self, state: MemoryState) -> None:
         self._state = state
 
     async def create(self, config: FunctionConfig, code: CodeBundle) -> FunctionRecord:
@@ -54,6 +49,8 @@ class MemoryFunctionRepository:
             updated_at=now,
         )
         self._state.functions[config.name] = (record, _copy_code(code))
+        self._state.codes[(record.id, record.code_hash)] = _copy_code(code)
+        self._state.record_change(ChangeKind.FUNCTION_CREATED, record.id, config.name)
         return record
 
     async def get(self, name: str) -> FunctionRecord:
@@ -89,14 +86,30 @@ class MemoryFunctionRepository:
             updated_at=datetime.now(UTC),
         )
         self._state.functions[name] = (updated, bundle)
+        self._state.codes[(record.id, updated.code_hash)] = bundle
+        self._state.drop_unused_code(record.id, updated.code_hash)
+        self._state.record_change(ChangeKind.FUNCTION_UPDATED, record.id, name)
         return updated
 
-    async def delete(self, name: str) -> None:
-        self._entry(name)
-        del self._state.functions[name]
+    async def delete(self, name: str) -> FunctionRecord:
+        record, _ = self._entry(name)
+        state = self._state
+        del state.functions[name]
+        # What the SQL store's ON DELETE CASCADE removes with the function.
+        state.versions.pop(record.id, None)
+        state.aliases.pop(record.id, None)
+        for key in [key for key in state.history if key[0] == record.id]:
+            del state.history[key]
+        state.drop_unused_code(record.id, None)
+        state.record_change(ChangeKind.FUNCTION_DELETED, record.id, name)
+        return record
 
     async def get_code(self, name: str) -> CodeBundle:
         return _copy_code(self._entry(name)[1])
+
+    async def get_code_by_hash(self, function_id: str, code_hash: str) -> CodeBundle:
+        self._state.check_open()
+        return _copy_code(self._state.codes.get((function_id, code_hash), CodeBundle({})))
 
     def _entry(self, name: str) -> tuple[FunctionRecord, CodeBundle]:
         self._state.check_open()
@@ -107,7 +120,7 @@ class MemoryFunctionRepository:
 
 
 class MemoryInvocationLogRepository:
-    def __init__(self, state: _State) -> None:
+    def __init__(self, state: MemoryState) -> None:
         self._state = state
 
     async def add_many(self, logs: Sequence[InvocationLog]) -> None:
@@ -125,6 +138,7 @@ class MemoryInvocationLogRepository:
         self,
         *,
         function_name: str | None = None,
+        function_id: str | None = None,
         limit: int = DEFAULT_PAGE_LIMIT,
         cursor: str | None = None,
     ) -> Page[InvocationLog]:
@@ -136,6 +150,7 @@ class MemoryInvocationLogRepository:
                 log
                 for log in self._state.logs.values()
                 if (function_name is None or log.function_name == function_name)
+                and (function_id is None or log.function_id == function_id)
                 and (key is None or (log.created_at, log.id) < key)
             ),
             key=lambda log: (log.created_at, log.id),
@@ -146,12 +161,25 @@ class MemoryInvocationLogRepository:
             return Page(items, None)
         return Page(items, cursors.encode_invocation(items[-1].created_at, items[-1].id))
 
+    async def delete_older_than(self, cutoff: datetime, limit: int) -> int:
+        self._state.check_open()
+        old = sorted(
+            (log for log in self._state.logs.values() if log.created_at < cutoff),
+            key=lambda log: log.created_at,
+        )[:limit]
+        for log in old:
+            del self._state.logs[log.id]
+        return len(old)
+
 
 class MemoryStore:
     def __init__(self) -> None:
-        self._state = _State()
+        self._state = MemoryState()
         self.functions = MemoryFunctionRepository(self._state)
         self.invocations = MemoryInvocationLogRepository(self._state)
+        self.versions = MemoryVersionRepository(self._state)
+        self.aliases = MemoryAliasRepository(self._state)
+        self.changes = MemoryChangeLog(self._state)
 
     async def ping(self) -> None:
         self._state.check_open()

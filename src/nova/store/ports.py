@@ -3,8 +3,10 @@
 Everything above the store codes against these Protocols and the value types of
 :mod:`nova.core.models`; no SQL, session or driver type ever crosses this line. Failures surface
 as :mod:`nova.core.errors` values: ``FunctionNotFound``, ``FunctionAlreadyExists``,
-``RequestInvalid`` (a malformed ``cursor`` or ``limit``) and ``StoreUnavailable`` (the database
-cannot be reached, or the store was closed).
+``RequestInvalid`` (a malformed ``cursor`` or ``limit``), ``VersionNotFound``, ``VersionInUse``,
+``AliasNotFound``, ``AliasConflict`` and ``StoreUnavailable`` (the database cannot be reached, or
+the store was closed). Every write of a function, version or alias appends to the change log in
+its own transaction.
 
 Lists are keyset-paginated: ``cursor`` is the opaque ``next`` of the previous page (``None`` for
 the first page) and ``next`` is ``None`` on the last page.
@@ -13,9 +15,19 @@ the first page) and ``next`` is ``None`` on the last page.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from datetime import datetime
+from typing import Any, Protocol
 
+from nova.core.changes import Change
 from nova.core.models import CodeBundle, FunctionConfig, FunctionRecord, InvocationLog, Page
+from nova.core.versions import (
+    AliasChange,
+    AliasRecord,
+    CanaryPolicy,
+    ChangeReason,
+    FunctionVersion,
+    Routing,
+)
 
 DEFAULT_PAGE_LIMIT = 100
 MAX_PAGE_LIMIT = 1000
@@ -46,12 +58,100 @@ class FunctionRepository(Protocol):
         """
         ...
 
-    async def delete(self, name: str) -> None:
-        """Remove the function and its files; its invocation logs stay."""
+    async def delete(self, name: str) -> FunctionRecord:
+        """Remove the function and its files and return what was removed; its invocation logs
+        stay (they age out by the log retention)."""
         ...
 
     async def get_code(self, name: str) -> CodeBundle:
         """The function's current files; ``FunctionNotFound`` if there is no such function."""
+        ...
+
+    async def get_code_by_hash(self, function_id: str, code_hash: str) -> CodeBundle:
+        """The files of one code hash the function's $LATEST or a version uses (an empty
+        bundle when the function no longer has it: callers compare the bundle's hash)."""
+        ...
+
+
+class VersionRepository(Protocol):
+    async def publish(self, name: str, description: str) -> tuple[FunctionVersion, bool]:
+        """Freeze $LATEST's code and config as the next version; ``(version, True)``. When
+        neither changed since the newest version, that one and ``False`` (nothing written)."""
+        ...
+
+    async def get(self, name: str, number: int) -> FunctionVersion:
+        """``FunctionNotFound`` or ``VersionNotFound``."""
+        ...
+
+    async def list(
+        self, name: str, *, limit: int = DEFAULT_PAGE_LIMIT, cursor: str | None = None
+    ) -> Page[FunctionVersion]:
+        """Versions in number order; ``FunctionNotFound`` if there is no such function."""
+        ...
+
+    async def delete(self, name: str, number: int) -> FunctionVersion:
+        """``VersionInUse`` (naming the aliases) while an alias routes to it."""
+        ...
+
+
+class AliasRepository(Protocol):
+    async def put(
+        self,
+        name: str,
+        alias: str,
+        routing: Routing,
+        *,
+        description: str = "",
+        policy: CanaryPolicy | None = None,
+        reason: ChangeReason = ChangeReason.MANUAL,
+        detail: dict[str, Any] | None = None,
+        expected_revision: int | None = None,
+    ) -> AliasRecord:
+        """Create or change the alias (routing already validated in shape); a history entry
+        when the routing changes. ``VersionNotFound`` for a routed version that does not exist;
+        ``AliasConflict`` when ``expected_revision`` is given and is not the alias's now."""
+        ...
+
+    async def rollback(self, name: str, alias: str) -> AliasRecord:
+        """Restore the routing before the current one; ``AliasConflict`` if there is none."""
+        ...
+
+    async def get(self, name: str, alias: str) -> AliasRecord: ...
+
+    async def of(self, name: str) -> list[AliasRecord]:
+        """The function's aliases by name."""
+        ...
+
+    async def with_policy(self) -> list[AliasRecord]:
+        """Every alias of every function that carries a canary policy."""
+        ...
+
+    async def delete(self, name: str, alias: str) -> AliasRecord: ...
+
+    async def history(self, name: str, alias: str, limit: int = 50) -> list[AliasChange]:
+        """Newest first; it outlives the alias (a deletion is its last entry)."""
+        ...
+
+    async def record_analysis(
+        self, function_id: str, alias: str, analysis: dict[str, Any]
+    ) -> None: ...
+
+
+class ChangeLog(Protocol):
+    async def head(self) -> int:
+        """The newest sequence number (0 for an empty log)."""
+        ...
+
+    async def since(self, seq: int, limit: int = 500) -> list[Change]:
+        """Entries after ``seq``, oldest first; numbers only grow, in commit order."""
+        ...
+
+    async def wait(self, timeout_s: float) -> None:
+        """Return once a change may have been committed, or after ``timeout_s``."""
+        ...
+
+    async def prune(self, before: datetime) -> int:
+        """Delete entries older than ``before``; returns how many."""
         ...
 
 
@@ -68,10 +168,18 @@ class InvocationLogRepository(Protocol):
         self,
         *,
         function_name: str | None = None,
+        function_id: str | None = None,
         limit: int = DEFAULT_PAGE_LIMIT,
         cursor: str | None = None,
     ) -> Page[InvocationLog]:
-        """Newest first (``created_at`` desc, then ``id`` desc), optionally of one function."""
+        """Newest first (``created_at`` desc, then ``id`` desc); ``function_id`` selects one
+        function's records, ``function_name`` every function's that had that name."""
+        ...
+
+    async def delete_older_than(self, cutoff: datetime, limit: int) -> int:
+        """Delete up to ``limit`` of the oldest records created before ``cutoff`` (an aware
+        datetime); returns how many went. Retention calls it in rounds, so no single
+        transaction holds the write lock for long."""
         ...
 
 
@@ -83,6 +191,15 @@ class Store(Protocol):
 
     @property
     def invocations(self) -> InvocationLogRepository: ...
+
+    @property
+    def versions(self) -> VersionRepository: ...
+
+    @property
+    def aliases(self) -> AliasRepository: ...
+
+    @property
+    def changes(self) -> ChangeLog: ...
 
     async def ping(self) -> None:
         """Round-trip to the database; ``StoreUnavailable`` if it cannot be reached."""

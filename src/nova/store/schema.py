@@ -71,42 +71,105 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
         return value.astimezone(UTC)
 
 
+# SQLite autoincrements only an INTEGER PRIMARY KEY (an alias of the rowid).
+_SEQUENCE = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
+def _function_id_key() -> sa.Column[str]:
+    return sa.Column(
+        "function_id",
+        sa.String(36),
+        sa.ForeignKey("functions.id", ondelete="CASCADE"),
+        primary_key=True,
+    )
+
+
+# ``config`` is the FunctionConfig document (nova.store.config_codec) without the name: a
+# field added to the config later needs no migration.
 functions = sa.Table(
     "functions",
     metadata,
     sa.Column("id", sa.String(36), primary_key=True),
     sa.Column("name", _keyset_text(), nullable=False, unique=True),
-    sa.Column("runtime", sa.String(), nullable=False),
-    sa.Column("handler", sa.String(), nullable=False),
-    sa.Column("memory_mb", sa.Integer(), nullable=False),
-    sa.Column("timeout_s", sa.Float(), nullable=False),
-    sa.Column("env", sa.JSON(), nullable=False),
-    sa.Column("mode", sa.String(), nullable=False),
-    sa.Column("min_replicas", sa.Integer(), nullable=False),
-    sa.Column("max_replicas", sa.Integer(), nullable=False),
-    sa.Column("instance_concurrency", sa.Integer(), nullable=False),
-    sa.Column("backend", sa.String(), nullable=True),
-    sa.Column("network", sa.Boolean(), nullable=False),
-    sa.Column("description", sa.Text(), nullable=False),
+    sa.Column("config", sa.JSON(), nullable=False),
     sa.Column("code_hash", sa.String(64), nullable=False),
     sa.Column("code_size", sa.BigInteger(), nullable=False),
+    sa.Column("revision", sa.Integer(), nullable=False),
+    # The highest version number ever published: numbers are not reused after a delete.
+    sa.Column("last_version", sa.Integer(), nullable=False, server_default=sa.text("0")),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+# The files of every code hash a function's $LATEST or versions use, shared between them.
+code_files = sa.Table(
+    "code_files",
+    metadata,
+    _function_id_key(),
+    sa.Column("code_hash", sa.String(64), primary_key=True),
+    sa.Column("path", sa.String(), primary_key=True),
+    sa.Column("content", sa.LargeBinary(), nullable=False),
+    sa.Column("executable", sa.Boolean(), nullable=False),
+)
+
+function_versions = sa.Table(
+    "function_versions",
+    metadata,
+    _function_id_key(),
+    sa.Column("number", sa.Integer(), primary_key=True),
+    sa.Column("config", sa.JSON(), nullable=False),
+    sa.Column("code_hash", sa.String(64), nullable=False),
+    sa.Column("code_size", sa.BigInteger(), nullable=False),
+    sa.Column("description", sa.Text(), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+)
+
+function_aliases = sa.Table(
+    "function_aliases",
+    metadata,
+    _function_id_key(),
+    sa.Column("name", _keyset_text(), primary_key=True),
+    sa.Column("routing", sa.JSON(), nullable=False),  # [[version, weight], ...]
+    sa.Column("description", sa.Text(), nullable=False),
+    # none_as_null: no policy is SQL NULL (not JSON null), so "has a policy" is IS NOT NULL.
+    sa.Column("policy", sa.JSON(none_as_null=True), nullable=True),
+    sa.Column("analysis", sa.JSON(none_as_null=True), nullable=True),
     sa.Column("revision", sa.Integer(), nullable=False),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
 )
 
-function_files = sa.Table(
-    "function_files",
+alias_history = sa.Table(
+    "alias_history",
     metadata,
+    sa.Column("id", _SEQUENCE, primary_key=True, autoincrement=True),
     sa.Column(
         "function_id",
         sa.String(36),
         sa.ForeignKey("functions.id", ondelete="CASCADE"),
-        primary_key=True,
+        nullable=False,
     ),
-    sa.Column("path", sa.String(), primary_key=True),
-    sa.Column("content", sa.LargeBinary(), nullable=False),
-    sa.Column("executable", sa.Boolean(), nullable=False),
+    sa.Column("alias", sa.String(), nullable=False),
+    sa.Column("at", UTCDateTime(), nullable=False),
+    sa.Column("before", sa.JSON(), nullable=False),
+    sa.Column("after", sa.JSON(), nullable=False),
+    sa.Column("reason", sa.String(), nullable=False),
+    sa.Column("detail", sa.JSON(), nullable=False),
+    sa.Index(None, "function_id", "alias", "id"),
+)
+
+# No foreign key: the entry for a deleted function must outlive it, so followers learn of it.
+change_log = sa.Table(
+    "change_log",
+    metadata,
+    sa.Column("seq", _SEQUENCE, primary_key=True, autoincrement=True),
+    sa.Column("at", UTCDateTime(), nullable=False),
+    sa.Column("kind", sa.String(), nullable=False),
+    sa.Column("function_id", sa.String(36), nullable=False),
+    sa.Column("function_name", sa.String(), nullable=False),
+    sa.Column("version", sa.Integer(), nullable=True),
+    sa.Column("alias", sa.String(), nullable=True),
+    sa.Index(None, "at"),
 )
 
 # No foreign key to functions: logs outlive the function they describe, and the batcher must
@@ -115,10 +178,15 @@ invocation_logs = sa.Table(
     "invocation_logs",
     metadata,
     sa.Column("id", _keyset_text(), primary_key=True),
+    # NULL only on rows older than the column whose function was deleted before it existed.
+    sa.Column("function_id", sa.String(36), nullable=True),
     sa.Column("function_name", _keyset_text(), nullable=False),
     sa.Column("runtime", sa.String(), nullable=False),
     sa.Column("version", sa.String(), nullable=False),
+    # What the caller asked for: an alias, a version number, or "" for $LATEST.
+    sa.Column("qualifier", sa.String(), nullable=False, server_default=sa.text("''")),
     sa.Column("duration_ms", sa.Float(), nullable=False),
+    sa.Column("total_ms", sa.Float(), nullable=False, server_default=sa.text("0")),
     sa.Column("cold_start", sa.Boolean(), nullable=False),
     sa.Column("success", sa.Boolean(), nullable=False),
     sa.Column("error_type", sa.String(), nullable=True),
@@ -128,7 +196,9 @@ invocation_logs = sa.Table(
     sa.Column("stdout", sa.Text(), nullable=False),
     sa.Column("stderr", sa.Text(), nullable=False),
     sa.Column("created_at", UTCDateTime(), nullable=False),
-    # Both indexes end in id so the keyset (created_at desc, id desc) is served by an index scan.
+    # Every index ends in id so the keyset (created_at desc, id desc) is served by an index scan.
+    sa.Index(None, "function_id", "created_at", "id"),
+    sa.Index(None, "function_id", "version", "created_at"),  # a version's recent outcomes
     sa.Index(None, "function_name", "created_at", "id"),
     sa.Index(None, "created_at", "id"),
 )

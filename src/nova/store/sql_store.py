@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from nova.store.aliases import SqlAliasRepository
+from nova.store.changes import SqlChangeLog
 from nova.store.database import Database, create_engine, ensure_sqlite_directory, parse_url
 from nova.store.functions import SqlFunctionRepository
 from nova.store.invocations import SqlInvocationLogRepository
 from nova.store.migrator import upgrade_to_head
 from nova.store.ports import Store
+from nova.store.versions import SqlVersionRepository
 
 
 class SqlStore:
@@ -14,11 +17,15 @@ class SqlStore:
         self.database = database
         self.functions = SqlFunctionRepository(database)
         self.invocations = SqlInvocationLogRepository(database)
+        self.versions = SqlVersionRepository(database)
+        self.aliases = SqlAliasRepository(database)
+        self.changes = SqlChangeLog(database)
 
     async def ping(self) -> None:
         await self.database.ping()
 
     async def close(self) -> None:
+        await self.changes.close()
         await self.invocations.close()
         await self.database.close()
 

@@ -17,6 +17,7 @@ def invoke_result(**overrides: Any) -> dict[str, Any]:
         "output": {"greeting": "hello", "n": 1},
         "error": None,
         "duration_ms": 12.34,
+        "total_ms": 13.5,
         "cold_start": True,
         "version": "$LATEST",
     }
@@ -46,7 +47,7 @@ def test_invoke_prints_the_output_and_a_summary_line(nova: RunNova, api: FakeApi
     assert api.last.content == b"{}"
     assert json.loads(result.stdout) == {"greeting": "hello", "n": 1}
     assert "\n  " in result.stdout  # pretty-printed for people
-    assert result.stderr == "req-1 · 12.3 ms · cold · $LATEST\n"
+    assert result.stderr == "req-1 · handler 12.3 ms · total 13.5 ms · cold · $LATEST\n"
 
 
 def test_invoke_sends_inline_data_unchanged(nova: RunNova, api: FakeApi) -> None:
@@ -133,7 +134,7 @@ def test_a_function_error_goes_to_stderr_and_exits_function_error(
     assert result.exit_code == ExitCode.FUNCTION_ERROR
     assert result.stdout == ""
     lines = result.stderr.splitlines()
-    assert lines[0] == "req-1 · 12.3 ms · warm · $LATEST"
+    assert lines[0] == "req-1 · handler 12.3 ms · total 13.5 ms · warm · $LATEST"
     assert lines[1] == "error: ZeroDivisionError: division by zero"
     assert lines[2] == "Traceback (most recent call last):"
     assert "handler.py" in lines[3]

@@ -18,6 +18,7 @@ def entry(n: int, **overrides: Any) -> dict[str, Any]:
         "id": f"req-{n}",
         "created_at": f"2025-01-02T03:04:0{n}+00:00",
         "duration_ms": 1.5,
+        "total_ms": 1.75,
         "cold_start": n == 1,
         "success": True,
         "error_type": None,
@@ -44,12 +45,12 @@ def test_logs_prints_entries_oldest_first(nova: RunNova, api: FakeApi) -> None:
     assert result.exit_code == ExitCode.OK, result.output
     assert dict(api.last.url.params) == {"limit": "20"}
     assert result.stdout.splitlines() == [
-        "2025-01-02 03:04:01  req-1  1.5 ms  cold  ok",
-        "2025-01-02 03:04:02  req-2  1.5 ms  warm  ok",
+        "2025-01-02 03:04:01  req-1  handler 1.5 ms / total 1.8 ms  cold  ok",
+        "2025-01-02 03:04:02  req-2  handler 1.5 ms / total 1.8 ms  warm  ok",
         "  out | hello",
         "  out | world",
         "  err | careful",
-        "2025-01-02 03:04:03  req-3  1.5 ms  warm  ValueError: bad input",
+        "2025-01-02 03:04:03  req-3  handler 1.5 ms / total 1.8 ms  warm  ValueError: bad input",
     ]
 
 
@@ -117,6 +118,7 @@ def test_logs_without_a_name_shows_every_function(nova: RunNova, api: FakeApi) -
         "function_name": "other",
         "created_at": "2025-01-02T03:04:05+00:00",
         "duration_ms": 2.0,
+        "total_ms": 2.5,
         "cold_start": False,
         "success": True,
         "stdout": "",

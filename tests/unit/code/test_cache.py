@@ -39,16 +39,19 @@ def test_a_name_the_filesystem_refuses_is_a_422_and_leaves_nothing(
     tmp_path: Path, paths: tuple[str, ...]
 ) -> None:
     with pytest.raises(RequestInvalid, match="cannot be written on the daemon's filesystem"):
-        CodeCache(tmp_path).materialise("fn", _bundle(*paths))
+        CodeCache(tmp_path).stage(_bundle(*paths))
     assert _tree(tmp_path) == []
 
 
-def test_other_versions_survive_a_failed_write(tmp_path: Path) -> None:
+def test_staged_code_is_adopted_or_discarded(tmp_path: Path) -> None:
     cache = CodeCache(tmp_path)
     kept = cache.materialise("fn", _bundle("handler.py"))
-    with pytest.raises(RequestInvalid):
-        cache.materialise("fn", _bundle("a", "a/b"))
-    assert _tree(tmp_path) == ["fn", f"fn/{kept.name}", f"fn/{kept.name}/handler.py"]
+    before = _tree(tmp_path)
+    cache.discard(cache.stage(_bundle("other.py")))  # a request that failed after staging
+    assert _tree(tmp_path) == before
+    again = cache.stage(_bundle("handler.py"))  # a version that is there already
+    assert cache.adopt(again, "fn", kept.name) == kept
+    assert _tree(tmp_path) == before
 
 
 def test_a_broken_data_directory_is_a_storage_error(tmp_path: Path) -> None:
@@ -56,16 +59,3 @@ def test_a_broken_data_directory_is_a_storage_error(tmp_path: Path) -> None:
     root.write_text("not a directory")
     with pytest.raises(CodeStorageFailed, match="could not write the code to its disk"):
         CodeCache(root).materialise("fn", _bundle("handler.py"))
-
-
-def test_discard_removes_one_version_and_then_the_empty_function_directory(
-    tmp_path: Path,
-) -> None:
-    cache = CodeCache(tmp_path)
-    one, two = _bundle("one.py"), _bundle("two.py")
-    cache.materialise("fn", one)
-    cache.materialise("fn", two)
-    cache.discard("fn", one.sha256)
-    assert _tree(tmp_path) == ["fn", f"fn/{two.sha256}", f"fn/{two.sha256}/two.py"]
-    cache.discard("fn", two.sha256)
-    assert _tree(tmp_path) == []

@@ -55,7 +55,7 @@ async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
         health_check_interval_s=60,
     )
     registry = BackendRegistry.single(backend)
-    deployer = Deployer(store, pools, CodeCache(tmp_path / "code"), runtimes, registry)
+    deployer = Deployer(store, pools, CodeCache(tmp_path / "code"), runtimes, registry, 0.05)
     batcher = InvocationLogBatcher(store.invocations, 100, 1000, 0.01, 1.0)
     batcher.start()
     functions = FunctionService(store, deployer, runtimes, registry, CODE_POLICY, LIMITS)
@@ -147,6 +147,28 @@ async def test_drain_waits_for_running_invocations(harness: Harness) -> None:
     assert await harness.executor.inflight.drain(2.0)
     assert running.done()
     assert (await running).error is None
+
+
+async def test_delete_lets_running_invocations_finish_and_refuses_new_ones(
+    harness: Harness,
+) -> None:
+    await _create(harness, max_replicas=2)
+    await asyncio.gather(*(harness.executor.invoke("fn", b'{"sleep": 0.05}') for _ in range(2)))
+    busy, idle = harness.backend.started  # two warm instances
+    running = asyncio.create_task(harness.executor.invoke("fn", b'{"sleep": 0.3, "n": 1}'))
+    await asyncio.sleep(0.05)
+    await harness.functions.delete("fn")
+    with pytest.raises(FunctionNotFound):
+        await harness.executor.invoke("fn", b"{}")
+    await asyncio.sleep(0.05)
+    stopped_at_once = [instance.killed for instance in (busy, idle)]
+    result = await running
+    assert result.error is None
+    assert result.output["event"]["n"] == 1
+    assert sorted(stopped_at_once) == [False, True]  # the idle one went, the busy one finished
+    await asyncio.sleep(0.05)
+    assert busy.killed
+    assert idle.killed
 
 
 async def test_update_code_is_served_by_the_reloaded_instance(harness: Harness) -> None:

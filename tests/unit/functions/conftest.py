@@ -46,10 +46,10 @@ class Functions:
     store: MemoryStore
     service: FunctionService
     code_dir: Path
-    pools: PoolManager
 
 
-def build_functions(tmp_path: Path, cache_type: type[CodeCache] = CodeCache) -> Functions:
+@pytest.fixture
+async def functions(tmp_path: Path) -> AsyncIterator[Functions]:
     """A FunctionService on the in-memory store and the fake backend; code under code_dir."""
     store = MemoryStore()
     registry = backends(FakeBackend())
@@ -61,14 +61,8 @@ def build_functions(tmp_path: Path, cache_type: type[CodeCache] = CodeCache) -> 
         health_check_interval_s=60,
     )
     code_dir = tmp_path / "code"
-    deployer = Deployer(store, pools, cache_type(code_dir), runtimes(), registry)
+    deployer = Deployer(store, pools, CodeCache(code_dir), runtimes(), registry, 0.05)
     service = FunctionService(store, deployer, runtimes(), registry, CODE_POLICY, LIMITS)
-    return Functions(store, service, code_dir, pools)
-
-
-@pytest.fixture
-async def functions(tmp_path: Path) -> AsyncIterator[Functions]:
-    built = build_functions(tmp_path)
-    yield built
-    await built.pools.close()
-    await built.store.close()
+    yield Functions(store, service, code_dir)
+    await pools.close()
+    await store.close()

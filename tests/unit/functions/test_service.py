@@ -4,18 +4,14 @@ they were; an accepted one has its code on disk."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import threading
 from pathlib import Path
 
 import pytest
 
-from nova.code.cache import CodeCache
 from nova.core.errors import CodeStorageFailed, FunctionAlreadyExists, RequestInvalid
-from nova.core.models import CodeBundle
 from nova.functions.service import CodeSource
 from nova.sandbox.registry import BackendUnavailable
-from tests.unit.functions.conftest import Functions, build_functions
+from tests.unit.functions.conftest import Functions
 from tests.zips import zip_bytes
 
 HANDLER = "def handler(event, context):\n    return event\n"
@@ -79,32 +75,18 @@ async def test_a_refused_code_upload_changes_nothing(functions: Functions) -> No
     assert _tree(functions.code_dir) == before
 
 
-class _MeetingCache(CodeCache):
-    """Each write first waits (briefly) for a second one, so two creates write at the same
-    time unless the service runs them one after the other."""
-
-    def __init__(self, root: Path) -> None:
-        super().__init__(root)
-        self._meeting = threading.Barrier(2, timeout=0.5)
-
-    def materialise(self, function_name: str, bundle: CodeBundle) -> Path:
-        with contextlib.suppress(threading.BrokenBarrierError):
-            self._meeting.wait()
-        return super().materialise(function_name, bundle)
-
-
-async def test_concurrent_creates_of_one_name_keep_the_winners_code(tmp_path: Path) -> None:
-    functions = build_functions(tmp_path, _MeetingCache)
-    try:
-        results = await asyncio.gather(
-            *(_create(functions) for _ in range(2)), return_exceptions=True
-        )
-        assert results.count(None) == 1
-        assert sum(isinstance(result, FunctionAlreadyExists) for result in results) == 1
-        record = await functions.store.functions.get("fn")
-        assert (functions.code_dir / "fn" / record.code_hash / "handler.py").is_file()
-    finally:
-        await functions.pools.close()
+async def test_concurrent_updates_of_one_function_both_land(functions: Functions) -> None:
+    """Each update reads the stored config, merges its change and writes it back: without one
+    change at a time, the second write would undo the first."""
+    await _create(functions)
+    memory = CodeSource(code=HANDLER + "# memory\n")
+    timeout = CodeSource(code=HANDLER + "# timeout\n")
+    await asyncio.gather(
+        functions.service.update("fn", {"memory_mb": 256}, memory),
+        functions.service.update("fn", {"timeout_s": 5.0}, timeout),
+    )
+    record = await functions.store.functions.get("fn")
+    assert (record.config.memory_mb, record.config.timeout_s, record.revision) == (256, 5.0, 3)
 
 
 async def test_a_single_source_lands_where_the_runtime_imports_it(functions: Functions) -> None:

@@ -13,10 +13,13 @@ from nova.observability.invocation_logs import InvocationLogBatcher
 def record(number: int) -> InvocationLog:
     return InvocationLog(
         id=f"r{number}",
+        function_id="fn-id",
         function_name="fn",
         runtime="python",
         version="1",
+        qualifier="",
         duration_ms=0.1,
+        total_ms=0.2,
         cold_start=False,
         success=True,
         error_type=None,

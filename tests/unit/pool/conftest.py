@@ -29,6 +29,7 @@ def make_deployment(tmp_path: Path) -> MakeDeployment:
         (code_dir / "handler.py").write_text(f"# {code}\n")
         base = FunctionConfig(name="fn", runtime="python", handler="handler.handler")
         return Deployment(
+            function_id="fn-id",
             config=dataclasses.replace(base, **config),  # type: ignore[arg-type]
             version="$LATEST",
             code_hash=code,

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from nova.core.errors import SandboxError, TooManyRequests
+from nova.core.errors import FunctionNotFound, SandboxError, TooManyRequests
 from nova.pool.function_pool import FunctionPool
 from nova.pool.instance import PooledInstance
 from nova.sandbox.fake import FakeBackend
@@ -189,3 +189,19 @@ async def test_close_fails_waiters_and_kills_instances(
     with pytest.raises(FunctionNotFound):
         await waiting
     assert held.sandbox.alive() is False
+
+
+async def test_retire_stops_what_is_still_busy_once_the_grace_runs_out(
+    pool: FunctionPool, backend: FakeBackend, make_deployment: MakeDeployment
+) -> None:
+    pool.update(make_deployment(max_replicas=1))
+    held, _ = await pool.acquire()  # an invocation that never comes back
+    waiter = asyncio.create_task(pool.acquire())
+    await _settle()
+    await asyncio.wait_for(pool.retire(grace_s=0.1), 2.0)
+    assert backend.started[0].killed
+    with pytest.raises(FunctionNotFound):
+        await waiter  # queued requests are refused, not served by a dying pool
+    with pytest.raises(FunctionNotFound):
+        await pool.acquire()
+    pool.release(held)

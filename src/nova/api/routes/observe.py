@@ -28,8 +28,9 @@ async def function_logs(
     request: Request, name: str, limit: int = Query(50, ge=1, le=1000), cursor: str | None = None
 ) -> dict[str, Any]:
     svc = services(request)
-    await svc.functions.get(validate_function_name(name))
-    page = await svc.store.invocations.list(function_name=name, limit=limit, cursor=cursor)
+    record = await svc.functions.get(validate_function_name(name))
+    # By id: a function created again under a deleted one's name starts with no history.
+    page = await svc.store.invocations.list(function_id=record.id, limit=limit, cursor=cursor)
     return {"items": [log_out(log) for log in page.items], "next": page.next}
 
 
@@ -47,10 +48,13 @@ async def invocations(
     request: Request,
     limit: int = Query(50, ge=1, le=1000),
     cursor: str | None = None,
-    function: str | None = None,
+    function: str | None = Query(
+        None, description="every function that had this name, deleted ones included"
+    ),
+    function_id: str | None = Query(None, description="one function, by its id"),
 ) -> dict[str, Any]:
     page = await services(request).store.invocations.list(
-        function_name=function, limit=limit, cursor=cursor
+        function_name=function, function_id=function_id, limit=limit, cursor=cursor
     )
     return {"items": [log_out(log) for log in page.items], "next": page.next}
 

@@ -92,14 +92,15 @@ def read_event(data: str | None) -> bytes:
 
 
 def summary(result: dict[str, Any]) -> str:
-    """``request_id · 12.3 ms · cold · version``."""
+    """``request_id · handler 12.3 ms · total 14.1 ms · cold · version``."""
     from nova.cli.render import fmt_ms
 
     start = "cold" if result.get("cold_start") else "warm"
     return " · ".join(
         [
             str(result.get("request_id") or "-"),
-            fmt_ms(result.get("duration_ms")),
+            f"handler {fmt_ms(result.get('duration_ms'))}",
+            f"total {fmt_ms(result.get('total_ms'))}",
             start,
             str(result.get("version") or "-"),
         ]

@@ -99,7 +99,8 @@ def format_entry(
     start = "cold" if entry.get("cold_start") else "warm"
     where = f"{entry.get('function_name')}  " if show_function else ""
     head = f"{fmt_time(entry.get('created_at'))}  {where}{entry.get('id')}  "
-    head += f"{fmt_ms(entry.get('duration_ms'))}  {start}  "
+    head += f"handler {fmt_ms(entry.get('duration_ms'))} / total {fmt_ms(entry.get('total_ms'))}  "
+    head += f"{start}  "
     if entry.get("success", not entry.get("error_type")):
         lines: list[tuple[str | Text, str]] = [(head + "ok", "")]
     else:

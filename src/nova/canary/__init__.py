@@ -1,0 +1,1 @@
+"""Automatic canary analysis of weighted aliases."""

@@ -1,0 +1,33 @@
+"""The control plane's change log: one entry per change, in commit order.
+
+Every create, update or delete of a function, version or alias writes an entry in the same
+transaction, numbered by a sequence that only grows. Each daemon follows the log from the last
+number it has seen, so a change made through any daemon on a shared store reaches all of them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+
+class ChangeKind(StrEnum):
+    FUNCTION_CREATED = "function.created"
+    FUNCTION_UPDATED = "function.updated"
+    FUNCTION_DELETED = "function.deleted"
+    VERSION_PUBLISHED = "version.published"
+    VERSION_DELETED = "version.deleted"
+    ALIAS_CHANGED = "alias.changed"
+    ALIAS_DELETED = "alias.deleted"
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    seq: int
+    kind: ChangeKind
+    function_id: str
+    function_name: str
+    version: int | None
+    alias: str | None
+    at: datetime

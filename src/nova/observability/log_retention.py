@@ -1,0 +1,70 @@
+"""Invocation-log retention: records older than the retention age are deleted in rounds.
+
+Records outlive their function (a deleted function's history stays readable at
+``GET /invocations?function=NAME``) until they age out here; nothing else deletes them.
+Each round deletes a bounded number of the oldest records, so the store's write lock (one
+writer at a time on SQLite) is never held long while invocations are being logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+from nova.core.errors import NovaError
+
+logger = logging.getLogger(__name__)
+
+ROUND_LIMIT = 5000
+
+
+class ExpiringLogs(Protocol):
+    async def delete_older_than(self, cutoff: datetime, limit: int) -> int: ...
+
+
+class LogRetention:
+    def __init__(self, logs: ExpiringLogs, retention_days: float, interval_s: float) -> None:
+        self._logs = logs
+        self._retention = timedelta(days=retention_days)
+        self._interval_s = interval_s
+        self._task: asyncio.Task[None] | None = None
+        self.deleted = 0
+
+    def start(self) -> None:
+        if self._retention:  # 0 days: keep everything
+            self._task = asyncio.create_task(self._run(), name="invocation-log-retention")
+
+    async def expire(self) -> int:
+        """Delete every record past the retention age now; returns how many went."""
+        cutoff = datetime.now(UTC) - self._retention
+        total = 0
+        while True:
+            deleted = await self._logs.delete_older_than(cutoff, ROUND_LIMIT)
+            total += deleted
+            if deleted < ROUND_LIMIT:
+                break
+            await asyncio.sleep(0.05)  # let invocation logging have the lock between rounds
+        self.deleted += total
+        return total
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                deleted = await self.expire()
+            except NovaError as exc:  # the store away: try again next round
+                logger.warning("invocation-log retention failed: %s", exc.message)
+            else:
+                if deleted:
+                    logger.info(
+                        "deleted %d invocation log record(s) older than %s",
+                        deleted,
+                        self._retention,
+                    )
+            await asyncio.sleep(self._interval_s)
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)

@@ -1,0 +1,50 @@
+"""The state behind the in-memory store (nova.store.memory), shared by its repositories."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+from nova.core.changes import Change, ChangeKind
+from nova.core.errors import StoreUnavailable
+from nova.core.models import CodeBundle, FunctionRecord, InvocationLog
+from nova.core.versions import AliasChange, AliasRecord, FunctionVersion
+
+
+class MemoryState:
+    """Everything the in-memory store holds, shared by its repositories."""
+
+    def __init__(self) -> None:
+        self.closed = False
+        self.functions: dict[str, tuple[FunctionRecord, CodeBundle]] = {}
+        self.logs: dict[str, InvocationLog] = {}
+        self.codes: dict[tuple[str, str], CodeBundle] = {}  # (function id, code hash)
+        self.versions: dict[str, dict[int, FunctionVersion]] = {}  # by function id
+        self.last_version: dict[str, int] = {}
+        self.aliases: dict[str, dict[str, AliasRecord]] = {}
+        self.history: dict[tuple[str, str], list[AliasChange]] = {}
+        self.changes: list[Change] = []
+        self.changed = asyncio.Event()
+
+    def check_open(self) -> None:
+        if self.closed:
+            raise StoreUnavailable("the in-memory store is closed")
+
+    def record_change(
+        self,
+        kind: ChangeKind,
+        function_id: str,
+        name: str,
+        *,
+        version: int | None = None,
+        alias: str | None = None,
+    ) -> None:
+        seq = self.changes[-1].seq + 1 if self.changes else 1
+        self.changes.append(Change(seq, kind, function_id, name, version, alias, datetime.now(UTC)))
+        self.changed.set()
+
+    def drop_unused_code(self, function_id: str, latest_hash: str | None) -> None:
+        in_use = {latest_hash} | {v.code_hash for v in self.versions.get(function_id, {}).values()}
+        for key in [key for key in self.codes if key[0] == function_id]:
+            if key[1] not in in_use:
+                del self.codes[key]
