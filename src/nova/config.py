@@ -22,6 +22,8 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from nova.core.models import MAX_TIMEOUT_S
+
 # Short names people expect (seed 003 documents NOVA_HTTP_ADDR-style flat variables).
 ENV_SHORTCUTS: dict[str, tuple[str, str]] = {
     "NOVA_DATABASE_URL": ("store", "database_url"),
@@ -70,7 +72,8 @@ class FunctionSettings(BaseModel):
     """Upper bounds of function fields (the lower ones are what the agent can honour)."""
 
     max_memory_mb: int = Field(10240, ge=64)
-    max_timeout_s: float = Field(900.0, ge=0.1)
+    # Only lower: clients (nova invoke) wait for MAX_TIMEOUT_S and no longer.
+    max_timeout_s: float = Field(MAX_TIMEOUT_S, ge=0.1, le=MAX_TIMEOUT_S)
     max_replicas: int = Field(1000, ge=1)
     max_instance_concurrency: int = Field(8, ge=1, le=256)  # the agent runs at most 256
 

@@ -27,7 +27,7 @@ from nova.api.context import Services
 from nova.code.cache import CodeCache
 from nova.code.policy import CodePolicy
 from nova.config import ConfigFileError, Settings, load_settings
-from nova.core.errors import NovaError
+from nova.core.errors import ConfigInvalid, DaemonStartFailed, NovaError
 from nova.examples import EXAMPLE_NAME, ensure_example
 from nova.executor.executor import Executor
 from nova.functions.deployer import Deployer
@@ -54,13 +54,16 @@ from nova.store.sql_store import open_store
 logger = logging.getLogger("nova.daemon")
 
 
-def run_daemon(config_file: Path | None, overrides: dict[str, Any], deploy_example: bool) -> int:
-    """Run until signalled; 0 after a clean shutdown, 1 if start-up failed, 2 on bad config."""
+def run_daemon(config_file: Path | None, overrides: dict[str, Any], deploy_example: bool) -> None:
+    """Run until signalled and return after a clean shutdown.
+
+    Raises ConfigInvalid when the settings are wrong and DaemonStartFailed when the daemon
+    could not start serving (the log above says why); the CLI maps them to exit codes.
+    """
     try:
         settings = load_settings(config_file, overrides)
     except (ConfigFileError, ValidationError) as exc:
-        print(f"error: invalid configuration: {exc}", file=sys.stderr)
-        return 2
+        raise ConfigInvalid(f"invalid configuration: {exc}") from exc
     configure_logging(settings.logging.level, settings.logging.format)
     settings.daemon.data_dir.mkdir(parents=True, exist_ok=True)
     built: list[Services] = []  # filled by the lifespan once the services exist
@@ -86,8 +89,15 @@ def run_daemon(config_file: Path | None, overrides: dict[str, Any], deploy_examp
         drain,
         settings.daemon.shutdown_timeout_s,
     )
-    server.run()
-    return 0 if server.started else 1
+    try:
+        server.run()
+    except SystemExit as exc:  # uvicorn exits 3 when it cannot bind or the lifespan fails
+        raise DaemonStartFailed(_START_FAILED) from exc
+    if not server.started:
+        raise DaemonStartFailed(_START_FAILED)
+
+
+_START_FAILED = "the daemon did not start; the log lines above say why"
 
 
 @asynccontextmanager

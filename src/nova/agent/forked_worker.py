@@ -9,10 +9,10 @@ imported, costs ~2 ms. It is used only when it is safe and equivalent:
 - the agent has a single thread (at Init, before the runner starts its threads): a fork of a
   multi-threaded process could inherit locks held by threads that do not exist in the child.
 
-The child then makes itself look like `python3 python_bootstrap.py …` started afresh: its own
-session, default signal handlers, the same fds a spawned worker gets, the function's
-environment and working directory, a sys.path without the agent's package, and `site` loaded
-(the agent runs with -S).
+The child then makes itself look like `python3 -S python_bootstrap.py …` started afresh: its
+own session, default signal handlers, the same fds a spawned worker gets, the function's
+environment and working directory, and no module of the agent's package; the bootstrap then
+narrows sys.path to the code and the standard library, as it does in a spawned worker.
 """
 
 from __future__ import annotations
@@ -98,7 +98,7 @@ def fork_worker(
     fds: tuple[int, int, int],
     keep: tuple[int, ...],
 ) -> ForkedProcess:
-    """Fork a worker running ``argv`` ([interpreter, bootstrap, args…]) with ``fds`` as 0, 1, 2
+    """Fork a worker running ``argv`` ([interpreter, options…, bootstrap, args…]) with ``fds`` as 0, 1, 2
     and the fds in ``keep`` open under their numbers (which must be above 2)."""
     for stream in (sys.stdout, sys.stderr):
         stream.flush()  # nothing of the agent's buffered output may be written twice
@@ -118,7 +118,7 @@ def _run_as_worker(
     code = 1
     try:
         _become_worker(argv, env, cwd, fds, keep)
-        _run_as_main(argv[1])
+        _run_as_main(argv[_script_index(argv)])
         code = 0
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
@@ -129,6 +129,11 @@ def _run_as_worker(
             with contextlib.suppress(Exception):  # a broken capture must not block the exit
                 stream.flush()
         os._exit(code)  # never return into the agent's code
+
+
+def _script_index(argv: list[str]) -> int:
+    """Where the script is in ``[interpreter, *options, script, *args]``."""
+    return next(index for index, arg in enumerate(argv) if index and not arg.startswith("-"))
 
 
 def _become_worker(
@@ -153,10 +158,6 @@ def _become_worker(
     os.environ.update(env)
     for name in [name for name in sys.modules if name == "nova" or name.startswith("nova.")]:
         del sys.modules[name]  # user code must not import the agent
-    stdlib = [path for path in sys.path if path and path.startswith(sys.base_prefix)]
-    pythonpath = [path for path in env.get("PYTHONPATH", "").split(os.pathsep) if path]
-    sys.path[:] = [os.path.dirname(argv[1]), *pythonpath, *stdlib]
-    sys.argv = argv[1:]
-    import site  # the agent runs with -S; a spawned worker would have site-packages
-
-    site.main()
+    # The bootstrap narrows sys.path to the code and the standard library, as in a spawned
+    # worker; the agent's -S (which a spawned worker is given) already kept site-packages out.
+    sys.argv = argv[_script_index(argv) :]

@@ -21,6 +21,9 @@ READY_LINE = b'{"ready":true}'  # a persistent worker's first line: handler impo
 def bootstrap_argv(spec: InitSpec) -> list[str]:
     """The command line of a worker, without the per-process ``--resp-fd`` / ``--once`` flags."""
     argv = [spec.interpreter]
+    if spec.runtime == "python":
+        # No site: the host's (or a venv's) site-packages must not be importable by functions.
+        argv.append("-S")
     if spec.runtime == "node":
         # Let V8 collect garbage before the sandbox's memory limit kills the process.
         argv.append(f"--max-old-space-size={max(16, spec.memory_mb * 7 // 8)}")

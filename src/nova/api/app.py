@@ -9,18 +9,21 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp
 
 from nova import __version__
-from nova.api import errors
+from nova.api import errors, openapi
 from nova.api.context import Services
 from nova.api.invoke import InvokeFastPath
 from nova.api.routes import functions, images, observe
+from nova.api.schemas import FunctionCreate, FunctionPatch
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
 
 def create_app(lifespan: Lifespan) -> ASGIApp:
     """``lifespan`` builds the Services and stores them on ``app.state.services``."""
-    api = FastAPI(title="Nova", version=__version__, lifespan=lifespan)
+    api = openapi.documented_app("Nova", __version__, lifespan)
     errors.install(api)
+    openapi.install(api, [FunctionCreate, FunctionPatch])
+    api.include_router(openapi.invoke_router)
     api.include_router(functions.router)
     api.include_router(observe.router)
     api.include_router(images.router)

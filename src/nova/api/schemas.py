@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from nova.core.models import ExecutionMode, FunctionRecord
 
@@ -49,6 +49,35 @@ class FunctionCreate(FunctionFields):
 
 class FunctionPatch(FunctionFields):
     name: FunctionName | None = None
+
+
+class InvocationErrorOut(BaseModel):
+    type: str = Field(description="the exception's type, or Function.* / Runtime.*")
+    message: str
+    stack: list[str] = Field(description="the user's frames only")
+
+
+class InvokeResponse(BaseModel):
+    """What POST /functions/{name}/invoke answers (serialised by api/invoke.py, not by this
+    model: it documents the shape)."""
+
+    request_id: str
+    output: Any = Field(description="the handler's return value; null when it failed")
+    error: InvocationErrorOut | None
+    duration_ms: float
+    cold_start: bool
+    version: str
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="stable, dotted: Function.NotFound, Request.Invalid, ...")
+    message: str
+
+
+class ErrorResponse(BaseModel):
+    """Every non-2xx body."""
+
+    error: ErrorDetail
 
 
 def function_out(record: FunctionRecord) -> dict[str, Any]:

@@ -63,8 +63,12 @@ class ApiClient:
         data: Mapping[str, str] | None = None,
         files: Mapping[str, tuple[str, bytes, str]] | None = None,
         check: bool = True,
+        timeout: httpx.Timeout | None = None,
     ) -> httpx.Response:
-        """Send one request; with ``check`` a non-2xx answer raises :class:`ApiError`."""
+        """Send one request; with ``check`` a non-2xx answer raises :class:`ApiError`.
+
+        ``timeout`` replaces the client's own for this request (``nova invoke`` waits longer).
+        """
         if json_body is not None:
             content = json.dumps(json_body).encode()
             headers = {**(headers or {}), "Content-Type": "application/json"}
@@ -77,6 +81,7 @@ class ApiClient:
                 headers=headers,
                 data=data,
                 files=files,
+                timeout=httpx.USE_CLIENT_DEFAULT if timeout is None else timeout,
             )
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
             raise Unreachable(self.endpoint, _reason(exc)) from exc

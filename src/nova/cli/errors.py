@@ -65,3 +65,7 @@ class FunctionFailed(CliError):
 
 class Aborted(CliError):
     """The person declined a confirmation prompt."""
+
+
+class DaemonFailed(CliError):
+    """``nova daemon`` could not be loaded or started."""

@@ -6,6 +6,8 @@ command runs), so ``nova --help`` only pays for Typer.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 import traceback
 from typing import TYPE_CHECKING, Annotated, Any
@@ -14,11 +16,12 @@ import typer
 from typer.core import TyperGroup
 
 from nova.cli.commands import daemon, fn, health, image, invoke, logs, runtimes, stats
-from nova.cli.errors import CliError
+from nova.cli.errors import Aborted, CliError
 from nova.cli.exit_codes import ExitCode, exit_code_for
 from nova.cli.state import (
     DEFAULT_ENDPOINT,
     DEFAULT_TIMEOUT_S,
+    INVOKE_WAIT_S,
     CliState,
     Ports,
     normalize_endpoint,
@@ -28,8 +31,6 @@ from nova.core.errors import NovaError
 if TYPE_CHECKING:
     from typer._click import Context as ClickContext
 
-_PASS_THROUGH = (typer.Exit, typer.Abort, typer.TyperException, BrokenPipeError)
-
 
 class NovaGroup(TyperGroup):
     """The root group; its ``invoke`` is the only place a failure becomes an exit status."""
@@ -37,12 +38,26 @@ class NovaGroup(TyperGroup):
     def invoke(self, ctx: ClickContext) -> Any:
         try:
             return super().invoke(ctx)
-        except _PASS_THROUGH:  # Typer's own exits and usage errors (exit 2) stay Typer's
+        except (typer.Exit, typer.TyperException):  # the parser's usage errors: exit 2
             raise
+        except BrokenPipeError as exc:
+            _silence_stdout()
+            raise typer.Exit(exit_code_for(exc)) from exc
+        except typer.Abort as exc:  # a prompt's input ended or was interrupted
+            raise typer.Exit(report(Aborted("aborted"), debug=False)) from exc
         except (Exception, KeyboardInterrupt) as exc:
             state = ctx.obj
             debug = isinstance(state, CliState) and state.debug
             raise typer.Exit(report(exc, debug=debug)) from exc
+
+
+def _silence_stdout() -> None:
+    """The reader of stdout went away (``| head``): point fd 1 at /dev/null, so the flush at
+    exit cannot fail a second time and print a traceback."""
+    with contextlib.suppress(OSError, ValueError):  # not a real fd (tests) or already gone
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
 
 
 def report(exc: BaseException, *, debug: bool) -> ExitCode:
@@ -107,9 +122,15 @@ def main(
         bool, typer.Option("--debug", help="Show HTTP requests and tracebacks on stderr.")
     ] = False,
     timeout: Annotated[
-        float,
-        typer.Option("--timeout", min=0.1, metavar="SECONDS", help="HTTP timeout per request."),
-    ] = DEFAULT_TIMEOUT_S,
+        float | None,
+        typer.Option(
+            "--timeout",
+            min=0.1,
+            metavar="SECONDS",
+            help="HTTP timeout per request (invoke: how long to wait for the answer).",
+            show_default=f"{DEFAULT_TIMEOUT_S:g}; invoke waits {INVOKE_WAIT_S:g}",
+        ),
+    ] = None,
     version: Annotated[
         bool,
         typer.Option("--version", is_eager=True, callback=_show_version, help="Print the version."),

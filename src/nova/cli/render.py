@@ -10,15 +10,18 @@ from __future__ import annotations
 import io
 import json
 import sys
-from collections.abc import Iterable, Sequence
+import threading
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from rich.console import Console, RenderableType
 from rich.table import Table
 from rich.text import Text
 
 _PIPE_WIDTH = 10_000  # no folding when stdout is not a terminal (grep, less, files)
+PROGRESS_AFTER_S = 1.0  # calls quicker than this never flash a spinner
+Result = TypeVar("Result")
 
 
 class Renderer:
@@ -44,6 +47,40 @@ class Renderer:
     def note(self, text: str | Text, *, style: str = "dim") -> None:
         """A diagnostic line on stderr."""
         self.err.print(text, style=style, markup=False, soft_wrap=True)
+
+    def waiting(
+        self, label: str, call: Callable[[], Result], *, after_s: float = PROGRESS_AFTER_S
+    ) -> Result:
+        """``call()``; when stderr is a terminal and it takes longer than ``after_s``, a
+        spinner with ``label`` and the time elapsed stays on stderr until it returns (then
+        the line is erased). Scripts and pipes see nothing."""
+        if not self.err.is_terminal:
+            return call()
+        outcome: list[Any] = []
+
+        def run() -> None:
+            try:
+                outcome.append((True, call()))
+            except BaseException as exc:  # handed to the caller's thread below
+                outcome.append((False, exc))
+            finally:
+                done.set()
+
+        done = threading.Event()
+        # A daemon thread: Ctrl-C ends the command at once instead of waiting for the answer.
+        threading.Thread(target=run, name="nova-call", daemon=True).start()
+        if not done.wait(after_s):
+            from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+            columns = (SpinnerColumn(), TextColumn(label), TimeElapsedColumn())
+            with Progress(*columns, console=self.err, transient=True) as progress:
+                progress.add_task(label, total=None)
+                done.wait()
+        succeeded, value = outcome[0]
+        if not succeeded:
+            raise value
+        result: Result = value
+        return result
 
     def table(self, columns: Sequence[str], rows: Iterable[Sequence[str | Text]]) -> None:
         table = Table(box=None, pad_edge=False, header_style="bold")

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from nova.core.models import MAX_TIMEOUT_S
+
 if TYPE_CHECKING:
     import httpx
 
@@ -22,6 +24,9 @@ if TYPE_CHECKING:
 
 DEFAULT_ENDPOINT = "http://127.0.0.1:9000"
 DEFAULT_TIMEOUT_S = 60.0
+# How long `nova invoke` waits for its answer unless --timeout says otherwise: as long as a
+# function may run, plus room for a cold start and the queue of a function at max_replicas.
+INVOKE_WAIT_S = MAX_TIMEOUT_S + 120.0
 
 
 @dataclass(frozen=True)
@@ -37,7 +42,7 @@ class CliState:
     endpoint: str = DEFAULT_ENDPOINT
     json_output: bool = False
     debug: bool = False
-    timeout_s: float = DEFAULT_TIMEOUT_S
+    timeout_s: float | None = None  # --timeout; None: not given
     ports: Ports = field(default_factory=Ports)
     _client: ApiClient | None = field(default=None, init=False, repr=False)
     _renderer: Renderer | None = field(default=None, init=False, repr=False)
@@ -50,11 +55,21 @@ class CliState:
 
             self._client = ApiClient(
                 self.endpoint,
-                timeout_s=self.timeout_s,
+                timeout_s=self.timeout_s or DEFAULT_TIMEOUT_S,
                 transport=self.ports.transport,
                 debug=self.debug,
             )
         return self._client
+
+    def invoke_timeout(self) -> httpx.Timeout:
+        """The timeouts of an invoke: --timeout for everything when given; otherwise the usual
+        ones to connect and send, and no shorter a wait for the answer than a function may
+        run."""
+        import httpx
+
+        if self.timeout_s is not None:
+            return httpx.Timeout(self.timeout_s)
+        return httpx.Timeout(DEFAULT_TIMEOUT_S, read=INVOKE_WAIT_S)
 
     @property
     def out(self) -> Renderer:

@@ -27,6 +27,12 @@ class RequestInvalid(NovaError):
     status = 422
 
 
+class CodeSyntaxError(RequestInvalid):
+    """The deployed code does not parse; the message names the file and the line."""
+
+    code = "Code.SyntaxError"
+
+
 class MalformedJson(NovaError):
     code = "Request.MalformedJson"
     status = 400
@@ -144,4 +150,20 @@ class CodeStorageFailed(NovaError):
 
 class StoreUnavailable(NovaError):
     code = "Store.Unavailable"
+    status = 503
+
+
+class ConfigInvalid(NovaError):
+    """The daemon's settings (flags, NOVA_* variables, the config file) are invalid; raised by
+    ``nova daemon`` before it serves anything, never over HTTP."""
+
+    code = "Config.Invalid"
+    status = 422
+
+
+class DaemonStartFailed(NovaError):
+    """``nova daemon`` could not start serving (port in use, store unreachable, ...); the
+    daemon's log says why. Never over HTTP."""
+
+    code = "Daemon.StartFailed"
     status = 503

@@ -10,6 +10,7 @@ from enum import StrEnum
 from typing import Any, Generic, TypeVar
 
 LATEST_VERSION = "$LATEST"
+MAX_TIMEOUT_S = 900.0  # the longest timeout_s a function may have (clients wait this long)
 
 
 class ExecutionMode(StrEnum):

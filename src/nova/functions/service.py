@@ -30,6 +30,7 @@ from nova.functions.rules import (
     handler_files,
 )
 from nova.runtimes.registry import RuntimeRegistry
+from nova.runtimes.syntax import check_syntax
 from nova.sandbox.registry import BackendRegistry
 from nova.store.ports import Store
 
@@ -132,6 +133,7 @@ class FunctionService:
         hundreds of megabytes)."""
         code = await asyncio.to_thread(self._read_code, config, source)
         check_handler_file(config, code)
+        await check_syntax(self._runtimes.get(config.runtime), code)
         return code
 
     def _read_code(self, config: FunctionConfig, source: CodeSource) -> CodeBundle:

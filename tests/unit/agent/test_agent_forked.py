@@ -30,7 +30,7 @@ def handler(event, context):
         "pid": os.getpid(), "ppid": os.getppid(), "sid": os.getsid(0), "leaked": leaked,
         "cwd": os.getcwd(), "path0": sys.path[0], "site": any("-packages" in p for p in sys.path),
         "env": {k: v for k, v in os.environ.items() if k in ("NOVA_FUNCTION_NAME", "GREETING", "PYTHONPATH")},
-        "sockets": sockets, "argv": sys.argv, "no_site": sys.flags.no_site,
+        "sockets": sockets, "argv": sys.argv, "orig_argv": sys.orig_argv,
     }
 """
 
@@ -47,11 +47,11 @@ def test_forked_worker_looks_like_a_spawned_one(
     assert reply["error"] is None, reply
     out = reply["output"]
     assert out["ppid"] == same_python_agent.process.pid
-    assert out["no_site"] == 1  # inherited from the agent's -S: proof the worker was forked
+    assert "nova.agent" in out["orig_argv"]  # the agent's command line: proof it was forked
     assert out["sid"] == out["pid"]  # its own session, as start_new_session gives
     assert out["leaked"] is False
     assert out["path0"] == str(code_dir)
-    assert out["site"] is True  # site-packages, although the agent runs with -S
+    assert out["site"] is False  # no site-packages, as in a spawned worker
     assert out["env"]["NOVA_FUNCTION_NAME"] == "fn"
     assert out["env"]["GREETING"] == "hi"
     # Only a direct-mode worker holds the host connection (it reads its own Exec frames).

@@ -10,26 +10,24 @@ from typing import Any
 import pytest
 
 from nova.cli.exit_codes import ExitCode
-from nova.core.errors import StoreUnavailable
+from nova.core.errors import ConfigInvalid, DaemonStartFailed, StoreUnavailable
 
 from .fakes import RunNova
 
 
 class FakeDaemon:
-    def __init__(self, returns: int = 0, raises: Exception | None = None) -> None:
+    def __init__(self, raises: Exception | None = None) -> None:
         self.calls: list[dict[str, Any]] = []
-        self.returns = returns
         self.raises = raises
 
     def run_daemon(
         self, config_file: Path | None, overrides: dict[str, Any], deploy_example: bool
-    ) -> int:
+    ) -> None:
         self.calls.append(
             {"config_file": config_file, "overrides": overrides, "deploy_example": deploy_example}
         )
         if self.raises is not None:
             raise self.raises
-        return self.returns
 
 
 def install(monkeypatch: pytest.MonkeyPatch, daemon: FakeDaemon) -> None:
@@ -94,12 +92,25 @@ def test_only_given_flags_are_sent(nova: RunNova, monkeypatch: pytest.MonkeyPatc
     }
 
 
-def test_run_daemons_return_value_is_the_exit_code(
+def test_invalid_configuration_exits_usage(nova: RunNova, monkeypatch: pytest.MonkeyPatch) -> None:
+    problem = "invalid configuration: pool.idle_ttl_s: Input should be greater than 0"
+    install(monkeypatch, FakeDaemon(raises=ConfigInvalid(problem)))
+
+    result = nova("daemon")
+
+    assert result.exit_code == ExitCode.USAGE
+    assert result.stderr == f"error: {problem}\n"
+
+
+def test_a_daemon_that_cannot_start_exits_daemon_failed(
     nova: RunNova, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    install(monkeypatch, FakeDaemon(returns=3))
+    install(monkeypatch, FakeDaemon(raises=DaemonStartFailed("the daemon did not start")))
 
-    assert nova("daemon").exit_code == 3
+    result = nova("daemon")
+
+    assert result.exit_code == ExitCode.DAEMON_FAILED
+    assert result.stderr == "error: the daemon did not start\n"
 
 
 def test_a_nova_error_from_the_daemon_is_reported(
@@ -120,7 +131,7 @@ def test_a_missing_daemon_module_is_one_line(
 
     result = nova("daemon")
 
-    assert result.exit_code == ExitCode.ERROR
+    assert result.exit_code == ExitCode.DAEMON_FAILED
     assert result.stderr.startswith("error: cannot load the daemon:")
     assert len(result.stderr.splitlines()) == 1
 

@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import httpx
 import pytest
+import typer
 
-from nova.cli.errors import ApiError, BadResponse, FunctionFailed, TimedOut, Unreachable
+from nova.cli.errors import (
+    Aborted,
+    ApiError,
+    BadResponse,
+    DaemonFailed,
+    FunctionFailed,
+    TimedOut,
+    Unreachable,
+    UsageProblem,
+)
 from nova.cli.exit_codes import ExitCode, exit_code_for, exit_code_for_api
 from nova.core.errors import FunctionNotFound, StoreUnavailable
 
@@ -28,8 +41,20 @@ def test_exit_codes_are_stable() -> None:
         "THROTTLED": 7,
         "FUNCTION_ERROR": 8,
         "SERVER_ERROR": 9,
+        "TIMED_OUT": 10,
+        "ABORTED": 11,
+        "DAEMON_FAILED": 12,
         "INTERRUPTED": 130,
+        "BROKEN_PIPE": 141,
     }
+
+
+def test_the_readme_documents_every_exit_code() -> None:
+    readme = (Path(__file__).parents[3] / "README.md").read_text()
+    section = readme[readme.index("## CLI") : readme.index("## Configuration")]
+    documented = {int(number) for number in re.findall(r"^\| `(\d+)` \|", section, re.M)}
+
+    assert documented == {code.value for code in ExitCode}
 
 
 @pytest.mark.parametrize(
@@ -48,7 +73,11 @@ def test_exit_codes_are_stable() -> None:
         ("Daemon.ShuttingDown", 503, ExitCode.SERVER_ERROR),
         ("Sandbox.Failed", 502, ExitCode.SERVER_ERROR),
         (None, 500, ExitCode.SERVER_ERROR),
-        (None, 401, ExitCode.ERROR),
+        (None, 401, ExitCode.INVALID),
+        (None, 405, ExitCode.INVALID),
+        (None, 302, ExitCode.SERVER_ERROR),
+        ("Config.Invalid", 422, ExitCode.USAGE),
+        ("Daemon.StartFailed", 503, ExitCode.DAEMON_FAILED),
     ],
 )
 def test_api_errors_map_to_exit_codes(code: str | None, status: int, expected: ExitCode) -> None:
@@ -62,7 +91,11 @@ def test_api_errors_map_to_exit_codes(code: str | None, status: int, expected: E
         (Unreachable("http://x", "refused"), ExitCode.UNREACHABLE),
         (FunctionFailed("ValueError: x"), ExitCode.FUNCTION_ERROR),
         (BadResponse("not json"), ExitCode.SERVER_ERROR),
-        (TimedOut("slow"), ExitCode.ERROR),
+        (TimedOut("slow"), ExitCode.TIMED_OUT),
+        (Aborted("not deleted"), ExitCode.ABORTED),
+        (DaemonFailed("cannot load the daemon"), ExitCode.DAEMON_FAILED),
+        (UsageProblem("cannot read x"), ExitCode.USAGE),
+        (BrokenPipeError(), ExitCode.BROKEN_PIPE),
         (FunctionNotFound("f"), ExitCode.NOT_FOUND),
         (StoreUnavailable("db down"), ExitCode.SERVER_ERROR),
         (KeyboardInterrupt(), ExitCode.INTERRUPTED),
@@ -167,7 +200,7 @@ def test_a_timeout_suggests_raising_it(nova: RunNova) -> None:
 
     result = nova("--timeout", "2", "invoke", "hello", transport=httpx.MockTransport(slow))
 
-    assert result.exit_code == ExitCode.ERROR
+    assert result.exit_code == ExitCode.TIMED_OUT
     assert (
         result.stderr.splitlines()[1] == "hint: raise the limit with `nova --timeout SECONDS ...`"
     )
@@ -221,3 +254,52 @@ def test_names_are_escaped_in_paths(nova: RunNova, api: FakeApi) -> None:
     nova("fn", "get", "../admin")
 
     assert api.last.url.raw_path == b"/functions/..%2Fadmin"
+
+
+def test_a_closed_stdout_exits_broken_pipe(
+    nova: RunNova, api: FakeApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    api.on("GET", "/functions/hello", function_record())
+
+    def closed(*args: object, **kwargs: object) -> None:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr("nova.cli.render.Renderer.fields", closed)
+
+    result = nova("fn", "get", "hello")
+
+    assert result.exit_code == ExitCode.BROKEN_PIPE
+    assert result.stderr == ""
+
+
+def test_an_interrupted_prompt_exits_aborted(
+    nova: RunNova, api: FakeApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise typer.Abort
+
+    monkeypatch.setattr("nova.cli.render.Renderer.fields", interrupted)
+    api.on("GET", "/functions/hello", function_record())
+
+    result = nova("fn", "get", "hello")
+
+    assert result.exit_code == ExitCode.ABORTED
+    assert result.stderr == "error: aborted\n"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["fn", "get"],  # a missing argument
+        ["--bogus", "health"],  # an unknown option
+        ["logs", "--limit", "0"],  # a value out of range
+        ["nonsense"],  # an unknown command
+    ],
+)
+def test_every_command_line_mistake_exits_usage(
+    nova: RunNova, api: FakeApi, args: list[str]
+) -> None:
+    result = nova(*args)
+
+    assert result.exit_code == ExitCode.USAGE
+    assert api.requests == []

@@ -328,7 +328,7 @@ def test_delete_with_yes_deletes_without_asking(nova: RunNova, api: FakeApi) -> 
 def test_delete_asks_and_a_no_keeps_the_function(nova: RunNova, api: FakeApi) -> None:
     result = nova("fn", "delete", "hello", input="n\n")
 
-    assert result.exit_code == ExitCode.ERROR
+    assert result.exit_code == ExitCode.ABORTED
     assert api.requests == []
     assert "delete function 'hello'?" in result.stderr
     assert "error: function 'hello' was not deleted" in result.stderr

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import io
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
-from nova.cli.exit_codes import ExitCode
+import httpx
+import pytest
+from rich.console import Console
 
-from .fakes import FakeApi, RunNova
+from nova.cli.errors import TimedOut
+from nova.cli.exit_codes import ExitCode
+from nova.cli.render import Renderer
+from nova.cli.state import DEFAULT_TIMEOUT_S
+from nova.core.models import MAX_TIMEOUT_S
+
+from .fakes import FakeApi, RunNova, function_record
 
 
 def invoke_result(**overrides: Any) -> dict[str, Any]:
@@ -155,3 +165,87 @@ def test_invoke_of_an_unknown_function_exits_not_found(nova: RunNova, api: FakeA
 
     assert result.exit_code == ExitCode.NOT_FOUND
     assert result.stderr == "error: no such route\n"
+
+
+def timeouts_of(request: httpx.Request) -> dict[str, float | None]:
+    timeouts: dict[str, float | None] = request.extensions["timeout"]
+    return timeouts
+
+
+def test_invoke_waits_as_long_as_a_function_may_run(nova: RunNova, api: FakeApi) -> None:
+    api.on("POST", "/functions/hello/invoke", invoke_result())
+    api.on("GET", "/functions/hello", function_record())
+
+    nova("invoke", "hello")
+    invoke_timeouts = timeouts_of(api.last)
+    nova("fn", "get", "hello")
+
+    read = invoke_timeouts["read"]
+    assert read is not None
+    assert read > MAX_TIMEOUT_S
+    assert invoke_timeouts["connect"] == DEFAULT_TIMEOUT_S
+    assert timeouts_of(api.last)["read"] == DEFAULT_TIMEOUT_S  # other commands keep theirs
+
+
+def test_an_explicit_timeout_bounds_invoke_too(nova: RunNova, api: FakeApi) -> None:
+    api.on("POST", "/functions/hello/invoke", invoke_result())
+
+    nova("--timeout", "5", "invoke", "hello")
+
+    assert timeouts_of(api.last) == {"connect": 5, "read": 5, "write": 5, "pool": 5}
+
+
+class Terminal(io.StringIO):
+    """A stderr that says it is a terminal and tells when a text has been drawn on it."""
+
+    def __init__(self, awaited: str) -> None:
+        super().__init__()
+        self.awaited = awaited
+        self.drawn = threading.Event()
+
+    def isatty(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        if self.awaited in text:
+            self.drawn.set()
+        return super().write(text)
+
+
+def renderer_on(terminal: Terminal) -> Renderer:
+    renderer = Renderer()
+    renderer.err = Console(file=terminal, force_terminal=True, width=80, color_system=None)
+    return renderer
+
+
+def test_a_long_call_shows_a_spinner_with_the_time_elapsed_on_a_terminal() -> None:
+    terminal = Terminal("waiting for hello")
+    renderer = renderer_on(terminal)
+
+    def slow_call() -> str:
+        assert terminal.drawn.wait(30), "nothing was drawn while the call ran"
+        return "answer"
+
+    assert renderer.waiting("waiting for hello", slow_call, after_s=0) == "answer"
+    drawn = terminal.getvalue()
+    assert "waiting for hello" in drawn
+    assert "0:00:0" in drawn  # the elapsed-time column
+
+
+def test_the_call_s_exception_reaches_the_caller() -> None:
+    renderer = renderer_on(Terminal("never"))
+
+    def failing() -> None:
+        raise TimedOut("no answer")
+
+    with pytest.raises(TimedOut, match="no answer"):
+        renderer.waiting("waiting", failing, after_s=0)
+
+
+def test_no_spinner_when_stderr_is_not_a_terminal() -> None:
+    quiet = io.StringIO()
+    renderer = Renderer()
+    renderer.err = Console(file=quiet)
+
+    assert renderer.waiting("waiting for hello", lambda: 42, after_s=0) == 42
+    assert quiet.getvalue() == ""

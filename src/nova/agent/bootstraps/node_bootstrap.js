@@ -51,6 +51,25 @@ const functionVersion = env.NOVA_FUNCTION_VERSION || '';
 const memoryLimitInMB = Number(env.NOVA_MEMORY_LIMIT_MB || 0);
 const defaultTimeoutMs = Number(env.NOVA_TIMEOUT_S || 30) * 1000;
 const dot = options.handler.lastIndexOf('.');
+
+// A function sees its own code and node_modules, never the host's modules: require() would
+// also search NODE_PATH, ~/.node_modules, ~/.node_libraries, <prefix>/lib/node (Debian's node
+// adds /usr/share/nodejs and /usr/lib/nodejs) and node_modules in every directory above the
+// code; bare names resolve only inside the code directory. (import of a bare name never
+// searches global folders; it walks the directories above the code, which inside a sandbox
+// hold no node_modules.)
+function confineRequire(root) {
+  const Module = require('module');
+  const inside = (dir) => dir === root || dir.startsWith(root + path.sep);
+  const relative = /^\.\.?(\/|$)/;
+  const lookupPaths = Module._resolveLookupPaths;
+  Module._resolveLookupPaths = function resolveLookupPaths(request, parent) {
+    const paths = lookupPaths.call(this, request, parent);
+    if (!Array.isArray(paths) || relative.test(request)) return paths;
+    return paths.filter(inside);
+  };
+}
+confineRequire(path.resolve(codeDir));
 const modulePath = options.handler.slice(0, dot);
 const functionKey = options.handler.slice(dot + 1);
 

@@ -387,6 +387,32 @@ def run_once(handler: Handler, path: str, resp_fd: int) -> None:
     os._exit(0)  # do not wait for threads the handler left behind
 
 
+def _isolate_imports(code_dir: str) -> None:
+    """Let the function import its own code and the standard library, nothing else.
+
+    The worker runs with -S (a forked one inherits the agent's), so no site-packages or
+    dist-packages (the host's, a venv's, the user's) were added and no .pth file ran; this
+    drops what else is on sys.path (this script's directory, PYTHONPATH) and puts the code
+    directory first. What a function needs beyond the standard library ships in its code.
+    """
+    stdlib = os.path.dirname(os.__file__)
+    library = {
+        stdlib,
+        os.path.join(stdlib, "lib-dynload"),
+        os.path.join(os.path.dirname(stdlib), "python{}{}.zip".format(*sys.version_info)),
+    }
+    kept: list[str] = []
+    for entry in sys.path:
+        if entry in library and entry not in kept:
+            kept.append(entry)
+    sys.path[:] = [code_dir, *kept]
+    import site  # under -S the import only defines site's helpers: exit(), help() and co.
+
+    site.setquit()
+    site.setcopyright()
+    site.sethelper()
+
+
 def _parse_args(argv: list[str]) -> dict[str, str]:
     options: dict[str, str] = {}
     while len(argv) >= 2 and argv[0].startswith("--"):
@@ -404,12 +430,7 @@ def main() -> None:
     options = _parse_args(sys.argv[1:])
     resp_fd = int(options["resp-fd"])
     os.set_inheritable(resp_fd, False)  # user subprocesses must not hold the result pipe
-    code_dir = os.environ.get("NOVA_CODE_DIR") or os.getcwd()
-    # sys.path[0] is this script's directory: the user's code directory takes its place.
-    if code_dir in sys.path[1:]:
-        del sys.path[0]
-    else:
-        sys.path[0] = code_dir
+    _isolate_imports(os.environ.get("NOVA_CODE_DIR") or os.getcwd())
     sys.argv = [sys.argv[0]]
     faulthandler.enable()  # a segfault in user code leaves its stack in the stderr capture
     # Line-buffered like a terminal: prints interleave with C-level writes in order and are

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, Request
 
 from nova.api.bodies import is_multipart, read_body, read_json_model, read_multipart
 from nova.api.context import Services
+from nova.api.openapi import ZIP_BODY, function_body
 from nova.api.schemas import FunctionCreate, FunctionFields, FunctionPatch, function_out
 from nova.core.errors import RequestInvalid
 from nova.core.names import validate_function_name
@@ -35,7 +36,10 @@ async def read_function_body(request: Request, model: type[Body]) -> tuple[Body,
 
 
 @router.post(
-    "/functions", status_code=201, summary="Create a function (JSON, or multipart meta + zip)"
+    "/functions",
+    status_code=201,
+    summary="Create a function (JSON, or multipart meta + zip)",
+    openapi_extra=function_body(FunctionCreate),
 )
 async def create_function(request: Request) -> dict[str, Any]:
     body, source = await read_function_body(request, FunctionCreate)
@@ -58,7 +62,11 @@ async def get_function(request: Request, name: str) -> dict[str, Any]:
     return function_out(record)
 
 
-@router.patch("/functions/{name}", summary="Update a function's config and/or code")
+@router.patch(
+    "/functions/{name}",
+    summary="Update a function's config and/or code",
+    openapi_extra=function_body(FunctionPatch),
+)
 async def update_function(request: Request, name: str) -> dict[str, Any]:
     validate_function_name(name)
     body, source = await read_function_body(request, FunctionPatch)
@@ -69,7 +77,11 @@ async def update_function(request: Request, name: str) -> dict[str, Any]:
     return function_out(record)
 
 
-@router.put("/functions/{name}/code", summary="Replace a function's code with a zip upload")
+@router.put(
+    "/functions/{name}/code",
+    summary="Replace a function's code with a zip upload",
+    openapi_extra=ZIP_BODY,
+)
 async def put_function_code(request: Request, name: str) -> dict[str, Any]:
     validate_function_name(name)
     content_type = request.headers.get("content-type", "")

@@ -2,12 +2,13 @@
 
 Contract with :mod:`nova.daemon` (imported only when this command runs)::
 
-    run_daemon(config_file: Path | None, overrides: dict[str, Any], deploy_example: bool) -> int
+    run_daemon(config_file: Path | None, overrides: dict[str, Any], deploy_example: bool) -> None
 
 ``overrides`` is nested like the settings model and holds only the flags actually given, so
 that a value from the environment or the config file is never masked by a CLI default
-(precedence: flags > NOVA_* environment > config file > defaults). The return value becomes
-the process exit status.
+(precedence: flags > NOVA_* environment > config file > defaults). It returns after a clean
+shutdown and raises ``nova.core.errors.ConfigInvalid`` (bad settings) or ``DaemonStartFailed``
+(it could not start serving); :mod:`nova.cli.exit_codes` maps them like every other failure.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Annotated, Any, Protocol, cast
 
 import typer
 
-from nova.cli.errors import CliError
+from nova.cli.errors import DaemonFailed
 
 HELP = """Run the Nova daemon in the foreground (Ctrl-C drains and stops it).
 
@@ -48,7 +49,7 @@ class SandboxBackendName(StrEnum):
 class RunDaemon(Protocol):
     def __call__(
         self, *, config_file: Path | None, overrides: dict[str, Any], deploy_example: bool
-    ) -> int: ...
+    ) -> None: ...
 
 
 def daemon(
@@ -130,8 +131,7 @@ def daemon(
         dev=dev,
     )
     run_daemon = _load_run_daemon()
-    code = run_daemon(config_file=config, overrides=overrides, deploy_example=example)
-    raise typer.Exit(int(code))
+    run_daemon(config_file=config, overrides=overrides, deploy_example=example)
 
 
 def daemon_overrides(
@@ -176,8 +176,8 @@ def _load_run_daemon() -> RunDaemon:
     try:
         module = importlib.import_module("nova.daemon")
     except ImportError as exc:
-        raise CliError(f"cannot load the daemon: {exc}") from exc
+        raise DaemonFailed(f"cannot load the daemon: {exc}") from exc
     run_daemon = getattr(module, "run_daemon", None)
     if not callable(run_daemon):
-        raise CliError("cannot load the daemon: nova.daemon has no run_daemon()")
+        raise DaemonFailed("cannot load the daemon: nova.daemon has no run_daemon()")
     return cast(RunDaemon, run_daemon)

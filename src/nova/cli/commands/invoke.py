@@ -37,17 +37,23 @@ def invoke(
 ) -> None:
     """Invoke a function and print its output.
 
-    Exits 8 when the function raised (its error goes to stderr).
+    Waits as long as a function may run (--timeout shortens it); on a terminal, a call that
+    takes a while shows a spinner and the time elapsed on stderr. Exits 8 when the function
+    raised (its error goes to stderr).
     """
     from nova.cli.client import decode, function_path
 
     state = state_of(ctx)
     payload = read_event(data)
-    response = state.client.send(
-        "POST",
-        function_path(name, "invoke"),
-        content=payload,
-        headers={"Content-Type": "application/json"},
+    response = state.out.waiting(
+        f"waiting for {name}",
+        lambda: state.client.send(
+            "POST",
+            function_path(name, "invoke"),
+            content=payload,
+            headers={"Content-Type": "application/json"},
+            timeout=state.invoke_timeout(),
+        ),
     )
     result = decode(response)
     if not isinstance(result, dict) or "output" not in result:
