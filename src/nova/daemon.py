@@ -197,22 +197,12 @@ async def build_services(settings: Settings) -> Services:
 
 def code_policy(settings: Settings) -> CodePolicy:
     code = settings.code
-    return CodePolicy(
-        max_upload_bytes=code.max_upload_bytes,
-        max_files=code.max_files,
-        max_unpacked_bytes=code.max_unpacked_bytes,
-        allowed_paths=tuple(code.allowed_paths),
-    )
+    limits = code.model_dump(exclude={"allowed_paths"})
+    return CodePolicy(**limits, allowed_paths=tuple(code.allowed_paths))
 
 
 def function_limits(settings: Settings) -> FunctionLimits:
-    bounds = settings.functions
-    return FunctionLimits(
-        max_memory_mb=bounds.max_memory_mb,
-        max_timeout_s=bounds.max_timeout_s,
-        max_replicas=bounds.max_replicas,
-        max_instance_concurrency=bounds.max_instance_concurrency,
-    )
+    return FunctionLimits(**settings.functions.model_dump())
 
 
 def runtime_images(settings: Settings, services: Services) -> ImageService:
