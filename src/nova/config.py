@@ -102,6 +102,15 @@ class CodeSettings(BaseModel):
 class StoreSettings(BaseModel):
     # Empty means SQLite at <data_dir>/nova.db.
     database_url: str = ""
+    # How often the change log is read for changes made through other daemons (on PostgreSQL
+    # a NOTIFY wakes the reader at once; this is then only the fallback).
+    change_poll_s: float = Field(0.5, gt=0, le=60)
+    change_retention_s: float = Field(86400.0, gt=60)  # change-log entries older are pruned
+
+
+class CanarySettings(BaseModel):
+    # How often aliases with a canary policy are analysed.
+    check_interval_s: float = Field(5.0, gt=0, le=3600)
 
 
 class SandboxSettings(BaseModel):
@@ -135,6 +144,7 @@ class Settings(BaseSettings):
     functions: FunctionSettings = FunctionSettings()
     code: CodeSettings = CodeSettings()
     store: StoreSettings = StoreSettings()
+    canary: CanarySettings = CanarySettings()
     sandbox: SandboxSettings = SandboxSettings()
     logging: LoggingSettings = LoggingSettings()
 

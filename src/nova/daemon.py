@@ -24,6 +24,7 @@ from pydantic import ValidationError
 
 from nova.api.app import create_app
 from nova.api.context import Services
+from nova.canary.analyzer import CanaryAnalyzer
 from nova.code.cache import CodeCache
 from nova.code.policy import CodePolicy
 from nova.config import ConfigFileError, Settings, load_settings
@@ -31,6 +32,9 @@ from nova.core.errors import ConfigInvalid, DaemonStartFailed, NovaError
 from nova.examples import EXAMPLE_NAME, ensure_example
 from nova.executor.executor import Executor
 from nova.functions.deployer import Deployer
+from nova.functions.follower import ChangeFollower
+from nova.functions.releases import ReleaseService
+from nova.functions.resolver import FunctionResolver
 from nova.functions.rules import FunctionLimits
 from nova.functions.service import FunctionService
 from nova.images.debootstrap import DebootstrapBuilder, host_mirror, host_suite
@@ -112,6 +116,8 @@ async def _lifespan(
     try:
         services.log_batcher.start()
         services.log_retention.start()
+        await services.follower.start()
+        services.canary.start()
         services.pools.start_background()
         await _prewarm(services)
         if deploy_example:
@@ -157,16 +163,11 @@ async def build_services(settings: Settings) -> Services:
         idle_ttl_s=pool_settings.idle_ttl_s,
         cleanup_interval_s=pool_settings.cleanup_interval_s,
         health_check_interval_s=pool_settings.health_check_interval_s,
+        finish_grace_s=settings.executor.timeout_grace_s,
     )
     executor_settings = settings.executor
-    deployer = Deployer(
-        store,
-        pools,
-        CodeCache(data_dir / "code"),
-        runtimes,
-        sandboxes,
-        executor_settings.timeout_grace_s,
-    )
+    deployer = Deployer(store, pools, CodeCache(data_dir / "code"), runtimes, sandboxes)
+    resolver = FunctionResolver(store, deployer)
     batcher = InvocationLogBatcher(
         store.invocations,
         executor_settings.log_batch_size,
@@ -178,10 +179,17 @@ async def build_services(settings: Settings) -> Services:
         settings=settings,
         store=store,
         functions=FunctionService(
-            store, deployer, runtimes, sandboxes, code_policy(settings), function_limits(settings)
+            store,
+            resolver,
+            deployer,
+            runtimes,
+            sandboxes,
+            code_policy(settings),
+            function_limits(settings),
         ),
-        deployer=deployer,
-        executor=Executor(deployer, batcher, executor_settings.timeout_grace_s),
+        releases=ReleaseService(store, resolver.refresh),
+        resolver=resolver,
+        executor=Executor(resolver, batcher, executor_settings.timeout_grace_s),
         pools=pools,
         runtimes=runtimes,
         sandboxes=sandboxes,
@@ -191,6 +199,14 @@ async def build_services(settings: Settings) -> Services:
             executor_settings.log_retention_days,
             executor_settings.log_retention_interval_s,
         ),
+        follower=ChangeFollower(
+            store.changes,
+            resolver.refresh,
+            resolver.refresh_all,
+            poll_s=settings.store.change_poll_s,
+            retention_s=settings.store.change_retention_s,
+        ),
+        canary=CanaryAnalyzer(store, resolver.refresh, settings.canary.check_interval_s),
         started_at=time.monotonic(),
     )
 
@@ -231,16 +247,22 @@ def runtime_images(settings: Settings, services: Services) -> ImageService:
 
 
 async def _prewarm(services: Services) -> None:
-    """Start min_replicas instances of every stored function that asks for them."""
+    """Start min_replicas instances of every function's $LATEST, and of every version an
+    alias routes to, whose config asks for them."""
     cursor: str | None = None
     while True:
         page = await services.store.functions.list(limit=500, cursor=cursor)
         for record in page.items:
-            if record.config.min_replicas > 0:
-                try:
-                    await services.deployer.pool_for(record.name)
-                except NovaError as exc:
-                    logger.warning("cannot pre-warm %s: %s", record.name, exc.message)
+            try:
+                if record.config.min_replicas > 0:
+                    await services.resolver.resolve(record.name)
+                for alias in await services.store.aliases.of(record.name):
+                    for route in alias.routing:
+                        version = await services.store.versions.get(record.name, route.version)
+                        if version.config.min_replicas > 0:
+                            await services.resolver.resolve(record.name, str(route.version))
+            except NovaError as exc:
+                logger.warning("cannot pre-warm %s: %s", record.name, exc.message)
         if page.next is None:
             return
         cursor = page.next
@@ -256,6 +278,8 @@ async def shutdown(services: Services) -> None:
         )
     await services.pools.close()
     await services.sandboxes.close()
+    await services.canary.close()
+    await services.follower.close()
     await services.log_retention.close()
     await services.log_batcher.close()
     await services.store.close()

@@ -11,6 +11,7 @@ import pytest
 
 from nova.sandbox.container import ContainerBackend
 from tests.e2e.daemon_process import DaemonProcess, isolated_daemon_api, skip_unless_available
+from tests.e2e.hot_reload import check_hot_reload
 
 _INFO = ContainerBackend.probe()
 skip_unless_available(_INFO)
@@ -47,8 +48,27 @@ def test_lifecycle_in_containers(container_api: httpx.Client) -> None:
     container_api.patch("/functions/boxed", json={"code": PID % 2}).raise_for_status()
     updated = container_api.post("/functions/boxed/invoke", json={}).json()
     assert updated["output"]["v"] == 2
-    assert updated["cold_start"] is True  # read-only code: a new instance, not a reload
+    assert updated["cold_start"] is False  # hot-reloaded into the warm instance
     assert container_api.delete("/functions/boxed").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("runtime", "concurrency"),
+    [
+        ("python", 1),
+        ("python", 2),
+        pytest.param(
+            "node",
+            1,
+            marks=pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed"),
+        ),
+    ],
+    ids=["python-direct", "python-relayed", "node"],
+)
+def test_a_code_update_hot_reloads_the_warm_container(
+    container_api: httpx.Client, runtime: str, concurrency: int
+) -> None:
+    check_hot_reload(container_api, f"hot-{runtime}-{concurrency}", runtime, concurrency)
 
 
 def test_out_of_memory_is_classified_and_recovers(container_api: httpx.Client) -> None:

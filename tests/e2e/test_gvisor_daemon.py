@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 
 from nova.sandbox.gvisor import GvisorBackend
 from tests.e2e.daemon_process import isolated_daemon_api, skip_unless_available
+from tests.e2e.hot_reload import check_hot_reload
 
 _INFO = GvisorBackend.probe()
 skip_unless_available(_INFO)
@@ -50,3 +52,21 @@ def test_out_of_memory_under_gvisor(gvisor_api: httpx.Client) -> None:
         gvisor_api.post("/functions/gvhog/invoke", json={"mb": 4}).json()["output"]
         == 4 * 1024 * 1024
     )
+
+
+@pytest.mark.parametrize(
+    "runtime",
+    [
+        "python",
+        pytest.param(
+            "node",
+            marks=pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed"),
+        ),
+    ],
+)
+def test_a_code_update_hot_reloads_the_warm_gvisor_sandbox(
+    gvisor_api: httpx.Client, runtime: str
+) -> None:
+    # The code mount alone is revalidated by gVisor (gvisor_spec): without that, the sandbox
+    # would go on reading the old files and answer v1.
+    check_hot_reload(gvisor_api, f"gvhot-{runtime}", runtime)

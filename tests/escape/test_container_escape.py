@@ -20,8 +20,11 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
+from nova.agent.protocol import MsgType
 from nova.core.errors import SandboxError
 from nova.sandbox.base import InstanceSpec
+from nova.sandbox.cgroups import InstanceCgroup
+from nova.sandbox.instance_code import instance_code_dir
 from tests.escape.conftest import AgentSession, Sandbox
 
 pytestmark = [pytest.mark.escape, pytest.mark.asyncio(loop_scope="session")]
@@ -85,6 +88,27 @@ def write(event):
         with open(event["path"], "w") as f:
             f.write("x")
     return _errno(attempt)
+
+
+def modify(event):
+    path = event["path"]
+
+    def append():
+        with open(path, "a") as f:
+            f.write("x")
+
+    def create():
+        with open(os.path.join(os.path.dirname(path), "planted.py"), "x"):
+            pass
+
+    return {
+        "append": _errno(append),
+        "create": _errno(create),
+        "remove": _errno(lambda: os.remove(path)),
+        "rename": _errno(lambda: os.rename(path, path + ".moved")),
+        "chmod": _errno(lambda: os.chmod(path, 0o777)),
+        "symlink": _errno(lambda: os.symlink("/etc/passwd", path + ".link")),
+    }
 
 
 def processes(event):
@@ -362,6 +386,7 @@ async def test_kill_removes_every_trace(sandbox: Sandbox) -> None:
 
     assert not instance.alive()
     assert not work_dir.exists()
+    assert not instance_code_dir(instance.instance_id).exists()
     assert not any(d.exists() for d in cgroup.dirs.values())
     assert _all_gone(members)  # gone, not zombies: /proc/PID of a zombie still exists
     # runsc names its control socket after the instance (abstract, so no file to find).
@@ -399,6 +424,52 @@ async def test_a_code_dir_only_root_can_list_is_bound_as_a_readable_copy(sandbox
 
     assert await session.output({"probe": "hello"}) == "hello"
     assert await session.output({"probe": "write", "path": "/code/x"}) in ("EROFS", "EACCES")
+
+
+async def test_a_hot_reload_keeps_the_code_out_of_the_function_s_reach(sandbox: Sandbox) -> None:
+    session = await sandbox.start(PROBES)
+    instance = session.instance
+    host_copy = instance_code_dir(instance.instance_id)  # the bind source of /code
+    new = sandbox.write_code(PROBES + "\n\ndef version(event):\n    return 2\n")
+
+    # A hot reload as the pool does it: Drain, the host replaces the files, Reload.
+    assert (await session.request({"type": MsgType.DRAIN}, timeout_s=20))["ok"]
+    await instance.replace_code(new)
+    assert (await session.request({"type": MsgType.RELOAD, "code_hash": "2"}, 20))["ok"]
+    assert await session.output({"probe": "version"}) == 2
+
+    refused = ("EROFS", "EACCES", "EPERM", "EISDIR")
+    for path in ("/code/handler.py", "/code"):
+        attempts = await session.output({"probe": "modify", "path": path})
+        assert all(result in refused for result in attempts.values()), (path, attempts)
+    seen = await session.output({"probe": "exists", "paths": [str(host_copy.parent)]})
+    assert seen == {str(host_copy.parent): False}  # the host's copies are not in the sandbox
+    assert sorted(os.listdir(host_copy)) == ["handler.py"]
+    assert (host_copy / "handler.py").read_text() == (new / "handler.py").read_text()
+
+
+def _cpu_quota(cgroup: InstanceCgroup) -> str:
+    cpu = cgroup.dirs["cpu"]
+    if cgroup.version == 1:
+        return (cpu / "cpu.cfs_quota_us").read_text().strip()
+    return (cpu / "cpu.max").read_text().split()[0]
+
+
+async def test_a_hot_reload_lifts_the_cpu_cap_for_the_new_code_s_start(sandbox: Sandbox) -> None:
+    session = await sandbox.start(PROBES)
+    cgroup: InstanceCgroup = session.instance._cgroup  # type: ignore[attr-defined]
+    if "cpu" not in cgroup.dirs:
+        pytest.skip("no cpu controller for instance cgroups on this host")
+    cgroup.limit_cpu(10_000)  # as when the instance's start-up boost is over
+    assert _cpu_quota(cgroup) == "10000"
+
+    assert (await session.request({"type": MsgType.DRAIN}, timeout_s=20))["ok"]
+    await session.instance.replace_code(sandbox.write_code(PROBES))
+
+    # Workers start on the new code at full speed, as a new instance's would; the cap comes
+    # back when the boost is over (the same timer as at start).
+    assert _cpu_quota(cgroup) in ("-1", "max")
+    assert (await session.request({"type": MsgType.RELOAD, "code_hash": "2"}, 20))["ok"]
 
 
 async def test_cancelled_start_leaves_nothing_behind(sandbox: Sandbox) -> None:

@@ -135,6 +135,21 @@ async def test_filter_by_function_id_separates_functions_that_shared_a_name(
     assert sorted(item.id for item in by_name.items) == ["new", "old"]
 
 
+async def test_outcomes_of_one_version_since_a_moment(store: Store) -> None:
+    await store.invocations.add_many(
+        [
+            log("a", T0, version="2", duration_ms=5.0),
+            log("b", T0 + timedelta(seconds=1), version="2", duration_ms=7.0, success=False),
+            log("c", T0 - timedelta(seconds=1), version="2", duration_ms=100.0),  # before
+            log("d", T0, version="1", duration_ms=100.0),  # another version
+            log("e", T0, version="2", function_id="other", duration_ms=100.0),
+        ]
+    )
+    durations, errors = await store.invocations.outcomes("hello-id", "2", T0)
+    assert (sorted(durations), errors) == ([5.0, 7.0], 1)
+    assert await store.invocations.outcomes("hello-id", "3", T0) == ([], 0)
+
+
 async def test_delete_older_than_removes_the_oldest_in_bounded_rounds(store: Store) -> None:
     await store.invocations.add_many(
         [log(f"old{i}", T0 - timedelta(days=10, seconds=i)) for i in range(5)] + [log("recent", T0)]

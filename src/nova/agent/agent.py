@@ -1,9 +1,10 @@
 """The agent's frame loop: read a frame, dispatch by type, answer every request exactly once.
 
 One thread reads the host connection. Exec goes straight to the Runner (which answers from its
-own threads); Init, Ping, Reload and Stop are handled here, in order, so a Reload never overlaps
-the frames sent before it. Malformed or unknown messages get an ``ok: false`` reply and the
-loop carries on; only a broken stream (an oversized or truncated frame) ends it.
+own threads); Init, Ping, Drain, Reload and Stop are handled here, in order, so a Drain or
+Reload never overlaps the frames sent before it. Malformed or unknown messages get an
+``ok: false`` reply and the loop carries on; only a broken stream (an oversized or truncated
+frame) ends it.
 
 In direct mode (direct.py) the worker reads the connection instead and the loop only sees the
 frames it hands back; frames are read unbuffered, so nothing is read past a frame boundary.
@@ -45,7 +46,7 @@ if TYPE_CHECKING:  # typing is only needed by the type checker; importing it cos
 EXIT_OK = 0
 EXIT_PROTOCOL = 3  # the host sent something that is not a frame stream; the agent gave up
 EXIT_WORKER_LOST = 4  # the direct-mode worker died inside a frame, or cannot be restarted
-_DRAIN_SLACK_S = 5.0  # Reload waits for running invocations up to their timeout plus this
+_DRAIN_SLACK_S = 5.0  # Drain waits for running invocations up to their timeout plus this
 
 
 class Agent:
@@ -57,9 +58,11 @@ class Agent:
         self._env: dict[str, str] = {}
         self._runner: Runner | None = None
         self._lane: DirectLane | None = None
+        self._drained = False  # between Drain and Reload: no worker runs, Exec is refused
         self._handlers: dict[int, Callable[[dict[str, Any]], bool]] = {
             MsgType.INIT: self._init,
             MsgType.PING: self._ping,
+            MsgType.DRAIN: self._drain,
             MsgType.RELOAD: self._reload,
             MsgType.STOP: self._stop,
         }
@@ -78,7 +81,7 @@ class Agent:
     def _loop(self, source: FrameSource) -> int:
         channel = self._channel
         while True:
-            if self._lane is not None:
+            if self._lane is not None and not self._drained:
                 handed_back = self._lane.serve()
                 if handed_back is None:
                     return EXIT_WORKER_LOST
@@ -119,6 +122,10 @@ class Agent:
 
     def _exec(self, message: dict[str, Any], body: bytes) -> None:
         runner, spec = self._runner, self._spec
+        if self._drained:
+            error = AgentError(ErrorType.DRAINED, "the workers are stopped for a reload")
+            self._channel.refuse(message.get("id"), error)
+            return
         if self._lane is not None and spec is not None:
             self._refuse_handed_back_exec(message, body, spec)
             return
@@ -178,30 +185,43 @@ class Agent:
         self._channel.reply(message.get("id"))
         return True
 
-    def _reload(self, message: dict[str, Any]) -> bool:
-        spec = self._spec
-        if spec is None:
-            raise AgentError(ErrorType.NOT_INITIALIZED, "send Init before Reload")
-        from nova.agent.reload import parse_files, replace_code  # rare: kept off the start path
-
-        files = parse_files(message.get("files"))
-        code_hash = message.get("code_hash")
-        if self._runner is not None:
-            # Invocations sent before the Reload finish on the old code; the frame loop reads
-            # nothing new meanwhile, so nothing can start on a half-written directory.
-            self._runner.drain(spec.timeout_s + _DRAIN_SLACK_S)
-            self._stop_runner()
-        try:
-            replace_code(spec.code_dir, files)
-        finally:
-            # A direct-mode worker exited to hand the Reload over; its successor reads the
-            # new code. (Frames sent before the Reload were served first, in order.)
-            if self._lane is not None:
-                self._lane.start()
-            else:
-                self._runner = self._start_runner(spec, self._env)
-        self._channel.reply(message.get("id"), code_hash=code_hash)
+    def _drain(self, message: dict[str, Any]) -> bool:
+        spec = self._require_spec("Drain")
+        if not self._drained:
+            self._stop_workers(spec)
+            self._drained = True
+        self._channel.reply(message.get("id"))
         return True
+
+    def _reload(self, message: dict[str, Any]) -> bool:
+        spec = self._require_spec("Reload")
+        if not self._drained:
+            self._stop_workers(spec)
+            self._drained = True
+        # Fresh workers import the code as it is now. A Python worker forked from the agent
+        # starts without any of the function's modules: the agent never imports them.
+        if self._lane is not None:
+            self._lane.start()
+        else:
+            self._runner = self._start_runner(spec, self._env)
+        self._drained = False  # only now: workers that failed to start leave Exec refused
+        self._channel.reply(message.get("id"), code_hash=message.get("code_hash"))
+        return True
+
+    def _require_spec(self, what: str) -> InitSpec:
+        if self._spec is None:
+            raise AgentError(ErrorType.NOT_INITIALIZED, f"send Init before {what}")
+        return self._spec
+
+    def _stop_workers(self, spec: InitSpec) -> None:
+        """Let the invocations sent so far finish on the old code, then stop every worker."""
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            # The frame loop reads nothing new meanwhile, so nothing else starts.
+            runner.drain(spec.timeout_s + _DRAIN_SLACK_S)
+            runner.stop()
+        # A direct-mode worker has exited already: it handed the Drain or Reload frame over
+        # after serving every frame sent before it, in order.
 
     def _stop(self, message: dict[str, Any]) -> bool:
         self._stop_runner()

@@ -32,7 +32,7 @@ class Channel:
         self.broken = False
 
     def reply(self, request_id: object, **fields: Any) -> None:
-        """A control reply (Init, Ping, Reload, Stop): ``ok: true`` plus ``fields``."""
+        """A control reply (Init, Ping, Drain, Reload, Stop): ``ok: true`` plus ``fields``."""
         message = {"type": MsgType.RESP, "id": request_id, "ok": True, **fields}
         self._write(encode_message(message, self.max_message_bytes))
 

@@ -11,9 +11,10 @@ Python, a watchdog thread in Node).
 The worker keeps a small shared state file: its phase, and while a handler runs, the Exec's
 frame id and start time. When the worker exits the agent reads it:
 
-- handed back: the worker met a frame it does not serve (Init, Reload, Stop, anything invalid)
-  or EOF; it wrote the bytes it had consumed into the file. The agent handles them as if read
-  from the connection, then starts a fresh worker (Reload needs one anyway).
+- handed back: the worker met a frame it does not serve (Init, Drain, Reload, Stop, anything
+  invalid) or EOF; it wrote the bytes it had consumed into the file. The agent handles them as
+  if read from the connection, then starts a fresh worker, which imports the code afresh; after
+  a Drain it reads the connection itself and starts none until the Reload.
 - running: the worker died in a handler (SIGALRM at its deadline, a crash, the OOM killer): the
   agent answers that request (Function.Timeout or Runtime.ExitError) and starts a new worker.
 - idle: the worker died between calls; nothing is owed; a new worker starts after a short pause.

@@ -24,7 +24,7 @@ class ErrorType(StrEnum):
     TIMEOUT = "Function.Timeout"  # the deadline passed; the worker was killed (same as host)
     RESPONSE_TOO_LARGE = "Runtime.ResponseTooLarge"  # the reply would exceed the frame limit
     INVALID_RESPONSE = "Runtime.InvalidResponse"  # the worker broke the line protocol
-    STOPPED = "Runtime.Stopped"  # Stop (or a Reload drain) ended the invocation
+    STOPPED = "Runtime.Stopped"  # Stop (or a Drain past the timeout) ended the invocation
     # Requests the agent refuses (ok=false).
     INVALID_MESSAGE = "Runtime.InvalidMessage"
     UNKNOWN_MESSAGE = "Runtime.UnknownMessage"
@@ -33,8 +33,7 @@ class ErrorType(StrEnum):
     ALREADY_INITIALIZED = "Runtime.AlreadyInitialized"
     INVALID_INIT = "Runtime.InvalidInit"
     INIT_FAILED = "Runtime.InitError"  # the workers did not start
-    INVALID_RELOAD = "Runtime.InvalidReload"
-    RELOAD_FAILED = "Runtime.ReloadFailed"
+    DRAINED = "Runtime.Drained"  # Exec between Drain and Reload: no worker runs
 
 
 def error_object(kind: str, message: str, stack: list[str] | None = None) -> dict[str, Any]:

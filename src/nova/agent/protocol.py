@@ -21,16 +21,24 @@ Host -> agent:
          # id only matches the reply: the host keeps ids unique per connection, request ids
          # need not be. Without request_id the function sees id.
   Ping   {type, id}
-  Reload {type, id, files: {path: {data: base64, executable: bool}}, code_hash}
+  Drain  {type, id}             # let running invocations finish, stop the workers, start
+                                # none until Reload; Exec is refused meanwhile
+  Reload {type, id, code_hash}  # start workers on what code_dir holds now (stopping running
+                                # ones first, as Drain does, if no Drain came before)
   Stop   {type, id}
 Agent -> host (always Resp):
   Resp   {type, id, ok, ...}
     to Init:   {protocol, agent_version, pid, init_ms}   # workers started and ready
     to Exec:   {output, error: null | {type, message, stack}, stdout, stderr, duration_ms}
     to Ping:   {}
-    to Reload: {code_hash}
+    to Drain:  {}                                        # no worker of the old code runs
+    to Reload: {code_hash}                               # workers started and ready
     to Stop:   {}
     on a request the agent cannot serve: ok=false, error={type, message, stack: []}
+
+A hot reload is Drain, then the host replaces the files in code_dir (the agent cannot: the
+sandboxes mount it read-only), then Reload: no worker runs while the files change. code_hash
+only names the version for the reply.
 
 With one Python worker (direct mode, direct.py) the worker reads the frames itself, in order:
 a Stop then waits for the running invocation instead of interrupting it.
@@ -62,6 +70,7 @@ class MsgType(IntEnum):
     PING = 4
     STOP = 5
     RELOAD = 6
+    DRAIN = 7
 
 
 class ProtocolError(Exception):

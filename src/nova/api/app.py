@@ -12,7 +12,8 @@ from nova import __version__
 from nova.api import errors, openapi
 from nova.api.context import Services
 from nova.api.invoke import InvokeFastPath
-from nova.api.routes import functions, images, observe
+from nova.api.release_bodies import AliasPut, VersionPublish
+from nova.api.routes import functions, images, observe, releases
 from nova.api.schemas import FunctionCreate, FunctionPatch
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
@@ -22,9 +23,10 @@ def create_app(lifespan: Lifespan) -> ASGIApp:
     """``lifespan`` builds the Services and stores them on ``app.state.services``."""
     api = openapi.documented_app("Nova", __version__, lifespan)
     errors.install(api)
-    openapi.install(api, [FunctionCreate, FunctionPatch])
+    openapi.install(api, [FunctionCreate, FunctionPatch, VersionPublish, AliasPut])
     api.include_router(openapi.invoke_router)
     api.include_router(functions.router)
+    api.include_router(releases.router)
     api.include_router(observe.router)
     api.include_router(images.router)
 

@@ -13,8 +13,10 @@ from nova.api.errors import validation_message
 from nova.core.errors import MalformedJson, PayloadTooLarge, RequestInvalid
 
 Model = TypeVar("Model", bound=BaseModel)
-_LIMIT_SETTING = "the daemon's code.max_upload_bytes"
+CODE_LIMIT = "code.max_upload_bytes"  # the setting that bounds bodies with code
 _MULTIPART_SLACK = 1024 * 1024  # the meta part and the multipart framing around the zip
+# Bodies without code (an alias, a version to publish) are small; code bodies pass their limit.
+MAX_JSON_BYTES = 1024 * 1024
 
 
 def parse_model(model: type[Model], raw: bytes | str) -> Model:
@@ -25,21 +27,24 @@ def parse_model(model: type[Model], raw: bytes | str) -> Model:
         raise (MalformedJson(message) if status == 400 else RequestInvalid(message)) from None
 
 
-async def read_body(request: Request, limit: int, what: str) -> bytes:
-    """The whole body, refused with 413 as soon as it is known to exceed ``limit``."""
+async def read_body(request: Request, limit: int, what: str, setting: str = "") -> bytes:
+    """The whole body, refused with 413 as soon as it is known to exceed ``limit`` (the message
+    names ``setting``, the daemon setting that raises it, if there is one)."""
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
-        raise _too_large(what, limit)
+        raise _too_large(what, limit, setting)
     data = bytearray()
     async for chunk in request.stream():
         data += chunk
         if len(data) > limit:
-            raise _too_large(what, limit)
+            raise _too_large(what, limit, setting)
     return bytes(data)
 
 
-async def read_json_model(request: Request, model: type[Model], limit: int) -> Model:
-    body = await read_body(request, limit, "the body")
+async def read_json_model(
+    request: Request, model: type[Model], limit: int = MAX_JSON_BYTES, setting: str = ""
+) -> Model:
+    body = await read_body(request, limit, "the body", setting)
     if not body:
         raise MalformedJson("the body is empty; send a JSON object")
     return parse_model(model, body)
@@ -61,7 +66,7 @@ async def read_multipart(request: Request, model: type[Model], limit: int) -> tu
         meta_raw = await meta.read() if isinstance(meta, UploadFile) else meta
         data = await archive.read(limit + 1)
     if len(data) > limit:
-        raise _too_large("zip: the archive", limit)
+        raise _too_large("zip: the archive", limit, CODE_LIMIT)
     return parse_model(model, meta_raw), data
 
 
@@ -78,11 +83,12 @@ def _counting(receive: Receive, limit: int) -> Receive:
         message = await receive()
         received += len(message.get("body", b""))
         if received > limit:
-            raise _too_large("the body", limit)
+            raise _too_large("the body", limit, CODE_LIMIT)
         return message
 
     return counted
 
 
-def _too_large(what: str, limit: int) -> PayloadTooLarge:
-    return PayloadTooLarge(f"{what} is larger than {limit} bytes ({_LIMIT_SETTING})")
+def _too_large(what: str, limit: int, setting: str) -> PayloadTooLarge:
+    raise_it = f" (the daemon's {setting})" if setting else ""
+    return PayloadTooLarge(f"{what} is larger than {limit} bytes{raise_it}")

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from nova.canary.analyzer import CanaryAnalyzer
 from nova.config import Settings
 from nova.executor.executor import Executor
-from nova.functions.deployer import Deployer
+from nova.functions.follower import ChangeFollower
+from nova.functions.releases import ReleaseService
+from nova.functions.resolver import FunctionResolver
 from nova.functions.service import FunctionService
 from nova.observability.invocation_logs import InvocationLogBatcher
 from nova.observability.log_retention import LogRetention
@@ -21,12 +24,15 @@ class Services:
     settings: Settings
     store: Store
     functions: FunctionService
-    deployer: Deployer
+    releases: ReleaseService
+    resolver: FunctionResolver
     executor: Executor
     pools: PoolManager
     runtimes: RuntimeRegistry
     sandboxes: BackendRegistry  # every usable backend, the default, and why others are not
     log_batcher: InvocationLogBatcher
     log_retention: LogRetention
+    follower: ChangeFollower  # applies changes made through other daemons
+    canary: CanaryAnalyzer
     started: bool = False
     started_at: float = 0.0

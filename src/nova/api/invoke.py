@@ -12,6 +12,7 @@ import logging
 import re
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import parse_qs
 
 import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -19,8 +20,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from nova.api.context import Services
 from nova.api.errors import error_body, error_headers, internal_error_body
 from nova.core import ids
-from nova.core.errors import MalformedJson, NovaError, PayloadTooLarge
-from nova.core.names import validate_function_name
+from nova.core.errors import MalformedJson, NovaError, PayloadTooLarge, RequestInvalid
+from nova.core.names import split_reference, validate_qualifier
 
 logger = logging.getLogger(__name__)
 
@@ -53,12 +54,17 @@ class InvokeFastPath:
         if not _REQUEST_ID.match(request_id):
             request_id = ids.request_id()
         try:
-            validate_function_name(name)
+            name, qualifier = split_reference(name)
+            if scope["query_string"]:
+                qualifier = _query_qualifier(scope["query_string"], qualifier)
             event = await _read_event(headers, receive, services.settings.daemon.max_payload_bytes)
             trace_parent = headers.get(b"traceparent")
+            routing_key = headers.get(b"x-nova-routing-key")
             result = await services.executor.invoke(
                 name,
                 event,
+                qualifier=qualifier,
+                routing_key=routing_key.decode("latin-1") if routing_key else None,
                 request_id=request_id,
                 trace_parent=trace_parent.decode("latin-1") if trace_parent else None,
             )
@@ -72,6 +78,20 @@ class InvokeFastPath:
             start, body = _response(500, internal_error_body(), request_id)
         await send(start)
         await send(body)
+
+
+def _query_qualifier(query: bytes, in_path: str | None) -> str | None:
+    """``?qualifier=`` (the same as ``name:qualifier`` in the path; both must agree)."""
+    values = parse_qs(query.decode("latin-1")).get("qualifier")
+    if not values:
+        return in_path
+    qualifier = validate_qualifier(values[-1])
+    if in_path is not None and in_path != qualifier:
+        raise RequestInvalid(
+            f"qualifier: the path names {in_path!r} and ?qualifier= names {qualifier!r}; "
+            "give one of them"
+        )
+    return qualifier
 
 
 async def _read_event(headers: dict[bytes, bytes], receive: Receive, limit: int) -> bytes:

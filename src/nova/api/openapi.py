@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 from contextlib import AbstractAsyncContextManager
 from typing import Annotated, Any
 
-from fastapi import APIRouter, FastAPI, Header
+from fastapi import APIRouter, FastAPI, Header, Query
 from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel
 
@@ -86,6 +86,17 @@ def function_body(model: type[BaseModel]) -> dict[str, Any]:
     }
 
 
+def json_body(model: type[BaseModel], *, required: bool = True) -> dict[str, Any]:
+    """A JSON request body read by hand (any content type is accepted, as everywhere)."""
+    reference = {"$ref": f"#/components/schemas/{model.__name__}"}
+    return {
+        "requestBody": {
+            "required": required,
+            "content": {"application/json": {"schema": reference}},
+        }
+    }
+
+
 ZIP_BODY: dict[str, Any] = {
     "requestBody": {
         "required": True,
@@ -95,9 +106,9 @@ ZIP_BODY: dict[str, Any] = {
 
 _ERRORS = {
     400: "Request.MalformedJson: the event is not JSON",
-    404: "Function.NotFound",
+    404: "Function.NotFound, Version.NotFound, Alias.NotFound",
     413: "Request.PayloadTooLarge: the event is over daemon.max_payload_bytes",
-    422: "Request.Invalid: the name in the path is not a function name",
+    422: "Request.Invalid: the name or qualifier in the path is not valid",
     429: "Function.TooManyRequests: at max_replicas and the wait queue is full (Retry-After)",
     502: "Sandbox.*: an instance could not be started or failed",
     503: "Daemon.ShuttingDown, Sandbox.ImageNotReady",
@@ -118,7 +129,9 @@ invoke_router = APIRouter(tags=["invoke"])
     summary="Invoke a function and wait for its result",
     description=(
         "200 whether or not the handler failed: a failure is `error` "
-        "(`{type, message, stack}`), not an HTTP error."
+        "(`{type, message, stack}`), not an HTTP error. `{name}` may carry a qualifier, "
+        "`name:3` (a version), `name:prod` (an alias) or `name:$LATEST` (the default); "
+        "`version` in the answer is the version that ran."
     ),
     response_model=InvokeResponse,
     responses={
@@ -133,6 +146,13 @@ async def invoke_function(
     ] = None,
     traceparent: Annotated[
         str | None, Header(description="W3C trace context, passed to the function")
+    ] = None,
+    x_nova_routing_key: Annotated[
+        str | None,
+        Header(description="a weighted alias sends every call with this key to one version"),
+    ] = None,
+    qualifier: Annotated[
+        str | None, Query(description="a version number, an alias or $LATEST (as name:qualifier)")
     ] = None,
 ) -> InvokeResponse:
     """Never runs: InvokeFastPath answers this path before FastAPI routes the request."""

@@ -64,9 +64,12 @@ class InvokeResponse(BaseModel):
     request_id: str
     output: Any = Field(description="the handler's return value; null when it failed")
     error: InvocationErrorOut | None
-    duration_ms: float
+    duration_ms: float = Field(description="the handler's own time")
+    total_ms: float = Field(
+        description="the daemon's time from arrival to answer, with queueing and cold start"
+    )
     cold_start: bool
-    version: str
+    version: str = Field(description='the version that ran: "$LATEST" or a number')
 
 
 class ErrorDetail(BaseModel):

@@ -15,7 +15,18 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from nova.cli.commands import daemon, fn, health, image, invoke, logs, runtimes, stats
+from nova.cli.commands import (
+    alias,
+    daemon,
+    fn,
+    health,
+    image,
+    invoke,
+    logs,
+    runtimes,
+    stats,
+    version,
+)
 from nova.cli.errors import Aborted, CliError
 from nova.cli.exit_codes import ExitCode, exit_code_for
 from nova.cli.state import (
@@ -151,6 +162,8 @@ def main(
 app.command("daemon", help=daemon.HELP)(daemon.daemon)
 app.add_typer(fn.app, name="fn")
 app.add_typer(image.app, name="image")
+app.add_typer(version.app, name="version")
+app.add_typer(alias.app, name="alias")
 app.command("invoke")(invoke.invoke)
 app.command("logs")(logs.logs)
 app.command("runtimes")(runtimes.runtimes)

@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 from nova.core.errors import CodeStorageFailed, RequestInvalid
-from nova.core.models import CodeBundle, CodeFile
+from nova.core.models import CodeBundle
 
 # Errors that say a name in the code cannot exist on this filesystem (too long, an illegal
 # character, or one a case-folding or normalising filesystem maps onto another file).
@@ -99,16 +99,6 @@ def write_files(directory: Path, bundle: CodeBundle) -> None:
             path.chmod(0o755 if item.executable else 0o644)
         except OSError as exc:
             raise UnwritableName(relative, exc) from exc
-
-
-def read_code_dir(directory: Path) -> dict[str, CodeFile]:
-    files: dict[str, CodeFile] = {}
-    for path in sorted(directory.rglob("*")):
-        if path.is_file() and not path.is_symlink():
-            files[path.relative_to(directory).as_posix()] = CodeFile(
-                path.read_bytes(), executable=bool(path.stat().st_mode & 0o111)
-            )
-    return files
 
 
 def _storage_failed(exc: OSError) -> RequestInvalid | CodeStorageFailed:

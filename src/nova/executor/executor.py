@@ -11,7 +11,7 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -21,7 +21,6 @@ from nova.core.errors import ShuttingDown
 from nova.core.models import InvocationError, InvocationLog
 from nova.executor.drain import InflightTracker
 from nova.executor.result import InvocationResult
-from nova.functions.deployer import Deployer
 from nova.observability.invocation_logs import InvocationLogBatcher
 from nova.pool.connection import AgentConnectionLost
 from nova.pool.function_pool import FunctionPool
@@ -40,11 +39,22 @@ class InvocationCounters:
     timeouts: int = 0
 
 
+class Targets(Protocol):
+    """The executor's one dependency for finding where an invocation runs."""
+
+    async def resolve(
+        self, name: str, qualifier: str | None = None, routing_key: str | None = None
+    ) -> FunctionPool:
+        """The pool of the one (function, version) ``name[:qualifier]`` names now; an alias
+        picks a version by its weights (by ``routing_key`` when given, so it sticks)."""
+        ...
+
+
 class Executor:
     def __init__(
-        self, deployer: Deployer, log_batcher: InvocationLogBatcher, timeout_grace_s: float
+        self, targets: Targets, log_batcher: InvocationLogBatcher, timeout_grace_s: float
     ) -> None:
-        self._deployer = deployer
+        self._targets = targets
         self._logs = log_batcher
         self._grace_s = timeout_grace_s
         self.inflight = InflightTracker()
@@ -55,6 +65,8 @@ class Executor:
         name: str,
         event: bytes,
         *,
+        qualifier: str | None = None,
+        routing_key: str | None = None,
         request_id: str | None = None,
         trace_parent: str | None = None,
     ) -> InvocationResult:
@@ -66,8 +78,7 @@ class Executor:
         started = time.perf_counter()
         try:
             request_id = request_id or ids.request_id()
-            deployer = self._deployer
-            pool = deployer.loaded_pool(name) or await deployer.pool_for(name)
+            pool = await self._targets.resolve(name, qualifier, routing_key)
             # A free slot is taken without a coroutine; only a request that must queue awaits.
             instance, cold = pool.try_acquire(), False
             if instance is None:
@@ -93,7 +104,7 @@ class Executor:
             finally:
                 pool.release(instance, broken=instance.connection.closed)
             result.total_ms = round((time.perf_counter() - started) * 1000, 3)
-            self._record(pool, result, event)
+            self._record(pool, result, event, qualifier)
             return result
         finally:
             inflight.end()
@@ -168,7 +179,9 @@ class Executor:
             )
         return error
 
-    def _record(self, pool: FunctionPool, result: InvocationResult, event: bytes) -> None:
+    def _record(
+        self, pool: FunctionPool, result: InvocationResult, event: bytes, qualifier: str | None
+    ) -> None:
         counters = self.counters
         counters.total += 1
         counters.errors += result.error is not None
@@ -180,7 +193,7 @@ class Executor:
                 function_name=pool.deployment.name,
                 runtime=pool.deployment.config.runtime,
                 version=result.version,
-                qualifier="",
+                qualifier=qualifier or "",
                 duration_ms=result.duration_ms,
                 total_ms=result.total_ms,
                 cold_start=result.cold_start,

@@ -1,8 +1,8 @@
-"""Makes stored functions runnable: materialised code + a pool, loaded once per function.
+"""Makes a function's $LATEST or one of its versions runnable: its code on disk and a pool.
 
-The executor depends only on :meth:`Deployer.loaded_pool` and :meth:`Deployer.pool_for`; after
-a daemon restart the first invocation of each function loads it from the store (single-flight:
-concurrent first requests share one load).
+The code is read from the store only when that code hash is not on disk yet (the cache is
+keyed by the same SHA-256). Which (function, version) to deploy, and when, is the resolver's
+business (nova.functions.resolver).
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nova.code.cache import CodeCache
-from nova.core.models import LATEST_VERSION, CodeBundle, FunctionRecord
+from nova.core.errors import StoreUnavailable
+from nova.core.models import CodeBundle, FunctionConfig, FunctionRecord
 from nova.pool.deployment import Deployment
 from nova.pool.function_pool import FunctionPool
 from nova.pool.manager import PoolManager
@@ -40,33 +41,12 @@ class Deployer:
         cache: CodeCache,
         runtimes: RuntimeRegistry,
         backends: BackendRegistry,
-        timeout_grace_s: float,
     ) -> None:
         self._store = store
-        self._timeout_grace_s = timeout_grace_s
         self._pools = pools
         self._cache = cache
         self._runtimes = runtimes
         self._backends = backends
-        self._loading: dict[str, asyncio.Future[FunctionPool]] = {}
-
-    def loaded_pool(self, name: str) -> FunctionPool | None:
-        """The function's pool if it is loaded already (the warm path: no coroutine)."""
-        return self._pools.get(name)
-
-    async def pool_for(self, name: str) -> FunctionPool:
-        pool = self.loaded_pool(name)
-        if pool is not None:
-            return pool
-        loading = self._loading.get(name)
-        if loading is None:
-            loading = asyncio.ensure_future(self._load(name))
-            self._loading[name] = loading
-            loading.add_done_callback(lambda _: self._loading.pop(name, None))
-        return await asyncio.shield(loading)
-
-    async def _load(self, name: str) -> FunctionPool:
-        return await self.deploy(await self._store.functions.get(name))
 
     @contextlib.asynccontextmanager
     async def code_staged(self, code: CodeBundle) -> AsyncIterator[StagedCode]:
@@ -85,33 +65,51 @@ class Deployer:
         await asyncio.to_thread(self._cache.adopt, staged.path, record.id, staged.code_hash)
         staged.adopted = True
 
-    async def deploy(self, record: FunctionRecord, code: CodeBundle | None = None) -> FunctionPool:
-        """Make ``record`` runnable. The code is read from the store only when this version is
-        not on disk yet (the cache is keyed by the same SHA-256 as ``record.code_hash``)."""
-        code_dir = self._cache.path_for(record.id, record.code_hash)
+    async def deploy(
+        self,
+        function_id: str,
+        version: str,
+        config: FunctionConfig,
+        code_hash: str,
+        revision: int = 0,
+        code: CodeBundle | None = None,
+    ) -> FunctionPool:
+        """The pool of (function, version), created or moved to this config and code."""
+        code_dir = self._cache.path_for(function_id, code_hash)
         if not code_dir.is_dir():
-            code = code or await self._store.functions.get_code(record.name)
-            code_dir = await asyncio.to_thread(self._cache.materialise, record.id, code)
-        runtime, interpreter = self._runtimes.require_available(record.config.runtime)
+            if code is None or code.sha256 != code_hash:
+                code = await self._store.functions.get_code_by_hash(function_id, code_hash)
+            if code.sha256 != code_hash:  # changed again since the caller read it
+                raise StoreUnavailable(
+                    f"the code of {config.name!r} changed while it was being deployed; retry"
+                )
+            code_dir = await asyncio.to_thread(self._cache.materialise, function_id, code)
+        runtime, interpreter = self._runtimes.require_available(config.runtime)
         deployment = Deployment(
-            function_id=record.id,
-            config=record.config,
-            version=LATEST_VERSION,
-            code_hash=record.code_hash,
+            function_id=function_id,
+            config=config,
+            version=version,
+            code_hash=code_hash,
             code_dir=code_dir,
             interpreter=interpreter,
-            hot_reload=self._backends.get(record.config.backend).info.supports_reload
+            hot_reload=self._backends.get(config.backend).info.supports_reload
             and runtime.interpreted,
+            revision=revision,
         )
         return self._pools.deploy(deployment)
 
-    def undeploy(self, record: FunctionRecord) -> None:
-        """Stop serving a deleted function: invocations still running may finish within their
-        timeout (and the executor's grace past it); its code leaves the disk once its instances
-        are gone."""
+    def retire_version(self, function_id: str, version: str) -> None:
+        """Stop serving one version (it was deleted); running invocations finish first."""
+        self._pools.retire(function_id, version)
+
+    def retire_function(self, function_id: str) -> None:
+        """Stop serving every version of a deleted function; running invocations finish
+        first, and its code leaves the disk once its instances are gone."""
 
         async def forget_code() -> None:
-            await asyncio.to_thread(self._cache.forget, record.id)
+            await asyncio.to_thread(self._cache.forget, function_id)
 
-        grace_s = record.config.timeout_s + self._timeout_grace_s
-        self._pools.retire(record.name, grace_s, forget_code)
+        self._pools.retire(function_id, None, forget_code)
+
+    def pools_of(self, function_id: str) -> list[FunctionPool]:
+        return self._pools.of_function(function_id)

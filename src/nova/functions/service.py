@@ -23,6 +23,7 @@ from nova.core.models import CodeBundle, FunctionConfig, FunctionRecord, Page
 from nova.core.names import validate_function_name
 from nova.functions.deployer import Deployer
 from nova.functions.locks import KeyedLock
+from nova.functions.resolver import FunctionResolver
 from nova.functions.rules import (
     FunctionLimits,
     check_config,
@@ -54,6 +55,7 @@ class FunctionService:
     def __init__(
         self,
         store: Store,
+        resolver: FunctionResolver,
         deployer: Deployer,
         runtimes: RuntimeRegistry,
         backends: BackendRegistry,
@@ -61,7 +63,8 @@ class FunctionService:
         limits: FunctionLimits,
     ) -> None:
         self._store = store
-        self._deployer = deployer
+        self._resolver = resolver
+        self._deployer = deployer  # stages code before it is stored
         self._runtimes = runtimes
         self._backends = backends
         self._code_policy = code_policy
@@ -84,7 +87,7 @@ class FunctionService:
             async with self._deployer.code_staged(code) as staged:
                 record = await self._store.functions.create(config, code)
                 await self._deployer.adopt(staged, record)
-            await self._deployer.deploy(record, code)
+            await self._resolver.function_changed(record, code)
         return record
 
     async def update(
@@ -111,13 +114,13 @@ class FunctionService:
                 if "handler" in merged or "runtime" in merged:
                     check_handler_file(config, await self._store.functions.get_code(name))
                 record = await self._store.functions.update(name, config, None)  # code unchanged
-            await self._deployer.deploy(record, code)
+            await self._resolver.function_changed(record, code)
         return record
 
     async def delete(self, name: str) -> None:
         """Delete the function; invocations already running finish (within their timeout)."""
         async with self._changing.hold(name):
-            self._deployer.undeploy(await self._store.functions.delete(name))
+            self._resolver.function_deleted(await self._store.functions.delete(name))
 
     async def get(self, name: str) -> FunctionRecord:
         return await self._store.functions.get(name)

@@ -3,8 +3,9 @@
 Invariants (all mutations happen on the event loop, so no locks):
 - an instance is in ``_free`` iff it is READY with a free slot;
 - a cold start is begun only while waiters outnumber the slots already on their way
-  (``_starting * concurrency``) and ``max_replicas`` allows: 50 simultaneous first requests
-  start ``ceil(50 / concurrency)`` instances at most, never one each (single flight);
+  (``(_starting + _reloading) * concurrency``: an instance being hot-reloaded is back in a few
+  milliseconds) and ``max_replicas`` allows: 50 simultaneous first requests start
+  ``ceil(50 / concurrency)`` instances at most, never one each (single flight);
 - waiters are served first-come first-served by whichever slot frees up first.
 """
 
@@ -19,7 +20,6 @@ from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any
 
-from nova.code.cache import read_code_dir
 from nova.core.errors import FunctionNotFound, NovaError, SandboxError, TooManyRequests
 from nova.pool.deployment import Deployment
 from nova.pool.instance import InstanceState, PooledInstance
@@ -54,6 +54,7 @@ class InstanceInfo:
 @dataclass(frozen=True, slots=True)
 class PoolStats:
     function: str
+    version: str  # "$LATEST" or a published number: each has a pool of its own
     instances: int
     busy: int
     idle: int
@@ -71,6 +72,7 @@ class FunctionPool:
         self._free: list[PooledInstance] = []  # a stack: the most recently used is reused first
         self._waiters: deque[asyncio.Future[PooledInstance]] = deque()
         self._starting = 0
+        self._reloading = 0  # instances in RELOADING (see _begin_reload)
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
         self._emptied = asyncio.Event()  # set when the last instance is removed
@@ -169,7 +171,7 @@ class FunctionPool:
             and instance.state is InstanceState.READY
         ):
             if instance.inflight == 0:
-                self._spawn(self._reload(instance))
+                self._begin_reload(instance)
         else:
             self._offer(instance)
 
@@ -201,14 +203,15 @@ class FunctionPool:
         config = self.deployment.config
         # Cheapest tests first: under load at max_replicas this runs for every queued request,
         # and the exact count of pending waiters walks the whole queue.
-        if self._closed or len(self._waiters) <= self._starting * config.instance_concurrency:
+        upcoming = self._starting + self._reloading
+        if self._closed or len(self._waiters) <= upcoming * config.instance_concurrency:
             return
         live = len(self._live)
         if live + self._starting >= config.max_replicas:
             return
         pending = sum(1 for waiter in self._waiters if not waiter.done())
         while (
-            pending > self._starting * config.instance_concurrency
+            pending > (self._starting + self._reloading) * config.instance_concurrency
             and live + self._starting < config.max_replicas
         ):
             self._starting += 1
@@ -245,7 +248,7 @@ class FunctionPool:
             return
         self._instances.append(instance)
         if instance.code_hash != self.deployment.code_hash:
-            await self._reload(instance)
+            self._begin_reload(instance)
         else:
             self._offer(instance)
 
@@ -257,23 +260,38 @@ class FunctionPool:
                     waiter.set_exception(error)
                     break
 
-    async def _reload(self, instance: PooledInstance) -> None:
+    def _begin_reload(self, instance: PooledInstance) -> None:
+        """Hot-reload an idle instance with the current code. It is RELOADING from this call on,
+        so no request takes it and waiters count it as a slot on its way."""
         instance.state = InstanceState.RELOADING
-        deployment = self.deployment
+        self._reloading += 1
+        self._spawn(self._reload(instance))
+
+    async def _reload(self, instance: PooledInstance) -> None:
+        failure: Exception | None = None
         try:
-            files = await asyncio.to_thread(read_code_dir, deployment.code_dir)
-            await instance.reload(files, deployment.code_hash, self._limits.reload_timeout_s)
+            # Again if the code changed meanwhile; not if the instance was retired or lost.
+            while (
+                instance.code_hash != self.deployment.code_hash
+                and instance.state is InstanceState.RELOADING
+            ):
+                deployment = self.deployment
+                await instance.reload(
+                    deployment.code_dir, deployment.code_hash, self._limits.reload_timeout_s
+                )
         except (NovaError, OSError, TimeoutError) as exc:
-            logger.warning("hot reload of %s failed, replacing it: %s", instance.instance_id, exc)
+            failure = exc
+        finally:
+            self._reloading -= 1
+        if failure is not None:
+            logger.warning(
+                "hot reload of %s failed, replacing it: %s", instance.instance_id, failure
+            )
             await self._remove(instance)
             self._start_instances_for_waiters()
-            return
-        if instance.state is InstanceState.RELOADING:
+        elif instance.state is InstanceState.RELOADING:
             instance.state = InstanceState.READY
-            if instance.code_hash != self.deployment.code_hash:  # updated again meanwhile
-                await self._reload(instance)
-            else:
-                self._offer(instance)
+            self._offer(instance)
 
     async def _remove(self, instance: PooledInstance) -> None:
         with contextlib.suppress(ValueError):
@@ -320,7 +338,7 @@ class FunctionPool:
                     and instance.inflight == 0
                     and instance.code_hash != deployment.code_hash
                 ):
-                    self._spawn(self._reload(instance))
+                    self._begin_reload(instance)
         self._start_instances_for_waiters()
         self.ensure_min_replicas()
 
@@ -407,6 +425,7 @@ class FunctionPool:
     def stats(self) -> PoolStats:
         return PoolStats(
             function=self.deployment.name,
+            version=self.deployment.version,
             instances=len(self._live),
             busy=sum(1 for i in self._instances if i.inflight > 0),
             idle=sum(1 for i in self._live if i.inflight == 0),

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import base64
 import time
-from collections.abc import Mapping
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 from nova.agent.protocol import MsgType
 from nova.core.errors import AgentProtocolError
-from nova.core.models import CodeFile
 from nova.pool.connection import AgentConnection
 from nova.pool.deployment import Deployment
 from nova.sandbox.base import SandboxInstance
@@ -51,18 +49,14 @@ class PooledInstance:
         reply = await self.connection.request({"type": MsgType.PING}, timeout_s)
         _require_ok(reply, "ping")
 
-    async def reload(self, files: Mapping[str, CodeFile], code_hash: str, timeout_s: float) -> None:
-        message: dict[str, Any] = {
-            "type": MsgType.RELOAD,
-            "code_hash": code_hash,
-            "files": {
-                path: {
-                    "data": base64.b64encode(item.content).decode(),
-                    "executable": item.executable,
-                }
-                for path, item in files.items()
-            },
-        }
+    async def reload(self, code_dir: Path, code_hash: str, timeout_s: float) -> None:
+        """Hot reload: the agent stops its workers (Drain), the sandbox takes ``code_dir``'s
+        files in place of its code, and the agent starts workers on them (Reload). The pool
+        reloads idle instances only, so every invocation it sent has finished on the old code
+        (Drain would wait for one still running, up to its timeout)."""
+        _require_ok(await self.connection.request({"type": MsgType.DRAIN}, timeout_s), "drain")
+        await self.sandbox.replace_code(code_dir)
+        message = {"type": MsgType.RELOAD, "code_hash": code_hash}
         _require_ok(await self.connection.request(message, timeout_s), "reload")
         self.code_hash = code_hash
 

@@ -13,8 +13,14 @@ from nova.pool.launcher import Launcher
 
 logger = logging.getLogger(__name__)
 
+PoolKey = tuple[str, str]  # (function id, version: "$LATEST" or a number)
+
 
 class PoolManager:
+    """One pool per (function id, version): ``$LATEST`` and every published version that is
+    invoked run on instances of their own, so a canary's instances never serve the stable
+    version and an update of ``$LATEST`` never touches a published version's."""
+
     def __init__(
         self,
         launcher: Launcher,
@@ -22,46 +28,73 @@ class PoolManager:
         idle_ttl_s: float,
         cleanup_interval_s: float,
         health_check_interval_s: float,
+        finish_grace_s: float = 0.5,
     ) -> None:
         self._launcher = launcher
         self._limits = limits
         self._idle_ttl_s = idle_ttl_s
         self._cleanup_interval_s = cleanup_interval_s
         self._health_check_interval_s = health_check_interval_s
-        self._pools: dict[str, FunctionPool] = {}
-        self._retiring: dict[asyncio.Task[None], FunctionPool | None] = {}
+        self._finish_grace_s = finish_grace_s  # past an invocation's timeout, when retiring
+        self._pools: dict[PoolKey, FunctionPool] = {}
+        self._retiring: dict[asyncio.Task[None], list[FunctionPool]] = {}
         self._loops: list[asyncio.Task[None]] = []
 
-    def get(self, name: str) -> FunctionPool | None:
-        return self._pools.get(name)
+    def get(self, function_id: str, version: str) -> FunctionPool | None:
+        return self._pools.get((function_id, version))
+
+    def all(self) -> list[FunctionPool]:
+        return list(self._pools.values())
+
+    def of_function(self, function_id: str) -> list[FunctionPool]:
+        return [pool for key, pool in self._pools.items() if key[0] == function_id]
 
     def deploy(self, deployment: Deployment) -> FunctionPool:
-        """Create the function's pool or move it to a new deployment."""
-        pool = self._pools.get(deployment.name)
+        """Create the pool of the deployment's (function, version) or move it to this
+        deployment; one older than the pool's current revision is ignored (it lost a race)."""
+        key = (deployment.function_id, deployment.version)
+        pool = self._pools.get(key)
         if pool is None:
             pool = FunctionPool(deployment, self._launcher, self._limits)
-            self._pools[deployment.name] = pool
+            self._pools[key] = pool
             pool.ensure_min_replicas()
-        else:
+        elif deployment.revision >= pool.deployment.revision and deployment != pool.deployment:
             pool.update(deployment)
         return pool
 
-    def retire(self, name: str, grace_s: float, then: Callable[[], Awaitable[None]]) -> None:
-        """Take the function's pool out of service now and wind it down in the background
-        (running invocations get up to ``grace_s`` to finish); ``then`` runs once it is gone."""
-        pool = self._pools.pop(name, None)
-        task = asyncio.create_task(self._retire(pool, grace_s, then), name=f"retire-{name}")
-        self._retiring[task] = pool
+    def retire(
+        self,
+        function_id: str,
+        version: str | None,
+        then: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        """Take the pools of one version (``None``: every version) out of service now and wind
+        them down in the background: invocations still running get their timeout (and a
+        grace) to finish. ``then`` runs once they are gone."""
+        keys = [
+            key
+            for key in self._pools
+            if key[0] == function_id and (version is None or key[1] == version)
+        ]
+        pools = [self._pools.pop(key) for key in keys]
+        task = asyncio.create_task(self._retire(pools, then), name=f"retire-{function_id}")
+        self._retiring[task] = pools
         task.add_done_callback(lambda done: self._retiring.pop(done, None))
 
     async def _retire(
-        self, pool: FunctionPool | None, grace_s: float, then: Callable[[], Awaitable[None]]
+        self, pools: list[FunctionPool], then: Callable[[], Awaitable[None]] | None
     ) -> None:
         try:
-            if pool is not None:
-                await pool.retire(grace_s)
+            await asyncio.gather(
+                *(
+                    pool.retire(pool.deployment.config.timeout_s + self._finish_grace_s)
+                    for pool in pools
+                ),
+                return_exceptions=True,
+            )
         finally:
-            await then()
+            if then is not None:
+                await then()
 
     def start_background(self) -> None:
         self._loops = [
@@ -100,7 +133,7 @@ class PoolManager:
         for task in self._loops:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        retiring = [pool for pool in self._retiring.values() if pool is not None]
+        retiring = [pool for pools in self._retiring.values() for pool in pools]
         await asyncio.gather(
             *(pool.close() for pool in [*self._pools.values(), *retiring]),
             return_exceptions=True,

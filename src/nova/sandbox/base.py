@@ -36,7 +36,7 @@ class BackendInfo:
     available: bool
     reason: str  # why it is (un)available; shown by GET /runtimes and /health
     isolation: str  # one line: what it isolates
-    supports_reload: bool  # can the agent rewrite its code dir (hot reload via Reload)?
+    supports_reload: bool  # can an instance's code be replaced under it (replace_code)?
     supports_network: bool = False  # can instances have `network: true` on this host?
 
 
@@ -71,6 +71,14 @@ class SandboxInstance(Protocol):
 
     def oom_kills(self) -> int:
         """How many processes of this instance the kernel OOM-killed so far (0 if unknown)."""
+        ...
+
+    async def replace_code(self, source: Path) -> None:
+        """Make the instance's code directory hold exactly ``source``'s files (a host
+        directory), in place: the hot reload of a code-only update. Call it only while the
+        agent's workers are drained (nothing may import a half-written tree); OSError if the
+        files cannot be written. Backends whose ``supports_reload`` is False raise
+        SandboxError."""
         ...
 
     async def kill(self) -> None:

@@ -184,15 +184,22 @@ class InstanceCgroup:
 
     def limit_cpu(self, quota_us: int) -> None:
         """Cap CPU time at ``quota_us`` per CPU_PERIOD_US (one small cgroupfs write)."""
+        self._set_cpu_quota(str(quota_us), str(quota_us))
+
+    def lift_cpu_limit(self) -> None:
+        """No CPU cap (a start-up boost, until the next :meth:`limit_cpu`)."""
+        self._set_cpu_quota("-1", "max")
+
+    def _set_cpu_quota(self, v1_quota: str, v2_quota: str) -> None:
         cpu = self.dirs.get("cpu")
         if cpu is None:
             return
         try:
             if self.version == 1:
                 _write(cpu / "cpu.cfs_period_us", str(CPU_PERIOD_US))
-                _write(cpu / "cpu.cfs_quota_us", str(quota_us))
+                _write(cpu / "cpu.cfs_quota_us", v1_quota)
             else:
-                _write(cpu / "cpu.max", f"{quota_us} {CPU_PERIOD_US}")
+                _write(cpu / "cpu.max", f"{v2_quota} {CPU_PERIOD_US}")
         except FileNotFoundError:
             pass  # the instance is already gone
 

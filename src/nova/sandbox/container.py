@@ -49,12 +49,16 @@ from nova.sandbox.container_setup import (
     ContainerOptions,
     HostPaths,
     InstanceFiles,
-    copy_readable,
     host_setup,
     open_instance_files,
     wrapper_argv,
 )
 from nova.sandbox.container_standby import STANDBY_MEMORY_MB, StandbyPool
+from nova.sandbox.instance_code import (
+    create_instance_code_dir,
+    instance_code_dir,
+    replace_code_dir,
+)
 from nova.sandbox.namespaced import (
     NamespacedInstance,
     discard,
@@ -217,7 +221,8 @@ class ContainerBackend:
             if spec.network and self._networks is not None:
                 network = self._networks.open(spec.instance_id, spec.work_dir / "network.log")
             sync_fds = network.sync_fds if network is not None else None
-            files = open_instance_files(spec, self._host, deny_filter(), sync_fds)
+            code_dir = create_instance_code_dir(spec.instance_id, spec.code_dir)
+            files = open_instance_files(spec, code_dir, self._host, deny_filter(), sync_fds)
             command = agent_argv(options.agent_python, 3, self._max_message_bytes)
             argv = bw.bwrap_argv(
                 self._host.bwrap,
@@ -269,7 +274,7 @@ class ContainerInstance(NamespacedInstance):
     def adopt(self, spec: InstanceSpec, limits: CgroupLimits) -> None:
         """Become an instance of ``spec``'s function (standby claim; blocking, in a thread):
         its code into the bind source of /code, its limits onto this instance's cgroups."""
-        copy_readable(spec.code_dir, self._spec.code_dir)
+        replace_code_dir(spec.code_dir, instance_code_dir(self._spec.instance_id))
         self._name = spec.instance_id
         if self._cgroup is not None:
             self._cgroup.set_limits(limits)

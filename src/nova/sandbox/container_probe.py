@@ -33,7 +33,7 @@ ISOLATION = (
 @functools.cache
 def probe(options: ContainerOptions) -> BackendInfo:
     def result(available: bool, reason: str) -> BackendInfo:
-        return BackendInfo("container", available, reason, ISOLATION, supports_reload=False)
+        return BackendInfo("container", available, reason, ISOLATION, supports_reload=True)
 
     if shutil.which("bwrap") is None:
         return result(False, "bwrap not installed: apt-get install bubblewrap")
@@ -99,7 +99,7 @@ def _trial_run(host: HostPaths, options: ContainerOptions) -> str | None:
             network=False,
         )
         try:
-            files = open_instance_files(spec, host, deny_filter())
+            files = open_instance_files(spec, spec.code_dir, host, deny_filter())
         except SandboxError as exc:
             return exc.message
         chain = trial_argv(host, options, files, _TRIAL_CHECK)

@@ -225,10 +225,12 @@ class InstanceFiles:
 
 def open_instance_files(
     spec: InstanceSpec,
+    code_dir: Path,  # the host directory to bind read-only at /code
     host: HostPaths,
     seccomp_program: bytes,
     sync_fds: tuple[int, int] | None = None,  # network: true (nova.sandbox.network)
 ) -> InstanceFiles:
+    check_reachable(code_dir, host.drop_to_uid, directory=True)
     opened: list[int] = []
     etc = bw.GENERATED_ETC
     if spec.network:  # the host's resolver may be on its loopback, which is not the instance's
@@ -249,7 +251,7 @@ def open_instance_files(
 
     try:
         mounts = bw.InstanceMounts(
-            code_dir=str(readable_code_dir(spec, host)),
+            code_dir=str(code_dir),
             agent_package_init=str(host.agent_init),
             agent_package_dir=str(host.agent_dir),
             seccomp_fd=data(seccomp_program),
@@ -308,46 +310,6 @@ def _stage_agent_package(init_file: Path, agent_dir: Path) -> Path:
         "staged the agent package at %s (the checkout is not readable by the sandbox user)", target
     )
     return target
-
-
-def readable_code_dir(spec: InstanceSpec, host: HostPaths) -> Path:
-    """The code dir to bind, as a path the sandbox user can read.
-
-    The code cache is bound in place when the sandbox user can reach it. Otherwise (a data dir
-    under a private directory such as /root) the instance gets its own world-readable copy in
-    :func:`scratch_code_dir`, which :func:`remove_scratch_code` deletes with the instance.
-    """
-    uid = host.drop_to_uid
-    try:
-        check_reachable(spec.code_dir, uid, directory=True)
-        return spec.code_dir
-    except SandboxError:
-        if uid is None:
-            raise
-    copy = scratch_code_dir(spec.instance_id)
-    copy_readable(spec.code_dir, copy)
-    check_reachable(copy, uid, directory=True)
-    return copy
-
-
-def copy_readable(source: Path, target: Path) -> None:
-    """Copy a code dir to ``target`` with modes the sandbox user can read (0644/0755)."""
-    target.parent.mkdir(mode=0o711, parents=True, exist_ok=True)
-    target.parent.chmod(0o711)  # searchable, not listable: instances cannot see each other's
-    shutil.copytree(source, target, symlinks=False, dirs_exist_ok=True)
-    for root, _dirs, files in os.walk(target):
-        os.chmod(root, 0o755)
-        for name in files:
-            path = os.path.join(root, name)
-            os.chmod(path, 0o755 if os.stat(path).st_mode & stat.S_IXUSR else 0o644)
-
-
-def scratch_code_dir(instance_id: str) -> Path:
-    return Path(tempfile.gettempdir()) / "nova-code" / instance_id
-
-
-def remove_scratch_code(instance_id: str) -> None:
-    shutil.rmtree(scratch_code_dir(instance_id), ignore_errors=True)
 
 
 def wrapper_argv(

@@ -2,10 +2,11 @@
 
 A container cold start spends ~35 ms bringing the sandbox and the agent up before Init can even
 be sent. A standby instance has done that already: bwrap is up with its namespaces, cgroups and
-seccomp filter, the agent is waiting for Init, and /code is bound from an empty host directory.
-Claiming one copies the function's code into that directory (the read-only bind shows it),
-applies the function's memory/pids/CPU limits to the instance's cgroups, and starts its CPU
-boost; the cold start then pays for Init only.
+seccomp filter, the agent is waiting for Init, and /code is bound from an empty host directory
+(the instance's own code dir, :mod:`nova.sandbox.instance_code`). Claiming one fills that
+directory with the function's code (the read-only bind shows it), applies the function's
+memory/pids/CPU limits to the instance's cgroups, and starts its CPU boost; the cold start then
+pays for Init only.
 
 Only instances that a fresh start would make identical are claimed: host root (no runtime
 image), no network, and a /tmp of the same size (functions of 128 MB and more).
@@ -24,7 +25,6 @@ from typing import Protocol
 from nova.core.errors import NovaError
 from nova.sandbox.base import InstanceSpec
 from nova.sandbox.cgroups import CgroupLimits
-from nova.sandbox.container_setup import scratch_code_dir
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +58,7 @@ class StandbyPool:
         self._work_dir = work_dir
         self._agent_python = agent_python
         self._launch = launch
+        self._no_code = work_dir / "standby-code"  # empty: what a blank instance's code is
         self._ready: list[Claimable] = []
         self._starting = 0
         self._tasks: set[asyncio.Task[None]] = set()
@@ -70,7 +71,7 @@ class StandbyPool:
             function_name="standby",
             runtime="python",
             interpreter=self._agent_python,
-            code_dir=scratch_code_dir(instance_id),
+            code_dir=self._no_code,
             work_dir=self._work_dir / instance_id,
             memory_mb=STANDBY_MEMORY_MB,
             timeout_s=60.0,
@@ -107,9 +108,7 @@ class StandbyPool:
     async def _start_one(self) -> None:
         spec = self.spec()
         try:
-            spec.code_dir.parent.mkdir(mode=0o711, parents=True, exist_ok=True)
-            spec.code_dir.mkdir(mode=0o755)
-            spec.code_dir.chmod(0o755)
+            spec.code_dir.mkdir(parents=True, exist_ok=True)
             instance = await self._launch(spec)
         except (NovaError, OSError) as exc:
             logger.warning("could not start a standby container: %s", exc)

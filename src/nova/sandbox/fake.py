@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import socket
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -21,11 +23,21 @@ from nova.sandbox.base import BackendInfo, InstanceSpec, SandboxInstance
 
 
 class FakeInstance:
-    def __init__(self, spec: InstanceSpec, sock: socket.socket, agent_sock: socket.socket) -> None:
+    def __init__(
+        self,
+        spec: InstanceSpec,
+        sock: socket.socket,
+        agent_sock: socket.socket,
+        supports_reload: bool,
+    ) -> None:
         self.spec = spec
         self._sock = sock
         self._agent_sock = agent_sock
-        self.code_hash = "initial"
+        self._supports_reload = supports_reload
+        self.code_hash = "initial"  # what the agent's workers run, as its last Reload said
+        self.code_source = spec.code_dir  # the host directory the instance's code came from
+        self.drained = False  # between Drain and Reload
+        self.disk_full = False  # when set, replace_code fails as writing to a full disk would
         self.killed = False
         self.oom = 0
         self.hung = False  # when set, the agent reads requests but never answers
@@ -60,6 +72,15 @@ class FakeInstance:
 
     def oom_kills(self) -> int:
         return self.oom
+
+    async def replace_code(self, source: Path) -> None:
+        if not self._supports_reload:
+            raise SandboxError("the fake backend was made without reload")
+        if not self.drained:  # the pool broke the Drain -> replace -> Reload order
+            raise SandboxError("the code was replaced while the agent's workers ran")
+        if self.disk_full:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        self.code_source = source
 
     async def kill(self) -> None:
         if self.killed:
@@ -101,7 +122,7 @@ class FakeBackend:
         host, agent = socket.socketpair()
         host.setblocking(False)
         agent.setblocking(False)
-        instance = FakeInstance(spec, host, agent)
+        instance = FakeInstance(spec, host, agent, self.supports_reload)
         instance.task = asyncio.create_task(_serve(instance, agent))
         self.started.append(instance)
         return instance
@@ -176,7 +197,11 @@ async def _serve(instance: FakeInstance, sock: socket.socket) -> None:
                 task = asyncio.create_task(execute(message))
                 handlers.add(task)
                 task.add_done_callback(handlers.discard)
+            elif kind == MsgType.DRAIN:
+                instance.drained = True
+                await reply({"id": message["id"]})
             elif kind == MsgType.RELOAD:
+                instance.drained = False
                 instance.code_hash = message["code_hash"]
                 await reply({"id": message["id"], "code_hash": message["code_hash"]})
             else:

@@ -60,10 +60,10 @@ from nova.sandbox.gvisor_setup import (
     GvisorOptions,
     check_interpreter,
     host_setup,
-    readable_code_dir,
     wrapper_argv,
 )
 from nova.sandbox.gvisor_spec import SpecLimits, SpecMounts, oci_spec
+from nova.sandbox.instance_code import create_instance_code_dir
 from nova.sandbox.namespaced import (
     NamespacedInstance,
     discard,
@@ -144,10 +144,13 @@ class GvisorBackend:
         cgroup = self._cgroups.create(spec.instance_id, limits) if self._cgroups else None
         try:
             tmp_bytes = tmp_size_bytes(options.tmp_mb, spec.memory_mb)
+            # gVisor checks the function's access against the files' own modes (the gofer
+            # opens the host path), which the instance's copy sets readable.
+            code_dir = create_instance_code_dir(spec.instance_id, spec.code_dir)
             config = oci_spec(
                 str(host.base_root),
                 host.layout,
-                SpecMounts(str(readable_code_dir(spec)), str(host.agent_init), str(host.agent_dir)),
+                SpecMounts(str(code_dir), str(host.agent_init), str(host.agent_dir)),
                 SpecLimits(tmp_bytes, processes, options.open_files),
                 env=agent_env(bw.AGENT_ROOT, bw.TMP_DIR),
                 command=agent_argv(options.agent_python, 0, self._max_message_bytes),

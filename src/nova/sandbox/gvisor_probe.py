@@ -40,7 +40,7 @@ assert not os.path.exists("/etc/shadow"), "/etc/shadow"
 @functools.cache
 def probe(options: GvisorOptions) -> BackendInfo:
     def result(available: bool, reason: str) -> BackendInfo:
-        return BackendInfo("gvisor", available, reason, ISOLATION, supports_reload=False)
+        return BackendInfo("gvisor", available, reason, ISOLATION, supports_reload=True)
 
     if shutil.which("runsc") is None:
         return result(False, "runsc not installed: apt-get install runsc")

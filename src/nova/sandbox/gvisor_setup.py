@@ -1,9 +1,9 @@
 """Host-side preparation of gVisor instances: what the host offers (found once), the shared
-read-only base root, the code dir as the function may read it, and the runsc command line.
+read-only base root and the runsc command line.
 
 Kept apart from :mod:`nova.sandbox.gvisor` (the lifecycle) so each stays one concept. Where the
 container backend's helpers fit they are imported, not copied: the cgroup layout, the host image
-id, the staged agent package, the scratch code dir.
+id, the staged agent package, the instance's code dir.
 """
 
 from __future__ import annotations
@@ -21,9 +21,8 @@ from pathlib import Path
 from nova.core.errors import SandboxError
 from nova.sandbox import bwrap as bw
 from nova.sandbox import container_setup
-from nova.sandbox.base import InstanceSpec
 from nova.sandbox.cgroups import CgroupLayout
-from nova.sandbox.container_setup import agent_package, host_image_id, scratch_code_dir
+from nova.sandbox.container_setup import agent_package, host_image_id
 
 logger = logging.getLogger(__name__)
 
@@ -132,9 +131,10 @@ class GvisorHost:
             "--network=none",  # loopback only, inside gVisor's netstack
             "--ignore-cgroups",  # the wrapper already put the chain in the instance's cgroups
             "--oci-seccomp",  # apply linux.seccomp inside the Sentry (see gvisor_spec)
-            # The base root and the code never change under a running instance: let gVisor
-            # cache them instead of revalidating every lookup with the gofer (measured: a
-            # start that imports json, http.client, email, asyncio ... 557 vs 603 ms).
+            # The base root and the system binds never change under a running instance: let
+            # gVisor cache them instead of revalidating every lookup with the gofer (measured:
+            # a start that imports json, http.client, email, asyncio ... 557 vs 603 ms). The
+            # code mount alone is revalidated, so a hot reload shows (see gvisor_spec).
             "--file-access=exclusive", "--file-access-mounts=exclusive",
             "run", f"--bundle={bundle}", container_id,
         ]
@@ -223,29 +223,6 @@ def _private_dir(path: Path) -> Path:
 def check_interpreter(interpreter: str, host: GvisorHost) -> None:
     """As for containers: the interpreter must lie in what the sandbox binds (/usr ...)."""
     container_setup.check_interpreter(interpreter, host, kind="gVisor")
-
-
-def readable_code_dir(spec: InstanceSpec) -> Path:
-    """The code dir to bind, as a directory the function (uid 65534 inside) may read.
-
-    gVisor checks permissions against the files' own modes, not the host path above them (the
-    gofer opens that), so a code dir that others may read and enter is bound in place.
-    Otherwise (the code cache's 0700 mkdtemp staging) the instance gets its own readable copy
-    in the container backend's scratch location, removed with the instance.
-    """
-    mode = os.stat(spec.code_dir).st_mode
-    if mode & 0o005 == 0o005:
-        return spec.code_dir
-    copy = scratch_code_dir(spec.instance_id)
-    copy.parent.mkdir(mode=0o711, parents=True, exist_ok=True)
-    copy.parent.chmod(0o711)  # as the container backend leaves it: searchable, not listable
-    shutil.copytree(spec.code_dir, copy, symlinks=False, dirs_exist_ok=True)
-    for root, _dirs, files in os.walk(copy):
-        os.chmod(root, 0o755)
-        for name in files:
-            target = os.path.join(root, name)
-            os.chmod(target, 0o755 if os.stat(target).st_mode & stat.S_IXUSR else 0o644)
-    return copy
 
 
 def wrapper_argv(procs_files: list[str], command: list[str]) -> list[str]:

@@ -14,12 +14,13 @@ import signal
 import socket
 import subprocess
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
 
 from nova.sandbox import bwrap as bw
 from nova.sandbox.base import InstanceSpec
 from nova.sandbox.cgroups import InstanceCgroup
-from nova.sandbox.container_setup import remove_scratch_code
+from nova.sandbox.instance_code import instance_code_dir, remove_instance_code, replace_code_dir
 
 logger = logging.getLogger(__name__)
 P = TypeVar("P")  # what a backend's blocking preparation produces
@@ -43,6 +44,7 @@ class NamespacedInstance:
         self._image_id = image_id
         self._killed = False
         self._cpu_timer: asyncio.TimerHandle | None = None
+        self._cpu_boost: tuple[float, int] | None = None  # (boost_s, quota_us) once limited
         self._name = spec.instance_id  # what the pool calls it; a claimed standby is renamed
 
     @property
@@ -70,14 +72,30 @@ class NamespacedInstance:
         return self._image_id
 
     def limit_cpu_after(self, delay_s: float, quota_us: int) -> None:
+        """Cap the instance's CPU at ``quota_us`` once its start-up boost of ``delay_s`` is over
+        (interpreter start and handler import run at full speed, as Lambda boosts its init)."""
         if self._cgroup is None:
             return
+        self._cpu_boost = (delay_s, quota_us)
+        if self._cpu_timer is not None:
+            self._cpu_timer.cancel()
         # One cgroupfs write (~20 µs): cheap enough for the event loop.
         loop = asyncio.get_running_loop()
         self._cpu_timer = loop.call_later(delay_s, self._cgroup.limit_cpu, quota_us)
 
     def alive(self) -> bool:
         return not self._killed and self._process.poll() is None
+
+    async def replace_code(self, source: Path) -> None:
+        """Also boosts the CPU again, as at start: the workers that Reload starts next import
+        the new code at full speed, as a new instance's would (measured at 128 MB here, past
+        the boost: 100 ms from Drain to the first reply of a hello, ~12 ms boosted)."""
+        # The bind source of /code: the sandbox sees the new files at once (containers share
+        # the host's page cache; gVisor revalidates this one mount, see gvisor_spec).
+        await asyncio.to_thread(replace_code_dir, source, instance_code_dir(self._spec.instance_id))
+        if self._cgroup is not None and self._cpu_boost is not None:
+            self._cgroup.lift_cpu_limit()  # one cgroupfs write, as limit_cpu
+            self.limit_cpu_after(*self._cpu_boost)
 
     def oom_kills(self) -> int:
         # One small read of cgroupfs (~20 µs).
@@ -185,7 +203,7 @@ def discard(spec: InstanceSpec, cgroup: InstanceCgroup | None) -> None:
         cgroup.kill_all()
         cgroup.remove()
     shutil.rmtree(spec.work_dir, ignore_errors=True)
-    remove_scratch_code(spec.instance_id)
+    remove_instance_code(spec.instance_id)
 
 
 def children(pid: int) -> list[int]:

@@ -134,7 +134,9 @@ def _trial(support: NetworkSupport, host: HostPaths, options: ContainerOptions) 
         )
         network = Networks(support).open(spec.instance_id, work / "network.log")
         try:
-            files = open_instance_files(spec, host, deny_filter(), sync_fds=network.sync_fds)
+            files = open_instance_files(
+                spec, spec.code_dir, host, deny_filter(), sync_fds=network.sync_fds
+            )
         except SandboxError as exc:
             network.close()
             return exc.message

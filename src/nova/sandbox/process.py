@@ -13,10 +13,12 @@ import resource
 import shutil
 import socket
 import sys
+from pathlib import Path
 
 from nova.core.errors import SandboxError
 from nova.sandbox.agent_launch import PACKAGE_PARENT, agent_argv, agent_env
 from nova.sandbox.base import BackendInfo, InstanceSpec, SandboxInstance
+from nova.sandbox.instance_code import fill_code_dir, replace_code_dir
 from nova.sandbox.process_tree import kill_tree
 
 _OPEN_FILES = 1024
@@ -75,6 +77,9 @@ class ProcessInstance:
     def oom_kills(self) -> int:
         return 0  # no memory cgroup in this backend
 
+    async def replace_code(self, source: Path) -> None:
+        await asyncio.to_thread(replace_code_dir, source, Path(self.code_dir))
+
     async def kill(self) -> None:
         if self._killed:
             return
@@ -131,9 +136,9 @@ class ProcessBackend:
 
     @staticmethod
     def _prepare_dirs(spec: InstanceSpec) -> None:
-        # A private copy of the code: Reload rewrites it without touching other instances.
+        # A private copy of the code: a hot reload replaces it without touching other instances.
         spec.work_dir.mkdir(parents=True, exist_ok=True)
-        shutil.copytree(spec.code_dir, spec.work_dir / "code", symlinks=False, dirs_exist_ok=True)
+        fill_code_dir(spec.code_dir, spec.work_dir / "code")
         (spec.work_dir / "tmp").mkdir(exist_ok=True)
 
     async def close(self) -> None:

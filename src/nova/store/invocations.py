@@ -116,6 +116,18 @@ class SqlInvocationLogRepository:
         last = items[-1]
         return Page(items=items, next=cursors.encode_invocation(last.created_at, last.id))
 
+    async def outcomes(
+        self, function_id: str, version: str, since: datetime
+    ) -> tuple[Sequence[float], int]:
+        query = sa.select(_l.duration_ms, _l.success).where(
+            _l.function_id == function_id,
+            _l.version == version,
+            _l.created_at >= sa.literal(since, UTCDateTime()),
+        )
+        async with self._db.transaction() as conn:
+            rows = (await conn.execute(query)).all()
+        return [float(row.duration_ms) for row in rows], sum(not row.success for row in rows)
+
     async def delete_older_than(self, cutoff: datetime, limit: int) -> int:
         """Delete up to ``limit`` of the oldest records created before ``cutoff``."""
         oldest = (

@@ -161,6 +161,17 @@ class MemoryInvocationLogRepository:
             return Page(items, None)
         return Page(items, cursors.encode_invocation(items[-1].created_at, items[-1].id))
 
+    async def outcomes(
+        self, function_id: str, version: str, since: datetime
+    ) -> tuple[Sequence[float], int]:
+        self._state.check_open()
+        matching = [
+            log
+            for log in self._state.logs.values()
+            if log.function_id == function_id and log.version == version and log.created_at >= since
+        ]
+        return [log.duration_ms for log in matching], sum(not log.success for log in matching)
+
     async def delete_older_than(self, cutoff: datetime, limit: int) -> int:
         self._state.check_open()
         old = sorted(

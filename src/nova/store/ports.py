@@ -176,6 +176,13 @@ class InvocationLogRepository(Protocol):
         function's records, ``function_name`` every function's that had that name."""
         ...
 
+    async def outcomes(
+        self, function_id: str, version: str, since: datetime
+    ) -> tuple[Sequence[float], int]:
+        """The handler durations (ms) of one version's invocations since ``since``, and how
+        many of them failed: what canary analysis compares."""
+        ...
+
     async def delete_older_than(self, cutoff: datetime, limit: int) -> int:
         """Delete up to ``limit`` of the oldest records created before ``cutoff`` (an aware
         datetime); returns how many went. Retention calls it in rounds, so no single

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from nova.agent.protocol import MsgType
 from tests.unit.agent.conftest import AgentProcess, write
 
 PROBE = """
@@ -71,3 +72,30 @@ def test_a_forked_worker_that_dies_is_replaced(
     after = same_python_agent.exec("probe")
     assert after["error"] is None
     assert after["output"]["pid"] != first
+
+
+@pytest.mark.parametrize("concurrency", [1, 2], ids=["direct", "relayed"])
+def test_a_reloaded_forked_worker_has_none_of_the_old_code_s_modules(
+    same_python_agent: AgentProcess, code_dir: Path, concurrency: int
+) -> None:
+    write(code_dir, "old_helper.py", "VALUE = 'old'\n")
+    write(
+        code_dir,
+        "handler.py",
+        "import os, old_helper\ndef handler(event, context):\n"
+        "    return {'value': old_helper.VALUE, 'pid': os.getpid(), 'ppid': os.getppid()}\n",
+    )
+    assert same_python_agent.init(concurrency=concurrency)["ok"]
+    before = same_python_agent.exec()["output"]
+    assert before["value"] == "old"
+    assert same_python_agent.request({"type": MsgType.DRAIN})["ok"]
+    (code_dir / "old_helper.py").unlink()
+    write(
+        code_dir,
+        "handler.py",
+        "import os, sys\ndef handler(event, context):\n"
+        "    return {'old': 'old_helper' in sys.modules, 'forked': sys.flags.no_site}\n",
+    )
+    assert same_python_agent.request({"type": MsgType.RELOAD, "code_hash": "2"})["ok"]
+    after = same_python_agent.exec()["output"]
+    assert after == {"old": False, "forked": 1}  # forked again, from the agent's -S

@@ -4,7 +4,6 @@ Every test runs twice, like the Python ones: one worker (direct mode) and two (r
 
 from __future__ import annotations
 
-import base64
 import time
 from pathlib import Path
 
@@ -119,18 +118,27 @@ def test_worker_crash_then_recovery_and_reload(agent: AgentProcess, code_dir: Pa
     write(
         code_dir,
         "index.js",
+        "let calls = 0;\n"
         "exports.handler = async (event) => {\n"
         "  if (event === 'kill') process.kill(process.pid, 'SIGKILL');\n"
-        "  return 'v1';\n};\n",
+        "  calls += 1;\n"
+        "  return { version: 'v1', calls };\n};\n",
     )
     agent.init("index.handler", runtime="node")
     crashed = agent.exec("kill")
     assert crashed["error"]["type"] == "Runtime.ExitError"
-    assert agent.exec()["output"] == "v1"
-    source = b"exports.handler = async () => 'v2';\n"
-    files = {"index.js": {"data": base64.b64encode(source).decode(), "executable": False}}
-    assert agent.request({"type": MsgType.RELOAD, "files": files, "code_hash": "2"})["ok"]
-    assert agent.exec()["output"] == "v2"
+    agent.exec()
+    assert agent.exec()["output"] == {"version": "v1", "calls": 2}
+    assert agent.request({"type": MsgType.DRAIN})["ok"]
+    write(code_dir, "lib.js", "let calls = 0;\nexports.next = () => ++calls;\n")
+    write(
+        code_dir,
+        "index.js",
+        "const lib = require('./lib');\n"
+        "exports.handler = async () => ({ version: 'v2', calls: lib.next() });\n",
+    )
+    assert agent.request({"type": MsgType.RELOAD, "code_hash": "2"})["ok"]
+    assert agent.exec()["output"] == {"version": "v2", "calls": 1}  # a fresh require cache
 
 
 def test_process_mode(agent: AgentProcess, code_dir: Path) -> None:

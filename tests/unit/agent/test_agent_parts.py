@@ -1,4 +1,4 @@
-"""The agent's pure pieces: Init validation, reload paths, request lines, captures, CLI, frames."""
+"""The agent's pure pieces: Init validation, request lines, captures, CLI, frames."""
 
 from __future__ import annotations
 
@@ -22,7 +22,6 @@ from nova.agent.protocol import (
     encode_message,
     read_frame,
 )
-from nova.agent.reload import parse_files, safe_relative_path
 from nova.agent.spec import parse_init
 
 
@@ -78,21 +77,6 @@ def test_interpreter_is_found_on_path(tmp_path: Path) -> None:
     binary.write_text("#!/bin/sh\n")
     binary.chmod(0o755)
     assert parse_init(message, {"PATH": str(tmp_path)}).interpreter == str(binary)
-
-
-@pytest.mark.parametrize("path", ["../x", "/abs", "a/../../x", "..", "", "a/\x00"])
-def test_reload_paths_that_escape_are_refused(path: str) -> None:
-    with pytest.raises(AgentError) as caught:
-        safe_relative_path(path)
-    assert caught.value.kind is ErrorType.INVALID_RELOAD
-
-
-def test_reload_paths_are_normalised_and_conflicts_refused() -> None:
-    assert safe_relative_path("./a//b/c.py") == "a/b/c.py"
-    with pytest.raises(AgentError):
-        parse_files({"a": {"data": ""}, "a/b.py": {"data": ""}})
-    with pytest.raises(AgentError):
-        parse_files({"a.py": {"data": "not base64!"}})
 
 
 def test_worker_request_splices_env_into_the_exec_body() -> None:

@@ -5,10 +5,10 @@ connection itself) and of two workers (relayed through the agent's runner)."""
 
 from __future__ import annotations
 
-import base64
 import os
 import struct
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -263,34 +263,86 @@ def test_process_mode_runs_a_fresh_process_per_call(agent: AgentProcess, code_di
     assert "code 4" in crashed["error"]["message"]
 
 
-def test_reload_replaces_the_code(agent: AgentProcess, code_dir: Path) -> None:
-    write(code_dir, "handler.py", "def handler(event, context):\n    return 'old'\n")
+COUNTER = """
+import os
+calls = 0
+
+def handler(event, context):
+    global calls
+    calls += 1
+    return {"version": %r, "calls": calls, "pid": os.getpid()}
+"""
+
+
+def test_drain_replace_reload_runs_the_new_code_on_fresh_workers(
+    agent: AgentProcess, code_dir: Path
+) -> None:
+    write(code_dir, "handler.py", COUNTER % "old")
     write(code_dir, "stale.py", "")
     agent.init()
-    assert agent.exec()["output"] == "old"
-    new = b"from lib.helper import value\ndef handler(event, context):\n    return value\n"
-    files = {
-        "handler.py": {"data": base64.b64encode(new).decode(), "executable": False},
-        "lib/helper.py": {"data": base64.b64encode(b"value = 'new'\n").decode()},
-        "lib/__init__.py": {"data": "", "executable": False},
-    }
-    reply = agent.request({"type": MsgType.RELOAD, "files": files, "code_hash": "abc"})
-    assert reply["ok"] is True
-    assert reply["code_hash"] == "abc"
-    assert agent.exec()["output"] == "new"
-    assert not (code_dir / "stale.py").exists()
+    # With two workers (relayed) consecutive calls may land on either: each worker counts its own.
+    old_calls: Counter[int] = Counter()
+    for _ in range(2):
+        before = agent.exec()["output"]
+        old_calls[before["pid"]] += 1
+        assert (before["version"], before["calls"]) == ("old", old_calls[before["pid"]])
+
+    assert agent.request({"type": MsgType.DRAIN}) == {"type": 3, "id": "m4", "ok": True}
+    refused = agent.exec()
+    assert refused["ok"] is False
+    assert refused["error"]["type"] == "Runtime.Drained"
+    # The host replaces the files while no worker runs (the sandboxes' code dir is read-only).
+    (code_dir / "stale.py").unlink()
+    write(code_dir, "handler.py", "from lib.helper import handler\n")
+    write(code_dir, "lib/__init__.py", "")
+    write(code_dir, "lib/helper.py", COUNTER % "new")
+    reply = agent.request({"type": MsgType.RELOAD, "code_hash": "abc"})
+    assert (reply["ok"], reply["code_hash"]) == (True, "abc")
+
+    new_calls: Counter[int] = Counter()
+    for _ in range(2):
+        after = agent.exec()["output"]
+        new_calls[after["pid"]] += 1
+        assert after["version"] == "new"
+        # Module state starts over: the workers restarted.
+        assert after["calls"] == new_calls[after["pid"]]
+        assert after["pid"] not in old_calls
 
 
-def test_reload_rejects_paths_that_escape(agent: AgentProcess, code_dir: Path) -> None:
-    write(code_dir, "handler.py", "def handler(event, context):\n    return 'old'\n")
+def test_drain_lets_the_running_invocation_finish_on_the_old_code(
+    agent: AgentProcess, code_dir: Path
+) -> None:
+    write(
+        code_dir,
+        "handler.py",
+        "import time\ndef handler(event, context):\n    time.sleep(event)\n    return 'old'\n",
+    )
     agent.init()
-    for bad in ("../x", "/etc/passwd", "a/../../x"):
-        files = {bad: {"data": base64.b64encode(b"x").decode(), "executable": False}}
-        reply = agent.request({"type": MsgType.RELOAD, "files": files, "code_hash": "h"})
+    running = agent.send(agent.exec_message(0.5))
+    drain = agent.send({"type": MsgType.DRAIN})
+    first = agent.read()  # replies come in the order the work ended
+    assert first is not None
+    assert (first["id"], first["output"]) == (running, "old")
+    assert agent.reply(drain)["ok"] is True
+    write(code_dir, "handler.py", "def handler(event, context):\n    return 'new'\n")
+    assert agent.request({"type": MsgType.RELOAD, "code_hash": "2"})["ok"] is True
+    assert agent.exec(0)["output"] == "new"
+
+
+def test_reload_alone_restarts_the_workers(agent: AgentProcess, code_dir: Path) -> None:
+    write(code_dir, "handler.py", COUNTER % "one")
+    agent.init()
+    agent.exec()
+    assert agent.exec()["output"]["calls"] == 2
+    assert agent.request({"type": MsgType.RELOAD, "code_hash": "same"})["ok"] is True
+    assert agent.exec()["output"]["calls"] == 1
+
+
+def test_drain_and_reload_need_init(agent: AgentProcess) -> None:
+    for kind in (MsgType.DRAIN, MsgType.RELOAD):
+        reply = agent.request({"type": kind, "code_hash": "x"})
         assert reply["ok"] is False
-        assert reply["error"]["type"] == "Runtime.InvalidReload"
-    assert not (code_dir.parent / "x").exists()
-    assert agent.exec()["output"] == "old"
+        assert reply["error"]["type"] == "Runtime.NotInitialized"
 
 
 def test_ping_unknown_type_and_exec_before_init(agent: AgentProcess) -> None:

@@ -41,7 +41,13 @@ async def _invoke(error: Exception) -> tuple[int, dict[bytes, bytes], dict[str, 
     async def send(message: Message) -> None:
         sent.append(message)
 
-    scope = {"type": "http", "method": "POST", "path": "/functions/fn/invoke", "headers": []}
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/functions/fn/invoke",
+        "query_string": b"",
+        "headers": [],
+    }
     await app(scope, receive, send)
     start, body = sent
     return start["status"], dict(start["headers"]), orjson.loads(body["body"])

@@ -54,10 +54,20 @@ def test_the_invoke_route_is_documented(document: dict[str, Any]) -> None:
     assert "application/json" in operation["requestBody"]["content"]
     ok = operation["responses"]["200"]["content"]["application/json"]["schema"]
     fields = resolve(document, ok)["properties"]
-    assert set(fields) == {"request_id", "output", "error", "duration_ms", "cold_start", "version"}
+    assert set(fields) == {
+        "request_id",
+        "output",
+        "error",
+        "duration_ms",
+        "total_ms",
+        "cold_start",
+        "version",
+    }
     assert {"404", "413", "429"} <= set(operation["responses"])
     headers = {p["name"] for p in operation["parameters"] if p["in"] == "header"}
-    assert headers == {"x-nova-request-id", "traceparent"}
+    assert headers == {"x-nova-request-id", "traceparent", "x-nova-routing-key"}
+    query = {p["name"] for p in operation["parameters"] if p["in"] == "query"}
+    assert query == {"qualifier"}
 
 
 @pytest.mark.parametrize(

@@ -14,6 +14,7 @@ from nova.code.cache import CodeCache
 from nova.core.errors import FunctionNotFound, RequestInvalid, RuntimeUnavailable, ShuttingDown
 from nova.executor.executor import Executor
 from nova.functions.deployer import Deployer
+from nova.functions.resolver import FunctionResolver
 from nova.functions.service import CodeSource, FunctionService
 from nova.observability.invocation_logs import InvocationLogBatcher
 from nova.pool.function_pool import PoolLimits
@@ -55,11 +56,12 @@ async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
         health_check_interval_s=60,
     )
     registry = BackendRegistry.single(backend)
-    deployer = Deployer(store, pools, CodeCache(tmp_path / "code"), runtimes, registry, 0.05)
+    deployer = Deployer(store, pools, CodeCache(tmp_path / "code"), runtimes, registry)
+    resolver = FunctionResolver(store, deployer)
     batcher = InvocationLogBatcher(store.invocations, 100, 1000, 0.01, 1.0)
     batcher.start()
-    functions = FunctionService(store, deployer, runtimes, registry, CODE_POLICY, LIMITS)
-    executor = Executor(deployer, batcher, timeout_grace_s=0.05)
+    functions = FunctionService(store, resolver, deployer, runtimes, registry, CODE_POLICY, LIMITS)
+    executor = Executor(resolver, batcher, timeout_grace_s=0.05)
     yield Harness(store, backend, functions, executor, batcher, pools)
     await pools.close()
     await batcher.close()

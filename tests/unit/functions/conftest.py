@@ -9,6 +9,7 @@ import pytest
 from nova.code.cache import CodeCache
 from nova.code.policy import CodePolicy
 from nova.functions.deployer import Deployer
+from nova.functions.resolver import FunctionResolver
 from nova.functions.rules import FunctionLimits
 from nova.functions.service import FunctionService
 from nova.pool.function_pool import PoolLimits
@@ -61,8 +62,9 @@ async def functions(tmp_path: Path) -> AsyncIterator[Functions]:
         health_check_interval_s=60,
     )
     code_dir = tmp_path / "code"
-    deployer = Deployer(store, pools, CodeCache(code_dir), runtimes(), registry, 0.05)
-    service = FunctionService(store, deployer, runtimes(), registry, CODE_POLICY, LIMITS)
+    deployer = Deployer(store, pools, CodeCache(code_dir), runtimes(), registry)
+    resolver = FunctionResolver(store, deployer)
+    service = FunctionService(store, resolver, deployer, runtimes(), registry, CODE_POLICY, LIMITS)
     yield Functions(store, service, code_dir)
     await pools.close()
     await store.close()

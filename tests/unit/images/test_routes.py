@@ -34,16 +34,13 @@ class _Pool:
 
 
 class _Pools:
-    """The two methods of PoolManager the route reads."""
+    """The method of PoolManager the route reads."""
 
     def __init__(self, pools: dict[str, _Pool]) -> None:
         self._pools = pools
 
-    def stats(self) -> list[SimpleNamespace]:
-        return [SimpleNamespace(function=name) for name in self._pools]
-
-    def get(self, name: str) -> _Pool | None:
-        return self._pools.get(name)
+    def all(self) -> list[_Pool]:
+        return list(self._pools.values())
 
 
 @pytest.fixture

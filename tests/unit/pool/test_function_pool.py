@@ -93,13 +93,42 @@ async def test_code_change_hot_reloads_idle_instances(
     pool: FunctionPool, backend: FakeBackend, make_deployment: MakeDeployment
 ) -> None:
     await _use(pool)
-    pool.update(make_deployment(code="v2"))
+    v2 = make_deployment(code="v2")
+    pool.update(v2)
     await _settle()
     instance, cold = await _use(pool)
     assert not cold  # the same instance, reloaded, not a new one
     assert len(backend.started) == 1
+    assert backend.started[0].code_source == v2.code_dir  # drained, replaced, then reloaded
     assert backend.started[0].code_hash == "v2"
     assert instance.code_hash == "v2"
+
+
+async def test_a_request_during_a_reload_waits_for_it_instead_of_a_cold_start(
+    pool: FunctionPool, backend: FakeBackend, make_deployment: MakeDeployment
+) -> None:
+    first, _ = await _use(pool)
+    pool.update(make_deployment(code="v2"))  # the reload begins now; it takes a few round trips
+    instance, cold = await pool.acquire()
+    pool.release(instance)
+    await _settle()
+    assert (instance, cold) == (first, False)
+    assert instance.code_hash == "v2"
+    assert len(backend.started) == 1  # no sandbox was started for the request
+
+
+async def test_an_instance_whose_code_cannot_be_replaced_is_replaced(
+    pool: FunctionPool, backend: FakeBackend, make_deployment: MakeDeployment
+) -> None:
+    await _use(pool)
+    backend.started[0].disk_full = True
+    pool.update(make_deployment(code="v2"))
+    await _settle()
+    assert backend.started[0].killed
+    instance, cold = await _use(pool)
+    assert cold
+    assert instance.code_hash == "v2"
+    assert backend.started[1].code_source.name == "v2"  # started on the new code
 
 
 async def test_busy_instance_reloads_after_its_invocation(

@@ -1,5 +1,5 @@
-"""The gVisor backend's host side: the runsc chain, the wrapper, the base root, code dirs and
-the probe's reasons (no runsc is started here; tests/escape runs real sandboxes)."""
+"""The gVisor backend's host side: the runsc chain, the wrapper, the base root and the
+probe's reasons (no runsc is started here; tests/escape runs real sandboxes)."""
 
 from __future__ import annotations
 
@@ -14,14 +14,12 @@ import pytest
 from nova.core.errors import SandboxError
 from nova.sandbox import bwrap as bw
 from nova.sandbox import gvisor_probe, gvisor_setup
-from nova.sandbox.base import InstanceSpec
 from nova.sandbox.gvisor_setup import (
     GVISOR_WRAPPER,
     GvisorHost,
     GvisorOptions,
     base_root,
     check_interpreter,
-    readable_code_dir,
     wrapper_argv,
 )
 
@@ -41,23 +39,9 @@ HOST = GvisorHost(
 
 @pytest.fixture
 def private_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Point tempfile (base root, scratch code copies) at a directory of this test's own."""
+    """Point tempfile (the base root) at a directory of this test's own."""
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     return tmp_path
-
-
-def _spec(code_dir: Path, work: Path) -> InstanceSpec:
-    return InstanceSpec(
-        instance_id="fn-0123456789ab",
-        function_name="fn",
-        runtime="python",
-        interpreter="/usr/bin/python3",
-        code_dir=code_dir,
-        work_dir=work / "instances" / "fn-0123456789ab",
-        memory_mb=128,
-        timeout_s=5,
-        network=False,
-    )
 
 
 def test_runsc_runs_in_a_pid_namespace_that_dies_with_the_daemon() -> None:
@@ -139,30 +123,6 @@ def test_base_root_refuses_a_parent_others_could_write(private_tmp: Path) -> Non
         base_root(LAYOUT)
 
 
-def test_a_readable_code_dir_is_bound_in_place(private_tmp: Path) -> None:
-    code = private_tmp / "code"
-    code.mkdir(mode=0o755)
-    code.chmod(0o755)
-    assert readable_code_dir(_spec(code, private_tmp)) == code
-
-
-def test_a_private_code_dir_is_copied_readable_for_the_function(private_tmp: Path) -> None:
-    code = private_tmp / "code"
-    (code / "lib").mkdir(parents=True)
-    (code / "handler.py").write_text("x = 1\n")
-    (code / "run.sh").write_text("#!/bin/sh\n")
-    (code / "run.sh").chmod(0o700)
-    code.chmod(0o700)  # what the code cache's mkdtemp staging leaves behind
-
-    copy = readable_code_dir(_spec(code, private_tmp))
-
-    assert copy == private_tmp / "nova-code" / "fn-0123456789ab"
-    assert (copy / "handler.py").read_text() == "x = 1\n"
-    assert stat.S_IMODE(copy.stat().st_mode) == 0o755
-    assert stat.S_IMODE((copy / "handler.py").stat().st_mode) == 0o644
-    assert stat.S_IMODE((copy / "run.sh").stat().st_mode) == 0o755
-
-
 def test_interpreter_must_be_visible_inside() -> None:
     check_interpreter("/usr/bin/python3", HOST)
     with pytest.raises(SandboxError, match="outside what a gVisor instance sees"):
@@ -177,7 +137,7 @@ def test_probe_says_how_to_install_runsc(monkeypatch: pytest.MonkeyPatch) -> Non
     assert not info.available
     assert info.reason == "runsc not installed: apt-get install runsc"
     assert info.name == "gvisor"
-    assert info.supports_reload is False
+    assert info.supports_reload is True  # a capability of the backend, unavailable or not
 
 
 def test_probe_refuses_a_daemon_that_is_not_root(monkeypatch: pytest.MonkeyPatch) -> None:

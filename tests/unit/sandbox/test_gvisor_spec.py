@@ -65,6 +65,16 @@ def test_every_bind_is_read_only_and_nothing_else_of_the_host_is_mounted() -> No
     assert not any(s.startswith(("/root", "/home", "/work", "/var")) for s in binds.values())
 
 
+def test_only_the_code_mount_is_revalidated_so_a_hot_reload_shows() -> None:
+    # runsc runs with --file-access-mounts=exclusive; this hint makes the code mount alone
+    # "shared" (FileAccessShared): its files change under a running sandbox.
+    assert _spec()["annotations"] == {
+        "dev.gvisor.spec.mount.code.source": "/data/code/fn/abc",
+        "dev.gvisor.spec.mount.code.type": "bind",
+        "dev.gvisor.spec.mount.code.share": "shared",
+    }
+
+
 def test_tmp_and_shm_are_sized_tmpfs_and_sys_is_hidden() -> None:
     mounts = _mounts()
     assert mounts["/tmp"]["type"] == "tmpfs"

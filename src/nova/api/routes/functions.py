@@ -6,7 +6,13 @@ from typing import Any, TypeVar
 
 from fastapi import APIRouter, Query, Request
 
-from nova.api.bodies import is_multipart, read_body, read_json_model, read_multipart
+from nova.api.bodies import (
+    CODE_LIMIT,
+    is_multipart,
+    read_body,
+    read_json_model,
+    read_multipart,
+)
 from nova.api.context import Services
 from nova.api.openapi import ZIP_BODY, function_body
 from nova.api.schemas import FunctionCreate, FunctionFields, FunctionPatch, function_out
@@ -30,7 +36,7 @@ async def read_function_body(request: Request, model: type[Body]) -> tuple[Body,
     if is_multipart(request):
         body, archive = await read_multipart(request, model, limit)
     else:
-        body = await read_json_model(request, model, limit)
+        body = await read_json_model(request, model, limit, CODE_LIMIT)
     # A meta with code too is two sources: the service refuses it rather than pick one.
     return body, CodeSource(body.code, body.files, body.code_path, archive)
 
@@ -88,7 +94,8 @@ async def put_function_code(request: Request, name: str) -> dict[str, Any]:
     if content_type not in ("application/zip", "application/x-zip-compressed"):
         raise RequestInvalid("Content-Type: send the archive with Content-Type: application/zip")
     service = services(request)
-    data = await read_body(request, service.settings.code.max_upload_bytes, "zip: the archive")
+    limit = service.settings.code.max_upload_bytes
+    data = await read_body(request, limit, "zip: the archive", CODE_LIMIT)
     record = await service.functions.update(name, {}, CodeSource(zip_bytes=data))
     return function_out(record)
 

@@ -24,12 +24,9 @@ def images_of(request: Request) -> ImageService:
 
 
 def _instances_per_image(request: Request) -> Counter[str]:
-    pools = services(request).pools
     counts: Counter[str] = Counter()
-    for stat in pools.stats():
-        pool = pools.get(stat.function)
-        if pool is not None:
-            counts.update(info.image_id for info in pool.instances())
+    for pool in services(request).pools.all():
+        counts.update(info.image_id for info in pool.instances())
     return counts
 
 

@@ -37,9 +37,12 @@ async def function_logs(
 @router.get("/functions/{name}/instances", summary="The function's running instances")
 async def function_instances(request: Request, name: str) -> dict[str, Any]:
     svc = services(request)
-    await svc.functions.get(validate_function_name(name))
-    pool = svc.pools.get(name)
-    items = [asdict(info) for info in pool.instances()] if pool is not None else []
+    record = await svc.functions.get(validate_function_name(name))
+    items = [
+        {**asdict(info), "version": pool.deployment.version}
+        for pool in svc.pools.of_function(record.id)
+        for info in pool.instances()
+    ]
     return {"items": items, "next": None, "backend": svc.sandboxes.default}
 
 

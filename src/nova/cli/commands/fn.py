@@ -110,7 +110,7 @@ def delete_function(
     from nova.cli.client import decode, function_path
 
     state = state_of(ctx)
-    if not yes and not _confirm(f"delete function {name!r}?"):
+    if not yes and not confirm(f"delete function {name!r}?"):
         raise Aborted(f"function {name!r} was not deleted", hint="pass --yes to skip the question")
     body = decode(state.client.send("DELETE", function_path(name)))
     if state.json_output:
@@ -148,7 +148,7 @@ def describe(record: dict[str, Any]) -> list[tuple[str, str]]:
     ]
 
 
-def _confirm(question: str) -> bool:
+def confirm(question: str) -> bool:
     try:
         return typer.confirm(question, default=False, err=True)
     except typer.Abort:  # end of input (not a terminal) counts as "no"
