@@ -36,6 +36,7 @@ _SCOPE = {
     "type": "http",
     "method": "POST",
     "path": "/functions/hello/invoke",
+    "query_string": b"",
     "headers": [(b"host", b"bench"), (b"content-type", b"application/json")],
 }
 

@@ -5,6 +5,8 @@ Measures, for each sandbox backend asked for:
          uvicorn hello on the same loop and parser, and next to a bare relay (bench/relay_app.py:
          the same uvicorn handing each body to a Python worker process and back - the floor of
          any design that runs the handler outside the HTTP process);
+  alias  warm invokes through an alias splitting 90/10 between two versions, in rounds
+         alternating with plain ($LATEST) invokes;
   rps    throughput at 16 connections (wrk), next to the same two baselines;
   cold   first invoke after create of a 128 MB function (p50/p95), next to spawning a bare
          python3 and a bare fork.
@@ -129,6 +131,8 @@ def measure_backend(backend: str, requests: int, seconds: int, cold_samples: int
                         port, "/functions/hello/invoke", EVENT, requests, warmup=200
                     )
                 )
+                console.print(f"[dim]{backend}: warm through a 90/10 alias …[/]")
+                routed = _alias_against_plain(api, port, requests)
                 console.print(f"[dim]{backend}: throughput …[/]")
                 rps = (
                     client.wrk_requests_per_second(
@@ -141,7 +145,30 @@ def measure_backend(backend: str, requests: int, seconds: int, cold_samples: int
                 cold = percentiles(_cold_starts(api, cold_samples))
         finally:
             servers.stop(process)
-    return {"warm_ms": warm, "rps_16": rps, "cold_ms": cold}
+    return {"warm_ms": warm, "rps_16": rps, "cold_ms": cold, **routed}
+
+
+def _alias_against_plain(api: httpx.Client, port: int, requests: int) -> dict[str, Any]:
+    """Warm invokes of hello through an alias splitting 90/10 between two versions, against
+    plain ($LATEST) invokes, in alternating rounds so both see the same machine."""
+    api.post("/functions/hello/versions", json={}).raise_for_status()
+    api.patch("/functions/hello", json={"description": "v2"}).raise_for_status()
+    api.post("/functions/hello/versions", json={}).raise_for_status()
+    weights = [{"version": 1, "weight": 90}, {"version": 2, "weight": 10}]
+    api.put(
+        "/functions/hello/aliases/live", json={"routing_config": {"weights": weights}}
+    ).raise_for_status()
+    plain: list[float] = []
+    routed: list[float] = []
+    rounds = 6
+    for _ in range(rounds):
+        plain += client.sequential_latencies_ms(
+            port, "/functions/hello/invoke", EVENT, requests // rounds, warmup=50
+        )
+        routed += client.sequential_latencies_ms(
+            port, "/functions/hello:live/invoke", EVENT, requests // rounds, warmup=50
+        )
+    return {"plain_interleaved_ms": percentiles(plain), "alias_9010_ms": percentiles(routed)}
 
 
 def _cold_starts(api: httpx.Client, count: int) -> list[float]:
@@ -198,6 +225,17 @@ def render(report: dict[str, Any]) -> None:
             _rps(result["rps_16"]),
             share,
         )
+        if "alias_9010_ms" in result:
+            plain, routed = result["plain_interleaved_ms"], result["alias_9010_ms"]
+            table.add_row(
+                f"{backend}: warm via alias 90/10",
+                f"{routed['p50']:.3f}",
+                f"{routed['p95']:.3f}",
+                f"{routed['p99']:.3f}",
+                "-",
+                f"p50 {routed['p50'] / plain['p50'] - 1:+.1%} vs plain {plain['p50']:.3f} "
+                "(alternating rounds)",
+            )
         cold = result["cold_ms"]
         table.add_row(
             f"{backend}: cold start",
