@@ -80,7 +80,6 @@ class FunctionService:
                 **{**fields, "name": name, "handler": fields.get("handler") or spec.default_handler}
             )
         )
-        self._check_backend(config)
         if len(source.given()) != 1:
             raise RequestInvalid("code: give exactly one of code, files, code_path or a zip upload")
         code = await self._bundle(config, source)
