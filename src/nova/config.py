@@ -22,6 +22,8 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from nova.core.models import MAX_TIMEOUT_S
+
 # Short names people expect (seed 003 documents NOVA_HTTP_ADDR-style flat variables).
 ENV_SHORTCUTS: dict[str, tuple[str, str]] = {
     "NOVA_DATABASE_URL": ("store", "database_url"),
@@ -74,6 +76,37 @@ class ExecutorSettings(BaseModel):
     log_retention_interval_s: float = Field(3600.0, gt=0)
 
 
+class FunctionSettings(BaseModel):
+    """Upper bounds of function fields (the lower ones are what the agent can honour)."""
+
+    max_memory_mb: int = Field(10240, ge=64)
+    # Only lower: clients (nova invoke) wait for MAX_TIMEOUT_S and no longer.
+    max_timeout_s: float = Field(MAX_TIMEOUT_S, ge=0.1, le=MAX_TIMEOUT_S)
+    max_replicas: int = Field(1000, ge=1)
+    max_instance_concurrency: int = Field(8, ge=1, le=256)  # the agent runs at most 256
+
+
+class CodeSettings(BaseModel):
+    """How much code a function may have, and where ``code_path`` may read it from."""
+
+    # A create or update request body (JSON with code or files) or a zip upload.
+    max_upload_bytes: int = Field(50 * 1024 * 1024, gt=0)
+    # Files of one function (a node_modules tree easily holds thousands).
+    max_files: int = Field(20_000, gt=0)
+    max_unpacked_bytes: int = Field(250 * 1024 * 1024, gt=0)
+    # Directories `code_path` may read below (the daemon's own files stay private). Empty:
+    # `code_path` is refused.
+    allowed_paths: list[Path] = []
+
+    @field_validator("allowed_paths")
+    @classmethod
+    def _absolute(cls, paths: list[Path]) -> list[Path]:
+        relative = [str(path) for path in paths if not path.is_absolute()]
+        if relative:
+            raise ValueError(f"code.allowed_paths must be absolute: {', '.join(relative)}")
+        return paths
+
+
 class StoreSettings(BaseModel):
     # Empty means SQLite at <data_dir>/nova.db.
     database_url: str = ""
@@ -116,6 +149,8 @@ class Settings(BaseSettings):
     daemon: DaemonSettings = DaemonSettings()
     pool: PoolSettings = PoolSettings()
     executor: ExecutorSettings = ExecutorSettings()
+    functions: FunctionSettings = FunctionSettings()
+    code: CodeSettings = CodeSettings()
     store: StoreSettings = StoreSettings()
     canary: CanarySettings = CanarySettings()
     sandbox: SandboxSettings = SandboxSettings()

@@ -26,6 +26,7 @@ from nova.api.app import create_app
 from nova.api.context import Services
 from nova.canary.analyzer import CanaryAnalyzer
 from nova.code.cache import CodeCache
+from nova.code.policy import CodePolicy
 from nova.config import ConfigFileError, Settings, load_settings
 from nova.core.errors import ConfigInvalid, DaemonStartFailed, NovaError
 from nova.examples import EXAMPLE_NAME, ensure_example
@@ -34,6 +35,7 @@ from nova.functions.deployer import Deployer
 from nova.functions.follower import ChangeFollower
 from nova.functions.releases import ReleaseService
 from nova.functions.resolver import FunctionResolver
+from nova.functions.rules import FunctionLimits
 from nova.functions.service import FunctionService
 from nova.images.debootstrap import DebootstrapBuilder, host_mirror, host_suite
 from nova.images.recipe import ImagePolicy, debian_recipes
@@ -185,7 +187,15 @@ async def build_services(settings: Settings) -> Services:
     return Services(
         settings=settings,
         store=store,
-        functions=FunctionService(store, resolver, runtimes, sandboxes),
+        functions=FunctionService(
+            store,
+            resolver,
+            deployer,
+            runtimes,
+            sandboxes,
+            code_policy(settings),
+            function_limits(settings),
+        ),
         releases=ReleaseService(store, resolver.refresh),
         resolver=resolver,
         executor=Executor(resolver, batcher, executor_settings.timeout_grace_s),
@@ -208,6 +218,16 @@ async def build_services(settings: Settings) -> Services:
         canary=CanaryAnalyzer(store, resolver.refresh, settings.canary.check_interval_s),
         started_at=time.monotonic(),
     )
+
+
+def code_policy(settings: Settings) -> CodePolicy:
+    code = settings.code
+    limits = code.model_dump(exclude={"allowed_paths"})
+    return CodePolicy(**limits, allowed_paths=tuple(code.allowed_paths))
+
+
+def function_limits(settings: Settings) -> FunctionLimits:
+    return FunctionLimits(**settings.functions.model_dump())
 
 
 def runtime_images(settings: Settings, services: Services) -> ImageService:

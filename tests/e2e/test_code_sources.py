@@ -1,25 +1,17 @@
-"""Every way of supplying code: files map, zip upload (multipart and PUT), code_path."""
+"""Every way of supplying code: files map, zip upload (multipart and PUT), the CLI's --dir
+(code_path has test_code_path.py)."""
 
 from __future__ import annotations
 
-import io
-import zipfile
 from pathlib import Path
 
 import httpx
 
 from tests.e2e.daemon_process import DaemonProcess
+from tests.zips import zip_bytes
 
 APP = "from helpers.greet import greet\ndef main(event, context):\n    return greet(event['who'])\n"
 GREET = "def greet(who):\n    return f'hello {who}'\n"
-
-
-def _zip(files: dict[str, str]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for path, content in files.items():
-            archive.writestr(path, content)
-    return buffer.getvalue()
 
 
 def test_multi_file_function_from_a_file_map(api: httpx.Client) -> None:
@@ -34,7 +26,7 @@ def test_multi_file_function_from_a_file_map(api: httpx.Client) -> None:
 
 
 def test_zip_upload_and_code_replacement(api: httpx.Client) -> None:
-    archive = _zip({"app.py": APP, "helpers/__init__.py": "", "helpers/greet.py": GREET})
+    archive = zip_bytes({"app.py": APP, "helpers/__init__.py": "", "helpers/greet.py": GREET})
     meta = '{"name": "zipped", "runtime": "python", "handler": "app.main"}'
     created = api.post(
         "/functions", files={"meta": (None, meta), "zip": ("code.zip", archive, "application/zip")}
@@ -42,7 +34,7 @@ def test_zip_upload_and_code_replacement(api: httpx.Client) -> None:
     assert created.status_code == 201, created.text
     assert api.post("/functions/zipped/invoke", json={"who": "zip"}).json()["output"] == "hello zip"
 
-    replacement = _zip({"app.py": "def main(event, context):\n    return 'replaced'\n"})
+    replacement = zip_bytes({"app.py": "def main(event, context):\n    return 'replaced'\n"})
     replaced = api.put(
         "/functions/zipped/code", content=replacement, headers={"content-type": "application/zip"}
     )
@@ -68,7 +60,7 @@ def test_hostile_zips_are_refused(api: httpx.Client) -> None:
     for files in ({"../escape.py": "x"}, {"/abs.py": "x"}):
         response = api.post(
             "/functions",
-            files={"meta": (None, meta), "zip": ("c.zip", _zip(files), "application/zip")},
+            files={"meta": (None, meta), "zip": ("c.zip", zip_bytes(files), "application/zip")},
         )
         assert response.status_code == 422
         assert "safe relative path" in response.json()["error"]["message"]
@@ -80,20 +72,12 @@ def test_hostile_zips_are_refused(api: httpx.Client) -> None:
     assert api.get("/functions").json()["items"] == []
 
 
-def test_code_path_directory_and_cli_dir(
-    api: httpx.Client, daemon: DaemonProcess, tmp_path: Path
-) -> None:
+def test_cli_dir_uploads_a_directory(daemon: DaemonProcess, tmp_path: Path) -> None:
     source = tmp_path / "src"
     (source / "helpers").mkdir(parents=True)
     (source / "app.py").write_text(APP)
     (source / "helpers" / "__init__.py").write_text("")
     (source / "helpers" / "greet.py").write_text(GREET)
-    body = {"name": "pathy", "runtime": "python", "handler": "app.main", "code_path": str(source)}
-    assert api.post("/functions", json=body).status_code == 201
-    assert (
-        api.post("/functions/pathy/invoke", json={"who": "path"}).json()["output"] == "hello path"
-    )
-
     created = daemon.cli(
         "fn",
         "create",
@@ -106,7 +90,9 @@ def test_code_path_directory_and_cli_dir(
         str(source),
     )
     assert created.returncode == 0, created.stderr
-    assert api.post("/functions/dirry/invoke", json={"who": "dir"}).json()["output"] == "hello dir"
+    with daemon.client() as api:
+        output = api.post("/functions/dirry/invoke", json={"who": "dir"}).json()["output"]
+    assert output == "hello dir"
 
 
 def test_missing_handler_file_is_explained(api: httpx.Client) -> None:

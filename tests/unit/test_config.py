@@ -103,3 +103,16 @@ def test_image_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NOVA_IMAGE", "alpine")
     with pytest.raises(ValidationError, match="image"):
         load_settings()
+
+
+def test_code_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    defaults = load_settings().code
+    assert defaults.max_files == 20_000  # a node_modules tree fits
+    assert defaults.allowed_paths == []  # code_path is off
+    monkeypatch.setenv("NOVA_CODE__ALLOWED_PATHS", '["/srv/functions"]')
+    monkeypatch.setenv("NOVA_CODE__MAX_FILES", "50000")
+    code = load_settings().code
+    assert code.allowed_paths == [Path("/srv/functions")]
+    assert code.max_files == 50_000
+    with pytest.raises(ValidationError, match="must be absolute"):
+        load_settings(overrides={"code": {"allowed_paths": ["relative/dir"]}})

@@ -23,7 +23,8 @@ MODES = ("persistent", "process")
 MAX_CONCURRENCY = 256
 DEFAULT_INIT_TIMEOUT_S = 10.0
 # "module.function"; the module may be a relative path ("pkg/mod.fn") or dotted ("pkg.mod.fn").
-_HANDLER = re.compile(r"[A-Za-z0-9_\-]+(?:[./][A-Za-z0-9_\-]+)*\.[A-Za-z_$][A-Za-z0-9_$]*")
+# The daemon validates handlers with this same pattern, so it never stores one Init refuses.
+HANDLER_PATTERN = re.compile(r"[A-Za-z0-9_\-]+(?:[./][A-Za-z0-9_\-]+)*\.[A-Za-z_$][A-Za-z0-9_$]*")
 
 
 class InitSpec:
@@ -88,7 +89,7 @@ def parse_init(message: Mapping[str, Any], agent_env: Mapping[str, str]) -> Init
         _invalid(f"protocol {protocol!r} is not supported; this agent speaks {PROTOCOL_VERSION}")
     runtime = _choice(message, "runtime", tuple(RUNTIMES))
     handler = _string(message, "handler")
-    if _HANDLER.fullmatch(handler) is None or ".." in handler:
+    if HANDLER_PATTERN.fullmatch(handler) is None or ".." in handler:
         _invalid(f"handler {handler!r} must look like 'module.function' (e.g. 'handler.handler')")
     env = message.get("env") or {}
     if not isinstance(env, dict) or not all(

@@ -22,6 +22,13 @@ def error_body(code: str, message: str) -> bytes:
     return orjson.dumps({"error": {"code": code, "message": message}})
 
 
+def internal_error_body() -> bytes:
+    """The body of a 500 for an exception nobody expected (the log has its traceback)."""
+    return error_body(
+        "Nova.InternalError", "the daemon hit an internal error; the daemon log has the details"
+    )
+
+
 def error_headers(error: NovaError) -> dict[str, str]:
     if isinstance(error, TooManyRequests):
         return {"retry-after": str(error.retry_after_s)}
@@ -72,7 +79,4 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
         logger.exception("unhandled error on %s %s", request.method, request.url.path)
-        message = "the daemon hit an internal error; the daemon log has the details"
-        return Response(
-            error_body("Nova.InternalError", message), 500, media_type="application/json"
-        )
+        return Response(internal_error_body(), 500, media_type="application/json")

@@ -8,6 +8,7 @@ executor. Everything else falls through to the FastAPI app.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable
 from typing import Any
@@ -17,10 +18,12 @@ import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from nova.api.context import Services
-from nova.api.errors import error_body, error_headers
+from nova.api.errors import error_body, error_headers, internal_error_body
 from nova.core import ids
 from nova.core.errors import MalformedJson, NovaError, PayloadTooLarge, RequestInvalid
 from nova.core.names import split_reference, validate_qualifier
+
+logger = logging.getLogger(__name__)
 
 _INVOKE_PATH = re.compile(r"^/functions/([^/]+)/invoke$")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
@@ -65,12 +68,14 @@ class InvokeFastPath:
                 request_id=request_id,
                 trace_parent=trace_parent.decode("latin-1") if trace_parent else None,
             )
+            start, body = _response(200, orjson.dumps(result.to_response()), request_id)
         except NovaError as exc:
             extra = [(key.encode(), value.encode()) for key, value in error_headers(exc).items()]
             start, body = _response(exc.status, error_body(exc.code, exc.message), request_id)
             start["headers"].extend(extra)
-        else:
-            start, body = _response(200, orjson.dumps(result.to_response()), request_id)
+        except Exception:  # anything else is a bug; the client still gets the JSON error body
+            logger.exception("unhandled error invoking %s (request %s)", name, request_id)
+            start, body = _response(500, internal_error_body(), request_id)
         await send(start)
         await send(body)
 

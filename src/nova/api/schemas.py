@@ -6,29 +6,32 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from nova.core.models import MAX_TIMEOUT_S, ExecutionMode, FunctionRecord
+from nova.core.models import ExecutionMode, FunctionRecord
 
 # The pattern is checked by validate_function_name, whose message says what a name may contain.
 FunctionName = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 
 
 class FunctionFields(BaseModel):
-    """Fields shared by create and update; everything optional here, required ones in Create."""
+    """Fields shared by create and update; everything optional here, required ones in Create.
 
-    model_config = ConfigDict(extra="forbid")
+    Only types are checked here: the bounds of every field are functions/rules.py's, applied to
+    the merged config on create and update alike."""
 
-    runtime: str | None = Field(None, min_length=1, max_length=32)
-    handler: str | None = Field(None, min_length=3, max_length=256)
-    memory_mb: int | None = Field(None, ge=64, le=10240)
-    timeout_s: float | None = Field(None, gt=0, le=MAX_TIMEOUT_S)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    runtime: str | None = None
+    handler: str | None = None
+    memory_mb: int | None = None
+    timeout_s: float | None = None
     env: dict[str, str] | None = None
     mode: ExecutionMode | None = None
-    min_replicas: int | None = Field(None, ge=0, le=1000)
-    max_replicas: int | None = Field(None, ge=1, le=1000)
-    instance_concurrency: int | None = Field(None, ge=1, le=1000)
-    backend: str | None = Field(None, max_length=32)
+    min_replicas: int | None = None
+    max_replicas: int | None = None
+    instance_concurrency: int | None = None
+    backend: str | None = None
     network: bool | None = None
-    description: str | None = Field(None, max_length=1024)
+    description: str | None = None
     code: str | None = None
     files: dict[str, str] | None = None
     code_path: str | None = None
@@ -41,7 +44,7 @@ class FunctionFields(BaseModel):
 
 class FunctionCreate(FunctionFields):
     name: FunctionName
-    runtime: str = Field(min_length=1, max_length=32)
+    runtime: str
 
 
 class FunctionPatch(FunctionFields):

@@ -1,46 +1,79 @@
-"""Turning what a user sends (code, files, a zip, a host path) into a validated CodeBundle.
+"""Turning what a user sends (code, files, a zip) into a validated CodeBundle.
 
-Every path is checked before anything touches a disk: relative, POSIX, no ``..``, no empty or
-hidden-traversal components, bounded count and size (zip sizes are checked from the central
-directory before decompressing, so a zip bomb is refused without being expanded).
+Every path is checked before anything touches a disk: relative, POSIX, UTF-8, no ``..``, no
+empty components, components and the whole path short enough for any Linux filesystem
+(policy.py), and no file where another path needs a directory (``a`` next to ``a/b``). Counts and
+sizes are bounded by the daemon's CodePolicy; zip sizes are checked from the central directory
+before decompressing, so a zip bomb is refused without being expanded.
 """
 
 from __future__ import annotations
 
 import io
+import lzma
 import stat
 import zipfile
-from collections.abc import Mapping
-from pathlib import Path, PurePosixPath
+import zlib
+from collections.abc import Iterable, Mapping
+from pathlib import PurePosixPath
 
+from nova.code.policy import MAX_NAME_BYTES, MAX_PATH_BYTES, CodePolicy
 from nova.core.errors import RequestInvalid
 from nova.core.models import CodeBundle, CodeFile
 
-MAX_FILES = 1000
-MAX_UNPACKED_BYTES = 50 * 1024 * 1024
 # `bootstrap` is the custom-runtime entry point: always executable (API.md).
 ALWAYS_EXECUTABLE = frozenset({"bootstrap"})
+# What zipfile raises for archives it cannot read: a corrupt or truncated stream, an unsupported
+# compression method or encryption, a name flagged UTF-8 that is not, a lying size.
+_ZIP_ERRORS = (
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    NotImplementedError,
+    RuntimeError,
+    ValueError,
+    EOFError,
+    OSError,
+    zlib.error,
+    lzma.LZMAError,
+)
 
 
 def validate_path(raw: str, field: str) -> str:
-    path = PurePosixPath(raw)
+    """``raw`` if every Linux filesystem can hold it as a path below the code directory."""
     if (
         not raw
         or "\\" in raw
         or "\x00" in raw
-        or path.is_absolute()
+        or raw.startswith("/")
         or any(part in ("", ".", "..") for part in raw.split("/"))
     ):
         raise RequestInvalid(
-            f"{field}: {raw!r} is not a safe relative path (no '..', no leading '/')"
+            f"{field}: {raw!r} is not a safe relative path (no '..', no leading '/', no empty "
+            "or '.' components, no '\\' or NUL)"
         )
-    return path.as_posix()
+    try:
+        size = len(raw.encode())
+    except UnicodeEncodeError:
+        raise RequestInvalid(f"{field}: {raw!r} is not valid UTF-8") from None
+    if size > MAX_PATH_BYTES:
+        raise RequestInvalid(
+            f"{field}: {raw[:60]!r}... is {size} bytes long; paths may have at most "
+            f"{MAX_PATH_BYTES} bytes"
+        )
+    for part in raw.split("/"):
+        if len(part.encode()) > MAX_NAME_BYTES:
+            raise RequestInvalid(
+                f"{field}: {raw[:60]!r}... has a name of {len(part.encode())} bytes; file and "
+                f"directory names may have at most {MAX_NAME_BYTES} bytes"
+            )
+    return raw
 
 
 def handler_module(handler: str) -> str:
-    """`app.main` -> `app`; `pkg/app.main` -> `pkg/app`."""
+    """`app.main` -> `app`; `pkg/app.main` -> `pkg/app` (the function name is the agent's to
+    check: functions/rules.py validates the whole handler with its pattern)."""
     module, _, function = handler.rpartition(".")
-    if not module or not function or not function.isidentifier():
+    if not module or not function:
         raise RequestInvalid(
             f"handler: {handler!r} must look like 'module.function', e.g. 'handler.handler'"
         )
@@ -48,93 +81,77 @@ def handler_module(handler: str) -> str:
     return module
 
 
-def from_source(code: str, handler: str, extension: str) -> CodeBundle:
-    return _checked({handler_module(handler) + extension: CodeFile(code.encode())})
+def from_source(code: str, path: str, policy: CodePolicy) -> CodeBundle:
+    """One source file, stored as ``path`` (the handler's module file)."""
+    return _checked({validate_path(path, "handler"): CodeFile(code.encode())}, "code", policy)
 
 
-def from_file_map(files: Mapping[str, str]) -> CodeBundle:
+def from_file_map(files: Mapping[str, str], policy: CodePolicy) -> CodeBundle:
     if not files:
         raise RequestInvalid("files: must contain at least one file")
+    check_limits(len(files), 0, "files", policy)
     bundle = {
         validate_path(path, "files"): CodeFile(
             content.encode(), executable=PurePosixPath(path).name in ALWAYS_EXECUTABLE
         )
         for path, content in files.items()
     }
-    return _checked(bundle)
+    return _checked(bundle, "files", policy)
 
 
-def from_zip(data: bytes) -> CodeBundle:
+def from_zip(data: bytes, policy: CodePolicy, field: str = "zip") -> CodeBundle:
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
-    except zipfile.BadZipFile as exc:
-        raise RequestInvalid(f"zip: not a valid zip archive ({exc})") from exc
+    except _ZIP_ERRORS as exc:
+        raise RequestInvalid(f"{field}: not a valid zip archive ({exc})") from None
     with archive:
         members = [info for info in archive.infolist() if not info.is_dir()]
-        _check_limits(len(members), sum(info.file_size for info in members), "zip")
-        files = {}
+        check_limits(len(members), sum(info.file_size for info in members), field, policy)
+        files: dict[str, CodeFile] = {}
         for info in members:
-            path = validate_path(info.filename, "zip")
+            path = validate_path(info.filename, field)
+            if path in files:
+                raise RequestInvalid(f"{field}: {path!r} appears more than once in the archive")
             mode = info.external_attr >> 16
             if stat.S_ISLNK(mode):
-                raise RequestInvalid(
-                    f"zip: {info.filename!r} is a symlink; symlinks are not allowed"
-                )
+                raise RequestInvalid(f"{field}: {path!r} is a symlink; symlinks are not allowed")
             try:
                 content = archive.read(info)
-            except (zipfile.BadZipFile, OSError) as exc:
-                raise RequestInvalid(f"zip: cannot read {info.filename!r}: {exc}") from exc
+            except _ZIP_ERRORS as exc:
+                raise RequestInvalid(f"{field}: cannot read {path!r}: {exc}") from None
             executable = bool(mode & 0o111) or PurePosixPath(path).name in ALWAYS_EXECUTABLE
             files[path] = CodeFile(content, executable)
-    return _checked(files)
+    return _checked(files, field, policy)
 
 
-def from_host_path(raw: str) -> CodeBundle:
-    """`code_path`: a directory or .zip on the daemon's host."""
-    path = Path(raw)
-    if not path.is_absolute():
-        raise RequestInvalid(f"code_path: {raw!r} must be an absolute path on the daemon's host")
-    if path.is_file() and path.suffix == ".zip":
-        return from_zip(path.read_bytes())
-    if not path.is_dir():
+def check_limits(count: int, size: int, field: str, policy: CodePolicy) -> None:
+    """Refuse more files or unpacked bytes than the policy allows, naming the setting."""
+    if count > policy.max_files:
         raise RequestInvalid(
-            f"code_path: {raw!r} is neither a directory nor a .zip file on the daemon's host"
+            f"{field}: {count} files is more than the limit of {policy.max_files} "
+            "(the daemon's code.max_files)"
         )
-    files = {}
-    for item in sorted(path.rglob("*")):
-        relative = item.relative_to(path)
-        if any(part.startswith(".") or part == "__pycache__" for part in relative.parts):
-            continue
-        if item.is_file() and not item.is_symlink():
-            files[relative.as_posix()] = CodeFile(
-                item.read_bytes(), bool(item.stat().st_mode & 0o111)
-            )
-            _check_limits(len(files), sum(len(f.content) for f in files.values()), "code_path")
-    if not files:
-        raise RequestInvalid(f"code_path: {raw!r} contains no files")
-    return _checked(files)
-
-
-def require_handler_file(bundle: CodeBundle, handler: str, extensions: tuple[str, ...]) -> None:
-    """Refuse a deploy whose handler module is missing, naming what was looked for."""
-    module = handler_module(handler)
-    if not any(module + extension in bundle.files for extension in extensions):
-        wanted = " or ".join(module + extension for extension in extensions)
-        present = ", ".join(sorted(bundle.files)[:10])
+    if size > policy.max_unpacked_bytes:
         raise RequestInvalid(
-            f"handler: {handler!r} needs the file {wanted}, but the code has: {present}"
+            f"{field}: {size} bytes unpacked is more than the limit of "
+            f"{policy.max_unpacked_bytes} bytes (the daemon's code.max_unpacked_bytes)"
         )
 
 
-def _check_limits(count: int, size: int, field: str) -> None:
-    if count > MAX_FILES:
-        raise RequestInvalid(f"{field}: {count} files is more than the limit of {MAX_FILES}")
-    if size > MAX_UNPACKED_BYTES:
-        raise RequestInvalid(
-            f"{field}: {size} bytes unpacked is more than the limit of {MAX_UNPACKED_BYTES} bytes"
-        )
+def check_tree(paths: Iterable[str], field: str) -> None:
+    """Refuse a file that another path needs as a directory: `a` and `a/b` cannot both exist."""
+    files = set(paths)
+    for path in sorted(files):
+        parent = path
+        while "/" in parent:
+            parent = parent.rpartition("/")[0]
+            if parent in files:
+                raise RequestInvalid(
+                    f"{field}: {parent!r} is a file, but {path!r} needs it to be a directory"
+                )
 
 
-def _checked(files: dict[str, CodeFile]) -> CodeBundle:
-    _check_limits(len(files), sum(len(item.content) for item in files.values()), "code")
+def _checked(files: dict[str, CodeFile], field: str, policy: CodePolicy) -> CodeBundle:
+    check_limits(len(files), sum(len(item.content) for item in files.values()), field, policy)
+    check_tree(files, field)
     return CodeBundle(files)

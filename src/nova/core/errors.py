@@ -141,6 +141,13 @@ class AgentProtocolError(SandboxError):
     code = "Sandbox.ProtocolError"
 
 
+class CodeStorageFailed(NovaError):
+    """The daemon could not write a function's code to its own disk (full, read-only, I/O)."""
+
+    code = "Code.StorageFailed"
+    status = 500
+
+
 class StoreUnavailable(NovaError):
     code = "Store.Unavailable"
     status = 503

@@ -141,7 +141,10 @@ class Executor:
         output, output_json = None, b"null"
         if error is None:
             output = reply.get("output")
-            output_json = orjson.dumps(output)  # once: the log's size and the response use it
+            try:
+                output_json = orjson.dumps(output)  # once: the log's size and the response use it
+            except orjson.JSONEncodeError as exc:
+                output, error = None, _unserialisable(exc)
         elif error.type == "Runtime.ExitError":
             error = self._oom_or(instance, error)
         elif error.type == "Function.Timeout":
@@ -232,6 +235,13 @@ def _exec_frame(
             b"}",
         )
     )
+
+
+def _unserialisable(exc: orjson.JSONEncodeError) -> InvocationError:
+    """The reply is parsed with orjson, which reads deeper nesting (1024 levels) than it
+    writes (254): a result between the two is the handler's serialisation error, as the worker
+    reports deeper or otherwise unserialisable ones."""
+    return InvocationError("Runtime.SerializationError", f"Unable to marshal response: {exc}")
 
 
 def _reply_error(reply: dict[str, Any]) -> InvocationError | None:

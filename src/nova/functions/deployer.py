@@ -8,16 +8,29 @@ business (nova.functions.resolver).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
 
 from nova.code.cache import CodeCache
 from nova.core.errors import StoreUnavailable
-from nova.core.models import CodeBundle, FunctionConfig
+from nova.core.models import CodeBundle, FunctionConfig, FunctionRecord
 from nova.pool.deployment import Deployment
 from nova.pool.function_pool import FunctionPool
 from nova.pool.manager import PoolManager
 from nova.runtimes.registry import RuntimeRegistry
 from nova.sandbox.registry import BackendRegistry
 from nova.store.ports import Store
+
+
+@dataclass(slots=True)
+class StagedCode:
+    """Code written to a staging directory, waiting for the record it belongs to."""
+
+    code_hash: str
+    path: Path
+    adopted: bool = False
 
 
 class Deployer:
@@ -34,6 +47,23 @@ class Deployer:
         self._cache = cache
         self._runtimes = runtimes
         self._backends = backends
+
+    @contextlib.asynccontextmanager
+    async def code_staged(self, code: CodeBundle) -> AsyncIterator[StagedCode]:
+        """Write ``code`` to disk before the block stores it, so a stored function never points
+        at code that cannot be written; the block passes the stored record to :meth:`adopt`.
+        Staged code the block did not adopt (it failed) is removed."""
+        staged = StagedCode(code.sha256, await asyncio.to_thread(self._cache.stage, code))
+        try:
+            yield staged
+        finally:
+            if not staged.adopted:
+                await asyncio.to_thread(self._cache.discard, staged.path)
+
+    async def adopt(self, staged: StagedCode, record: FunctionRecord) -> None:
+        """Move staged code into place as ``record``'s code."""
+        await asyncio.to_thread(self._cache.adopt, staged.path, record.id, staged.code_hash)
+        staged.adopted = True
 
     async def deploy(
         self,

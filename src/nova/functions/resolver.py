@@ -138,6 +138,9 @@ class FunctionResolver:
         entry = self._entries.get(name)
         if entry is None:
             return  # nothing served here: the first invocation loads it
+        # At once, before any await: an invocation arriving while the store is read must not
+        # use an alias route the change may have replaced (they are read again when used).
+        entry.routes.clear()
         try:
             record = await self._store.functions.get(name)
         except FunctionNotFound:
@@ -160,7 +163,6 @@ class FunctionResolver:
             raise
         except NovaError as exc:  # e.g. its backend went away: invocations will say so
             logger.warning("cannot redeploy %s: %s", name, exc.message)
-        entry.routes.clear()  # aliases are read again when next used
 
     async def refresh_all(self) -> None:
         for name in list(self._entries):

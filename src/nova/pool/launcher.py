@@ -54,6 +54,7 @@ class SandboxLauncher:
             memory_mb=config.memory_mb,
             timeout_s=config.timeout_s,
             network=config.network,
+            concurrency=config.instance_concurrency,
         )
         sandbox = await self._backends.get(config.backend).start(spec)
         connection = AgentConnection(self._max_message_bytes)

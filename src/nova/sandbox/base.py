@@ -26,6 +26,8 @@ class InstanceSpec:
     memory_mb: int
     timeout_s: float
     network: bool
+    # Invocations one instance runs at once (a worker each): scales the process limit.
+    concurrency: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +37,7 @@ class BackendInfo:
     reason: str  # why it is (un)available; shown by GET /runtimes and /health
     isolation: str  # one line: what it isolates
     supports_reload: bool  # can an instance's code be replaced under it (replace_code)?
+    supports_network: bool = False  # can instances have `network: true` on this host?
 
 
 class SandboxInstance(Protocol):

@@ -142,7 +142,7 @@ class ContainerBackend:
             self._watch_host_addresses()
         layout, image_id = await self._roots.resolve(spec, self._host)
         if self._standby is not None and self._standby_fits(spec, image_id):
-            limits = CgroupLimits.for_memory(spec.memory_mb, pids_max=self._options.pids_max)
+            limits = CgroupLimits.for_memory(spec.memory_mb, pids_max=self._options.pids_for(spec))
             claimed = await self._standby.claim(spec, limits, self._options.cpu_boost_s)
             if claimed is not None:
                 return cast(ContainerInstance, claimed)
@@ -213,7 +213,7 @@ class ContainerBackend:
         options = self._options
         spec.work_dir.mkdir(parents=True, exist_ok=True)
         cgroup, files, network = None, None, None
-        limits = CgroupLimits.for_memory(spec.memory_mb, pids_max=options.pids_max)
+        limits = CgroupLimits.for_memory(spec.memory_mb, pids_max=options.pids_for(spec))
         if self._cgroups is not None:
             cgroup = self._cgroups.create(spec.instance_id, limits)
         try:

@@ -52,13 +52,17 @@ _FIRST_INHERITED_FD = 10
 class ContainerOptions:
     agent_python: str = "/usr/bin/python3"  # runs the agent inside; must be under /usr
     tmp_mb: int = 64  # /tmp size; tmpfs pages count against memory_mb, so at most half of it
-    pids_max: int = 64
+    pids_max: int = 64  # processes + threads, per invocation an instance runs at once
     open_files: int = 1024
     sandbox_uid: int = bw.SANDBOX_UID  # host uid the instance runs as when the daemon is root
     require_cgroups: bool = True  # refuse to start instances without memory/pids limits
     # CPU is capped (proportional to memory) only this long after start: interpreter start-up
     # and handler import run at full speed, as Lambda boosts its init phase.
     cpu_boost_s: float = 2.0
+
+    def pids_for(self, spec: InstanceSpec) -> int:
+        """Each concurrent invocation has a worker of its own (Node's has ~8 threads)."""
+        return self.pids_max * spec.concurrency
 
 
 @dataclass(frozen=True, slots=True)

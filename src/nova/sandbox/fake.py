@@ -96,16 +96,23 @@ class FakeInstance:
 
 class FakeBackend:
     def __init__(
-        self, start_delay_s: float = 0.0, fail_starts: int = 0, supports_reload: bool = True
+        self,
+        start_delay_s: float = 0.0,
+        fail_starts: int = 0,
+        supports_reload: bool = True,
+        supports_network: bool = False,
     ) -> None:
         self.start_delay_s = start_delay_s
         self.fail_starts = fail_starts
         self.supports_reload = supports_reload
+        self.supports_network = supports_network
         self.started: list[FakeInstance] = []
 
     @property
     def info(self) -> BackendInfo:
-        return BackendInfo("fake", True, "test double", "none", self.supports_reload)
+        return BackendInfo(
+            "fake", True, "test double", "none", self.supports_reload, self.supports_network
+        )
 
     async def start(self, spec: InstanceSpec) -> SandboxInstance:
         await asyncio.sleep(self.start_delay_s)

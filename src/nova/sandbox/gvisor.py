@@ -135,9 +135,10 @@ class GvisorBackend:
         host, options = self._host, self._options
         spec.work_dir.mkdir(parents=True, exist_ok=True)
         cpu_quota_us = CgroupLimits.for_memory(spec.memory_mb, pids_max=1).cpu_quota_us
+        processes = options.pids_max * spec.concurrency  # a worker per concurrent invocation
         limits = CgroupLimits(
             memory_bytes=(spec.memory_mb + options.overhead_mb) * MIB,
-            pids_max=options.host_tasks_base + options.host_tasks_per_process * options.pids_max,
+            pids_max=options.host_tasks_base + options.host_tasks_per_process * processes,
             cpu_quota_us=cpu_quota_us,  # proportional to memory_mb, not to the overhead
         )
         cgroup = self._cgroups.create(spec.instance_id, limits) if self._cgroups else None
@@ -150,7 +151,7 @@ class GvisorBackend:
                 str(host.base_root),
                 host.layout,
                 SpecMounts(str(code_dir), str(host.agent_init), str(host.agent_dir)),
-                SpecLimits(tmp_bytes, options.pids_max, options.open_files),
+                SpecLimits(tmp_bytes, processes, options.open_files),
                 env=agent_env(bw.AGENT_ROOT, bw.TMP_DIR),
                 command=agent_argv(options.agent_python, 0, self._max_message_bytes),
             )

@@ -47,7 +47,8 @@ class GvisorOptions:
     agent_python: str = "/usr/bin/python3"  # runs the agent inside; must be under /usr
     platform: str = "ptrace"  # the only one that works without real KVM (SANDBOX-FACTS.md)
     tmp_mb: int = 64  # /tmp size; tmpfs pages count against memory_mb, so at most half of it
-    pids_max: int = 64  # processes + threads of the function (RLIMIT_NPROC inside the Sentry)
+    # Processes + threads per invocation an instance runs at once (RLIMIT_NPROC in the Sentry).
+    pids_max: int = 64
     open_files: int = 1024
     require_cgroups: bool = True  # refuse to start instances without memory/host-task limits
     cpu_boost_s: float = 2.0  # as ContainerOptions: the CPU quota applies after init

@@ -44,7 +44,10 @@ def with_network(info: BackendInfo, options: ContainerOptions) -> BackendInfo:
     """The container backend's info with the network probe's summary added to its reason."""
     if not info.available:
         return info
-    return dataclasses.replace(info, reason=f"{info.reason}; {probe_network(options).summary}")
+    found = probe_network(options)
+    return dataclasses.replace(
+        info, reason=f"{info.reason}; {found.summary}", supports_network=found.support is not None
+    )
 
 
 def networks_for(options: ContainerOptions) -> Networks | None:

@@ -106,6 +106,7 @@ class ProcessBackend:
             reason="always available; no isolation, for development only",
             isolation="none: a child process with rlimits (core, files, file size)",
             supports_reload=True,
+            supports_network=True,  # it has the host's network: nothing to set up
         )
 
     async def start(self, spec: InstanceSpec) -> SandboxInstance:

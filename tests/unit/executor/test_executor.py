@@ -25,6 +25,7 @@ from nova.runtimes.registry import BUILTIN_RUNTIMES, RuntimeRegistry, RuntimeSta
 from nova.sandbox.fake import FakeBackend
 from nova.sandbox.registry import BackendRegistry
 from nova.store.memory import MemoryStore
+from tests.unit.functions.conftest import CODE_POLICY, LIMITS
 
 
 @dataclass
@@ -61,7 +62,7 @@ async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
     limits = LogLimits(100, 1000, 0.01, 1.0, retry_interval_s=1.0, wait_timeout_s=1.0)
     batcher = InvocationLogBatcher(store.invocations, LogSpool(tmp_path / "spool", 1 << 20), limits)
     await batcher.start()
-    functions = FunctionService(store, resolver, runtimes, registry)
+    functions = FunctionService(store, resolver, deployer, runtimes, registry, CODE_POLICY, LIMITS)
     executor = Executor(resolver, batcher, timeout_grace_s=0.05)
     yield Harness(store, backend, functions, executor, batcher, pools)
     await pools.close()

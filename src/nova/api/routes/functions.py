@@ -6,11 +6,17 @@ from typing import Any, TypeVar
 
 from fastapi import APIRouter, Query, Request
 
-from nova.api.bodies import MAX_ZIP_BYTES, is_multipart, read_json_model, read_multipart
+from nova.api.bodies import (
+    CODE_LIMIT,
+    is_multipart,
+    read_body,
+    read_json_model,
+    read_multipart,
+)
 from nova.api.context import Services
 from nova.api.openapi import ZIP_BODY, function_body
 from nova.api.schemas import FunctionCreate, FunctionFields, FunctionPatch, function_out
-from nova.core.errors import PayloadTooLarge, RequestInvalid
+from nova.core.errors import RequestInvalid
 from nova.core.names import validate_function_name
 from nova.functions.service import CodeSource
 
@@ -25,11 +31,14 @@ def services(request: Request) -> Services:
 
 async def read_function_body(request: Request, model: type[Body]) -> tuple[Body, CodeSource]:
     """The fields and the code of a create or update: JSON, or multipart `meta` + `zip`."""
+    limit = services(request).settings.code.max_upload_bytes
+    archive = None
     if is_multipart(request):
-        body, archive = await read_multipart(request, model)
-        return body, CodeSource(zip_bytes=archive)
-    body = await read_json_model(request, model)
-    return body, CodeSource(code=body.code, files=body.files, code_path=body.code_path)
+        body, archive = await read_multipart(request, model, limit)
+    else:
+        body = await read_json_model(request, model, limit, CODE_LIMIT)
+    # A meta with code too is two sources: the service refuses it rather than pick one.
+    return body, CodeSource(body.code, body.files, body.code_path, archive)
 
 
 @router.post(
@@ -84,12 +93,10 @@ async def put_function_code(request: Request, name: str) -> dict[str, Any]:
     content_type = request.headers.get("content-type", "")
     if content_type not in ("application/zip", "application/x-zip-compressed"):
         raise RequestInvalid("Content-Type: send the archive with Content-Type: application/zip")
-    data = bytearray()
-    async for chunk in request.stream():
-        data += chunk
-        if len(data) > MAX_ZIP_BYTES:
-            raise PayloadTooLarge(f"zip: the archive is larger than {MAX_ZIP_BYTES} bytes")
-    record = await services(request).functions.update(name, {}, CodeSource(zip_bytes=bytes(data)))
+    service = services(request)
+    limit = service.settings.code.max_upload_bytes
+    data = await read_body(request, limit, "zip: the archive", CODE_LIMIT)
+    record = await service.functions.update(name, {}, CodeSource(zip_bytes=data))
     return function_out(record)
 
 
