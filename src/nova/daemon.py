@@ -49,8 +49,8 @@ from nova.pool.function_pool import PoolLimits
 from nova.pool.launcher import SandboxLauncher
 from nova.pool.manager import PoolManager
 from nova.runtimes.registry import RuntimeRegistry
-from nova.sandbox.container import ContainerBackend
-from nova.sandbox.container_roots import image_mount_points
+from nova.sandbox.container.backend import ContainerBackend
+from nova.sandbox.container.roots import image_mount_points
 from nova.sandbox.registry import BackendUnavailable
 from nova.sandbox.selection import build_backends
 from nova.server import DrainingServer

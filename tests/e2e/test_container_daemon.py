@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from nova.sandbox.container import ContainerBackend
+from nova.sandbox.container.backend import ContainerBackend
 from tests.e2e.daemon_process import DaemonProcess, isolated_daemon_api, skip_unless_available
 from tests.e2e.hot_reload import check_hot_reload
 
@@ -163,7 +163,7 @@ KERNEL = "def handler(event, context):\n    return open('/proc/version').read()\
 
 
 def test_backend_is_chosen_per_function(container_api: httpx.Client) -> None:
-    from nova.sandbox.gvisor import GvisorBackend
+    from nova.sandbox.gvisor.backend import GvisorBackend
 
     host_kernel = Path("/proc/version").read_text()
     container_api.post(

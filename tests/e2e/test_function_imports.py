@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from nova.sandbox.container import ContainerBackend
+from nova.sandbox.container.backend import ContainerBackend
 from tests.e2e.daemon_process import DaemonProcess, isolated_daemon_api
 from tests.host_packages import HOST_YAML_DIR, global_node_module
 

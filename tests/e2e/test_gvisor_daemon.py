@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from nova.sandbox.gvisor import GvisorBackend
+from nova.sandbox.gvisor.backend import GvisorBackend
 from tests.e2e.daemon_process import isolated_daemon_api, skip_unless_available
 from tests.e2e.hot_reload import check_hot_reload
 

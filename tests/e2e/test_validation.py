@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from nova.sandbox.container import ContainerBackend
+from nova.sandbox.container.backend import ContainerBackend
 from tests.e2e.daemon_process import DaemonProcess, isolated_daemon_api
 from tests.zips import zip_bytes
 

@@ -32,8 +32,8 @@ import pytest_asyncio
 
 from nova.agent.protocol import HEADER, PROTOCOL_VERSION, MsgType, decode_body, encode_message
 from nova.sandbox.base import BackendInfo, InstanceSpec, SandboxInstance
-from nova.sandbox.container import ContainerBackend
-from nova.sandbox.gvisor import GvisorBackend
+from nova.sandbox.container.backend import ContainerBackend
+from nova.sandbox.gvisor.backend import GvisorBackend
 
 MAX_MESSAGE_BYTES = 1 << 20
 INTERPRETERS = {"python": "/usr/bin/python3", "node": "/usr/bin/node"}

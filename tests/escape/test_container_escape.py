@@ -23,8 +23,8 @@ import pytest_asyncio
 from nova.agent.protocol import MsgType
 from nova.core.errors import SandboxError
 from nova.sandbox.base import InstanceSpec
-from nova.sandbox.cgroups import InstanceCgroup
 from nova.sandbox.instance_code import instance_code_dir
+from nova.sandbox.linux.cgroups import InstanceCgroup
 from tests.escape.conftest import AgentSession, Sandbox
 
 pytestmark = [pytest.mark.escape, pytest.mark.asyncio(loop_scope="session")]

@@ -33,13 +33,13 @@ from pathlib import Path
 import pytest
 
 from nova.core.errors import SandboxError
-from nova.sandbox import container
-from nova.sandbox import network_rules as rules
 from nova.sandbox.base import InstanceSpec
-from nova.sandbox.container import ContainerBackend, ContainerInstance
-from nova.sandbox.container_setup import ContainerOptions
-from nova.sandbox.network import Networks
-from nova.sandbox.network_probe import probe_network
+from nova.sandbox.container import backend as container
+from nova.sandbox.container.backend import ContainerBackend, ContainerInstance
+from nova.sandbox.container.setup import ContainerOptions
+from nova.sandbox.network import rules
+from nova.sandbox.network.networks import Networks
+from nova.sandbox.network.probe import probe_network
 from tests.escape.conftest import INTERPRETERS, MAX_MESSAGE_BYTES, AgentSession
 
 pytestmark = pytest.mark.escape

@@ -26,8 +26,8 @@ from nova.images.recipe import ImagePolicy, debian_recipes
 from nova.images.rootfs import remove_tree
 from nova.images.service import ImageService
 from nova.images.store import ImageStore
-from nova.sandbox.container import ContainerBackend
-from nova.sandbox.container_roots import image_mount_points
+from nova.sandbox.container.backend import ContainerBackend
+from nova.sandbox.container.roots import image_mount_points
 
 # The escape suite's harness, reused so its tests run on a debian image too.
 from tests.escape.conftest import (

@@ -17,7 +17,7 @@ import pytest_asyncio
 from nova.images.manifest import ImageManifest
 from nova.images.service import ImageService
 from nova.images.store import ImageStore
-from nova.sandbox.container import ContainerBackend
+from nova.sandbox.container.backend import ContainerBackend
 from tests.escape import test_container_network as suite
 from tests.escape.conftest import MAX_MESSAGE_BYTES
 from tests.images.conftest import PYTHON_ON_DEBIAN

@@ -13,11 +13,11 @@ import logging
 
 from nova.config import Settings
 from nova.core.errors import NovaError
-from nova.sandbox import microvm_probe
 from nova.sandbox.base import BackendInfo, SandboxBackend
-from nova.sandbox.container import ContainerBackend
-from nova.sandbox.gvisor import GvisorBackend
-from nova.sandbox.process import ProcessBackend
+from nova.sandbox.container.backend import ContainerBackend
+from nova.sandbox.gvisor.backend import GvisorBackend
+from nova.sandbox.microvm import probe as microvm_probe
+from nova.sandbox.process.backend import ProcessBackend
 from nova.sandbox.registry import BackendRegistry
 
 logger = logging.getLogger(__name__)

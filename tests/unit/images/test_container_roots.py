@@ -10,16 +10,16 @@ import pytest
 from nova.core.errors import SandboxError
 from nova.images.errors import ImageNotReady
 from nova.images.ports import ImageRoot
-from nova.sandbox import bwrap as bw
 from nova.sandbox.base import InstanceSpec
-from nova.sandbox.container_roots import (
+from nova.sandbox.container import bwrap as bw
+from nova.sandbox.container.roots import (
     InstanceRoots,
     check_image_executable,
     image_layout,
     image_mount_points,
     resolve_in_root,
 )
-from nova.sandbox.container_setup import HostPaths
+from nova.sandbox.container.setup import HostPaths
 
 HOST_LAYOUT = bw.RootLayout((("usr/bin", "/bin"),), (), ("/etc/ld.so.cache",))
 HOST = HostPaths(

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from nova.core.errors import SandboxError
-from nova.sandbox import cgroups
-from nova.sandbox.cgroups import CgroupLayout, CgroupLimits, InstanceCgroup
+from nova.sandbox.linux import cgroups
+from nova.sandbox.linux.cgroups import CgroupLayout, CgroupLimits, InstanceCgroup
 
 
 def _mountinfo(root: Path, *, v1: bool, v2_controllers: str = "") -> str:

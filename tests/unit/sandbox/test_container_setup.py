@@ -13,16 +13,16 @@ from pathlib import Path
 import pytest
 
 from nova.core.errors import SandboxError
-from nova.sandbox import bwrap as bw
-from nova.sandbox.container import tmp_size_bytes
-from nova.sandbox.container_setup import (
+from nova.sandbox.container import bwrap as bw
+from nova.sandbox.container.backend import tmp_size_bytes
+from nova.sandbox.container.setup import (
     WRAPPER_SCRIPT,
     HostPaths,
     check_interpreter,
     check_reachable,
     wrapper_argv,
 )
-from nova.sandbox.seccomp import deny_filter
+from nova.sandbox.linux.seccomp import deny_filter
 
 LAYOUT = bw.RootLayout((("usr/bin", "/bin"), ("usr/lib", "/lib")), (), ("/etc/ld.so.cache",))
 HOST = HostPaths(
@@ -194,7 +194,7 @@ def test_seccomp_program_checks_the_architecture_first() -> None:
 
 def test_agent_package_is_bound_in_place_when_reachable() -> None:
     from nova.sandbox.agent_launch import AGENT_PACKAGE_DIR
-    from nova.sandbox.container_setup import agent_package
+    from nova.sandbox.container.setup import agent_package
 
     init_file, agent_dir = agent_package(None)  # no privilege drop: the daemon's own files
     assert agent_dir == AGENT_PACKAGE_DIR
@@ -205,7 +205,7 @@ def test_unreachable_agent_package_is_staged_world_readable() -> None:
     import stat
 
     from nova.sandbox.agent_launch import AGENT_PACKAGE_DIR, PACKAGE_PARENT
-    from nova.sandbox.container_setup import _stage_agent_package
+    from nova.sandbox.container.setup import _stage_agent_package
 
     staged = _stage_agent_package(PACKAGE_PARENT / "nova" / "__init__.py", AGENT_PACKAGE_DIR)
     assert staged == _stage_agent_package(

@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 
 from nova.core.errors import SandboxError
-from nova.sandbox import bwrap as bw
-from nova.sandbox import gvisor_probe, gvisor_setup
-from nova.sandbox.gvisor_setup import (
+from nova.sandbox.container import bwrap as bw
+from nova.sandbox.gvisor import probe as gvisor_probe
+from nova.sandbox.gvisor import setup as gvisor_setup
+from nova.sandbox.gvisor.setup import (
     GVISOR_WRAPPER,
     GvisorHost,
     GvisorOptions,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from nova.sandbox import bwrap as bw
-from nova.sandbox.gvisor_spec import SpecLimits, SpecMounts, oci_spec, seccomp_section
-from nova.sandbox.seccomp import CLONE_NAMESPACE_FLAGS, DENIED_SYSCALLS
+from nova.sandbox.container import bwrap as bw
+from nova.sandbox.gvisor.spec import SpecLimits, SpecMounts, oci_spec, seccomp_section
+from nova.sandbox.linux.seccomp import CLONE_NAMESPACE_FLAGS, DENIED_SYSCALLS
 
 LAYOUT = bw.RootLayout((("usr/bin", "/bin"),), ("/lib",), ("/etc/ld.so.cache", "/etc/ssl/certs"))
 MOUNTS = SpecMounts("/data/code/fn/abc", "/src/nova/__init__.py", "/src/nova/agent")

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from nova.core.errors import SandboxError
-from nova.sandbox import bwrap as bw
-from nova.sandbox import network as net
-from nova.sandbox import network_rules as rules
+from nova.sandbox.container import bwrap as bw
+from nova.sandbox.network import networks as net
+from nova.sandbox.network import rules
 
 FIB_TRIE = """\
 Main:

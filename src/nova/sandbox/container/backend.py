@@ -9,7 +9,7 @@ Start-up chain of one instance (one process, three execs, no Python in between):
                         │ exec                         every capability and sets no_new_privs
                         v
                       bwrap (uid 65534)               namespaces, read-only root, seccomp
-                        │ clone                        (see nova.sandbox.bwrap)
+                        │ clone                        (see nova.sandbox.container.bwrap)
                         v
                       agent  /usr/bin/python3 -S -m nova.agent --fd 3
 
@@ -20,8 +20,8 @@ root's that might be reachable are not its own, and a kernel bug in the namespac
 nobody, not root.
 
 Isolation: user, pid, mount, network, ipc, uts (and cgroup) namespaces; uid 65534 with no
-capabilities and no_new_privs; the deny-list seccomp filter of :mod:`nova.sandbox.seccomp`;
-memory, pids and CPU limits by cgroup (:mod:`nova.sandbox.cgroups`); open files, file size and
+capabilities and no_new_privs; the deny-list seccomp filter of :mod:`nova.sandbox.linux.seccomp`;
+memory, pids and CPU limits by cgroup (:mod:`nova.sandbox.linux.cgroups`); open files, file size and
 core dumps by rlimit; only loopback networking.
 """
 
@@ -39,13 +39,12 @@ from typing import cast
 
 from nova.core.errors import SandboxError
 from nova.images.ports import RuntimeImages
-from nova.sandbox import bwrap as bw
 from nova.sandbox.agent_launch import agent_argv, agent_env
 from nova.sandbox.base import BackendInfo, InstanceSpec, SandboxInstance
-from nova.sandbox.cgroups import CgroupLayout, CgroupLimits, InstanceCgroup
-from nova.sandbox.container_probe import probe
-from nova.sandbox.container_roots import InstanceRoots
-from nova.sandbox.container_setup import (
+from nova.sandbox.container import bwrap as bw
+from nova.sandbox.container.probe import probe
+from nova.sandbox.container.roots import InstanceRoots
+from nova.sandbox.container.setup import (
     ContainerOptions,
     HostPaths,
     InstanceFiles,
@@ -53,21 +52,22 @@ from nova.sandbox.container_setup import (
     open_instance_files,
     wrapper_argv,
 )
-from nova.sandbox.container_standby import STANDBY_MEMORY_MB, StandbyPool
+from nova.sandbox.container.standby import STANDBY_MEMORY_MB, StandbyPool
 from nova.sandbox.instance_code import (
     create_instance_code_dir,
     instance_code_dir,
     replace_code_dir,
 )
-from nova.sandbox.namespaced import (
+from nova.sandbox.linux.cgroups import CgroupLayout, CgroupLimits, InstanceCgroup
+from nova.sandbox.linux.namespaced import (
     NamespacedInstance,
     discard,
     prepare_off_loop,
     spawn_with_agent_socket,
 )
-from nova.sandbox.network import InstanceNetwork, Networks
-from nova.sandbox.network_probe import networks_for, with_network
-from nova.sandbox.seccomp import deny_filter
+from nova.sandbox.linux.seccomp import deny_filter
+from nova.sandbox.network.networks import InstanceNetwork, Networks
+from nova.sandbox.network.probe import networks_for, with_network
 
 logger = logging.getLogger(__name__)
 

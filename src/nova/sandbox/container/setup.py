@@ -1,7 +1,7 @@
 """Host-side preparation of container instances: what the host looks like (found once), the
 fds one instance inherits, and the wrapper that puts it into its cgroups.
 
-Kept apart from :mod:`nova.sandbox.container` (the lifecycle) so each stays one concept.
+Kept apart from :mod:`nova.sandbox.container.backend` (the lifecycle) so each stays one concept.
 """
 
 from __future__ import annotations
@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import Protocol
 
 from nova.core.errors import SandboxError
-from nova.sandbox import bwrap as bw
 from nova.sandbox.agent_launch import AGENT_PACKAGE_DIR, PACKAGE_PARENT
 from nova.sandbox.base import InstanceSpec
-from nova.sandbox.cgroups import CgroupLayout
-from nova.sandbox.network_rules import RESOLV_CONF
+from nova.sandbox.container import bwrap as bw
+from nova.sandbox.linux.cgroups import CgroupLayout
+from nova.sandbox.network.rules import RESOLV_CONF
 
 logger = logging.getLogger(__name__)
 
@@ -228,7 +228,7 @@ def open_instance_files(
     code_dir: Path,  # the host directory to bind read-only at /code
     host: HostPaths,
     seccomp_program: bytes,
-    sync_fds: tuple[int, int] | None = None,  # network: true (nova.sandbox.network)
+    sync_fds: tuple[int, int] | None = None,  # network: true (nova.sandbox.network.networks)
 ) -> InstanceFiles:
     check_reachable(code_dir, host.drop_to_uid, directory=True)
     opened: list[int] = []

@@ -7,7 +7,7 @@ One instance, from spawn to the agent's first instruction::
         │                               pid and namespace inodes to I, then waits for a byte on B
         v
     daemon (a worker thread)            opens /proc/PID/ns/net and checks its inode against I's
-        ├── nsenter --net nft -f -      the instance firewall (nova.sandbox.network_rules)
+        ├── nsenter --net nft -f -      the instance firewall (nova.sandbox.network.rules)
         └── slirp4netns --configure     tap0 inside, sockets on the host outside; started once
         v                               bwrap has set up lo (see _wait_for_loopback)
     daemon writes B                     both done: only now bwrap executes the agent
@@ -44,18 +44,18 @@ from pathlib import Path
 from typing import Any
 
 from nova.core.errors import SandboxError
-from nova.sandbox import network_rules as rules
+from nova.sandbox.network import rules
 
 logger = logging.getLogger(__name__)
 
 _NS_GET_USERNS = 0xB701  # _IO(0xb7, 0x1): the user namespace that owns a namespace fd
-_FIRST_INHERITED_FD = 10  # as container_setup: above what the wrapper's redirections touch
+_FIRST_INHERITED_FD = 10  # as container/setup.py: above what the wrapper's redirections touch
 ATTACH_TIMEOUT_S = 10.0
 
 
 @dataclass(frozen=True, slots=True)
 class NetworkSupport:
-    """The tools found by the probe (nova.sandbox.network_probe), and how to run them."""
+    """The tools found by the probe (nova.sandbox.network.probe), and how to run them."""
 
     slirp4netns: str
     nft: str

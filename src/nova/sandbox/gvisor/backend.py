@@ -11,7 +11,7 @@ Start-up chain of one instance::
                       unshare --pid --fork          a pid namespace, so that killing runsc
                         │ fork                      kills and reaps everything below it
                         v
-                      runsc run (attached)          reads the OCI bundle (gvisor_spec)
+                      runsc run (attached)          reads the OCI bundle (gvisor/spec.py)
                         ├── gofer                   serves /usr, /code, ... read-only
                         └── Sentry (uid nobody, own namespaces, host seccomp)
                               └── agent  /usr/bin/python3 -S -m nova.agent --fd 0
@@ -21,7 +21,7 @@ Why the wrapper joins the cgroups instead of runsc (``linux.resources`` in the s
 here, runsc 2022-12 *can* apply OCI resources on this hybrid v1/v2 host, but it makes groups in
 every v1 controller from the cgroup root (outside the daemon's own group, so not under the
 daemon's own limits) and leaves the parents behind; the wrapper reuses the container backend's
-:class:`~nova.sandbox.cgroups.CgroupLayout` (v1, v2, hybrid, nested under the daemon) and puts
+:class:`~nova.sandbox.linux.cgroups.CgroupLayout` (v1, v2, hybrid, nested under the daemon) and puts
 runsc, the gofer, the Sentry and every ptrace stub in the group before any of them runs.
 
 Why the agent reads fd 0: runsc 2022-12 has no ``--preserve-fds``; it hands the sandbox only
@@ -49,22 +49,22 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nova.core.errors import SandboxError
-from nova.sandbox import bwrap as bw
 from nova.sandbox.agent_launch import agent_argv, agent_env
 from nova.sandbox.base import BackendInfo, InstanceSpec, SandboxInstance
-from nova.sandbox.cgroups import CgroupLayout, CgroupLimits, InstanceCgroup
-from nova.sandbox.container import tmp_size_bytes
-from nova.sandbox.gvisor_probe import probe
-from nova.sandbox.gvisor_setup import (
+from nova.sandbox.container import bwrap as bw
+from nova.sandbox.container.backend import tmp_size_bytes
+from nova.sandbox.gvisor.probe import probe
+from nova.sandbox.gvisor.setup import (
     GvisorHost,
     GvisorOptions,
     check_interpreter,
     host_setup,
     wrapper_argv,
 )
-from nova.sandbox.gvisor_spec import SpecLimits, SpecMounts, oci_spec
+from nova.sandbox.gvisor.spec import SpecLimits, SpecMounts, oci_spec
 from nova.sandbox.instance_code import create_instance_code_dir
-from nova.sandbox.namespaced import (
+from nova.sandbox.linux.cgroups import CgroupLayout, CgroupLimits, InstanceCgroup
+from nova.sandbox.linux.namespaced import (
     NamespacedInstance,
     discard,
     prepare_off_loop,

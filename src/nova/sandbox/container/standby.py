@@ -24,7 +24,7 @@ from typing import Protocol
 
 from nova.core.errors import NovaError
 from nova.sandbox.base import InstanceSpec
-from nova.sandbox.cgroups import CgroupLimits
+from nova.sandbox.linux.cgroups import CgroupLimits
 
 logger = logging.getLogger(__name__)
 

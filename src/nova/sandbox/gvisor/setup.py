@@ -1,7 +1,7 @@
 """Host-side preparation of gVisor instances: what the host offers (found once), the shared
 read-only base root and the runsc command line.
 
-Kept apart from :mod:`nova.sandbox.gvisor` (the lifecycle) so each stays one concept. Where the
+Kept apart from :mod:`nova.sandbox.gvisor.backend` (the lifecycle) so each stays one concept. Where the
 container backend's helpers fit they are imported, not copied: the cgroup layout, the host image
 id, the staged agent package, the instance's code dir.
 """
@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nova.core.errors import SandboxError
-from nova.sandbox import bwrap as bw
-from nova.sandbox import container_setup
-from nova.sandbox.cgroups import CgroupLayout
-from nova.sandbox.container_setup import agent_package, host_image_id
+from nova.sandbox.container import bwrap as bw
+from nova.sandbox.container import setup as container_setup
+from nova.sandbox.container.setup import agent_package, host_image_id
+from nova.sandbox.linux.cgroups import CgroupLayout
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ logger = logging.getLogger(__name__)
 # every ptrace stub start inside the limits; any failure exits (set -e) before runsc runs. The
 # container wrapper's ulimits are not applied here: they would bind the Sentry (a file-size
 # limit on its memory file, an fd limit on the gofer), so the function's rlimits are applied by
-# the Sentry instead (see nova.sandbox.gvisor_spec). stdin (the agent socket) is left in place:
+# the Sentry instead (see nova.sandbox.gvisor.spec). stdin (the agent socket) is left in place:
 # runsc hands its stdio to the sandbox, where the agent reads it as fd 0.
 GVISOR_WRAPPER = """set -e
 n=$1; shift
@@ -130,11 +130,11 @@ class GvisorHost:
             f"--platform={platform}",
             "--network=none",  # loopback only, inside gVisor's netstack
             "--ignore-cgroups",  # the wrapper already put the chain in the instance's cgroups
-            "--oci-seccomp",  # apply linux.seccomp inside the Sentry (see gvisor_spec)
+            "--oci-seccomp",  # apply linux.seccomp inside the Sentry (see gvisor/spec.py)
             # The base root and the system binds never change under a running instance: let
             # gVisor cache them instead of revalidating every lookup with the gofer (measured:
             # a start that imports json, http.client, email, asyncio ... 557 vs 603 ms). The
-            # code mount alone is revalidated, so a hot reload shows (see gvisor_spec).
+            # code mount alone is revalidated, so a hot reload shows (see gvisor/spec.py).
             "--file-access=exclusive", "--file-access-mounts=exclusive",
             "run", f"--bundle={bundle}", container_id,
         ]

@@ -1,5 +1,5 @@
 """The OCI runtime spec (``config.json``) of one gVisor instance: a pure function, so it can be
-read, tested and printed without starting anything (the gVisor twin of :mod:`nova.sandbox.bwrap`).
+read, tested and printed without starting anything (the gVisor twin of :mod:`nova.sandbox.container.bwrap`).
 
 What the instance sees (all of it served by gVisor's own kernel, the Sentry; host files reach it
 through the gofer, never by a host syscall of the function's)::
@@ -29,9 +29,9 @@ Limits inside the Sentry come from ``process.rlimits``: gVisor enforces RLIMIT_N
 (everything of an instance is uid 65534, so it is the instance's process limit, the job pids.max
 does for containers), RLIMIT_NOFILE, RLIMIT_FSIZE and RLIMIT_CORE. Host-side limits (memory,
 host tasks, CPU) are the instance's cgroups, joined before runsc starts; see
-:mod:`nova.sandbox.gvisor`.
+:mod:`nova.sandbox.gvisor.backend`.
 
-The seccomp section is the container backend's deny list (:mod:`nova.sandbox.seccomp`) in OCI
+The seccomp section is the container backend's deny list (:mod:`nova.sandbox.linux.seccomp`) in OCI
 form. runsc applies it *inside* the Sentry with ``--oci-seccomp``: gVisor would refuse most of
 these calls anyway (mount, ptrace of others), but it implements user namespaces and chroot, and
 a function that may unshare gets capabilities in its own namespace (raw sockets, chroot, ...).
@@ -43,8 +43,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from nova.sandbox import bwrap as bw
-from nova.sandbox.seccomp import CLONE_NAMESPACE_FLAGS, DENIED_SYSCALLS, ENOSYS_SYSCALLS
+from nova.sandbox.container import bwrap as bw
+from nova.sandbox.linux.seccomp import CLONE_NAMESPACE_FLAGS, DENIED_SYSCALLS, ENOSYS_SYSCALLS
 
 OCI_VERSION = "1.0.2"
 MOUNT_HINT_PREFIX = "dev.gvisor.spec.mount."  # runsc's per-mount hints (runsc/boot/mount_hints.go)
@@ -82,7 +82,7 @@ def oci_spec(
     command: Sequence[str],
 ) -> dict[str, Any]:
     """The config.json of one instance. ``base_root`` is the shared, read-only root directory
-    (see :func:`nova.sandbox.gvisor_setup.base_root`)."""
+    (see :func:`nova.sandbox.gvisor.setup.base_root`)."""
     return {
         "ociVersion": OCI_VERSION,
         "process": {
@@ -151,7 +151,7 @@ def _shared_mount_hint(name: str, source: str) -> dict[str, str]:
 
 
 def seccomp_section() -> dict[str, Any]:
-    """The deny list of :mod:`nova.sandbox.seccomp` as an OCI ``linux.seccomp`` object.
+    """The deny list of :mod:`nova.sandbox.linux.seccomp` as an OCI ``linux.seccomp`` object.
 
     runsc 2022-12 ignores ``errnoRet`` (measured: every ERRNO action returns EPERM), so the
     container filter's ENOSYS group cannot be copied as it is. clone3 stays out: gVisor does

@@ -17,10 +17,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from nova.sandbox import bwrap as bw
 from nova.sandbox.base import InstanceSpec
-from nova.sandbox.cgroups import InstanceCgroup
+from nova.sandbox.container import bwrap as bw
 from nova.sandbox.instance_code import instance_code_dir, remove_instance_code, replace_code_dir
+from nova.sandbox.linux.cgroups import InstanceCgroup
 
 logger = logging.getLogger(__name__)
 P = TypeVar("P")  # what a backend's blocking preparation produces
@@ -91,7 +91,7 @@ class NamespacedInstance:
         the new code at full speed, as a new instance's would (measured at 128 MB here, past
         the boost: 100 ms from Drain to the first reply of a hello, ~12 ms boosted)."""
         # The bind source of /code: the sandbox sees the new files at once (containers share
-        # the host's page cache; gVisor revalidates this one mount, see gvisor_spec).
+        # the host's page cache; gVisor revalidates this one mount, see gvisor/spec.py).
         await asyncio.to_thread(replace_code_dir, source, instance_code_dir(self._spec.instance_id))
         if self._cgroup is not None and self._cpu_boost is not None:
             self._cgroup.lift_cpu_limit()  # one cgroupfs write, as limit_cpu

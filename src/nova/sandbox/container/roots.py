@@ -2,7 +2,7 @@
 bound read-only) or a runtime image's (:mod:`nova.images`, bound read-only as ``/``), and the
 checks that the instance can run on it.
 
-Kept apart from :mod:`nova.sandbox.container` so the lifecycle module only asks "which root?".
+Kept apart from :mod:`nova.sandbox.container.backend` so the lifecycle module only asks "which root?".
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from pathlib import Path, PurePosixPath
 from nova.core.errors import SandboxError
 from nova.images.ports import ImageRoot, RuntimeImages
 from nova.images.recipe import MountPoints
-from nova.sandbox import bwrap as bw
 from nova.sandbox.base import InstanceSpec
-from nova.sandbox.container_setup import HostPaths, check_interpreter, check_reachable
+from nova.sandbox.container import bwrap as bw
+from nova.sandbox.container.setup import HostPaths, check_interpreter, check_reachable
 
 # From the host, even on an image: DNS settings belong to the host's network, not the image.
 IMAGE_HOST_ETC_FILES = ("/etc/resolv.conf",)

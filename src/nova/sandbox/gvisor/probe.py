@@ -11,10 +11,15 @@ import tempfile
 from pathlib import Path
 
 from nova.core.errors import SandboxError
-from nova.sandbox import bwrap as bw
 from nova.sandbox.base import BackendInfo
-from nova.sandbox.gvisor_setup import GvisorHost, GvisorOptions, check_interpreter, host_setup
-from nova.sandbox.gvisor_spec import SpecLimits, SpecMounts, oci_spec
+from nova.sandbox.container import bwrap as bw
+from nova.sandbox.gvisor.setup import (
+    GvisorHost,
+    GvisorOptions,
+    check_interpreter,
+    host_setup,
+)
+from nova.sandbox.gvisor.spec import SpecLimits, SpecMounts, oci_spec
 
 ISOLATION = (
     "gVisor (runsc, ptrace platform): the function's syscalls are served by gVisor's own "

@@ -16,16 +16,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nova.core.errors import SandboxError
-from nova.sandbox import network_rules as rules
 from nova.sandbox.base import BackendInfo, InstanceSpec
-from nova.sandbox.container_probe import trial_argv
-from nova.sandbox.container_setup import (
+from nova.sandbox.container.probe import trial_argv
+from nova.sandbox.container.setup import (
     ContainerOptions,
     HostPaths,
     open_instance_files,
 )
-from nova.sandbox.network import Networks, NetworkSupport
-from nova.sandbox.seccomp import deny_filter
+from nova.sandbox.linux.seccomp import deny_filter
+from nova.sandbox.network import rules
+from nova.sandbox.network.networks import Networks, NetworkSupport
 
 logger = logging.getLogger(__name__)
 

@@ -10,9 +10,9 @@ import tempfile
 from pathlib import Path
 
 from nova.core.errors import SandboxError
-from nova.sandbox import bwrap as bw
 from nova.sandbox.base import BackendInfo, InstanceSpec
-from nova.sandbox.container_setup import (
+from nova.sandbox.container import bwrap as bw
+from nova.sandbox.container.setup import (
     ContainerOptions,
     HostPaths,
     InstanceFiles,
@@ -21,7 +21,7 @@ from nova.sandbox.container_setup import (
     open_instance_files,
     wrapper_argv,
 )
-from nova.sandbox.seccomp import deny_filter
+from nova.sandbox.linux.seccomp import deny_filter
 
 ISOLATION = (
     "bubblewrap: user/pid/mount/net/ipc/uts namespaces, uid 65534, no capabilities, "

@@ -20,7 +20,7 @@ own but for the generated files; everything from /proc down is the same.
 
 bwrap resolves every bind source as the *sandbox* user (it does so even for ``--ro-bind-fd``,
 through ``realpath``), so the code dir and the agent package must be reachable by uid 65534:
-:func:`nova.sandbox.container_setup.check_reachable` says which directory is in the way.
+:func:`nova.sandbox.container.setup.check_reachable` says which directory is in the way.
 Generated files and the seccomp program come in as pipe fds; bwrap reads and closes each one
 before it executes the agent, so no fd of the daemon's reaches the function.
 """
@@ -81,7 +81,7 @@ class InstanceMounts:
     agent_package_dir: str  # host path of nova/agent/
     seccomp_fd: int
     etc_data: Mapping[str, int]  # sandbox path -> readable fd with the content
-    # network: true only (nova.sandbox.network): bwrap writes the sandbox's pid and namespaces
+    # network: true only (nova.sandbox.network.networks): bwrap writes the sandbox's pid and namespaces
     # to the first fd, then waits for a byte on the second before it runs the command.
     sync_fds: tuple[int, int] | None = None
 

@@ -1,0 +1,1 @@
+"""The container backend: bubblewrap namespaces, cgroups and a seccomp filter."""

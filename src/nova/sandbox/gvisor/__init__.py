@@ -1,0 +1,1 @@
+"""The gVisor backend: runsc runs the instance on a user-space kernel."""

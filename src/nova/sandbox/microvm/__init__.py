@@ -1,0 +1,1 @@
+"""The microVM backend (not available yet: the probe says why)."""

@@ -1,0 +1,1 @@
+"""Outbound network for instances that ask for it: slirp4netns plus a per-instance nftables firewall."""

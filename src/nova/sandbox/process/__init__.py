@@ -1,0 +1,1 @@
+"""The process backend: a plain child process, for development only."""
