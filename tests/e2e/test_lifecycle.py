@@ -36,6 +36,8 @@ def test_create_invoke_update_delete_over_http(api: httpx.Client) -> None:
         "duration_ms",
         "total_ms",
         "cold_start",
+        "start",
+        "phases",
         "version",
     }
 

@@ -76,6 +76,9 @@ async def test_every_field_round_trips(store: Store) -> None:
         output_size=0,
         stdout="line 1\nline 2\n",
         stderr="Traceback…\n",
+        start="cold",
+        sandbox_ms=12.5,
+        init_ms=30.0,
     )
     await store.invocations.add_many([failed])
 

@@ -13,6 +13,30 @@ LATEST_VERSION = "$LATEST"
 MAX_TIMEOUT_S = 900.0  # the longest timeout_s a function may have (clients wait this long)
 
 
+class StartKind(StrEnum):
+    """How the instance that ran an invocation came to be ready."""
+
+    WARM = "warm"  # it had served an invocation before
+    COLD = "cold"  # started for this invocation, which waited for it
+    PREWARMED = "prewarmed"  # started ahead (min_replicas); this is its first invocation
+    SNAPSHOT = "snapshot"  # restored from a function snapshot for this invocation
+
+
+@dataclass(frozen=True, slots=True)
+class StartPhases:
+    """Where a non-warm start's time went (milliseconds; None: not measured on this path).
+
+    ``sandbox_ms`` starting or restoring the sandbox, ``code_ms`` placing the function's code
+    in it, ``runtime_ms`` starting the language runtime, ``init_ms`` importing the handler
+    module (its module-level code). The invocation's own run is its ``duration_ms``.
+    """
+
+    sandbox_ms: float | None = None
+    code_ms: float | None = None
+    runtime_ms: float | None = None
+    init_ms: float | None = None
+
+
 class ExecutionMode(StrEnum):
     PERSISTENT = "persistent"  # one long-lived worker fed JSON lines, restarted on crash
     PROCESS = "process"  # a fresh process per invocation
@@ -155,6 +179,12 @@ class InvocationLog:
     stdout: str
     stderr: str
     created_at: datetime
+    start: str = "warm"  # a StartKind value
+    # A non-warm start's phases (StartPhases, flattened for the store); None when warm.
+    sandbox_ms: float | None = None
+    code_ms: float | None = None
+    runtime_ms: float | None = None
+    init_ms: float | None = None
 
 
 T = TypeVar("T")

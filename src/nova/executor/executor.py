@@ -19,7 +19,7 @@ import orjson
 from nova.agent.protocol import MsgType
 from nova.core import ids
 from nova.core.errors import ShuttingDown
-from nova.core.models import InvocationError, InvocationLog
+from nova.core.models import InvocationError, InvocationLog, StartKind, StartPhases
 from nova.executor.drain import InflightTracker
 from nova.executor.result import InvocationResult
 from nova.observability.invocation_logs import InvocationLogBatcher
@@ -105,6 +105,7 @@ class Executor:
             finally:
                 pool.release(instance, broken=instance.connection.closed)
             result.total_ms = round((time.perf_counter() - started) * 1000, 3)
+            result.start, result.phases = _how_it_started(instance, cold)
             if self._record(pool, result, event, qualifier):
                 # The log buffer is full and the spool refuses records: the last resort
                 # against losing them is answering no faster than they can be kept.
@@ -192,6 +193,7 @@ class Executor:
         counters.total += 1
         counters.errors += result.error is not None
         counters.cold_starts += result.cold_start
+        phases = result.phases
         return self._logs.submit(
             InvocationLog(
                 id=result.request_id,
@@ -203,6 +205,11 @@ class Executor:
                 duration_ms=result.duration_ms,
                 total_ms=result.total_ms,
                 cold_start=result.cold_start,
+                start=result.start.value,
+                sandbox_ms=phases.sandbox_ms if phases else None,
+                code_ms=phases.code_ms if phases else None,
+                runtime_ms=phases.runtime_ms if phases else None,
+                init_ms=phases.init_ms if phases else None,
                 success=result.error is None,
                 error_type=result.error.type if result.error else None,
                 error_message=result.error.message if result.error else None,
@@ -213,6 +220,18 @@ class Executor:
                 created_at=datetime.now(UTC),
             )
         )
+
+
+def _how_it_started(instance: PooledInstance, cold: bool) -> tuple[StartKind, StartPhases | None]:
+    """The invocation's start kind, and the start's phases when the invocation paid for them."""
+    kind = instance.start_kind
+    if cold:
+        return (StartKind.SNAPSHOT if kind is StartKind.SNAPSHOT else StartKind.COLD), (
+            instance.start_phases
+        )
+    if kind is StartKind.PREWARMED and instance.invocations == 1:
+        return StartKind.PREWARMED, None
+    return StartKind.WARM, None
 
 
 def _exec_frame(

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
-from nova.core.models import InvocationError
+from nova.core.models import InvocationError, StartKind, StartPhases
 
 
 @dataclass(slots=True)  # not frozen: built per invocation (see InvocationLog)
@@ -24,6 +25,8 @@ class InvocationResult:
     # The daemon's time from the request's arrival to the answer; ``duration_ms`` is the
     # handler's own (what a function is billed by), this adds queueing and any cold start.
     total_ms: float = 0.0
+    start: StartKind = StartKind.WARM
+    phases: StartPhases | None = None  # where a non-warm start's time went
 
     def to_response(self) -> dict[str, Any]:
         error = None
@@ -40,5 +43,7 @@ class InvocationResult:
             "duration_ms": self.duration_ms,
             "total_ms": self.total_ms,
             "cold_start": self.cold_start,
+            "start": self.start.value,
+            "phases": dataclasses.asdict(self.phases) if self.phases is not None else None,
             "version": self.version,
         }

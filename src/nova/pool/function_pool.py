@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from nova.core.errors import FunctionNotFound, NovaError, SandboxError, TooManyRequests
+from nova.core.models import StartKind
 from nova.pool.deployment import Deployment
 from nova.pool.instance import InstanceState, PooledInstance
 from nova.pool.launcher import Launcher
@@ -222,9 +223,9 @@ class FunctionPool:
         missing = self.deployment.config.min_replicas - len(self._live) - self._starting
         for _ in range(max(0, missing)):
             self._starting += 1
-            self._spawn(self._start_one())
+            self._spawn(self._start_one(prewarm=True))
 
-    async def _start_one(self) -> None:
+    async def _start_one(self, *, prewarm: bool = False) -> None:
         deployment = self.deployment
         try:
             instance = await self._launcher.launch(deployment, self._on_lost)
@@ -246,6 +247,8 @@ class FunctionPool:
             await instance.destroy()  # the function changed or went away while we started it
             self._start_instances_for_waiters()
             return
+        if prewarm:
+            instance.start_kind = StartKind.PREWARMED
         self._instances.append(instance)
         if instance.code_hash != self.deployment.code_hash:
             self._begin_reload(instance)

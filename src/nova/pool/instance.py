@@ -9,6 +9,7 @@ from typing import Any
 
 from nova.agent.protocol import MsgType
 from nova.core.errors import AgentProtocolError
+from nova.core.models import StartKind, StartPhases
 from nova.pool.connection import AgentConnection
 from nova.pool.deployment import Deployment
 from nova.sandbox.base import SandboxInstance
@@ -36,6 +37,10 @@ class PooledInstance:
         self.started_at = time.monotonic()
         self.last_used = self.started_at
         self.oom_kills_seen = 0
+        # How it became ready and what that cost: the launcher (or a snapshot restore) sets
+        # them; a pool pre-warming it marks it PREWARMED.
+        self.start_kind = StartKind.COLD
+        self.start_phases = StartPhases()
 
     @property
     def instance_id(self) -> str:

@@ -170,6 +170,10 @@ _CONVERT: dict[str, Any] = {
     "total_ms": float,
     "cold_start": bool,
     "success": bool,
+    **dict.fromkeys(
+        ("sandbox_ms", "code_ms", "runtime_ms", "init_ms"),
+        lambda value: None if value is None else float(value),
+    ),
 }
 
 

@@ -61,6 +61,8 @@ def test_the_invoke_route_is_documented(document: dict[str, Any]) -> None:
         "duration_ms",
         "total_ms",
         "cold_start",
+        "start",
+        "phases",
         "version",
     }
     assert {"404", "413", "429"} <= set(operation["responses"])

@@ -12,6 +12,7 @@ import pytest
 
 from nova.code.cache import CodeCache
 from nova.core.errors import FunctionNotFound, RequestInvalid, RuntimeUnavailable, ShuttingDown
+from nova.core.models import StartKind
 from nova.executor.executor import Executor
 from nova.functions.deployer import Deployer
 from nova.functions.resolver import FunctionResolver
@@ -90,6 +91,30 @@ async def test_invoke_returns_output_and_logs_it(harness: Harness) -> None:
     assert [log.id for log in logs.items][-1] == "req-1"
     assert logs.items[-1].input_size == len(b'{"a": 1}')
     assert logs.items[-1].stdout == "out"
+
+
+async def test_each_result_says_how_its_instance_started(harness: Harness) -> None:
+    await _create(harness)
+    cold = await harness.executor.invoke("fn", b"{}")
+    warm = await harness.executor.invoke("fn", b"{}")
+    assert (cold.start, warm.start) == (StartKind.COLD, StartKind.WARM)
+    assert cold.phases is not None
+    assert cold.phases.sandbox_ms is not None
+    assert cold.phases.init_ms is not None
+    assert warm.phases is None
+    assert cold.to_response()["phases"]["sandbox_ms"] == cold.phases.sandbox_ms
+    await _create(harness, "ready", min_replicas=1)
+    for _ in range(100):  # the pre-warmed instance comes up in the background
+        await asyncio.sleep(0.01)
+        if harness.backend.started and len(harness.backend.started) == 2:
+            break
+    await asyncio.sleep(0.05)
+    first, second = [await harness.executor.invoke("ready", b"{}") for _ in range(2)]
+    assert (first.start, second.start) == (StartKind.PREWARMED, StartKind.WARM)
+    await harness.batcher.close()
+    logs = (await harness.store.invocations.list(function_name="fn")).items
+    assert [log.start for log in logs] == ["warm", "cold"]
+    assert logs[1].sandbox_ms == cold.phases.sandbox_ms
 
 
 async def test_calls_sharing_a_request_id_each_get_their_own_reply(harness: Harness) -> None:

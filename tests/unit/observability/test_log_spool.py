@@ -201,7 +201,7 @@ def test_a_field_missing_from_an_older_record_comes_back_as_none(tmp_path: Path)
 
 
 def test_appending_past_the_size_limit_is_refused_until_replay_frees_room(tmp_path: Path) -> None:
-    spool = opened(tmp_path, max_bytes=3000, segment_bytes=1)
+    spool = opened(tmp_path, max_bytes=4000, segment_bytes=1)  # room for two batches
     spool.append(records(0, 4), 10)
     spool.append(records(10, 4), 10)
     with pytest.raises(SpoolError, match="log_spool_max_bytes"):

@@ -101,7 +101,7 @@ def summary(result: dict[str, Any]) -> str:
     """``request_id · handler 12.3 ms · total 14.1 ms · cold · version``."""
     from nova.cli.render import fmt_ms
 
-    start = "cold" if result.get("cold_start") else "warm"
+    start = result.get("start") or ("cold" if result.get("cold_start") else "warm")
     return " · ".join(
         [
             str(result.get("request_id") or "-"),

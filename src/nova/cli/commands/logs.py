@@ -96,7 +96,7 @@ def format_entry(
     """One invocation as (line, style) pairs: a summary line, then its stdout/stderr."""
     from nova.cli.render import fmt_ms, fmt_time
 
-    start = "cold" if entry.get("cold_start") else "warm"
+    start = entry.get("start") or ("cold" if entry.get("cold_start") else "warm")
     where = f"{entry.get('function_name')}  " if show_function else ""
     head = f"{fmt_time(entry.get('created_at'))}  {where}{entry.get('id')}  "
     head += f"handler {fmt_ms(entry.get('duration_ms'))} / total {fmt_ms(entry.get('total_ms'))}  "
