@@ -114,6 +114,9 @@ class StoreSettings(BaseModel):
     # a NOTIFY wakes the reader at once; this is then only the fallback).
     change_poll_s: float = Field(0.5, gt=0, le=60)
     change_retention_s: float = Field(86400.0, gt=60)  # change-log entries older are pruned
+    # How often this daemon adds its counts to the totals /stats reports: a daemon killed with
+    # SIGKILL loses at most this long's counts (a clean stop flushes them all).
+    counters_flush_s: float = Field(1.0, gt=0, le=300)
 
 
 class CanarySettings(BaseModel):

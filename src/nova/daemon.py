@@ -28,6 +28,7 @@ from nova.canary.analyzer import CanaryAnalyzer
 from nova.code.cache import CodeCache
 from nova.code.policy import CodePolicy
 from nova.config import ConfigFileError, Settings, load_settings
+from nova.core.counters import DaemonCounters
 from nova.core.errors import ConfigInvalid, DaemonStartFailed, NovaError
 from nova.examples import EXAMPLE_NAME, ensure_example
 from nova.executor.executor import Executor
@@ -41,6 +42,7 @@ from nova.images.debootstrap import DebootstrapBuilder, host_mirror, host_suite
 from nova.images.recipe import ImagePolicy, debian_recipes
 from nova.images.service import ImageService
 from nova.images.store import ImageStore
+from nova.observability.counter_flusher import CounterFlusher
 from nova.observability.invocation_logs import InvocationLogBatcher, LogLimits
 from nova.observability.log_retention import LogRetention
 from nova.observability.log_spool import LogSpool
@@ -119,6 +121,7 @@ async def _lifespan(
         services.log_retention.start()
         await services.follower.start()
         services.canary.start()
+        services.counters.start()
         services.pools.start_background()
         await _prewarm(services)
         if deploy_example:
@@ -154,6 +157,7 @@ async def build_services(settings: Settings) -> Services:
         pool_settings.start_timeout_s,
         settings.executor.max_message_bytes,
     )
+    counters = DaemonCounters()
     pools = PoolManager(
         launcher,
         PoolLimits(
@@ -164,6 +168,7 @@ async def build_services(settings: Settings) -> Services:
         idle_ttl_s=pool_settings.idle_ttl_s,
         cleanup_interval_s=pool_settings.cleanup_interval_s,
         health_check_interval_s=pool_settings.health_check_interval_s,
+        counters=counters,
         finish_grace_s=settings.executor.timeout_grace_s,
     )
     executor_settings = settings.executor
@@ -198,7 +203,7 @@ async def build_services(settings: Settings) -> Services:
         ),
         releases=ReleaseService(store, resolver.refresh),
         resolver=resolver,
-        executor=Executor(resolver, batcher, executor_settings.timeout_grace_s),
+        executor=Executor(resolver, batcher, executor_settings.timeout_grace_s, counters),
         pools=pools,
         runtimes=runtimes,
         sandboxes=sandboxes,
@@ -216,6 +221,7 @@ async def build_services(settings: Settings) -> Services:
             retention_s=settings.store.change_retention_s,
         ),
         canary=CanaryAnalyzer(store, resolver.refresh, settings.canary.check_interval_s),
+        counters=CounterFlusher(store.counters, counters, settings.store.counters_flush_s),
         started_at=time.monotonic(),
     )
 
@@ -291,6 +297,7 @@ async def shutdown(services: Services) -> None:
     await services.follower.close()
     await services.log_retention.close()
     await services.log_batcher.close()
+    await services.counters.close()  # after the drain: the last invocations are counted
     await services.store.close()
     logger.info("nova stopped")
 

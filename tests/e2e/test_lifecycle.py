@@ -149,7 +149,7 @@ def test_the_cli_drives_the_same_story(daemon: DaemonProcess, tmp_path: Path) ->
 
     stats = daemon.cli("--json", "stats")
     assert stats.returncode == 0, stats.stderr
-    assert json.loads(stats.stdout)["invocations"]["total"] >= 2
+    assert json.loads(stats.stdout)["invocations"]["invocations"] >= 2
 
     logs = daemon.cli("--json", "logs", "cli-fn", "--limit", "5")
     assert logs.returncode == 0, logs.stderr

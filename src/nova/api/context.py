@@ -11,6 +11,7 @@ from nova.functions.follower import ChangeFollower
 from nova.functions.releases import ReleaseService
 from nova.functions.resolver import FunctionResolver
 from nova.functions.service import FunctionService
+from nova.observability.counter_flusher import CounterFlusher
 from nova.observability.invocation_logs import InvocationLogBatcher
 from nova.observability.log_retention import LogRetention
 from nova.pool.manager import PoolManager
@@ -34,5 +35,6 @@ class Services:
     log_retention: LogRetention
     follower: ChangeFollower  # applies changes made through other daemons
     canary: CanaryAnalyzer
+    counters: CounterFlusher  # this daemon's counts, added to the store's running totals
     started: bool = False
     started_at: float = 0.0

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -18,6 +17,7 @@ import orjson
 
 from nova.agent.protocol import MsgType
 from nova.core import ids
+from nova.core.counters import DaemonCounters
 from nova.core.errors import ShuttingDown
 from nova.core.models import InvocationError, InvocationLog, StartKind, StartPhases
 from nova.executor.drain import InflightTracker
@@ -30,14 +30,6 @@ from nova.pool.instance import PooledInstance
 logger = logging.getLogger(__name__)
 
 _EXEC_PREFIX = b'{"type":%d,"id":' % MsgType.EXEC
-
-
-@dataclass(slots=True)
-class InvocationCounters:
-    total: int = 0
-    errors: int = 0
-    cold_starts: int = 0
-    timeouts: int = 0
 
 
 class Targets(Protocol):
@@ -53,13 +45,17 @@ class Targets(Protocol):
 
 class Executor:
     def __init__(
-        self, targets: Targets, log_batcher: InvocationLogBatcher, timeout_grace_s: float
+        self,
+        targets: Targets,
+        log_batcher: InvocationLogBatcher,
+        timeout_grace_s: float,
+        counters: DaemonCounters,
     ) -> None:
         self._targets = targets
         self._logs = log_batcher
         self._grace_s = timeout_grace_s
         self.inflight = InflightTracker()
-        self.counters = InvocationCounters()
+        self.counters = counters
 
     async def invoke(
         self,
@@ -190,9 +186,9 @@ class Executor:
         """Count the invocation and queue its log record; True when the caller must wait for
         room in the log buffer."""
         counters = self.counters
-        counters.total += 1
+        counters.invocations += 1
         counters.errors += result.error is not None
-        counters.cold_starts += result.cold_start
+        counters.waited_for_start += result.cold_start
         phases = result.phases
         return self._logs.submit(
             InvocationLog(

@@ -20,6 +20,7 @@ from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any
 
+from nova.core.counters import DaemonCounters
 from nova.core.errors import FunctionNotFound, NovaError, SandboxError, TooManyRequests
 from nova.core.models import StartKind
 from nova.pool.deployment import Deployment
@@ -65,8 +66,15 @@ class PoolStats:
 
 
 class FunctionPool:
-    def __init__(self, deployment: Deployment, launcher: Launcher, limits: PoolLimits) -> None:
+    def __init__(
+        self,
+        deployment: Deployment,
+        launcher: Launcher,
+        limits: PoolLimits,
+        counters: DaemonCounters,
+    ) -> None:
         self.deployment = deployment
+        self._counters = counters  # the daemon's: starts are counted there, across pools
         self._launcher = launcher
         self._limits = limits
         self._instances: list[PooledInstance] = []
@@ -98,12 +106,12 @@ class FunctionPool:
         instance = self.try_acquire()
         if instance is not None:
             return instance, False
-        # Cold means this request waited for an instance to start, not merely that the
+        # Cold means this request waited for an instance to become ready, not merely that the
         # instance is new: a pre-warmed instance's first request is warm.
         waiting_since = time.monotonic()
         instance = await self._wait_for_slot()
         instance.invocations += 1
-        return instance, instance.started_at >= waiting_since
+        return instance, instance.ready_at >= waiting_since
 
     def _take_free(self) -> PooledInstance | None:
         while self._free:
@@ -231,18 +239,25 @@ class FunctionPool:
             instance = await self._launcher.launch(deployment, self._on_lost)
         except NovaError as exc:
             self._starting -= 1
+            self._counters.failed_starts += 1
             logger.warning("cold start of %s failed: %s", deployment.name, exc.message)
             self._fail_waiters(exc, deployment.config.instance_concurrency)
             return
         except Exception as exc:  # a backend bug must not leave waiters hanging forever
             self._starting -= 1
+            self._counters.failed_starts += 1
             logger.exception("cold start of %s crashed", deployment.name)
             self._fail_waiters(
                 SandboxError(f"cold start failed: {exc}"), deployment.config.instance_concurrency
             )
             return
         self._starting -= 1
+        instance.ready_at = time.monotonic()
         self.instances_started += 1
+        if prewarm:
+            self._counters.prewarm_starts += 1
+        else:
+            self._counters.cold_starts += 1
         if self._closed or instance.fingerprint != self.deployment.config.runtime_fingerprint():
             await instance.destroy()  # the function changed or went away while we started it
             self._start_instances_for_waiters()

@@ -35,6 +35,7 @@ class PooledInstance:
         self.inflight = 0
         self.invocations = 0
         self.started_at = time.monotonic()
+        self.ready_at = self.started_at  # the pool sets it once the instance has initialised
         self.last_used = self.started_at
         self.oom_kills_seen = 0
         # How it became ready and what that cost: the launcher (or a snapshot restore) sets

@@ -7,6 +7,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
+from nova.core.counters import DaemonCounters
 from nova.pool.deployment import Deployment
 from nova.pool.function_pool import FunctionPool, PoolLimits, PoolStats
 from nova.pool.launcher import Launcher
@@ -28,9 +29,11 @@ class PoolManager:
         idle_ttl_s: float,
         cleanup_interval_s: float,
         health_check_interval_s: float,
+        counters: DaemonCounters,
         finish_grace_s: float = 0.5,
     ) -> None:
         self._launcher = launcher
+        self._counters = counters
         self._limits = limits
         self._idle_ttl_s = idle_ttl_s
         self._cleanup_interval_s = cleanup_interval_s
@@ -55,7 +58,7 @@ class PoolManager:
         key = (deployment.function_id, deployment.version)
         pool = self._pools.get(key)
         if pool is None:
-            pool = FunctionPool(deployment, self._launcher, self._limits)
+            pool = FunctionPool(deployment, self._launcher, self._limits, self._counters)
             self._pools[key] = pool
             pool.ensure_min_replicas()
         elif deployment.revision >= pool.deployment.revision and deployment != pool.deployment:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -183,6 +183,21 @@ class MemoryInvocationLogRepository:
         return len(old)
 
 
+class MemoryCounterRepository:
+    def __init__(self, state: MemoryState) -> None:
+        self._state = state
+
+    async def add(self, deltas: Mapping[str, int]) -> None:
+        self._state.check_open()
+        for name, value in deltas.items():
+            if value:
+                self._state.counters[name] = self._state.counters.get(name, 0) + value
+
+    async def totals(self) -> dict[str, int]:
+        self._state.check_open()
+        return dict(self._state.counters)
+
+
 class MemoryStore:
     def __init__(self) -> None:
         self._state = MemoryState()
@@ -191,6 +206,7 @@ class MemoryStore:
         self.versions = MemoryVersionRepository(self._state)
         self.aliases = MemoryAliasRepository(self._state)
         self.changes = MemoryChangeLog(self._state)
+        self.counters = MemoryCounterRepository(self._state)
 
     async def ping(self) -> None:
         self._state.check_open()

@@ -24,6 +24,7 @@ class MemoryState:
         self.aliases: dict[str, dict[str, AliasRecord]] = {}
         self.history: dict[tuple[str, str], list[AliasChange]] = {}
         self.changes: list[Change] = []
+        self.counters: dict[str, int] = {}
         self.changed = asyncio.Event()
 
     def check_open(self) -> None:

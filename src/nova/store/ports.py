@@ -14,7 +14,7 @@ the first page) and ``next`` is ``None`` on the last page.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -191,6 +191,17 @@ class InvocationLogRepository(Protocol):
         ...
 
 
+class CounterRepository(Protocol):
+    async def add(self, deltas: Mapping[str, int]) -> None:
+        """Add ``deltas`` to the named totals in one transaction (a name not yet stored starts
+        at 0). Several daemons sharing the store add to the same totals."""
+        ...
+
+    async def totals(self) -> dict[str, int]:
+        """Every stored total by name."""
+        ...
+
+
 class Store(Protocol):
     # Read-only properties rather than plain attributes so that an implementation may expose a
     # concrete subtype (mypy treats mutable protocol attributes as invariant).
@@ -208,6 +219,9 @@ class Store(Protocol):
 
     @property
     def changes(self) -> ChangeLog: ...
+
+    @property
+    def counters(self) -> CounterRepository: ...
 
     async def ping(self) -> None:
         """Round-trip to the database; ``StoreUnavailable`` if it cannot be reached."""

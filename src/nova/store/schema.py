@@ -207,3 +207,12 @@ invocation_logs = sa.Table(
     sa.Index(None, "function_name", "created_at", "id"),
     sa.Index(None, "created_at", "id"),
 )
+
+# Running totals (invocations, errors, starts...) that /stats reports across restarts; each
+# daemon adds what it counted since its last flush.
+counters = sa.Table(
+    "counters",
+    metadata,
+    sa.Column("name", sa.String(), primary_key=True),
+    sa.Column("value", sa.BigInteger(), nullable=False),
+)

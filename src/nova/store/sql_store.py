@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from nova.store.aliases import SqlAliasRepository
 from nova.store.changes import SqlChangeLog
+from nova.store.counters import SqlCounterRepository
 from nova.store.database import Database, create_engine, ensure_sqlite_directory, parse_url
 from nova.store.functions import SqlFunctionRepository
 from nova.store.invocations import SqlInvocationLogRepository
@@ -20,6 +21,7 @@ class SqlStore:
         self.versions = SqlVersionRepository(database)
         self.aliases = SqlAliasRepository(database)
         self.changes = SqlChangeLog(database)
+        self.counters = SqlCounterRepository(database)
 
     async def ping(self) -> None:
         await self.database.ping()

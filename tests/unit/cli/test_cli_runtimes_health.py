@@ -99,7 +99,16 @@ STATS = {
     ],
     "instances": 2,
     "busy": 1,
-    "invocations": {"total": 40, "errors": 2, "cold_starts": 3, "timeouts": 1},
+    "invocations": {
+        "invocations": 40,
+        "errors": 2,
+        "timeouts": 1,
+        "waited_for_start": 5,
+        "cold_starts": 3,
+        "prewarm_starts": 1,
+        "failed_starts": 0,
+        "persisted": True,
+    },
     "inflight": 1,
     "logs": {
         "written": 39,
@@ -123,6 +132,8 @@ def test_stats_shows_pools_and_counters(nova: RunNova, api: FakeApi) -> None:
     assert pool_row == ["hello", "2", "1", "1", "0", "0", "3"]
     lines = [line.split() for line in result.stdout.splitlines()]
     assert ["invocations", "40"] in lines
+    assert ["cold", "starts", "3"] in lines
+    assert ["waited", "for", "a", "start", "5"] in lines
     assert ["logs", "spooled", "7"] in lines
     assert ["logs", "replayed", "5"] in lines
     assert ["logs", "backlog", "2"] in lines

@@ -11,6 +11,7 @@ import orjson
 import pytest
 
 from nova.code.cache import CodeCache
+from nova.core.counters import DaemonCounters
 from nova.core.errors import FunctionNotFound, RequestInvalid, RuntimeUnavailable, ShuttingDown
 from nova.core.models import StartKind
 from nova.executor.executor import Executor
@@ -56,6 +57,7 @@ async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
         idle_ttl_s=60,
         cleanup_interval_s=60,
         health_check_interval_s=60,
+        counters=DaemonCounters(),
     )
     registry = BackendRegistry.single(backend)
     deployer = Deployer(store, pools, CodeCache(tmp_path / "code"), runtimes, registry)
@@ -64,7 +66,7 @@ async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
     batcher = InvocationLogBatcher(store.invocations, LogSpool(tmp_path / "spool", 1 << 20), limits)
     await batcher.start()
     functions = FunctionService(store, resolver, deployer, runtimes, registry, CODE_POLICY, LIMITS)
-    executor = Executor(resolver, batcher, timeout_grace_s=0.05)
+    executor = Executor(resolver, batcher, timeout_grace_s=0.05, counters=DaemonCounters())
     yield Harness(store, backend, functions, executor, batcher, pools)
     await pools.close()
     await batcher.close()

@@ -8,6 +8,7 @@ import pytest
 
 from nova.code.cache import CodeCache
 from nova.code.policy import CodePolicy
+from nova.core.counters import DaemonCounters
 from nova.functions.deployer import Deployer
 from nova.functions.resolver import FunctionResolver
 from nova.functions.rules import FunctionLimits
@@ -60,6 +61,7 @@ async def functions(tmp_path: Path) -> AsyncIterator[Functions]:
         idle_ttl_s=60,
         cleanup_interval_s=60,
         health_check_interval_s=60,
+        counters=DaemonCounters(),
     )
     code_dir = tmp_path / "code"
     deployer = Deployer(store, pools, CodeCache(code_dir), runtimes(), registry)

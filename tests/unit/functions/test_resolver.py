@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from nova.code.cache import CodeCache
+from nova.core.counters import DaemonCounters
 from nova.core.errors import AliasNotFound, FunctionNotFound, VersionNotFound
 from nova.core.models import CodeBundle, CodeFile, FunctionConfig
 from nova.core.versions import VersionWeight
@@ -51,6 +52,7 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
         idle_ttl_s=60,
         cleanup_interval_s=60,
         health_check_interval_s=60,
+        counters=DaemonCounters(),
         finish_grace_s=0.05,
     )
     deployer = Deployer(store, pools, CodeCache(tmp_path / "code"), runtimes, registry)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from nova.core.counters import DaemonCounters
 from nova.core.models import FunctionConfig
 from nova.pool.deployment import Deployment
 from nova.pool.function_pool import FunctionPool, PoolLimits
@@ -56,6 +57,6 @@ async def pool(
         start_timeout_s=2.0,
         max_message_bytes=1 << 20,
     )
-    function_pool = FunctionPool(make_deployment(), launcher, limits)
+    function_pool = FunctionPool(make_deployment(), launcher, limits, DaemonCounters())
     yield function_pool
     await function_pool.close()

@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 
+from nova.core.counters import DaemonCounters
 from nova.core.errors import FunctionNotFound, SandboxError, TooManyRequests
 from nova.pool.function_pool import FunctionPool
 from nova.pool.instance import PooledInstance
@@ -58,7 +59,9 @@ async def test_waiting_past_queue_timeout_is_throttled(
     from nova.pool.launcher import SandboxLauncher
 
     launcher = SandboxLauncher(BackendRegistry.single(backend), tmp_path / "i", 2.0, 1 << 20)  # type: ignore[operator]
-    pool = FunctionPool(make_deployment(max_replicas=1), launcher, PoolLimits(0.1, 10, 0.5))
+    pool = FunctionPool(
+        make_deployment(max_replicas=1), launcher, PoolLimits(0.1, 10, 0.5), DaemonCounters()
+    )
     held, _ = await pool.acquire()
     with pytest.raises(TooManyRequests):
         await pool.acquire()
@@ -77,7 +80,9 @@ async def test_full_queue_is_refused_at_once(
     from nova.pool.launcher import SandboxLauncher
 
     launcher = SandboxLauncher(BackendRegistry.single(backend), tmp_path / "i", 2.0, 1 << 20)  # type: ignore[operator]
-    pool = FunctionPool(make_deployment(max_replicas=1), launcher, PoolLimits(5.0, 1, 0.5))
+    pool = FunctionPool(
+        make_deployment(max_replicas=1), launcher, PoolLimits(5.0, 1, 0.5), DaemonCounters()
+    )
     held, _ = await pool.acquire()
     waiting = asyncio.create_task(pool.acquire())
     await asyncio.sleep(0)

@@ -88,13 +88,22 @@ async def runtimes(request: Request) -> dict[str, Any]:
 
 @router.get("/stats", summary="Pool and invocation counters")
 async def stats(request: Request) -> dict[str, Any]:
+    """``invocations``: running totals of every daemon sharing the store, kept across restarts
+    (``persisted`` false when the store cannot be read: then this daemon's own counts);
+    ``this_daemon``: what this daemon counted since it started."""
     svc = services(request)
     pools = [asdict(stat) for stat in svc.pools.stats()]
+    since_start = svc.executor.counters.as_dict()
+    try:
+        totals, persisted = await svc.counters.totals(), True
+    except NovaError:
+        totals, persisted = since_start, False
     return {
         "pools": pools,
         "instances": sum(p["instances"] for p in pools),
         "busy": sum(p["busy"] for p in pools),
-        "invocations": asdict(svc.executor.counters),
+        "invocations": {**totals, "persisted": persisted},
+        "this_daemon": since_start,
         "inflight": svc.executor.inflight.count,
         "logs": asdict(svc.log_batcher.stats()),
     }

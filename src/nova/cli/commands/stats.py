@@ -8,7 +8,8 @@ from nova.cli.state import state_of
 
 
 def stats(ctx: typer.Context) -> None:
-    """Show each function's pool (instances, busy, idle, starting, waiting) and the counters."""
+    """Show each function's pool (instances, busy, idle, starting, waiting) and the running
+    totals of every daemon sharing the store, kept across restarts."""
     from nova.cli.render import fmt_value
 
     state = state_of(ctx)
@@ -26,12 +27,19 @@ def stats(ctx: typer.Context) -> None:
         state.out.note("no function has been deployed to a pool yet")
     counters = body.get("invocations") or {}
     logs = body.get("logs") or {}
+    if counters.get("persisted") is False:
+        state.out.note(
+            "the store cannot be read: the counts below are this daemon's since it started"
+        )
     state.out.fields(
         [
-            ("invocations", fmt_value(counters.get("total"))),
+            ("invocations", fmt_value(counters.get("invocations"))),
             ("errors", fmt_value(counters.get("errors"))),
-            ("cold starts", fmt_value(counters.get("cold_starts"))),
             ("timeouts", fmt_value(counters.get("timeouts"))),
+            ("cold starts", fmt_value(counters.get("cold_starts"))),
+            ("waited for a start", fmt_value(counters.get("waited_for_start"))),
+            ("pre-warmed starts", fmt_value(counters.get("prewarm_starts"))),
+            ("failed starts", fmt_value(counters.get("failed_starts"))),
             ("in flight", fmt_value(body.get("inflight"))),
             ("logs written", fmt_value(logs.get("written"))),
             ("logs spooled", fmt_value(logs.get("spooled"))),

@@ -1,0 +1,28 @@
+"""The daemon's running totals: what ``/stats`` reports and the store keeps across restarts."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+
+@dataclass(slots=True)
+class DaemonCounters:
+    """Counts since this daemon started; plain ints, bumped on the hot path without a lock
+    (one event loop). ``cold_starts`` counts instances started because requests were
+    waiting - one start that served ten waiting requests is one cold start, and ten
+    ``waited_for_start``."""
+
+    invocations: int = 0
+    errors: int = 0
+    timeouts: int = 0
+    waited_for_start: int = 0  # invocations that waited for an instance to start
+    cold_starts: int = 0  # instances started on demand
+    prewarm_starts: int = 0  # instances started ahead of demand (min_replicas)
+    failed_starts: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return dataclasses.asdict(self)
+
+
+COUNTER_NAMES: tuple[str, ...] = tuple(field.name for field in dataclasses.fields(DaemonCounters))
