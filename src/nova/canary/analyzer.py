@@ -10,13 +10,13 @@ go into the alias's history with the numbers they were based on.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 from nova.canary.analysis import Outcomes, Verdict, analyse, roles
-from nova.core.errors import AliasConflict, NovaError
+from nova.core.errors import AliasConflict
+from nova.core.periodic import Periodic
 from nova.core.versions import AliasRecord, ChangeReason
 from nova.store.ports import Store
 
@@ -29,20 +29,17 @@ class CanaryAnalyzer:
     ) -> None:
         self._store = store
         self._refresh = refresh
-        self._interval_s = check_interval_s
-        self._task: asyncio.Task[None] | None = None
+        self._loop = Periodic(
+            "canary-analyzer",
+            check_interval_s,
+            self.analyse_all,
+            logger,
+            "canary analysis skipped a round",
+        )
         self.decisions = 0  # routing changes this daemon made
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="canary-analyzer")
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self._interval_s)
-            try:
-                await self.analyse_all()
-            except NovaError as exc:
-                logger.warning("canary analysis skipped a round: %s", exc.message)
+        self._loop.start()
 
     async def analyse_all(self) -> None:
         for alias in await self._store.aliases.with_policy():
@@ -89,6 +86,4 @@ class CanaryAnalyzer:
         return Outcomes.of(durations, errors)
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        await self._loop.close()

@@ -9,13 +9,13 @@ interval's counts (the invocation records themselves are never lost: see invocat
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Mapping
 from typing import Protocol
 
 from nova.core.counters import COUNTER_NAMES, DaemonCounters
 from nova.core.errors import NovaError
+from nova.core.periodic import Periodic
 
 logger = logging.getLogger(__name__)
 
@@ -30,9 +30,10 @@ class CounterFlusher:
     def __init__(self, totals: Totals, counters: DaemonCounters, interval_s: float) -> None:
         self._totals = totals
         self._counters = counters
-        self._interval_s = interval_s
         self._flushed = dict.fromkeys(COUNTER_NAMES, 0)
-        self._task: asyncio.Task[None] | None = None
+        self._loop = Periodic(
+            "counter-flusher", interval_s, self.flush, logger, "cannot store the running totals yet"
+        )
 
     def pending(self) -> dict[str, int]:
         """What this daemon counted that the store does not hold yet."""
@@ -54,21 +55,11 @@ class CounterFlusher:
         return {name: stored.get(name, 0) + delta for name, delta in self.pending().items()}
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="counter-flusher")
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self._interval_s)
-            try:
-                await self.flush()
-            except NovaError as exc:  # the store away: these counts go with the next flush
-                logger.warning("cannot store the running totals yet: %s", exc.message)
+        self._loop.start()  # a failed flush leaves its counts pending for the next one
 
     async def close(self) -> None:
         """Stop the loop and flush what is left (call after the drain, before the store closes)."""
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        await self._loop.close()
         try:
             await self.flush()
         except NovaError as exc:
