@@ -28,8 +28,7 @@ class SqlCounterRepository:
         if not rows:
             return
         async with self._db.transaction() as conn:
-            for row in rows:  # a handful of names: one statement each keeps the upsert portable
-                await conn.execute(self._add, row)
+            await conn.execute(self._add, rows)
 
     async def totals(self) -> dict[str, int]:
         async with self._db.transaction() as conn:
