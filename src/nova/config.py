@@ -124,6 +124,17 @@ class CanarySettings(BaseModel):
     check_interval_s: float = Field(5.0, gt=0, le=3600)
 
 
+class EventSettings(BaseModel):
+    """Asynchronous invocations (``X-Nova-Invocation-Type: Event``): the durable queue's workers."""
+
+    concurrency: int = Field(64, ge=1, le=10_000)  # events this daemon runs at once
+    # A claimed event is this daemon's for lease_s, renewed every third of it while it runs;
+    # after a crash, its events run again elsewhere (or after the restart) once it expires.
+    lease_s: float = Field(30.0, ge=1, le=3600)
+    poll_s: float = Field(0.5, gt=0, le=60)  # how often the store is asked for due events
+    retention_days: float = Field(7.0, ge=0)  # succeeded events are deleted after (0: kept)
+
+
 class SandboxSettings(BaseModel):
     backend: Literal["auto", "process", "container", "gvisor"] = "auto"
     # The process backend gives no isolation; it must be asked for explicitly.
@@ -156,6 +167,7 @@ class Settings(BaseSettings):
     code: CodeSettings = CodeSettings()
     store: StoreSettings = StoreSettings()
     canary: CanarySettings = CanarySettings()
+    events: EventSettings = EventSettings()
     sandbox: SandboxSettings = SandboxSettings()
     logging: LoggingSettings = LoggingSettings()
 

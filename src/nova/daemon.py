@@ -30,6 +30,9 @@ from nova.code.policy import CodePolicy
 from nova.config import ConfigFileError, Settings, load_settings
 from nova.core.counters import DaemonCounters
 from nova.core.errors import ConfigInvalid, DaemonStartFailed, NovaError
+from nova.core.models import FunctionConfig
+from nova.events.invocations import AsyncInvocations
+from nova.events.worker import AsyncWorker, WorkerLimits
 from nova.examples import EXAMPLE_NAME, ensure_example
 from nova.executor.executor import Executor
 from nova.functions.deployer import Deployer
@@ -123,6 +126,7 @@ async def _lifespan(
         services.canary.start()
         services.counters.start()
         services.pools.start_background()
+        services.async_worker.start()
         await _prewarm(services)
         if deploy_example:
             await ensure_example(services.functions)
@@ -189,6 +193,33 @@ async def build_services(settings: Settings) -> Services:
             wait_timeout_s=executor_settings.log_backpressure_timeout_s,
         ),
     )
+    executor = Executor(resolver, batcher, executor_settings.timeout_grace_s, counters)
+    invocations = AsyncInvocations(
+        store.events,
+        resolver.resolve,
+        settings.daemon.max_payload_bytes,
+        counters,
+        settings.events.poll_s,
+    )
+
+    async def config_of(name: str, qualifier: str | None) -> FunctionConfig:
+        return (await resolver.resolve(name, qualifier)).deployment.config
+
+    events = settings.events
+    worker = AsyncWorker(
+        store.events,
+        executor,
+        config_of,
+        invocations.signals,
+        WorkerLimits(
+            concurrency=events.concurrency,
+            lease_s=events.lease_s,
+            poll_s=events.poll_s,
+            retention_s=events.retention_days * 86400,
+        ),
+        counters,
+        is_closing=lambda: executor.inflight.closing,
+    )
     return Services(
         settings=settings,
         store=store,
@@ -203,7 +234,7 @@ async def build_services(settings: Settings) -> Services:
         ),
         releases=ReleaseService(store, resolver.refresh),
         resolver=resolver,
-        executor=Executor(resolver, batcher, executor_settings.timeout_grace_s, counters),
+        executor=executor,
         pools=pools,
         runtimes=runtimes,
         sandboxes=sandboxes,
@@ -222,6 +253,8 @@ async def build_services(settings: Settings) -> Services:
         ),
         canary=CanaryAnalyzer(store, resolver.refresh, settings.canary.check_interval_s),
         counters=CounterFlusher(store.counters, counters, settings.store.counters_flush_s),
+        invocations=invocations,
+        async_worker=worker,
         started_at=time.monotonic(),
     )
 
@@ -285,6 +318,9 @@ async def _prewarm(services: Services) -> None:
 
 async def shutdown(services: Services) -> None:
     timeout_s = services.settings.daemon.shutdown_timeout_s
+    # No new claims; events running finish within the drain below (or keep their leases and
+    # run again after the restart).
+    await services.async_worker.close(timeout_s)
     if not await services.executor.inflight.drain(timeout_s):
         logger.warning(
             "%d invocation(s) still running after %.0fs; stopping them",

@@ -13,7 +13,8 @@ from nova.api import errors, openapi
 from nova.api.context import Services
 from nova.api.invoke import InvokeFastPath
 from nova.api.release_bodies import AliasPut, VersionPublish
-from nova.api.routes import functions, images, observe, releases
+from nova.api.routes import functions, images, invocations, observe, releases
+from nova.api.routes.invocations import DeadLetterSelection
 from nova.api.schemas import FunctionCreate, FunctionPatch
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
@@ -23,12 +24,15 @@ def create_app(lifespan: Lifespan) -> ASGIApp:
     """``lifespan`` builds the Services and stores them on ``app.state.services``."""
     api = openapi.documented_app("Nova", __version__, lifespan)
     errors.install(api)
-    openapi.install(api, [FunctionCreate, FunctionPatch, VersionPublish, AliasPut])
+    openapi.install(
+        api, [FunctionCreate, FunctionPatch, VersionPublish, AliasPut, DeadLetterSelection]
+    )
     api.include_router(openapi.invoke_router)
     api.include_router(functions.router)
     api.include_router(releases.router)
     api.include_router(observe.router)
     api.include_router(images.router)
+    api.include_router(invocations.router)
 
     def get_services() -> Services:
         result: Services = api.state.services

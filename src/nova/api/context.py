@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from nova.canary.analyzer import CanaryAnalyzer
 from nova.config import Settings
+from nova.events.invocations import AsyncInvocations
+from nova.events.worker import AsyncWorker
 from nova.executor.executor import Executor
 from nova.functions.follower import ChangeFollower
 from nova.functions.releases import ReleaseService
@@ -36,5 +38,7 @@ class Services:
     follower: ChangeFollower  # applies changes made through other daemons
     canary: CanaryAnalyzer
     counters: CounterFlusher  # this daemon's counts, added to the store's running totals
+    invocations: AsyncInvocations  # submit and follow asynchronous invocations
+    async_worker: AsyncWorker  # runs them
     started: bool = False
     started_at: float = 0.0

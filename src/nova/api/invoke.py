@@ -58,6 +58,12 @@ class InvokeFastPath:
             if scope["query_string"]:
                 qualifier = _query_qualifier(scope["query_string"], qualifier)
             event = await _read_event(headers, receive, services.settings.daemon.max_payload_bytes)
+            invocation_type = headers.get(b"x-nova-invocation-type")
+            if invocation_type is not None and invocation_type != b"RequestResponse":
+                start, body = await _submit(services, name, qualifier, event, headers, request_id)
+                await send(start)
+                await send(body)
+                return
             trace_parent = headers.get(b"traceparent")
             routing_key = headers.get(b"x-nova-routing-key")
             result = await services.executor.invoke(
@@ -78,6 +84,33 @@ class InvokeFastPath:
             start, body = _response(500, internal_error_body(), request_id)
         await send(start)
         await send(body)
+
+
+async def _submit(
+    services: Services,
+    name: str,
+    qualifier: str | None,
+    event: bytes,
+    headers: dict[bytes, bytes],
+    request_id: str,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``X-Nova-Invocation-Type: Event``: store the event, answer 202 with its request id."""
+    invocation_type = headers[b"x-nova-invocation-type"]
+    if invocation_type != b"Event":
+        raise RequestInvalid(
+            f"X-Nova-Invocation-Type: {invocation_type.decode('latin-1')[:40]!r} is not "
+            "RequestResponse (the default: wait for the result) or Event (run it later)"
+        )
+    key = headers.get(b"idempotency-key")
+    stored_id = await services.invocations.submit(
+        name,
+        qualifier,
+        event,
+        idempotency_key=key.decode("latin-1") if key is not None else None,
+        request_id=request_id if b"x-nova-request-id" in headers else None,
+    )
+    body = orjson.dumps({"request_id": stored_id, "status": "accepted"})
+    return _response(202, body, stored_id)
 
 
 def _query_qualifier(query: bytes, in_path: str | None) -> str | None:

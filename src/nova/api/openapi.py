@@ -107,6 +107,7 @@ ZIP_BODY: dict[str, Any] = {
 _ERRORS = {
     400: "Request.MalformedJson: the event is not JSON",
     404: "Function.NotFound, Version.NotFound, Alias.NotFound",
+    409: "Invocation.AlreadyExists: an Event with this X-Nova-Request-Id is already stored",
     413: "Request.PayloadTooLarge: the event is over daemon.max_payload_bytes",
     422: "Request.Invalid: the name or qualifier in the path is not valid",
     429: "Function.TooManyRequests: at max_replicas and the wait queue is full (Retry-After)",
@@ -126,7 +127,7 @@ invoke_router = APIRouter(tags=["invoke"])
 
 @invoke_router.post(
     "/functions/{name}/invoke",
-    summary="Invoke a function and wait for its result",
+    summary="Invoke a function and wait for its result (or queue it: 202)",
     description=(
         "200 whether or not the handler failed: a failure is `error` "
         "(`{type, message, stack}`), not an HTTP error. `{name}` may carry a qualifier, "
@@ -153,6 +154,17 @@ async def invoke_function(
     ] = None,
     qualifier: Annotated[
         str | None, Query(description="a version number, an alias or $LATEST (as name:qualifier)")
+    ] = None,
+    x_nova_invocation_type: Annotated[
+        str | None,
+        Header(
+            description="RequestResponse (default) waits for the result; Event stores the "
+            "event and answers 202 {request_id} at once (GET /invocations/{request_id})"
+        ),
+    ] = None,
+    idempotency_key: Annotated[
+        str | None,
+        Header(description="with Event: a repeat with the same key returns the first request id"),
     ] = None,
 ) -> InvokeResponse:
     """Never runs: InvokeFastPath answers this path before FastAPI routes the request."""

@@ -32,6 +32,10 @@ class FunctionFields(BaseModel):
     backend: str | None = None
     network: bool | None = None
     description: str | None = None
+    async_retry: dict[str, dict[str, float]] | None = None
+    async_max_age_s: float | None = None
+    on_success: str | None = None
+    on_failure: str | None = None
     code: str | None = None
     files: dict[str, str] | None = None
     code_path: str | None = None
@@ -104,6 +108,10 @@ def function_out(record: FunctionRecord) -> dict[str, Any]:
         "backend": config.backend,
         "network": config.network,
         "description": config.description,
+        "async_retry": {kind: dict(rule) for kind, rule in config.async_retry.items()},
+        "async_max_age_s": config.async_max_age_s,
+        "on_success": config.on_success,
+        "on_failure": config.on_failure,
         "code_hash": record.code_hash,
         "code_size": record.code_size,
         "revision": record.revision,

@@ -18,9 +18,11 @@ from typer.core import TyperGroup
 from nova.cli.commands import (
     alias,
     daemon,
+    dlq,
     fn,
     health,
     image,
+    invocations,
     invoke,
     logs,
     runtimes,
@@ -165,6 +167,8 @@ app.add_typer(image.app, name="image")
 app.add_typer(version.app, name="version")
 app.add_typer(alias.app, name="alias")
 app.command("invoke")(invoke.invoke)
+app.add_typer(invocations.app, name="invocations")
+app.add_typer(dlq.app, name="dlq")
 app.command("logs")(logs.logs)
 app.command("runtimes")(runtimes.runtimes)
 app.command("health")(health.health)

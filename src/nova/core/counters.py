@@ -20,6 +20,10 @@ class DaemonCounters:
     cold_starts: int = 0  # instances started on demand
     prewarm_starts: int = 0  # instances started ahead of demand (min_replicas)
     failed_starts: int = 0
+    async_accepted: int = 0  # asynchronous events stored (not counting idempotent repeats)
+    async_succeeded: int = 0
+    async_retries: int = 0  # failed attempts that will be tried again
+    async_dead_lettered: int = 0  # events moved to the dead letters
 
     def as_dict(self) -> dict[str, int]:
         return dataclasses.asdict(self)

@@ -167,3 +167,31 @@ class DaemonStartFailed(NovaError):
 
     code = "Daemon.StartFailed"
     status = 503
+
+
+class InvocationNotFound(NovaError):
+    """No asynchronous invocation has this request id (or it aged out of the store)."""
+
+    code = "Invocation.NotFound"
+    status = 404
+
+    def __init__(self, request_id: str) -> None:
+        super().__init__(
+            f"no asynchronous invocation {request_id!r}; ids come from the 202 answer of an "
+            "invoke with X-Nova-Invocation-Type: Event, and finished ones are kept for "
+            "events.retention_days"
+        )
+        self.request_id = request_id
+
+
+class InvocationAlreadyExists(NovaError):
+    """An asynchronous event with this request id is already stored."""
+
+    code = "Invocation.AlreadyExists"
+    status = 409
+
+    def __init__(self, request_id: str) -> None:
+        super().__init__(
+            f"an asynchronous invocation with request id {request_id!r} already exists; send a "
+            "new X-Nova-Request-Id (or none), or an Idempotency-Key to make repeats run once"
+        )

@@ -88,6 +88,13 @@ class FunctionConfig:
     backend: str | None = None
     network: bool = False
     description: str = ""
+    # Asynchronous invocations (nova.events): attempts and backoff by error kind (kinds left out
+    # take the defaults of nova.events.policy), the age after which an event is not run any
+    # more, and where outcomes go ("function:NAME[:QUALIFIER]", or "" for nowhere).
+    async_retry: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    async_max_age_s: float = 21600.0
+    on_success: str = ""
+    on_failure: str = ""
 
     def document(self) -> dict[str, Any]:
         """Every field but the name as JSON values: how the store keeps a config and the API
@@ -96,6 +103,7 @@ class FunctionConfig:
         del values["name"]
         values["env"] = dict(self.env)
         values["mode"] = self.mode.value
+        values["async_retry"] = {kind: dict(rule) for kind, rule in self.async_retry.items()}
         return values
 
     @classmethod
@@ -109,6 +117,8 @@ class FunctionConfig:
             env=dict(config.env),
             mode=ExecutionMode(config.mode),
             timeout_s=float(config.timeout_s),
+            async_retry={kind: dict(rule) for kind, rule in config.async_retry.items()},
+            async_max_age_s=float(config.async_max_age_s),
         )
 
     def runtime_fingerprint(self) -> tuple[object, ...]:

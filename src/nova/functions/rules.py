@@ -19,6 +19,8 @@ from nova.code import bundle as bundles
 from nova.core.errors import RequestInvalid
 from nova.core.models import CodeBundle, ExecutionMode, FunctionConfig
 from nova.core.names import validate_function_name
+from nova.events.destinations import Destination
+from nova.events.policy import check_async_config
 from nova.runtimes.registry import RuntimeRegistry
 from nova.sandbox.registry import BackendRegistry
 
@@ -84,6 +86,9 @@ def check_config(
         raise RequestInvalid(
             f"description: at most {MAX_DESCRIPTION_LENGTH} characters, without NUL"
         )
+    check_async_config(config)
+    Destination.parse("on_success", config.on_success)
+    Destination.parse("on_failure", config.on_failure)
     try:
         mode = ExecutionMode(config.mode)
     except ValueError:

@@ -19,6 +19,7 @@ FUNCTIONS = "f"
 INVOCATIONS = "i"
 VERSIONS = "v"
 ALIASES = "a"
+DEAD_LETTERS = "d"
 
 
 def check_limit(limit: int) -> int:
@@ -55,7 +56,12 @@ def encode_invocation(created_at: datetime, log_id: str) -> str:
 
 def decode_invocation(cursor: str) -> tuple[datetime, str]:
     """The (created_at, id) key of an invocation log cursor."""
-    created_at, log_id = decode(cursor, INVOCATIONS, 2)
+    return decode_timed(cursor, INVOCATIONS)
+
+
+def decode_timed(cursor: str, kind: str) -> tuple[datetime, str]:
+    """The (time, id) key of a cursor of ``kind`` over a list ordered by time, then id."""
+    created_at, log_id = decode(cursor, kind, 2)
     try:
         moment = datetime.fromisoformat(created_at)
     except ValueError as exc:

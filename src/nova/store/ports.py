@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from nova.core.changes import Change
+from nova.core.events import AsyncEvent, AttemptError, EventFilter, NewEvent, QueueStats
 from nova.core.models import CodeBundle, FunctionConfig, FunctionRecord, InvocationLog, Page
 from nova.core.versions import (
     AliasChange,
@@ -202,6 +203,95 @@ class CounterRepository(Protocol):
         ...
 
 
+class EventQueue(Protocol):
+    """The durable queue of asynchronous invocations (see :mod:`nova.core.events`).
+
+    Workers hold what they claim under a lease: an event whose lease expires (its worker
+    crashed, or lost the store) is claimed again, so every stored event runs at least once.
+    Every finishing call names the claiming ``owner`` and is refused (returns False) when the
+    lease has passed to another worker meanwhile, so a late worker never overwrites a newer
+    attempt's outcome.
+    """
+
+    async def submit(self, event: NewEvent) -> tuple[str, bool]:
+        """Store ``event`` as pending and return ``(its id, True)``. When the function
+        already has an event with the same ``idempotency_key``, store nothing and return
+        ``(that event's id, False)``."""
+        ...
+
+    async def get(self, event_id: str) -> AsyncEvent:
+        """``InvocationNotFound`` if there is no such event."""
+        ...
+
+    async def claim(
+        self, owner: str, limit: int, lease_s: float, exclude: Sequence[str] = ()
+    ) -> list[AsyncEvent]:
+        """Up to ``limit`` events that are due (pending and past their backoff, or running
+        with an expired lease), oldest due first, skipping functions named in ``exclude``;
+        each becomes running under ``owner``'s lease with its attempt counted."""
+        ...
+
+    async def extend(self, owner: str, event_ids: Sequence[str], lease_s: float) -> None:
+        """Renew ``owner``'s leases on the events it still holds among ``event_ids``."""
+        ...
+
+    async def succeed(
+        self, event_id: str, owner: str, result: bytes, follow_up: NewEvent | None = None
+    ) -> bool:
+        """Finish the event as succeeded with ``result``; ``follow_up`` (an on-success
+        destination's event) is stored in the same transaction."""
+        ...
+
+    async def retry(
+        self, event_id: str, owner: str, error: AttemptError, result: bytes, at: datetime
+    ) -> bool:
+        """Record the failed attempt and make the event due again at ``at``."""
+        ...
+
+    async def bury(
+        self,
+        event_id: str,
+        owner: str,
+        error: AttemptError,
+        result: bytes | None,
+        follow_up: NewEvent | None = None,
+    ) -> bool:
+        """Record the last failed attempt and move the event to the dead letters;
+        ``follow_up`` (an on-failure destination's event) is stored in the same transaction."""
+        ...
+
+    async def release(self, event_id: str, owner: str) -> bool:
+        """Give a claimed event back untried (the daemon is shutting down): pending again
+        and due now, its claim not counted as an attempt."""
+        ...
+
+    async def dead_letters(
+        self,
+        *,
+        function: str | None = None,
+        limit: int = DEFAULT_PAGE_LIMIT,
+        cursor: str | None = None,
+    ) -> Page[AsyncEvent]:
+        """Dead events, most recently failed first."""
+        ...
+
+    async def replay(self, selection: EventFilter) -> int:
+        """Make the selected dead events pending and due now with a fresh attempt count
+        (their earlier errors are kept); returns how many."""
+        ...
+
+    async def purge(self, selection: EventFilter) -> int:
+        """Delete the selected dead events; returns how many."""
+        ...
+
+    async def stats(self, now: datetime) -> QueueStats: ...
+
+    async def delete_finished_before(self, cutoff: datetime, limit: int) -> int:
+        """Delete up to ``limit`` succeeded events finished before ``cutoff`` (dead ones stay
+        until purged); returns how many."""
+        ...
+
+
 class Store(Protocol):
     # Read-only properties rather than plain attributes so that an implementation may expose a
     # concrete subtype (mypy treats mutable protocol attributes as invariant).
@@ -222,6 +312,9 @@ class Store(Protocol):
 
     @property
     def counters(self) -> CounterRepository: ...
+
+    @property
+    def events(self) -> EventQueue: ...
 
     async def ping(self) -> None:
         """Round-trip to the database; ``StoreUnavailable`` if it cannot be reached."""

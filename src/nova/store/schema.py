@@ -216,3 +216,32 @@ counters = sa.Table(
     sa.Column("name", sa.String(), primary_key=True),
     sa.Column("value", sa.BigInteger(), nullable=False),
 )
+
+# The queue of asynchronous invocations (nova.core.events). ``available_at`` is when a pending
+# event is due and, while it runs, when its lease expires: one (status, available_at) index
+# serves claiming both new events and those of crashed workers. Idempotency keys are unique per
+# function (NULLs never collide). No foreign key: an event outlives a deleted function (it dies
+# with Function.NotFound, and can be replayed once the function exists again).
+async_events = sa.Table(
+    "async_events",
+    metadata,
+    sa.Column("id", _keyset_text(), primary_key=True),
+    sa.Column("function_name", sa.String(), nullable=False),
+    sa.Column("qualifier", sa.String(), nullable=False),
+    sa.Column("payload", sa.LargeBinary(), nullable=False),
+    sa.Column("idempotency_key", sa.String(), nullable=True),
+    sa.Column("source", sa.String(), nullable=False),
+    sa.Column("status", sa.String(), nullable=False),
+    sa.Column("attempts", sa.Integer(), nullable=False),
+    sa.Column("lease_owner", sa.String(), nullable=True),
+    sa.Column("available_at", UTCDateTime(), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.Column("finished_at", UTCDateTime(), nullable=True),
+    sa.Column("result", sa.LargeBinary(), nullable=True),
+    sa.Column("errors", sa.JSON(), nullable=False),
+    sa.Column("last_error_type", sa.String(), nullable=True),
+    sa.UniqueConstraint("function_name", "idempotency_key"),
+    sa.Index(None, "status", "available_at"),
+    sa.Index(None, "status", "updated_at", "id"),  # dead letters, newest first; retention
+)

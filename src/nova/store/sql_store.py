@@ -6,6 +6,7 @@ from nova.store.aliases import SqlAliasRepository
 from nova.store.changes import SqlChangeLog
 from nova.store.counters import SqlCounterRepository
 from nova.store.database import Database, create_engine, ensure_sqlite_directory, parse_url
+from nova.store.events import SqlEventQueue
 from nova.store.functions import SqlFunctionRepository
 from nova.store.invocations import SqlInvocationLogRepository
 from nova.store.migrator import upgrade_to_head
@@ -22,6 +23,7 @@ class SqlStore:
         self.aliases = SqlAliasRepository(database)
         self.changes = SqlChangeLog(database)
         self.counters = SqlCounterRepository(database)
+        self.events = SqlEventQueue(database)
 
     async def ping(self) -> None:
         await self.database.ping()

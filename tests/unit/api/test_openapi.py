@@ -67,7 +67,13 @@ def test_the_invoke_route_is_documented(document: dict[str, Any]) -> None:
     }
     assert {"404", "413", "429"} <= set(operation["responses"])
     headers = {p["name"] for p in operation["parameters"] if p["in"] == "header"}
-    assert headers == {"x-nova-request-id", "traceparent", "x-nova-routing-key"}
+    assert headers == {
+        "x-nova-request-id",
+        "traceparent",
+        "x-nova-routing-key",
+        "x-nova-invocation-type",
+        "idempotency-key",
+    }
     query = {p["name"] for p in operation["parameters"] if p["in"] == "query"}
     assert query == {"qualifier"}
 

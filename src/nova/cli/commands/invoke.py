@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from nova.cli.errors import BadResponse, FunctionFailed, UsageProblem
-from nova.cli.state import state_of
+from nova.cli.state import CliState, state_of
 
 
 def invoke(
@@ -34,6 +34,17 @@ def invoke(
     raw: Annotated[
         bool, typer.Option("--raw", help="Print only the output, as compact JSON.")
     ] = False,
+    run_async: Annotated[
+        bool,
+        typer.Option(
+            "--async",
+            help="Queue the event and print its request id at once (nova invocations get ID).",
+        ),
+    ] = False,
+    idempotency_key: Annotated[
+        str | None,
+        typer.Option("--idempotency-key", metavar="KEY", help="With --async: a repeat runs once."),
+    ] = None,
 ) -> None:
     """Invoke a function and print its output.
 
@@ -45,6 +56,11 @@ def invoke(
 
     state = state_of(ctx)
     payload = read_event(data)
+    if run_async:
+        submit_event(state, name, payload, idempotency_key)
+        return
+    if idempotency_key is not None:
+        raise UsageProblem("--idempotency-key applies to --async invocations only")
     response = state.out.waiting(
         f"waiting for {name}",
         lambda: state.client.send(
@@ -71,6 +87,25 @@ def invoke(
         out.note(summary(result))
     if error:
         raise function_failed(error, with_stack=not state.json_output)
+
+
+def submit_event(state: CliState, name: str, payload: bytes, key: str | None) -> None:
+    """POST the event with X-Nova-Invocation-Type: Event; print the request id (202)."""
+    from nova.cli.client import function_path
+
+    headers = {"Content-Type": "application/json", "X-Nova-Invocation-Type": "Event"}
+    if key is not None:
+        headers["Idempotency-Key"] = key
+    answer = state.client.call(
+        "POST", function_path(name, "invoke"), content=payload, headers=headers
+    )
+    if not isinstance(answer, dict) or "request_id" not in answer:
+        raise BadResponse(f"the async invoke of {name!r} returned no request id")
+    if state.json_output:
+        state.out.json(answer)
+    else:
+        state.out.line(str(answer["request_id"]))
+        state.out.note(f"queued; follow it with: nova invocations get {answer['request_id']}")
 
 
 def read_event(data: str | None) -> bytes:
