@@ -10,7 +10,9 @@ Measures, for each sandbox backend asked for:
   rps    throughput at 16 connections (wrk), next to the same two baselines, then the
          invocations answered so far against the invocation-log records stored (equal);
   cold   first invoke after create of a 128 MB function (p50/p95), next to spawning a bare
-         python3 and a bare fork.
+         python3 and a bare fork;
+  async  asynchronous invocation (bench/async_events.py): events accepted per second,
+         completed per second, and submit -> finish latency p50/p99.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
-from bench import client, servers
+from bench import async_events, client, servers
 
 HELLO = "def handler(event, context):\n    return {'message': 'Hello, ' + event.get('name', 'world') + '!'}\n"
 EVENT = b'{"name":"bench"}'
@@ -295,6 +297,8 @@ def render(report: dict[str, Any]) -> None:
                 "yes" if counts["answered"] == counts["stored"] else "[red]NO[/]",
             )
     Console().print(logs)
+    if "async" in report:
+        Console().print(async_events.render(report["async"]))
 
 
 def _share(value: float | None, baseline: float | None, name: str) -> str:
@@ -314,6 +318,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--cold", type=int, default=20)
     parser.add_argument("--backends", default="process,container,gvisor")
+    parser.add_argument("--async-events", type=int, default=2000, help="0 skips async")
     args = parser.parse_args(argv)
     if not client.wrk_available():
         console.print(
@@ -333,6 +338,9 @@ def main(argv: list[str] | None = None) -> int:
         report["backends"][backend] = measure_backend(
             backend.strip(), args.requests, args.seconds, args.cold
         )
+    if args.async_events:
+        console.print("[dim]async: accepted/s, completed/s, submit -> finish latency …[/]")
+        report["async"] = async_events.measure(args.async_events, 200)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))
     render(report)

@@ -114,6 +114,10 @@ def test_exhausted_retries_dead_letter_then_replay_after_a_fix(
     assert body["status"] == "dead"
     assert body["attempts"] == 2
     assert [e["type"] for e in body["errors"]] == ["ValueError", "ValueError"]
+    stats = api.get("/stats").json()
+    assert stats["async"]["dead"] == 1
+    assert stats["this_daemon"]["async_retries"] == 1
+    assert stats["this_daemon"]["async_dead_lettered"] == 1
     listed = api.get("/dead-letters", params={"function": "broken"}).json()
     assert [item["request_id"] for item in listed["items"]] == [request_id]
     # The on-failure destination got Lambda's record shape.
@@ -135,6 +139,9 @@ def test_exhausted_retries_dead_letter_then_replay_after_a_fix(
     assert replayed["result"]["output"] == "fixed"
     assert len(replayed["errors"]) == 2  # the history stays
     assert api.get("/dead-letters").json()["items"] == []
+    queue = api.get("/stats").json()["async"]
+    assert queue["dead"] == 0
+    assert queue["persisted"] is True
 
 
 def test_on_success_destination(api: httpx.Client, tmp_path: Path) -> None:

@@ -94,7 +94,7 @@ class QueueStats:
     pending: int
     running: int
     dead: int
-    oldest_pending_age_s: float | None
+    oldest_age_s: float | None
 
 
 @dataclass(frozen=True, slots=True)

@@ -254,7 +254,7 @@ class MemoryEventQueue:
             pending=sum(event.status is EventStatus.PENDING for event in events),
             running=sum(event.status is EventStatus.RUNNING for event in events),
             dead=sum(event.status is EventStatus.DEAD for event in events),
-            oldest_pending_age_s=(
+            oldest_age_s=(
                 max(0.0, (now - min(unfinished)).total_seconds()) if unfinished else None
             ),
         )

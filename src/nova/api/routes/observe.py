@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Query, Request
 from starlette.responses import JSONResponse
 
+from nova.api.context import Services
 from nova.api.routes.functions import services
 from nova.core.errors import NovaError
 from nova.core.models import InvocationLog
@@ -106,7 +107,19 @@ async def stats(request: Request) -> dict[str, Any]:
         "this_daemon": since_start,
         "inflight": svc.executor.inflight.count,
         "logs": asdict(svc.log_batcher.stats()),
+        "async": await _async_stats(svc),
     }
+
+
+async def _async_stats(svc: Services) -> dict[str, Any]:
+    """The queue of asynchronous invocations (every daemon's, from the store): ``pending`` and
+    ``running`` make its depth; ``oldest_age_s`` is how long its oldest unfinished event has
+    waited; ``dead`` the dead letters; ``running_here`` what this daemon runs now."""
+    try:
+        queue, available = asdict(await svc.invocations.stats()), True
+    except NovaError:
+        queue, available = {}, False
+    return {**queue, "running_here": svc.async_worker.running, "persisted": available}
 
 
 @router.get("/health", summary="Detailed health: store, pools, backend")

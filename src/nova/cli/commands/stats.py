@@ -27,6 +27,7 @@ def stats(ctx: typer.Context) -> None:
         state.out.note("no function has been deployed to a pool yet")
     counters = body.get("invocations") or {}
     logs = body.get("logs") or {}
+    queue = body.get("async") or {}
     if counters.get("persisted") is False:
         state.out.note(
             "the store cannot be read: the counts below are this daemon's since it started"
@@ -46,5 +47,11 @@ def stats(ctx: typer.Context) -> None:
             ("logs replayed", fmt_value(logs.get("replayed"))),
             ("logs dropped", fmt_value(logs.get("dropped"))),
             ("logs backlog", fmt_value(logs.get("backlog"))),
+            ("async pending", fmt_value(queue.get("pending"))),
+            ("async running", fmt_value(queue.get("running"))),
+            ("async oldest (s)", fmt_value(queue.get("oldest_age_s"))),
+            ("async accepted", fmt_value(counters.get("async_accepted"))),
+            ("async retries", fmt_value(counters.get("async_retries"))),
+            ("async dead letters", fmt_value(queue.get("dead"))),
         ]
     )
