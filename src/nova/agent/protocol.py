@@ -52,10 +52,23 @@ from enum import IntEnum
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
 if TYPE_CHECKING:  # typing is only needed by the type checker; importing it costs start-up time
+    from collections.abc import Mapping
     from typing import Any, Protocol
+
+    from nova.core.models import FunctionConfig
 
     class Readable(Protocol):
         def read(self, size: int, /) -> bytes: ...
+
+    class InitSource(Protocol):
+        """What :func:`init_message` reads of the function it starts (the pool's Deployment)."""
+
+        @property
+        def config(self) -> FunctionConfig: ...
+        @property
+        def version(self) -> str: ...
+        @property
+        def interpreter(self) -> str: ...
 
 
 PROTOCOL_VERSION = 1
@@ -82,6 +95,34 @@ class MessageTooLarge(ProtocolError):
         super().__init__(f"message of {size} bytes exceeds the {limit}-byte limit")
         self.size = size
         self.limit = limit
+
+
+def init_message(
+    deployment: InitSource, code_dir: str, tmp_dir: str, env: Mapping[str, str]
+) -> dict[str, Any]:
+    """The Init frame (without ``id``, which the connection assigns) for one instance.
+
+    ``code_dir`` and ``tmp_dir`` are the paths as the agent sees them inside its sandbox, and
+    ``env`` is the function's environment as the instance gets it, which may differ from the
+    configured one (values resolved at start), so the caller passes it in.
+    """
+    config = deployment.config
+    return {
+        "type": MsgType.INIT,
+        "protocol": PROTOCOL_VERSION,
+        "runtime": config.runtime,
+        "handler": config.handler,
+        "mode": config.mode.value,
+        "code_dir": code_dir,
+        "tmp_dir": tmp_dir,
+        "interpreter": deployment.interpreter,
+        "env": dict(env),
+        "function_name": config.name,
+        "function_version": deployment.version,
+        "memory_mb": config.memory_mb,
+        "timeout_s": config.timeout_s,
+        "concurrency": config.instance_concurrency,
+    }
 
 
 def encode_frame(body: bytes, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> bytes:
