@@ -19,7 +19,7 @@ import collections
 import contextlib
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
@@ -100,7 +100,8 @@ class AsyncWorker:
         self._rng = rng or random.Random()
         self.owner = f"worker-{ids.request_id()}"
         self._held: dict[str, asyncio.Task[None]] = {}
-        self._per_function: collections.Counter[str] = collections.Counter()
+        self._per_function: collections.Counter[str] = collections.Counter()  # claimed
+        self._active: collections.Counter[str] = collections.Counter()  # invoking now
         self._caps: dict[str, int] = {}
         self._room = asyncio.Condition()
         self._loop_task: asyncio.Task[None] | None = None
@@ -182,6 +183,22 @@ class AsyncWorker:
     def _cap(self, function: str) -> int:
         return self._caps.get(function, self._limits.concurrency)
 
+    @contextlib.asynccontextmanager
+    async def _slot(self, function: str) -> AsyncIterator[None]:
+        """Run at most the function's cap of its events at once; the others wait here (their
+        leases renewed) rather than in the pool's queue, where they would time out."""
+        async with self._room:
+            await self._room.wait_for(lambda: self._active[function] < self._cap(function))
+            self._active[function] += 1
+        try:
+            yield
+        finally:
+            self._active[function] -= 1
+            if self._active[function] <= 0:
+                del self._active[function]
+            async with self._room:
+                self._room.notify_all()
+
     async def _extend_leases(self) -> None:
         await self._queue.extend(self.owner, list(self._held), self._limits.lease_s)
 
@@ -230,9 +247,10 @@ class AsyncWorker:
             await self._bury(event, config, error, None, "EventAgeExceeded")
             return
         try:
-            result = await self._invoker.invoke(
-                event.function, event.payload, qualifier=qualifier, request_id=event.id
-            )
+            async with self._slot(event.function):
+                result = await self._invoker.invoke(
+                    event.function, event.payload, qualifier=qualifier, request_id=event.id
+                )
         except ShuttingDown:
             await self._queue.release(event.id, self.owner)
             return

@@ -271,9 +271,7 @@ class SqlEventQueue:
             pending=counts.get(EventStatus.PENDING.value, (0, None))[0],
             running=counts.get(EventStatus.RUNNING.value, (0, None))[0],
             dead=counts.get(EventStatus.DEAD.value, (0, None))[0],
-            oldest_age_s=(
-                None if oldest is None else max(0.0, (now - oldest).total_seconds())
-            ),
+            oldest_age_s=(None if oldest is None else max(0.0, (now - oldest).total_seconds())),
         )
 
     async def delete_finished_before(self, cutoff: datetime, limit: int) -> int:
