@@ -80,6 +80,11 @@ class SqlEventQueue:
         )
         if exclude:
             due = due.where(_e.function_name.not_in(list(exclude)))
+        # Most polls find nothing: a plain read answers them without taking SQLite's write
+        # lock (or writing on PostgreSQL), which the daemons sharing the store would feel.
+        async with self._db.transaction() as conn:
+            if await conn.scalar(due.with_only_columns(_e.id).limit(1)) is None:
+                return []
         if self._postgres:
             due = due.with_for_update(skip_locked=True)
         statement = (
