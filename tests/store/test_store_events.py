@@ -150,3 +150,13 @@ async def test_two_workers_claim_disjoint_events(sql_target: Target) -> None:
     finally:
         await first.close()
         await second.close()
+
+
+async def test_submit_dead_goes_straight_to_the_dead_letters(store: Store) -> None:
+    error = AttemptError(0, "Event.InvalidJson", "not JSON: b'\\xff'", datetime.now(UTC))
+    assert await store.events.submit(_event("bad"), dead=error) == ("bad", True)
+    event = await store.events.get("bad")
+    assert event.status is EventStatus.DEAD
+    assert [e.type for e in event.errors] == ["Event.InvalidJson"]
+    assert await store.events.claim("w", 10, 30) == []
+    assert await store.events.replay(EventFilter(error_type="Event.InvalidJson")) == 1

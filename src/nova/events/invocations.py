@@ -14,7 +14,8 @@ durably stored - that is when a source may acknowledge it. The outcome is read w
 An event runs at least once: a worker that dies mid-run leaves it to be run again when its
 lease expires. An idempotency key (per function) makes submitting the same event again return
 the first submit's request id without storing anything, so a source that redelivers (a broker,
-a client retrying after a lost 202) still runs the event once.
+a client retrying after a lost 202) still runs the event once. A message that cannot be an
+event at all (not JSON) goes to the dead letters with its reason through :meth:`reject`.
 """
 
 from __future__ import annotations
@@ -24,10 +25,12 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
+import orjson
+
 from nova.core import ids
 from nova.core.counters import DaemonCounters
 from nova.core.errors import PayloadTooLarge, RequestInvalid
-from nova.core.events import AsyncEvent, EventFilter, NewEvent, QueueStats
+from nova.core.events import AsyncEvent, AttemptError, EventFilter, NewEvent, QueueStats
 from nova.core.models import Page
 from nova.store.ports import DEFAULT_PAGE_LIMIT, EventQueue
 
@@ -124,6 +127,37 @@ class AsyncInvocations:
         if created:
             self._counters.async_accepted += 1
             self.signals.submitted.set()
+        return stored_id
+
+    async def reject(
+        self,
+        function: str,
+        qualifier: str | None,
+        body: bytes,
+        error_type: str,
+        reason: str,
+        *,
+        source: str,
+        idempotency_key: str | None = None,
+    ) -> str:
+        """Store an event that cannot run as it came (a broker message that is not JSON, say)
+        straight in the dead letters, with ``error_type`` and ``reason``, and return its
+        request id: the source can acknowledge it, and an operator sees why it did not run.
+        The payload kept is ``body`` as a JSON string (undecodable bytes replaced), which a
+        replay passes to the function."""
+        payload = orjson.dumps(body[: self._max_payload_bytes].decode("utf-8", "replace"))
+        event = NewEvent(
+            id=ids.request_id(),
+            function=function,
+            qualifier=qualifier or "",
+            payload=payload,
+            idempotency_key=idempotency_key,
+            source=source,
+        )
+        error = AttemptError(0, error_type, reason, datetime.now(UTC))
+        stored_id, created = await self._queue.submit(event, dead=error)
+        if created:
+            self._counters.async_dead_lettered += 1
         return stored_id
 
     async def get(self, request_id: str) -> AsyncEvent:

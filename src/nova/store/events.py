@@ -40,8 +40,16 @@ class SqlEventQueue:
         self._db = database
         self._postgres = database.url.get_backend_name() == "postgresql"
 
-    async def submit(self, event: NewEvent) -> tuple[str, bool]:
-        row = _new_row(event, datetime.now(UTC))
+    async def submit(self, event: NewEvent, dead: AttemptError | None = None) -> tuple[str, bool]:
+        now = datetime.now(UTC)
+        row = _new_row(event, now)
+        if dead is not None:
+            row |= {
+                "status": EventStatus.DEAD.value,
+                "finished_at": now,
+                "errors": [dead.document()],
+                "last_error_type": dead.type,
+            }
         try:
             async with self._db.transaction() as conn:
                 await conn.execute(sa.insert(async_events), row)
@@ -58,7 +66,7 @@ class SqlEventQueue:
                 )
             )
         if existing is None:  # deleted between the two statements (purged): store it anew
-            return await self.submit(event)
+            return await self.submit(event, dead)
         return str(existing), False
 
     async def get(self, event_id: str) -> AsyncEvent:

@@ -29,7 +29,7 @@ class MemoryEventQueue:
         self._events: dict[str, AsyncEvent] = {}
         self._owners: dict[str, str] = {}  # event id -> the worker holding its lease
 
-    async def submit(self, event: NewEvent) -> tuple[str, bool]:
+    async def submit(self, event: NewEvent, dead: AttemptError | None = None) -> tuple[str, bool]:
         if event.idempotency_key is not None:
             for stored in self._events.values():
                 if (stored.function, stored.idempotency_key) == (
@@ -39,7 +39,12 @@ class MemoryEventQueue:
                     return stored.id, False
         if event.id in self._events:
             raise InvocationAlreadyExists(event.id)
-        self._add(event, datetime.now(UTC))
+        now = datetime.now(UTC)
+        self._add(event, now)
+        if dead is not None:
+            self._events[event.id] = dataclasses.replace(
+                self._events[event.id], status=EventStatus.DEAD, finished_at=now, errors=(dead,)
+            )
         return event.id, True
 
     def _add(self, event: NewEvent, now: datetime) -> None:

@@ -213,10 +213,12 @@ class EventQueue(Protocol):
     attempt's outcome.
     """
 
-    async def submit(self, event: NewEvent) -> tuple[str, bool]:
+    async def submit(self, event: NewEvent, dead: AttemptError | None = None) -> tuple[str, bool]:
         """Store ``event`` as pending and return ``(its id, True)``. When the function
         already has an event with the same ``idempotency_key``, store nothing and return
-        ``(that event's id, False)``."""
+        ``(that event's id, False)``. With ``dead``, the event goes straight to the dead
+        letters with that error (it could not be run as it came: e.g. not JSON).
+        ``InvocationAlreadyExists`` when ``event.id`` is taken."""
         ...
 
     async def get(self, event_id: str) -> AsyncEvent:

@@ -203,3 +203,15 @@ async def test_submit_refuses_what_it_cannot_accept() -> None:
     first = await setup.invocations.submit("f", None, b"{}", idempotency_key="k")
     assert await setup.invocations.submit("f", None, b"{}", idempotency_key="k") == first
     assert setup.counters.async_accepted == 1
+
+
+async def test_reject_stores_an_unusable_message_as_a_dead_letter() -> None:
+    setup = Setup(ScriptedInvoker([ok]), {"f": _config("f")})
+    request_id = await setup.invocations.reject(
+        "f", None, b"\xffnot json", "Event.InvalidJson", "the message is not JSON", source="queue:q"
+    )
+    event = await setup.queue.get(request_id)
+    assert event.status is EventStatus.DEAD
+    assert event.payload == '"\ufffdnot json"'.encode()
+    assert event.errors[0].message == "the message is not JSON"
+    assert setup.counters.async_dead_lettered == 1
