@@ -142,9 +142,10 @@ async def build_services(settings: Settings) -> Services:
     except NovaError as exc:
         logger.error("cannot open the store: %s", exc.message)
         raise
+    counters = DaemonCounters()
     try:
         runtimes = await asyncio.to_thread(RuntimeRegistry.detect_builtin)
-        sandboxes = build_backends(settings)
+        sandboxes = build_backends(settings, counters)
     except BaseException:
         await store.close()
         raise
@@ -158,7 +159,6 @@ async def build_services(settings: Settings) -> Services:
         pool_settings.start_timeout_s,
         settings.executor.max_message_bytes,
     )
-    counters = DaemonCounters()
     pools = PoolManager(
         launcher,
         PoolLimits(

@@ -20,6 +20,9 @@ class DaemonCounters:
     cold_starts: int = 0  # instances started on demand
     prewarm_starts: int = 0  # instances started ahead of demand (min_replicas)
     failed_starts: int = 0
+    vm_restores: int = 0  # microvm instances started from a VM snapshot instead of a boot
+    vm_restore_failures: int = 0  # snapshot restores that failed (the start booted instead)
+    vm_snapshots: int = 0  # VM snapshots saved
 
     def as_dict(self) -> dict[str, int]:
         return dataclasses.asdict(self)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import logging
 import time
 import uuid
@@ -16,10 +18,15 @@ from nova.core.models import StartPhases
 from nova.pool.connection import AgentConnection
 from nova.pool.deployment import Deployment
 from nova.pool.instance import PooledInstance
-from nova.sandbox.base import InstanceSpec
+from nova.sandbox.base import InstanceSpec, SnapshottingInstance
 from nova.sandbox.registry import BackendRegistry
 
 logger = logging.getLogger(__name__)
+
+
+def init_key(init: dict[str, object]) -> str:
+    """A digest of everything Init makes of an instance: equal keys, equal initialised state."""
+    return hashlib.sha256(json.dumps(init, sort_keys=True, default=str).encode()).hexdigest()
 
 
 class Launcher(Protocol):
@@ -46,6 +53,20 @@ class SandboxLauncher:
     ) -> PooledInstance:
         config = deployment.config
         instance_id = f"{config.name}-{uuid.uuid4().hex[:12]}"
+        init = {
+            "type": MsgType.INIT,
+            "protocol": PROTOCOL_VERSION,
+            "runtime": config.runtime,
+            "handler": config.handler,
+            "mode": config.mode.value,
+            "interpreter": deployment.interpreter,
+            "env": dict(config.env),
+            "function_name": config.name,
+            "function_version": deployment.version,
+            "memory_mb": config.memory_mb,
+            "timeout_s": config.timeout_s,
+            "concurrency": config.instance_concurrency,
+        }
         spec = InstanceSpec(
             instance_id=instance_id,
             function_name=config.name,
@@ -57,33 +78,25 @@ class SandboxLauncher:
             timeout_s=config.timeout_s,
             network=config.network,
             concurrency=config.instance_concurrency,
+            init_key=init_key(init),
         )
         began = time.perf_counter()
         sandbox = await self._backends.get(config.backend).start(spec)
         sandbox_ready = time.perf_counter()
         connection = AgentConnection(self._max_message_bytes)
         instance = PooledInstance(sandbox, connection, deployment)
+        snapshotting = sandbox if isinstance(sandbox, SnapshottingInstance) else None
         try:
             await connection.open(sandbox.sock, lambda _reason: on_lost(instance))
-            reply = await connection.request(
-                {
-                    "type": MsgType.INIT,
-                    "protocol": PROTOCOL_VERSION,
-                    "runtime": config.runtime,
-                    "handler": config.handler,
-                    "mode": config.mode.value,
-                    "code_dir": sandbox.code_dir,
-                    "tmp_dir": sandbox.tmp_dir,
-                    "interpreter": deployment.interpreter,
-                    "env": dict(config.env),
-                    "function_name": config.name,
-                    "function_version": deployment.version,
-                    "memory_mb": config.memory_mb,
-                    "timeout_s": config.timeout_s,
-                    "concurrency": config.instance_concurrency,
-                },
-                self._start_timeout_s,
-            )
+            if snapshotting is not None and snapshotting.initialised:
+                reply = {"ok": True, "protocol": PROTOCOL_VERSION}  # Init ran before the save
+            else:
+                reply = await connection.request(
+                    {**init, "code_dir": sandbox.code_dir, "tmp_dir": sandbox.tmp_dir},
+                    self._start_timeout_s,
+                )
+                if snapshotting is not None and reply.get("ok"):
+                    await snapshotting.save_snapshot()
         except (TimeoutError, SandboxError) as exc:
             await instance.destroy()
             raise SandboxError(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 
 from nova.config import Settings
+from nova.core.counters import DaemonCounters
 from nova.core.errors import NovaError
 from nova.sandbox.base import BackendInfo, SandboxBackend
 from nova.sandbox.container.backend import ContainerBackend
@@ -36,7 +37,7 @@ def process_backend_info(allowed: bool) -> BackendInfo:
     return BackendInfo(info.name, False, reason, info.isolation, info.supports_reload)
 
 
-def build_backends(settings: Settings) -> BackendRegistry:
+def build_backends(settings: Settings, counters: DaemonCounters | None = None) -> BackendRegistry:
     """Every backend this host can run, and the daemon's default among them."""
     max_message_bytes = settings.executor.max_message_bytes
     container = ContainerBackend.probe()
@@ -59,7 +60,8 @@ def build_backends(settings: Settings) -> BackendRegistry:
                 cache_dir=settings.daemon.data_dir.resolve() / "microvm",
                 overhead_mb=settings.sandbox.microvm_overhead_mb,
                 max_message_bytes=max_message_bytes,
-            )
+            ),
+            counters=counters,
         )
     if process.available:
         backends["process"] = ProcessBackend(max_message_bytes)

@@ -17,11 +17,13 @@ import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from nova.core.errors import SandboxError
+from nova.sandbox.microvm.snapshots import copy_sparse
 from nova.sandbox.microvm.vmm import SnapshotFiles, Vm, VmConfig
 
 QEMU = "qemu-system-x86_64"
@@ -32,7 +34,7 @@ QEMU = "qemu-system-x86_64"
 MACHINE = "microvm,x-option-roms=off,pit=off,pic=off,isa-serial=on,rtc=on"
 PORT_NAME = "nova0"
 START_TIMEOUT_S = 15.0  # until QEMU serves the channel (it has not booted the guest yet)
-MIGRATION_TIMEOUT_S = 30.0
+MIGRATION_TIMEOUT_S = 10.0
 
 
 @dataclass(slots=True)
@@ -106,17 +108,29 @@ class QemuDriver:
         return await self._spawn(config, self.argv(config))
 
     async def snapshot(self, vm: Vm, files: SnapshotFiles) -> None:
-        if vm.config.memory_file is None or vm.config.memory_file != files.memory:
-            raise SandboxError("a snapshot needs the VM booted on the snapshot's memory file")
+        memory = vm.config.memory_file
+        if memory is None:
+            raise SandboxError("a snapshot needs a VM booted with a memory file")
         async with _Qmp(vm.config.control) as qmp:
             await qmp.execute("migrate-set-capabilities", capabilities=_IGNORE_SHARED)
             await qmp.execute("stop")
-            await qmp.execute("migrate", uri=f"exec:cat > {_quote(files.state)}")
-            await qmp.wait_migration()
+            try:
+                await qmp.execute("migrate", uri=f"exec:cat > {_quote(files.state)}")
+                await qmp.wait_migration()
+                # Paused, so the RAM file is consistent with the state just written.
+                await asyncio.to_thread(copy_sparse, memory, files.memory)
+            finally:
+                await qmp.execute("cont")
 
-    async def restore(self, config: VmConfig, files: SnapshotFiles) -> QemuVm:
+    async def restore(
+        self,
+        config: VmConfig,
+        files: SnapshotFiles,
+        before_run: Callable[[Vm], Awaitable[None]],
+    ) -> QemuVm:
         vm = await self._spawn(config, self.argv(config, restore_from=files))
         try:
+            await before_run(vm)
             async with _Qmp(config.control) as qmp:
                 await qmp.execute("migrate-set-capabilities", capabilities=_IGNORE_SHARED)
                 await qmp.execute("migrate-incoming", uri=f"exec:cat {_quote(files.state)}")
@@ -240,6 +254,7 @@ class _Qmp:
 
     async def wait_running(self) -> None:
         deadline = time.monotonic() + MIGRATION_TIMEOUT_S
+        status = migration = None
         while time.monotonic() < deadline:
             status = (await self.execute("query-status")).get("status")
             if status == "running":
@@ -249,8 +264,12 @@ class _Qmp:
             migration = (await self.execute("query-migrate")).get("status")
             if migration == "failed":
                 raise SandboxError("restoring the VM failed: QEMU could not load its state")
+            if migration == "completed" and status == "paused":
+                # The snapshot was saved from a paused VM, so it loads paused.
+                await self.execute("cont")
+                continue
             await asyncio.sleep(0.002)
-        raise SandboxError("restoring the VM timed out")
+        raise SandboxError(f"restoring the VM timed out (status {status}, migration {migration})")
 
     async def _read(self) -> dict[str, Any]:
         assert self._reader is not None

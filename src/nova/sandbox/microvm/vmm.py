@@ -7,6 +7,7 @@ owns everything else (drives, kernel, the agent channel's protocol, snapshot key
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -64,14 +65,20 @@ class VmmDriver(Protocol):
         ...
 
     async def snapshot(self, vm: Vm, files: SnapshotFiles) -> None:
-        """Pause ``vm`` and write its device state to ``files.state``; its RAM is already in
-        ``files.memory`` (``config.memory_file``). The VM stays paused: stop it afterwards
-        (running on would change the RAM file under the snapshot)."""
+        """Pause ``vm``, write its device state to ``files.state`` and its RAM (the memory
+        file it was booted on) to ``files.memory``, and let it run on."""
         ...
 
-    async def restore(self, config: VmConfig, files: SnapshotFiles) -> Vm:
+    async def restore(
+        self,
+        config: VmConfig,
+        files: SnapshotFiles,
+        before_run: Callable[[Vm], Awaitable[None]],
+    ) -> Vm:
         """Start a VM from a snapshot, its RAM mapped copy-on-write from ``files.memory``
-        (many restores share one file), and let it run."""
+        (many restores share one file). ``before_run`` is awaited once the VMM serves the
+        channel and before the guest runs: the host connects there, so the restored guest
+        never sees its port closed."""
         ...
 
     async def stop(self, vm: Vm) -> None:
