@@ -10,9 +10,9 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
-from nova.agent.protocol import PROTOCOL_VERSION, MsgType
+from nova.agent.protocol import PROTOCOL_VERSION, init_message
 from nova.core.errors import SandboxError
 from nova.core.models import StartPhases
 from nova.pool.connection import AgentConnection
@@ -24,7 +24,7 @@ from nova.sandbox.registry import BackendRegistry
 logger = logging.getLogger(__name__)
 
 
-def init_key(init: dict[str, object]) -> str:
+def init_key(init: dict[str, Any]) -> str:
     """A digest of everything Init makes of an instance: equal keys, equal initialised state."""
     return hashlib.sha256(json.dumps(init, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -53,20 +53,6 @@ class SandboxLauncher:
     ) -> PooledInstance:
         config = deployment.config
         instance_id = f"{config.name}-{uuid.uuid4().hex[:12]}"
-        init = {
-            "type": MsgType.INIT,
-            "protocol": PROTOCOL_VERSION,
-            "runtime": config.runtime,
-            "handler": config.handler,
-            "mode": config.mode.value,
-            "interpreter": deployment.interpreter,
-            "env": dict(config.env),
-            "function_name": config.name,
-            "function_version": deployment.version,
-            "memory_mb": config.memory_mb,
-            "timeout_s": config.timeout_s,
-            "concurrency": config.instance_concurrency,
-        }
         spec = InstanceSpec(
             instance_id=instance_id,
             function_name=config.name,
@@ -78,7 +64,8 @@ class SandboxLauncher:
             timeout_s=config.timeout_s,
             network=config.network,
             concurrency=config.instance_concurrency,
-            init_key=init_key(init),
+            # Paths left out: they are the sandbox's, the same for every instance.
+            init_key=init_key(init_message(deployment, "", "", config.env)),
         )
         began = time.perf_counter()
         sandbox = await self._backends.get(config.backend).start(spec)
@@ -91,10 +78,8 @@ class SandboxLauncher:
             if snapshotting is not None and snapshotting.initialised:
                 reply = {"ok": True, "protocol": PROTOCOL_VERSION}  # Init ran before the save
             else:
-                reply = await connection.request(
-                    {**init, "code_dir": sandbox.code_dir, "tmp_dir": sandbox.tmp_dir},
-                    self._start_timeout_s,
-                )
+                init = init_message(deployment, sandbox.code_dir, sandbox.tmp_dir, config.env)
+                reply = await connection.request(init, self._start_timeout_s)
                 if snapshotting is not None and reply.get("ok"):
                     await snapshotting.save_snapshot()
         except (TimeoutError, SandboxError) as exc:
