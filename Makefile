@@ -16,7 +16,9 @@ DATA_DIR ?= .nova-data
 
 # Debian packages the sandboxes need: bwrap, setpriv + nsenter (util-linux), libseccomp, runsc
 # (the gvisor backend), slirp4netns and nft (nftables) for functions with network: true, and
-# debootstrap for runtime images (`nova image build`).
+# debootstrap for runtime images (`nova image build`), and for the microvm backend QEMU
+# (qemu-system-x86), the guest kernel (linux-image-cloud-amd64), busybox-static for the guest's
+# initramfs and e2fsprogs for its drives.
 
 venv: $(STAMP)
 
@@ -31,10 +33,14 @@ system-deps:
 	command -v slirp4netns >/dev/null || missing="$$missing slirp4netns"; \
 	[ -x /usr/sbin/nft ] || missing="$$missing nftables"; \
 	[ -x /usr/sbin/debootstrap ] || missing="$$missing debootstrap"; \
+	command -v qemu-system-x86_64 >/dev/null || missing="$$missing qemu-system-x86"; \
+	ls /boot/vmlinuz-*-cloud-amd64 >/dev/null 2>&1 || missing="$$missing linux-image-cloud-amd64"; \
+	[ -x /bin/busybox ] || missing="$$missing busybox-static"; \
+	[ -x /usr/sbin/debugfs ] || missing="$$missing e2fsprogs"; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 			echo "installing system packages:$$missing"; \
-			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 		else \
 			echo "the sandboxes need:$$missing — run: sudo apt-get install -y$$missing"; \
 		fi; \

@@ -136,7 +136,7 @@ class EventSettings(BaseModel):
 
 
 class SandboxSettings(BaseModel):
-    backend: Literal["auto", "process", "container", "gvisor"] = "auto"
+    backend: Literal["auto", "process", "container", "gvisor", "microvm"] = "auto"
     # The process backend gives no isolation; it must be asked for explicitly.
     allow_process_backend: bool = False
     # Root filesystem of container instances: "host" binds the host's /usr read-only (nothing to
@@ -145,6 +145,8 @@ class SandboxSettings(BaseModel):
     # Blank container instances kept started so cold starts only pay for Init (0: off).
     standby_instances: int = Field(2, ge=0, le=32)
     runtime_images: dict[str, Literal["host", "debian"]] = {}  # per-runtime exceptions
+    # Guest RAM of a microvm instance beyond its memory_mb: the guest kernel and the agent.
+    microvm_overhead_mb: int = Field(64, ge=32, le=1024)
 
 
 class LoggingSettings(BaseModel):

@@ -56,6 +56,7 @@ from nova.pool.manager import PoolManager
 from nova.runtimes.registry import RuntimeRegistry
 from nova.sandbox.container.backend import ContainerBackend
 from nova.sandbox.container.roots import image_mount_points
+from nova.sandbox.microvm.backend import MicrovmBackend
 from nova.sandbox.registry import BackendUnavailable
 from nova.sandbox.selection import build_backends
 from nova.server import DrainingServer
@@ -145,9 +146,10 @@ async def build_services(settings: Settings) -> Services:
     except NovaError as exc:
         logger.error("cannot open the store: %s", exc.message)
         raise
+    counters = DaemonCounters()
     try:
         runtimes = await asyncio.to_thread(RuntimeRegistry.detect_builtin)
-        sandboxes = build_backends(settings)
+        sandboxes = build_backends(settings, counters)
     except BaseException:
         await store.close()
         raise
@@ -161,7 +163,6 @@ async def build_services(settings: Settings) -> Services:
         pool_settings.start_timeout_s,
         settings.executor.max_message_bytes,
     )
-    counters = DaemonCounters()
     pools = PoolManager(
         launcher,
         PoolLimits(
@@ -281,15 +282,25 @@ def runtime_images(settings: Settings, services: Services) -> ImageService:
         DebootstrapBuilder(host_mirror(suite)),
     )
     try:
+        microvm = services.sandboxes.get("microvm")
+    except BackendUnavailable:
+        microvm = None
+    try:
         container = services.sandboxes.get("container")
     except BackendUnavailable:
         container = None
     if not isinstance(container, ContainerBackend):
+        if isinstance(microvm, MicrovmBackend):  # VMs always boot a debian image
+            images = ImageService(store, ImagePolicy(), None)
+            microvm.use_images(images)
+            return images
         if policy != ImagePolicy():
             logger.warning("sandbox.image applies to container instances only: ignored")
         return ImageService(store, ImagePolicy(), None)
     images = ImageService(store, policy, container.host_image_id)
     container.use_images(images)
+    if isinstance(microvm, MicrovmBackend):
+        microvm.use_images(images)
     images.prebuild()
     return images
 

@@ -34,6 +34,7 @@ from nova.agent.protocol import (
     decode_body,
     read_frame,
 )
+from nova.agent.resume import resume_guest
 from nova.agent.runner import make_runner
 from nova.agent.spec import InitSpec, parse_init
 
@@ -65,6 +66,7 @@ class Agent:
             MsgType.DRAIN: self._drain,
             MsgType.RELOAD: self._reload,
             MsgType.STOP: self._stop,
+            MsgType.RESUME: self._resume,
         }
 
     def serve(self) -> int:
@@ -206,6 +208,18 @@ class Agent:
             self._runner = self._start_runner(spec, self._env)
         self._drained = False  # only now: workers that failed to start leave Exec refused
         self._channel.reply(message.get("id"), code_hash=message.get("code_hash"))
+        return True
+
+    def _resume(self, message: dict[str, Any]) -> bool:
+        """A restored VM snapshot: every restore shares the snapshot's clock, kernel RNG and
+        workers' RNG state, so take fresh ones from the host before anything runs."""
+        resume_guest(message)
+        if self._runner is not None and self._spec is not None:
+            self._runner.stop()  # fresh workers draw fresh seeds from the reseeded kernel
+            self._runner = self._start_runner(self._spec, self._env)
+        # A direct-mode worker has exited already (it handed this frame over); the lane
+        # starts a new one when serving resumes.
+        self._channel.reply(message.get("id"))
         return True
 
     def _require_spec(self, what: str) -> InitSpec:

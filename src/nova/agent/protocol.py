@@ -26,6 +26,10 @@ Host -> agent:
   Reload {type, id, code_hash}  # start workers on what code_dir holds now (stopping running
                                 # ones first, as Drain does, if no Drain came before)
   Stop   {type, id}
+  Resume {type, id, time_ns, seed}  # after a VM snapshot was restored: set the clock to
+                                # time_ns (epoch ns), mix seed (hex) into the kernel's RNG and
+                                # reseed it, restart the workers (their RNG state is shared
+                                # with every other restore of the snapshot)
 Agent -> host (always Resp):
   Resp   {type, id, ok, ...}
     to Init:   {protocol, agent_version, pid, init_ms}   # workers started and ready
@@ -34,6 +38,7 @@ Agent -> host (always Resp):
     to Drain:  {}                                        # no worker of the old code runs
     to Reload: {code_hash}                               # workers started and ready
     to Stop:   {}
+    to Resume: {}                                        # clock set, RNG reseeded
     on a request the agent cannot serve: ok=false, error={type, message, stack: []}
 
 A hot reload is Drain, then the host replaces the files in code_dir (the agent cannot: the
@@ -84,6 +89,7 @@ class MsgType(IntEnum):
     STOP = 5
     RELOAD = 6
     DRAIN = 7
+    RESUME = 8
 
 
 class ProtocolError(Exception):

@@ -24,6 +24,9 @@ class DaemonCounters:
     async_succeeded: int = 0
     async_retries: int = 0  # failed attempts that will be tried again
     async_dead_lettered: int = 0  # events moved to the dead letters
+    vm_restores: int = 0  # microvm instances started from a VM snapshot instead of a boot
+    vm_restore_failures: int = 0  # snapshot restores that failed (the start booted instead)
+    vm_snapshots: int = 0  # VM snapshots saved
 
     def as_dict(self) -> dict[str, int]:
         return dataclasses.asdict(self)

@@ -28,6 +28,11 @@ class RuntimeImages(Protocol):
         SandboxError) while the image the runtime needs is not built."""
         ...
 
+    async def resolve_debian(self, runtime: str) -> ImageRoot:
+        """The runtime's debian image whatever the policy (VMs need a root of their own);
+        ImageNotReady while it is not built."""
+        ...
+
 
 class ImageBuilder(Protocol):
     """Makes a root filesystem from a recipe (debootstrap; a fake in tests)."""

@@ -158,6 +158,11 @@ class ImageService:
     async def resolve(self, runtime: str) -> ImageRoot | None:
         if self._policy.kind_for(runtime) is ImageKind.HOST:
             return None
+        return await self.resolve_debian(runtime)
+
+    async def resolve_debian(self, runtime: str) -> ImageRoot:
+        """The runtime's debian image whatever the policy says (a VM cannot use the host's
+        root); ImageNotReady, starting its build, while there is none."""
         manifest = self._current.get(runtime)
         if manifest is not None:
             return ImageRoot(manifest.id, self._store.rootfs(manifest.id), manifest.interpreter)

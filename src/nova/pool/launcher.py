@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import logging
 import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from nova.agent.protocol import PROTOCOL_VERSION, init_message
 from nova.core.errors import SandboxError
@@ -16,10 +18,15 @@ from nova.core.models import StartPhases
 from nova.pool.connection import AgentConnection
 from nova.pool.deployment import Deployment
 from nova.pool.instance import PooledInstance
-from nova.sandbox.base import InstanceSpec
+from nova.sandbox.base import InstanceSpec, SnapshottingInstance
 from nova.sandbox.registry import BackendRegistry
 
 logger = logging.getLogger(__name__)
+
+
+def init_key(init: dict[str, Any]) -> str:
+    """A digest of everything Init makes of an instance: equal keys, equal initialised state."""
+    return hashlib.sha256(json.dumps(init, sort_keys=True, default=str).encode()).hexdigest()
 
 
 class Launcher(Protocol):
@@ -57,16 +64,24 @@ class SandboxLauncher:
             timeout_s=config.timeout_s,
             network=config.network,
             concurrency=config.instance_concurrency,
+            # Paths left out: they are the sandbox's, the same for every instance.
+            init_key=init_key(init_message(deployment, "", "", config.env)),
         )
         began = time.perf_counter()
         sandbox = await self._backends.get(config.backend).start(spec)
         sandbox_ready = time.perf_counter()
         connection = AgentConnection(self._max_message_bytes)
         instance = PooledInstance(sandbox, connection, deployment)
+        snapshotting = sandbox if isinstance(sandbox, SnapshottingInstance) else None
         try:
             await connection.open(sandbox.sock, lambda _reason: on_lost(instance))
-            init = init_message(deployment, sandbox.code_dir, sandbox.tmp_dir, config.env)
-            reply = await connection.request(init, self._start_timeout_s)
+            if snapshotting is not None and snapshotting.initialised:
+                reply = {"ok": True, "protocol": PROTOCOL_VERSION}  # Init ran before the save
+            else:
+                init = init_message(deployment, sandbox.code_dir, sandbox.tmp_dir, config.env)
+                reply = await connection.request(init, self._start_timeout_s)
+                if snapshotting is not None and reply.get("ok"):
+                    await snapshotting.save_snapshot()
         except (TimeoutError, SandboxError) as exc:
             await instance.destroy()
             raise SandboxError(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import socket
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +28,9 @@ class InstanceSpec:
     network: bool
     # Invocations one instance runs at once (a worker each): scales the process limit.
     concurrency: int = 1
+    # Names what Init will make of the instance (function version, handler, env, limits):
+    # backends that snapshot initialised instances key their snapshots by it.
+    init_key: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +86,23 @@ class SandboxInstance(Protocol):
 
     async def kill(self) -> None:
         """Stop the instance at once (SIGKILL semantics) and release its resources. Idempotent."""
+        ...
+
+
+@runtime_checkable
+class SnapshottingInstance(Protocol):
+    """An instance whose backend can save it once initialised and start later instances from
+    that save (the microvm backend's VM snapshots)."""
+
+    @property
+    def initialised(self) -> bool:
+        """True when the instance was restored from a snapshot taken after Init: the launcher
+        must not send Init again."""
+        ...
+
+    async def save_snapshot(self) -> None:
+        """Called once Init succeeded: save the instance for later starts (or do nothing when
+        one exists). Never raises: a failed save only costs later starts a boot."""
         ...
 
 

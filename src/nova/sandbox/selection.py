@@ -12,11 +12,12 @@ from __future__ import annotations
 import logging
 
 from nova.config import Settings
+from nova.core.counters import DaemonCounters
 from nova.core.errors import NovaError
 from nova.sandbox.base import BackendInfo, SandboxBackend
 from nova.sandbox.container.backend import ContainerBackend
 from nova.sandbox.gvisor.backend import GvisorBackend
-from nova.sandbox.microvm import probe as microvm_probe
+from nova.sandbox.microvm.backend import MicrovmBackend, MicrovmOptions
 from nova.sandbox.process.backend import ProcessBackend
 from nova.sandbox.registry import BackendRegistry
 
@@ -36,13 +37,14 @@ def process_backend_info(allowed: bool) -> BackendInfo:
     return BackendInfo(info.name, False, reason, info.isolation, info.supports_reload)
 
 
-def build_backends(settings: Settings) -> BackendRegistry:
+def build_backends(settings: Settings, counters: DaemonCounters | None = None) -> BackendRegistry:
     """Every backend this host can run, and the daemon's default among them."""
     max_message_bytes = settings.executor.max_message_bytes
     container = ContainerBackend.probe()
     gvisor = GvisorBackend.probe()
     process = process_backend_info(settings.sandbox.allow_process_backend)
-    infos = [container, gvisor, microvm_probe.probe(), process]
+    microvm = MicrovmBackend.probe()
+    infos = [container, gvisor, microvm, process]
     backends: dict[str, SandboxBackend] = {}
     if container.available:
         backends["container"] = ContainerBackend(
@@ -52,6 +54,15 @@ def build_backends(settings: Settings) -> BackendRegistry:
         )
     if gvisor.available:
         backends["gvisor"] = GvisorBackend(max_message_bytes)
+    if microvm.available:
+        backends["microvm"] = MicrovmBackend(
+            MicrovmOptions(
+                cache_dir=settings.daemon.data_dir.resolve() / "microvm",
+                overhead_mb=settings.sandbox.microvm_overhead_mb,
+                max_message_bytes=max_message_bytes,
+            ),
+            counters=counters,
+        )
     if process.available:
         backends["process"] = ProcessBackend(max_message_bytes)
     default = _default(settings.sandbox.backend, backends, infos)
@@ -61,6 +72,8 @@ def build_backends(settings: Settings) -> BackendRegistry:
     for info in infos:
         if not info.available:
             logger.info("backend %s unavailable: %s", info.name, info.reason)
+    if microvm.available:
+        logger.info("backend microvm: %s", microvm.reason)  # says KVM or TCG, and why
     if default == "process":
         logger.warning(
             "default backend: process — functions run WITHOUT isolation (development only)"

@@ -41,6 +41,8 @@ def stats(ctx: typer.Context) -> None:
             ("waited for a start", fmt_value(counters.get("waited_for_start"))),
             ("pre-warmed starts", fmt_value(counters.get("prewarm_starts"))),
             ("failed starts", fmt_value(counters.get("failed_starts"))),
+            ("VM snapshot restores", fmt_value(counters.get("vm_restores"))),
+            ("VM restores failed", fmt_value(counters.get("vm_restore_failures"))),
             ("in flight", fmt_value(body.get("inflight"))),
             ("logs written", fmt_value(logs.get("written"))),
             ("logs spooled", fmt_value(logs.get("spooled"))),

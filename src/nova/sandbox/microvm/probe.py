@@ -1,41 +1,82 @@
-"""What this host offers a microVM backend, reported honestly until that backend exists.
+"""Can this host run microVMs, and under which accelerator? Decided once per daemon.
 
-Nova has no microVM backend yet. The report still tells an operator what the host could do:
-whether /dev/kvm exists, whether it is hardware KVM or a software virtualiser (PVM, which stock
-guest kernels cannot use), and whether QEMU is installed (Firecracker has no Debian package).
+Needs QEMU (qemu-system-x86), the guest kernel (linux-image-cloud-amd64), busybox-static and
+e2fsprogs. KVM is used only where :mod:`.accel` allows it *and* a test boot under KVM powers
+off cleanly; otherwise TCG. The reason names the accelerator and why, for /health, `nova
+runtimes` and the start-up log.
 """
 
 from __future__ import annotations
 
 import functools
-import os
 import shutil
+import subprocess
+import tempfile
+from pathlib import Path
 
+from nova.core.errors import SandboxError
 from nova.sandbox.base import BackendInfo
+from nova.sandbox.microvm import drives
+from nova.sandbox.microvm.accel import Accel, HostFacts, choose_accel, kvm_candidate
+from nova.sandbox.microvm.guest import BUSYBOX, build_guest, find_kernel
+from nova.sandbox.microvm.qemu import MACHINE, QEMU
 
-ISOLATION = "KVM microVM per instance (hardware virtualisation)"
+ISOLATION = "microVM per instance: own guest kernel, QEMU microvm (virtio-mmio), read-only drives"
+TEST_BOOT_TIMEOUT_S = 20.0
 
 
-def _kvm_status() -> str:
-    if not os.path.exists("/dev/kvm"):
-        return "no /dev/kvm on this host"
-    if os.path.isdir("/sys/module/kvm_pvm"):
-        return "/dev/kvm is PVM, a software virtualiser stock guest kernels cannot use (QEMU would need TCG)"
-    with open("/proc/cpuinfo") as cpuinfo:
-        flags = cpuinfo.read()
-    if " vmx" in flags or " svm" in flags:
-        return "hardware KVM present"
-    return "/dev/kvm present but the CPU reports no vmx/svm"
+def missing_tools() -> list[str]:
+    """The Debian packages the backend needs that are not installed."""
+    missing = []
+    if shutil.which(QEMU) is None:
+        missing.append("qemu-system-x86")
+    try:
+        find_kernel()
+    except SandboxError:
+        missing.append("linux-image-cloud-amd64")
+    if not BUSYBOX.is_file():
+        missing.append("busybox-static")
+    if not (Path(drives.MKFS).exists() and Path(drives.DEBUGFS).exists()):
+        missing.append("e2fsprogs")
+    return missing
+
+
+def kvm_test_boot() -> bool:
+    """Boot the guest kernel under KVM into busybox's poweroff: True if it powers off."""
+    with tempfile.TemporaryDirectory(prefix="nova-kvm-") as scratch:
+        try:
+            guest = build_guest(Path(scratch))
+        except SandboxError:
+            return False
+        argv = [
+            shutil.which(QEMU) or QEMU,
+            "-M", MACHINE, "-accel", "kvm", "-cpu", "host", "-m", "128M",
+            "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
+            "-kernel", str(guest.kernel), "-initrd", str(guest.initrd),
+            "-append", "console=ttyS0 panic=-1 rdinit=/bin/busybox -- poweroff -f",
+            "-serial", "stdio",
+        ]  # fmt: skip
+        try:
+            result = subprocess.run(
+                argv, capture_output=True, timeout=TEST_BOOT_TIMEOUT_S, check=False
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return False
+        return result.returncode == 0 and b"Power down" in result.stdout
+
+
+def decide_accel(facts: HostFacts) -> Accel:
+    return choose_accel(facts, kvm_test_boot() if kvm_candidate(facts) is None else None)
 
 
 @functools.cache
-def probe() -> BackendInfo:
-    qemu = shutil.which("qemu-system-x86_64")
-    firecracker = shutil.which("firecracker")
-    vmm = (
-        f"firecracker at {firecracker}"
-        if firecracker
-        else (f"qemu at {qemu}" if qemu else "no VMM installed")
-    )
-    reason = f"not implemented in this version of Nova; host: {_kvm_status()}; {vmm}"
-    return BackendInfo("microvm", False, reason, ISOLATION, supports_reload=True)
+def probe() -> tuple[BackendInfo, Accel]:
+    accel = decide_accel(HostFacts.read())
+    missing = missing_tools()
+    if missing:
+        reason = (
+            f"missing packages: {' '.join(missing)} (make system-deps); would run {accel.reason}"
+        )
+        return BackendInfo("microvm", False, reason, ISOLATION, supports_reload=False), accel
+    reason = f"QEMU microvm under {accel.reason}"
+    return BackendInfo("microvm", True, reason, ISOLATION, supports_reload=False), accel

@@ -1,0 +1,432 @@
+"""The microVM backend: each instance is a VM with its own guest kernel.
+
+Start-up of one instance::
+
+    daemon ──> qemu-system-x86_64 -M microvm      (setpriv --pdeathsig KILL: dies with us)
+                 ├── /dev/vda  rootfs drive        the runtime's debian image + the agent, ro
+                 ├── /dev/vdb  code drive          this instance's copy of the code, ro
+                 └── virtio-serial port  <──unix socket──> the daemon's agent connection
+               guest: /init (busybox, initramfs) loads the virtio modules, mounts the drives
+               and a tmpfs /tmp, then execs the agent as PID 1 on the port
+
+The agent speaks the same protocol as in a container; the VM is the isolation boundary (the
+function runs as root *inside* it, with no device to reach the host but its drives and the
+port). Memory: the guest gets memory_mb plus ``overhead_mb`` for its kernel and the agent;
+QEMU's own ~30 MB come on top on the host. vCPUs: one, two from 2 GiB (the host has 2).
+No network device: functions with ``network: true`` are refused until user-mode networking
+with the host's services blocked is built.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import shutil
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from nova.agent.protocol import HEADER, MsgType, ProtocolError, decode_body, encode_message
+from nova.core.counters import DaemonCounters
+from nova.core.errors import SandboxError
+from nova.images.ports import ImageRoot, RuntimeImages
+from nova.sandbox.base import BackendInfo, InstanceSpec, SandboxInstance
+from nova.sandbox.microvm import guest as guest_boot
+from nova.sandbox.microvm.accel import Accel
+from nova.sandbox.microvm.drives import code_drive, rootfs_drive
+from nova.sandbox.microvm.probe import probe
+from nova.sandbox.microvm.qemu import QemuDriver, qemu_log_tail
+from nova.sandbox.microvm.snapshots import Snapshot, SnapshotStore, snapshot_key
+from nova.sandbox.microvm.vmm import Drive, SnapshotFiles, Vm, VmConfig, VmmDriver
+
+logger = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT_S = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class MicrovmOptions:
+    cache_dir: Path  # kernels, initramfs and rootfs drives (content-addressed)
+    overhead_mb: int = 64  # guest RAM beyond memory_mb: the guest kernel and the agent
+    tmp_mb: int = 512  # /tmp cap; at most half of memory_mb (tmpfs lives in guest RAM)
+    max_message_bytes: int = 8 * 1024 * 1024
+    snapshots: bool = True  # save initialised VMs and restore later starts from them
+    resume_timeout_s: float = 10.0  # a restored agent's answer to Resume
+
+
+def guest_memory_mb(memory_mb: int, overhead_mb: int) -> int:
+    return memory_mb + overhead_mb
+
+
+def vcpus_for(memory_mb: int) -> int:
+    return 2 if memory_mb >= 2048 else 1
+
+
+def tmp_mb_for(tmp_mb: int, memory_mb: int) -> int:
+    return max(1, min(tmp_mb, memory_mb // 2))
+
+
+class MicrovmBackend:
+    def __init__(
+        self,
+        options: MicrovmOptions,
+        images: RuntimeImages | None = None,
+        driver: VmmDriver | None = None,
+        counters: DaemonCounters | None = None,
+    ) -> None:
+        self._options = options
+        self._images = images
+        self._info, self._accel = probe()
+        self._driver = driver or QemuDriver(self._accel.name)
+        self._instances: dict[str, MicrovmInstance] = {}
+        self.snapshots = SnapshotStore(options.cache_dir / "snapshots")
+        self.counters = counters or DaemonCounters()
+        self._saving: set[asyncio.Task[None]] = set()
+
+    @classmethod
+    def probe(cls) -> BackendInfo:
+        return probe()[0]
+
+    @property
+    def info(self) -> BackendInfo:
+        return self._info
+
+    @property
+    def accel(self) -> Accel:
+        return self._accel
+
+    def use_images(self, images: RuntimeImages) -> None:
+        self._images = images
+
+    async def start(self, spec: InstanceSpec) -> SandboxInstance:
+        if not self._info.available:
+            raise SandboxError(f"the microvm backend is unavailable: {self._info.reason}")
+        if spec.network:
+            raise SandboxError(
+                "network access for microvm instances is not available yet: functions with "
+                "network: true need the container backend"
+            )
+        if self._images is None:
+            raise SandboxError("the microvm backend has no runtime images to boot from")
+        image = await self._images.resolve_debian(spec.runtime)
+        base = await asyncio.to_thread(self._prepare_base, image)
+        key = None
+        if self._options.snapshots and spec.init_key is not None:
+            key = snapshot_key(
+                spec.init_key,
+                base.boot.id,
+                base.rootfs.name,
+                str(self._options.overhead_mb),
+                str(self._options.tmp_mb),
+            )
+            restored = await self._try_restore(spec, image.id, base, key)
+            if restored is not None:
+                return restored
+        return await self._boot(spec, image.id, base, key)
+
+    def _prepare_base(self, image: ImageRoot) -> _Base:
+        """Blocking (a worker thread): the guest kernel and the rootfs drive, both cached."""
+        cache = self._options.cache_dir
+        boot = guest_boot.build_guest(cache / "guest")
+        return _Base(boot, rootfs_drive(image.id, image.rootfs, cache / "rootfs"))
+
+    async def _boot(
+        self, spec: InstanceSpec, image_id: str, base: _Base, key: str | None
+    ) -> MicrovmInstance:
+        def prepare() -> VmConfig:
+            spec.work_dir.mkdir(parents=True, exist_ok=True)
+            code = code_drive(spec.code_dir, spec.work_dir / "code.ext4")
+            memory = _memory_file(spec) if key is not None else None
+            return vm_config(self._options, spec, base.boot, base.rootfs, code, memory)
+
+        config = await asyncio.to_thread(prepare)
+        vm = await self._driver.boot(config)
+        try:
+            sock = await connect_channel(config.channel, vm, hello=True)
+        except BaseException:
+            await self._driver.stop(vm)
+            _discard(spec, config)
+            raise
+        instance = MicrovmInstance(self, spec, vm, sock, image_id, initialised=False)
+        instance.snapshot_key = key
+        self._instances[spec.instance_id] = instance
+        return instance
+
+    async def _try_restore(
+        self, spec: InstanceSpec, image_id: str, base: _Base, key: str
+    ) -> MicrovmInstance | None:
+        """A started instance from the function's snapshot; None (boot instead) when there
+        is none, or when it is corrupt or fails to restore (counted, and deleted)."""
+        function = spec.function_name
+        try:
+            snapshot = await asyncio.to_thread(self.snapshots.find, function, key)
+            if snapshot is None:
+                return None
+            return await self._restore(spec, image_id, base, snapshot)
+        except SandboxError as exc:
+            self.counters.vm_restore_failures += 1
+            logger.warning(
+                "restoring %s from its snapshot failed, booting instead: %s", function, exc
+            )
+            await asyncio.to_thread(self.snapshots.remove, function, key)
+            return None
+
+    async def _restore(
+        self, spec: InstanceSpec, image_id: str, base: _Base, snapshot: Snapshot
+    ) -> MicrovmInstance:
+        spec.work_dir.mkdir(parents=True, exist_ok=True)
+        config = vm_config(self._options, spec, base.boot, base.rootfs, snapshot.code_drive)
+        connected: list[socket.socket] = []
+
+        async def connect(vm: Vm) -> None:
+            connected.append(await connect_channel(config.channel, vm, hello=False))
+
+        try:
+            vm = await self._driver.restore(config, snapshot.files, connect)
+        except BaseException:
+            for sock in connected:
+                sock.close()
+            _discard(spec, config)
+            raise
+        sock = connected[0]
+        try:
+            await resume_agent(
+                sock, self._options.max_message_bytes, self._options.resume_timeout_s
+            )
+        except BaseException:
+            sock.close()
+            await self._driver.stop(vm)
+            _discard(spec, config)
+            raise
+        self.counters.vm_restores += 1
+        instance = MicrovmInstance(self, spec, vm, sock, image_id, initialised=True)
+        self._instances[spec.instance_id] = instance
+        return instance
+
+    async def save(self, instance: MicrovmInstance, key: str) -> None:
+        """Snapshot an instance just initialised (the VM pauses for the state and a copy of
+        its RAM, then runs on); the checksums and publishing go on in the background."""
+        function = instance.spec.function_name
+        try:
+            if await asyncio.to_thread(self.snapshots.find, function, key) is not None:
+                return  # another instance saved it first
+        except SandboxError:
+            pass  # corrupt: replace it
+        staging = await asyncio.to_thread(
+            self.snapshots.staging, function, key, instance.instance_id
+        )
+        try:
+            os.link(instance.config.drives[1].path, staging / "code.ext4")
+            await self._driver.snapshot(
+                instance.vm, SnapshotFiles(staging / "ram", staging / "state")
+            )
+        except (SandboxError, OSError) as exc:
+            logger.warning("could not snapshot %s: %s", function, exc)
+            await asyncio.to_thread(shutil.rmtree, staging, True)
+            return
+        task = asyncio.create_task(self._publish(staging, function, key))
+        self._saving.add(task)
+        task.add_done_callback(self._saving.discard)
+
+    async def _publish(self, staging: Path, function: str, key: str) -> None:
+        try:
+            if await asyncio.to_thread(self.snapshots.publish, staging, function, key):
+                self.counters.vm_snapshots += 1
+                logger.info("saved a VM snapshot of %s", function)
+        except OSError as exc:
+            logger.warning("could not save the snapshot of %s: %s", function, exc)
+            await asyncio.to_thread(shutil.rmtree, staging, True)
+
+    async def wait_for_snapshots(self) -> None:
+        """Until every snapshot being published is (tests, shutdown)."""
+        if self._saving:
+            await asyncio.gather(*self._saving, return_exceptions=True)
+
+    def _forget(self, instance_id: str) -> None:
+        self._instances.pop(instance_id, None)
+
+    async def close(self) -> None:
+        await asyncio.gather(*(i.kill() for i in list(self._instances.values())))
+        await self.wait_for_snapshots()
+
+
+@dataclass(frozen=True, slots=True)
+class _Base:
+    boot: guest_boot.GuestBoot
+    rootfs: Path
+
+
+def _memory_file(spec: InstanceSpec) -> Path:
+    """Guest RAM of a VM that will be snapshotted: in /dev/shm where it exists, so the guest's
+    writes never go to disk."""
+    shm = Path("/dev/shm")
+    directory = shm / "nova-vm" if shm.is_dir() else spec.work_dir
+    directory.mkdir(mode=0o700, exist_ok=True)
+    return directory / f"{spec.instance_id}.ram"
+
+
+def _discard(spec: InstanceSpec, config: VmConfig) -> None:
+    if config.memory_file is not None:
+        config.memory_file.unlink(missing_ok=True)
+    shutil.rmtree(spec.work_dir, ignore_errors=True)
+
+
+def vm_config(
+    options: MicrovmOptions,
+    spec: InstanceSpec,
+    boot: guest_boot.GuestBoot,
+    rootfs: Path,
+    code: Path,
+    memory_file: Path | None = None,
+) -> VmConfig:
+    tmp_mb = tmp_mb_for(options.tmp_mb, spec.memory_mb)
+    cmdline = (
+        f"{guest_boot.KERNEL_ARGS} nova_tmp_mb={tmp_mb} "
+        f"nova_max_message={options.max_message_bytes}"
+    )
+    work = spec.work_dir
+    return VmConfig(
+        kernel=boot.kernel,
+        initrd=boot.initrd,
+        cmdline=cmdline,
+        memory_mb=guest_memory_mb(spec.memory_mb, options.overhead_mb),
+        vcpus=vcpus_for(spec.memory_mb),
+        drives=(Drive(rootfs), Drive(code)),
+        channel=work / "agent.sock",
+        control=work / "qmp.sock",
+        console_log=work / "console.log",
+        memory_file=memory_file,
+    )
+
+
+async def connect_channel(path: Path, vm: Vm, *, hello: bool) -> socket.socket:
+    """Connect to the VM's agent port; after a boot, send the hello byte /init waits for."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.setblocking(False)
+    loop = asyncio.get_running_loop()
+    try:
+        await asyncio.wait_for(loop.sock_connect(sock, str(path)), CONNECT_TIMEOUT_S)
+        if hello:
+            await loop.sock_sendall(sock, guest_boot.HELLO)
+    except (OSError, TimeoutError) as exc:
+        sock.close()
+        raise SandboxError(f"could not connect to the VM's agent port: {exc}") from exc
+    if not vm.alive():
+        sock.close()
+        raise SandboxError(f"the VM exited at start: {qemu_log_tail(vm.config)}")
+    return sock
+
+
+async def resume_agent(sock: socket.socket, max_message_bytes: int, timeout_s: float) -> None:
+    """Send a restored agent the time and fresh RNG seed bytes; wait for its answer."""
+    loop = asyncio.get_running_loop()
+    message = {
+        "type": MsgType.RESUME,
+        "id": "resume",
+        "time_ns": time.time_ns(),
+        "seed": secrets.token_hex(32),
+    }
+    try:
+        async with asyncio.timeout(timeout_s):
+            await loop.sock_sendall(sock, encode_message(message, max_message_bytes))
+            (length,) = HEADER.unpack(await _read(sock, HEADER.size))
+            reply = decode_body(await _read(sock, length))
+    except (OSError, TimeoutError, ProtocolError) as exc:
+        raise SandboxError(f"the restored agent did not resume: {exc or 'timed out'}") from exc
+    if not reply.get("ok"):
+        raise SandboxError(f"the restored agent refused Resume: {reply.get('error')}")
+
+
+async def _read(sock: socket.socket, size: int) -> bytes:
+    loop = asyncio.get_running_loop()
+    data = b""
+    while len(data) < size:
+        chunk = await loop.sock_recv(sock, size - len(data))
+        if not chunk:
+            raise ProtocolError("the agent closed the connection")
+        data += chunk
+    return data
+
+
+class MicrovmInstance:
+    def __init__(
+        self,
+        backend: MicrovmBackend,
+        spec: InstanceSpec,
+        vm: Vm,
+        sock: socket.socket,
+        image_id: str,
+        *,
+        initialised: bool,
+    ) -> None:
+        self._backend = backend
+        self.spec = spec
+        self.vm = vm
+        self._sock = sock
+        self._image_id = image_id
+        self._initialised = initialised
+        self.snapshot_key: str | None = None  # set on booted instances a snapshot may follow
+        self._killed = False
+
+    @property
+    def config(self) -> VmConfig:
+        return self.vm.config
+
+    @property
+    def instance_id(self) -> str:
+        return self.spec.instance_id
+
+    @property
+    def sock(self) -> socket.socket:
+        return self._sock
+
+    @property
+    def pid(self) -> int | None:
+        return self.vm.pid
+
+    @property
+    def code_dir(self) -> str:
+        return guest_boot.CODE_DIR
+
+    @property
+    def tmp_dir(self) -> str:
+        return guest_boot.TMP_DIR
+
+    @property
+    def image_id(self) -> str:
+        return self._image_id
+
+    @property
+    def initialised(self) -> bool:
+        return self._initialised
+
+    async def save_snapshot(self) -> None:
+        key, self.snapshot_key = self.snapshot_key, None  # once
+        if key is not None and not self._killed:
+            await self._backend.save(self, key)
+
+    def alive(self) -> bool:
+        return self.vm.alive()
+
+    def oom_kills(self) -> int:
+        return 0  # the guest kernel's OOM kills are not visible to the host
+
+    async def replace_code(self, source: Path) -> None:
+        raise SandboxError("microvm instances cannot reload code in place: the pool replaces them")
+
+    async def kill(self) -> None:
+        if self._killed:
+            return
+        self._killed = True
+        await self._backend._driver.stop(self.vm)
+        with contextlib.suppress(OSError):
+            self._sock.close()
+        await asyncio.to_thread(_discard, self.spec, self.config)
+        self._backend._forget(self.spec.instance_id)
+
+
+__all__ = ["MicrovmBackend", "MicrovmInstance", "MicrovmOptions"]

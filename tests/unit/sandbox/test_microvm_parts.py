@@ -1,0 +1,125 @@
+"""The microVM backend's pure parts: the KVM/TCG choice from host facts, QEMU's command line,
+the initramfs archive and the sizing rules."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from nova.sandbox.base import InstanceSpec
+from nova.sandbox.microvm import guest
+from nova.sandbox.microvm.accel import HostFacts, choose_accel
+from nova.sandbox.microvm.backend import MicrovmOptions, vcpus_for, vm_config
+from nova.sandbox.microvm.qemu import QemuDriver
+from nova.sandbox.microvm.vmm import SnapshotFiles
+
+INTEL = "processor\t: 0\nflags\t\t: fpu vme de pse tsc msr vmx sse2\n\nprocessor\t: 1\n"
+NO_VIRT = "processor\t: 0\nflags\t\t: fpu vme de pse tsc msr sse2 hypervisor\n"
+
+
+def fake_host(tmp_path: Path, cpuinfo: str, *, kvm: bool, pvm: bool) -> Path:
+    (tmp_path / "proc").mkdir()
+    (tmp_path / "proc/cpuinfo").write_text(cpuinfo)
+    (tmp_path / "dev").mkdir()
+    if kvm:
+        (tmp_path / "dev/kvm").touch()
+    if pvm:
+        (tmp_path / "sys/module/kvm_pvm").mkdir(parents=True)
+    return tmp_path
+
+
+def test_hardware_kvm_with_a_good_test_boot_is_kvm(tmp_path: Path) -> None:
+    facts = HostFacts.read(fake_host(tmp_path, INTEL, kvm=True, pvm=False))
+    assert "vmx" in facts.cpu_flags
+    accel = choose_accel(facts, kvm_boots=True)
+    assert accel.name == "kvm"
+    assert "vmx" in accel.reason
+
+
+def test_a_failed_test_boot_falls_back_to_tcg(tmp_path: Path) -> None:
+    facts = HostFacts.read(fake_host(tmp_path, INTEL, kvm=True, pvm=False))
+    accel = choose_accel(facts, kvm_boots=False)
+    assert accel.name == "tcg"
+    assert "test boot" in accel.reason
+
+
+def test_pvm_is_not_kvm_even_with_vmx(tmp_path: Path) -> None:
+    facts = HostFacts.read(fake_host(tmp_path, INTEL, kvm=True, pvm=True))
+    accel = choose_accel(facts, kvm_boots=True)
+    assert accel.name == "tcg"
+    assert "PVM" in accel.reason
+
+
+@pytest.mark.parametrize(
+    ("cpuinfo", "kvm", "why"),
+    [(NO_VIRT, True, "vmx/svm"), (INTEL, False, "no /dev/kvm")],
+)
+def test_without_hardware_virtualisation_tcg(
+    tmp_path: Path, cpuinfo: str, kvm: bool, why: str
+) -> None:
+    facts = HostFacts.read(fake_host(tmp_path, cpuinfo, kvm=kvm, pvm=False))
+    accel = choose_accel(facts, kvm_boots=None)
+    assert (accel.name, why in accel.reason) == ("tcg", True)
+
+
+def _config(tmp_path: Path, memory_mb: int = 128):
+    spec = InstanceSpec(
+        "i1", "fn", "python", "/usr/bin/python3", tmp_path, tmp_path / "w", memory_mb, 3, False
+    )
+    boot = guest.GuestBoot("vm-x", tmp_path / "k", tmp_path / "i", "6.1")
+    options = MicrovmOptions(tmp_path, overhead_mb=64, tmp_mb=512)
+    return vm_config(options, spec, boot, tmp_path / "root.ext4", tmp_path / "code.ext4")
+
+
+def test_qemu_command_line(tmp_path: Path) -> None:
+    config = _config(tmp_path)
+    argv = QemuDriver("tcg", qemu="qemu").argv(config)
+    joined = " ".join(argv)
+    assert argv[argv.index("-accel") + 1] == "tcg"
+    assert argv[argv.index("-m") + 1] == "192M"  # memory_mb + overhead
+    assert "nova_tmp_mb=64" in config.cmdline  # half of memory_mb at most
+    # serial port before the drives (QEMU 7.2 microvm's ACPI table), root before code
+    assert joined.index("virtio-serial-device") < joined.index("virtio-blk-device")
+    assert joined.index("root.ext4") < joined.index("code.ext4")
+    assert "readonly=on" in joined
+    assert "-netdev" not in argv  # no network device
+    assert "-incoming" not in argv
+    assert QemuDriver("kvm", qemu="qemu").argv(config)[4:6] == ["kvm", "-cpu"]
+
+
+def test_restore_maps_the_snapshot_private(tmp_path: Path) -> None:
+    config = _config(tmp_path)
+    files = SnapshotFiles(tmp_path / "ram", tmp_path / "state")
+    argv = QemuDriver("tcg", qemu="qemu").argv(config, restore_from=files)
+    backend = argv[argv.index("-object") + 1]
+    assert f"mem-path={tmp_path / 'ram'}" in backend
+    assert "share=off" in backend
+    assert argv[-2:] == ["-incoming", "defer"]
+
+
+def test_vcpus_follow_memory() -> None:
+    assert (vcpus_for(128), vcpus_for(2048)) == (1, 2)
+
+
+def test_initramfs_is_a_newc_archive() -> None:
+    archive = guest.cpio_newc([("init", 0o100755, b"#!/bin/sh\n"), ("dev", 0o40755, b"")])
+    assert archive.startswith(b"070701")
+    assert len(archive) % 4 == 0
+    names = []
+    offset = 0
+    while offset < len(archive):
+        header = archive[offset : offset + 110]
+        size, name_size = int(header[54:62], 16), int(header[94:102], 16)
+        name_at = offset + 110
+        names.append(archive[name_at : name_at + name_size - 1].decode())
+        data_at = name_at + name_size + (-(110 + name_size) % 4)
+        offset = data_at + size + (-size % 4)
+    assert names == ["init", "dev", "TRAILER!!!"]
+
+
+def test_the_init_script_loads_modules_in_dependency_order() -> None:
+    line = next(x for x in guest.INIT_SCRIPT.splitlines() if x.startswith("for m in"))
+    order = line.split(" in ")[1].split(";")[0].split()
+    assert order.index("virtio_ring") < order.index("virtio") < order.index("virtio_mmio")
+    assert "switch_root /newroot /usr/bin/python3 -S -m nova.agent" in guest.INIT_SCRIPT
