@@ -35,6 +35,10 @@ if TYPE_CHECKING:  # only the type checker needs the port; typing costs start-up
 
 
 def make_runner(spec: InitSpec, env: Mapping[str, str], channel: Channel) -> Runner:
+    if spec.runtime == "provided":
+        from nova.agent.provided import ProvidedRunner
+
+        return ProvidedRunner(spec, env, channel)
     if spec.mode == "process":
         from nova.agent.oneshot import ProcessRunner
 

@@ -129,6 +129,8 @@ class FunctionService:
         return await self._store.functions.list(limit=limit, cursor=cursor)
 
     def _checked(self, config: FunctionConfig) -> FunctionConfig:
+        # An alias (`custom`) is stored as the runtime's own name (`provided`).
+        config = dataclasses.replace(config, runtime=self._runtimes.canonical(config.runtime))
         return check_config(config, self._runtimes, self._backends, self._limits)
 
     async def _bundle(self, config: FunctionConfig, source: CodeSource) -> CodeBundle:

@@ -22,8 +22,9 @@ class RuntimeSpec:
     extension: str  # the file a single `code` source is stored as: handler module + extension
     default_handler: str
     candidates: tuple[str, ...]  # interpreter paths/names tried in order
-    version_args: tuple[str, ...] = ("--version",)
+    version_args: tuple[str, ...] = ("--version",)  # () : nothing to ask (see `provided`)
     interpreted: bool = True  # code can be hot-reloaded without a build step
+    aliases: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +45,17 @@ def _python_candidates() -> tuple[str, ...]:
 BUILTIN_RUNTIMES: tuple[RuntimeSpec, ...] = (
     RuntimeSpec("python", ".py", "handler.handler", _python_candidates()),
     RuntimeSpec("node", ".js", "index.handler", ("/usr/bin/node", "node", "nodejs")),
+    # A custom runtime: the package's executable `bootstrap` speaks the Lambda Runtime API that
+    # the agent serves (agent/provided.py). Its "interpreter" is the shell such bootstraps most
+    # often need; a container instance must see it (the host's /usr, or an image with it).
+    RuntimeSpec(
+        "provided",
+        "",
+        "function.handler",
+        ("/bin/sh", "/usr/bin/sh"),
+        version_args=(),
+        aliases=("custom", "provided.al2", "provided.al2023"),
+    ),
 )
 
 
@@ -61,6 +73,8 @@ def detect(spec: RuntimeSpec) -> RuntimeStatus:
         tried.append(candidate)
         if interpreter is None:
             continue
+        if not spec.version_args:
+            return RuntimeStatus(spec, True, interpreter, "bootstrap (Lambda Runtime API)", "ok")
         try:
             completed = subprocess.run(
                 [interpreter, *spec.version_args],
@@ -85,6 +99,11 @@ def detect(spec: RuntimeSpec) -> RuntimeStatus:
 class RuntimeRegistry:
     def __init__(self, statuses: Iterable[RuntimeStatus]) -> None:
         self._statuses = {status.spec.name: status for status in statuses}
+        self._aliases = {
+            alias: status.spec.name
+            for status in self._statuses.values()
+            for alias in status.spec.aliases
+        }
 
     @classmethod
     def detect_builtin(cls) -> RuntimeRegistry:
@@ -93,10 +112,14 @@ class RuntimeRegistry:
     def all(self) -> list[RuntimeStatus]:
         return list(self._statuses.values())
 
+    def canonical(self, name: str) -> str:
+        """The runtime's own name for ``name`` (an alias such as ``custom`` -> ``provided``)."""
+        return self._aliases.get(name, name)
+
     def get(self, name: str) -> RuntimeStatus:
         """The status of a known runtime; RequestInvalid names the known ones otherwise."""
         try:
-            return self._statuses[name]
+            return self._statuses[self._aliases.get(name, name)]
         except KeyError:
             known = ", ".join(sorted(self._statuses))
             raise RequestInvalid(

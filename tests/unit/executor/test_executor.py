@@ -44,7 +44,7 @@ class Harness:
 async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
     store = MemoryStore()
     backend = FakeBackend()
-    python, node = BUILTIN_RUNTIMES
+    python, node = BUILTIN_RUNTIMES[:2]
     runtimes = RuntimeRegistry(
         [
             RuntimeStatus(python, True, "/usr/bin/python3", "Python 3", "ok"),

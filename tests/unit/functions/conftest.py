@@ -30,7 +30,7 @@ GVISOR_MISSING = BackendInfo("gvisor", False, "runsc is not installed", "gVisor"
 
 
 def runtimes() -> RuntimeRegistry:
-    python, node = BUILTIN_RUNTIMES
+    python, node = BUILTIN_RUNTIMES[:2]
     return RuntimeRegistry(
         [
             RuntimeStatus(python, True, "/usr/bin/python3", "Python 3", "ok"),
