@@ -65,7 +65,7 @@ def test_the_compiled_bootstrap_answers(api: httpx.Client, tmp_path: Path) -> No
     cc = _need("cc")
     binary = tmp_path / "bootstrap"
     subprocess.run([cc, "-O2", "-o", str(binary), str(EXAMPLES / "c" / "bootstrap.c")], check=True)
-    archive = _zip_with_executable({"bootstrap": binary.read_bytes()})
+    archive = zip_with_executable({"bootstrap": binary.read_bytes()})
     meta = json.dumps({"name": "c-echo", "runtime": "provided"})
     response = api.post(
         "/functions", files={"meta": (None, meta), "zip": ("c.zip", archive, "application/zip")}
@@ -198,7 +198,7 @@ def test_awslambdaric_runs_unchanged_as_the_bootstrap(api: httpx.Client) -> None
         "def fails(event, context):\n"
         "    raise ValueError('bad input')\n"
     )
-    archive = _zip_with_executable(files)
+    archive = zip_with_executable(files)
     meta = json.dumps({"name": "ric", "runtime": "provided", "handler": "app.handler"})
     response = api.post(
         "/functions", files={"meta": (None, meta), "zip": ("r.zip", archive, "application/zip")}
@@ -229,7 +229,7 @@ def _vendored(*distributions: str) -> dict[str, str | bytes]:
     return files
 
 
-def _zip_with_executable(files: dict[str, str | bytes]) -> bytes:
+def zip_with_executable(files: dict[str, str | bytes]) -> bytes:
     """A zip whose `bootstrap` entry carries mode 0755, as `zip` on Linux writes it."""
     import io
     import zipfile

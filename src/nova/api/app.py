@@ -13,7 +13,7 @@ from nova.api import errors, openapi
 from nova.api.context import Services
 from nova.api.invoke import InvokeFastPath
 from nova.api.release_bodies import AliasPut, VersionPublish
-from nova.api.routes import functions, images, observe, releases
+from nova.api.routes import functions, images, lambda_api, observe, releases
 from nova.api.schemas import FunctionCreate, FunctionPatch
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
@@ -29,6 +29,7 @@ def create_app(lifespan: Lifespan) -> ASGIApp:
     api.include_router(releases.router)
     api.include_router(observe.router)
     api.include_router(images.router)
+    api.include_router(lambda_api.router)
 
     def get_services() -> Services:
         result: Services = api.state.services

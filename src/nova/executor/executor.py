@@ -8,6 +8,7 @@ room before it answers.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from datetime import UTC, datetime
@@ -56,6 +57,7 @@ class Executor:
         self._grace_s = timeout_grace_s
         self.inflight = InflightTracker()
         self.counters = counters
+        self._background: set[asyncio.Task[InvocationResult]] = set()
 
     async def invoke(
         self,
@@ -66,8 +68,11 @@ class Executor:
         routing_key: str | None = None,
         request_id: str | None = None,
         trace_parent: str | None = None,
+        client_context: str | None = None,
     ) -> InvocationResult:
-        """Run one invocation. ``event`` must already be valid JSON (the API checks it)."""
+        """Run one invocation. ``event`` must already be valid JSON (the API checks it).
+        ``client_context`` (a JSON text, Lambda's ClientContext) reaches the function's
+        context."""
         inflight = self.inflight
         if inflight.closing:
             raise ShuttingDown()
@@ -86,6 +91,8 @@ class Executor:
                 connection = instance.connection
                 frame_id = connection.next_id()
                 body = _exec_frame(frame_id, request_id, timeout_s, trace_parent, event)
+                if client_context is not None:
+                    body = _with_field(body, b"client_context", client_context)
                 sent = time.perf_counter()
                 try:
                     reply = await connection.request_raw(frame_id, body, timeout_s + self._grace_s)
@@ -109,6 +116,23 @@ class Executor:
             return result
         finally:
             inflight.end()
+
+    async def version_for(self, name: str, qualifier: str | None = None) -> str:
+        """The version ``name[:qualifier]`` would run now (FunctionNotFound & co. otherwise)."""
+        pool = await self._targets.resolve(name, qualifier)
+        return pool.deployment.version
+
+    def invoke_in_background(self, name: str, event: bytes, **options: str | None) -> None:
+        """Start ``invoke`` and return at once; the task is kept until it ends (the answer is
+        in the invocation log). ``options`` are invoke's keywords."""
+        task = asyncio.get_running_loop().create_task(self.invoke(name, event, **options))
+        self._background.add(task)
+        task.add_done_callback(self._background_done)
+
+    def _background_done(self, task: asyncio.Task[InvocationResult]) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.warning("a background invocation failed: %s", task.exception())
 
     def _failure(
         self,
@@ -250,6 +274,11 @@ def _exec_frame(
             b"}",
         )
     )
+
+
+def _with_field(frame: bytes, name: bytes, value: str) -> bytes:
+    """The frame body with one more top-level field (it ends with the event's closing brace)."""
+    return b"".join((frame[:-1], b',"', name, b'":', orjson.dumps(value), b"}"))
 
 
 def _unserialisable(exc: orjson.JSONEncodeError) -> InvocationError:
