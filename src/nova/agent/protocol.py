@@ -17,6 +17,8 @@ Host -> agent:
           function_version, memory_mb, timeout_s, concurrency,
           interpreter?, tmp_dir?, init_timeout_s?}               # ? = optional
   Exec   {type, id, event, deadline_ms, trace_parent, request_id?}   # event: any JSON value;
+         # client_context? (a JSON text, Lambda's ClientContext) and cognito_identity? reach
+         # the function's context (custom runtimes: the Runtime API headers);
          # request_id is the invocation's id as the function sees it (context, NOVA_REQUEST_ID),
          # id only matches the reply: the host keeps ids unique per connection, request ids
          # need not be. Without request_id the function sees id.
@@ -52,10 +54,23 @@ from enum import IntEnum
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
 if TYPE_CHECKING:  # typing is only needed by the type checker; importing it costs start-up time
+    from collections.abc import Mapping
     from typing import Any, Protocol
+
+    from nova.core.models import FunctionConfig
 
     class Readable(Protocol):
         def read(self, size: int, /) -> bytes: ...
+
+    class InitSource(Protocol):
+        """What :func:`init_message` reads of the function it starts (the pool's Deployment)."""
+
+        @property
+        def config(self) -> FunctionConfig: ...
+        @property
+        def version(self) -> str: ...
+        @property
+        def interpreter(self) -> str: ...
 
 
 PROTOCOL_VERSION = 1
@@ -84,6 +99,34 @@ class MessageTooLarge(ProtocolError):
         self.limit = limit
 
 
+def init_message(
+    deployment: InitSource, code_dir: str, tmp_dir: str, env: Mapping[str, str]
+) -> dict[str, Any]:
+    """The Init frame (without ``id``, which the connection assigns) for one instance.
+
+    ``code_dir`` and ``tmp_dir`` are the paths as the agent sees them inside its sandbox, and
+    ``env`` is the function's environment as the instance gets it, which may differ from the
+    configured one (values resolved at start), so the caller passes it in.
+    """
+    config = deployment.config
+    return {
+        "type": MsgType.INIT,
+        "protocol": PROTOCOL_VERSION,
+        "runtime": config.runtime,
+        "handler": config.handler,
+        "mode": config.mode.value,
+        "code_dir": code_dir,
+        "tmp_dir": tmp_dir,
+        "interpreter": deployment.interpreter,
+        "env": dict(env),
+        "function_name": config.name,
+        "function_version": deployment.version,
+        "memory_mb": config.memory_mb,
+        "timeout_s": config.timeout_s,
+        "concurrency": config.instance_concurrency,
+    }
+
+
 def encode_frame(body: bytes, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> bytes:
     """Prefix an already-encoded JSON body with its length."""
     if len(body) > max_message_bytes:
@@ -102,6 +145,47 @@ def encode_message(
         # strict peers reject it even escaped; U+FFFD keeps the frame valid JSON for everyone.
         body = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace").encode()
     return encode_frame(body, max_message_bytes)
+
+
+_EXEC_PREFIX = b'{"type":%d,"id":' % MsgType.EXEC
+
+
+def exec_body(
+    frame_id: str,
+    request_id: str,
+    deadline_ms: int,
+    trace_parent: str | None,
+    event: bytes,
+    client_context: str | None = None,
+) -> bytes:
+    """The Exec frame's body (see the module docstring) with ``event``'s bytes spliced in
+    unparsed: the caller guarantees they are one valid JSON value. ``frame_id`` matches the
+    reply (unique on the connection); ``request_id`` is what the function sees, and two calls
+    may share it (it comes from the client's X-Nova-Request-Id).
+
+    Only the host builds Exec frames, so orjson (a host dependency, absent in sandboxes) is
+    imported here rather than at the top: the agent, which imports this module, never pays for
+    it, and after the first call the import is a dictionary lookup (``import orjson``, not
+    ``from orjson import dumps``, which runs importlib's Python fromlist handling every call).
+
+    ``client_context`` (Lambda's ClientContext, a JSON text) is added only when given."""
+    import orjson
+
+    dumps = orjson.dumps
+    end = b"}" if client_context is None else b',"client_context":%s}' % dumps(client_context)
+    return b"".join(
+        (
+            _EXEC_PREFIX,
+            dumps(frame_id),
+            b',"request_id":',
+            dumps(request_id),
+            b',"deadline_ms":%d,"trace_parent":' % deadline_ms,
+            dumps(trace_parent),
+            b',"event":',
+            event,
+            end,
+        )
+    )
 
 
 def decode_body(body: bytes) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
-from nova.agent.protocol import PROTOCOL_VERSION, MsgType
+from nova.agent.protocol import PROTOCOL_VERSION, init_message
 from nova.core.errors import SandboxError
 from nova.core.models import StartPhases
 from nova.pool.connection import AgentConnection
@@ -65,25 +65,8 @@ class SandboxLauncher:
         instance = PooledInstance(sandbox, connection, deployment)
         try:
             await connection.open(sandbox.sock, lambda _reason: on_lost(instance))
-            reply = await connection.request(
-                {
-                    "type": MsgType.INIT,
-                    "protocol": PROTOCOL_VERSION,
-                    "runtime": config.runtime,
-                    "handler": config.handler,
-                    "mode": config.mode.value,
-                    "code_dir": sandbox.code_dir,
-                    "tmp_dir": sandbox.tmp_dir,
-                    "interpreter": deployment.interpreter,
-                    "env": dict(config.env),
-                    "function_name": config.name,
-                    "function_version": deployment.version,
-                    "memory_mb": config.memory_mb,
-                    "timeout_s": config.timeout_s,
-                    "concurrency": config.instance_concurrency,
-                },
-                self._start_timeout_s,
-            )
+            init = init_message(deployment, sandbox.code_dir, sandbox.tmp_dir, config.env)
+            reply = await connection.request(init, self._start_timeout_s)
         except (TimeoutError, SandboxError) as exc:
             await instance.destroy()
             raise SandboxError(

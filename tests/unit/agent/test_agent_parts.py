@@ -6,6 +6,7 @@ import io
 import json
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -20,9 +21,11 @@ from nova.agent.protocol import (
     ProtocolError,
     decode_body,
     encode_message,
+    init_message,
     read_frame,
 )
 from nova.agent.spec import parse_init
+from nova.core.models import ExecutionMode, FunctionConfig
 
 
 def _init(tmp_path: Path, **fields: Any) -> dict[str, Any]:
@@ -45,6 +48,36 @@ def test_init_defaults(tmp_path: Path) -> None:
         1,
         "/tmp",
         128,
+    )
+
+
+def test_init_message_is_what_the_agent_accepts(tmp_path: Path) -> None:
+    config = FunctionConfig(
+        name="fn",
+        runtime="python",
+        handler="handler.handler",
+        memory_mb=64,
+        timeout_s=3.0,
+        env={"A": "configured"},
+        mode=ExecutionMode.PROCESS,
+        instance_concurrency=2,
+    )
+    deployment = SimpleNamespace(config=config, version="4", interpreter="/bin/sh")
+    env = {"A": "resolved"}  # what the instance gets, not the configured value
+    message = init_message(deployment, str(tmp_path), str(tmp_path), env)
+    env["A"] = "changed"  # the frame keeps its own copy
+    spec = parse_init(message, {})
+    assert (spec.function_name, spec.function_version, spec.mode, spec.env) == (
+        "fn",
+        "4",
+        "process",
+        {"A": "resolved"},
+    )
+    assert (spec.memory_mb, spec.timeout_s, spec.concurrency, spec.tmp_dir) == (
+        64,
+        3.0,
+        2,
+        str(tmp_path),
     )
 
 
