@@ -177,7 +177,7 @@ def _log_accounting(api: httpx.Client, data_dir: Path, timeout_s: float = 60) ->
         time.sleep(0.1)
     with contextlib.closing(sqlite3.connect(data_dir / "nova.db")) as connection:
         (stored,) = connection.execute("SELECT count(*) FROM invocation_logs").fetchone()
-    return {"answered": stats["invocations"]["total"], "stored": stored, **stats["logs"]}
+    return {"answered": stats["invocations"]["invocations"], "stored": stored, **stats["logs"]}
 
 
 def _alias_against_plain(api: httpx.Client, port: int, requests: int) -> dict[str, Any]:

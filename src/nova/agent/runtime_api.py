@@ -87,6 +87,9 @@ class RuntimeApiServer:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive: the runtime clients reuse one connection
+    # Small answers on a kept-alive connection: without this, Nagle holds a reply until the
+    # client's delayed ACK (~40 ms per call, measured with the C bootstrap).
+    disable_nagle_algorithm = True
     backend: RuntimeApiBackend
     max_body: int
 
@@ -174,10 +177,15 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(refusal.status, body.encode() + b"\n", {})
 
     def _send(self, status: int, body: bytes, headers: dict[str, str]) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(body)
+        """Status line, headers and body in one write (one segment for small answers)."""
+        reason = self.responses.get(status, ("",))[0]
+        lines = [
+            f"HTTP/1.1 {status} {reason}",
+            "Content-Type: application/json",
+            f"Content-Length: {len(body)}",
+            *(f"{name}: {value}" for name, value in headers.items()),
+        ]
+        if self.close_connection:
+            lines.append("Connection: close")
+        head = "\r\n".join(lines).encode("latin-1", "replace") + b"\r\n\r\n"
+        self.wfile.write(head + body)
