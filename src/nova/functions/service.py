@@ -30,6 +30,7 @@ from nova.functions.rules import (
     check_handler_file,
     handler_files,
 )
+from nova.runtimes.dependencies import BuildLog
 from nova.runtimes.registry import RuntimeRegistry
 from nova.runtimes.syntax import check_syntax
 from nova.sandbox.registry import BackendRegistry
@@ -84,7 +85,7 @@ class FunctionService:
             raise RequestInvalid("code: give exactly one of code, files, code_path or a zip upload")
         code = await self._bundle(config, source)
         async with self._changing.hold(name):
-            async with self._deployer.code_staged(code) as staged:
+            async with self._deployer.code_staged(code, config.runtime) as staged:
                 record = await self._store.functions.create(config, code)
                 await self._deployer.adopt(staged, record)
             await self._resolver.function_changed(record, code)
@@ -107,7 +108,7 @@ class FunctionService:
             if config == current.config and (code is None or code.sha256 == current.code_hash):
                 return current  # nothing changes: no new revision, no redeploy
             if code is not None:
-                async with self._deployer.code_staged(code) as staged:
+                async with self._deployer.code_staged(code, config.runtime) as staged:
                     record = await self._store.functions.update(name, config, code)
                     await self._deployer.adopt(staged, record)
             else:
@@ -121,6 +122,12 @@ class FunctionService:
         """Delete the function; invocations already running finish (within their timeout)."""
         async with self._changing.hold(name):
             self._resolver.function_deleted(await self._store.functions.delete(name))
+
+    async def build_log(self, name: str) -> BuildLog:
+        """The log of the dependency build of the function's current code."""
+        record = await self._store.functions.get(name)
+        code = await self._store.functions.get_code(name)
+        return self._deployer.build_log(record.config.runtime, code)
 
     async def get(self, name: str) -> FunctionRecord:
         return await self._store.functions.get(name)
