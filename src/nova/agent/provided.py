@@ -1,5 +1,8 @@
 """Custom runtimes (``runtime: provided``): the function's own ``bootstrap`` behind the Runtime API.
 
+The same runner serves languages for which Nova ships a Runtime API client (Ruby, PHP:
+bootstraps/), started under the runtime's interpreter instead of the package's ``bootstrap``.
+
 The agent starts ``<code>/bootstrap`` with ``AWS_LAMBDA_RUNTIME_API`` (and ``NOVA_RUNTIME_API``)
 naming a Runtime API served on the instance's loopback for this bootstrap alone
 (runtime_api.py), and translates: an Exec frame becomes the body of the bootstrap's pending
@@ -35,6 +38,7 @@ from nova.agent.capture import CAPTURE_LIMIT, last_lines, open_capture_file, tai
 from nova.agent.channel import Channel
 from nova.agent.errors import ErrorType, error_object
 from nova.agent.invocation import Invocation
+from nova.agent.launch import BOOTSTRAPS
 from nova.agent.runtime_api import ApiRefusal, RuntimeApiServer
 from nova.agent.spec import InitSpec
 from nova.agent.worker import describe_exit
@@ -115,7 +119,10 @@ class ProvidedRunner:
     def __init__(self, spec: InitSpec, env: Mapping[str, str], channel: Channel) -> None:
         self._spec = spec
         self._channel = channel
-        self._argv = [os.path.join(spec.code_dir, BOOTSTRAP)]
+        if spec.runtime in BOOTSTRAPS:  # a language Nova ships a Runtime API client for
+            self._argv = [spec.interpreter, BOOTSTRAPS[spec.runtime]]
+        else:
+            self._argv = [os.path.join(spec.code_dir, BOOTSTRAP)]
         self._server = RuntimeApiServer(self, channel.max_message_bytes - _LINE_SLACK)
         self._env = {**env, **runtime_api_environment(spec, self._server.address)}
         self._cond = threading.Condition()

@@ -14,7 +14,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from nova.agent.spec import HANDLER_PATTERN
+from nova.agent.spec import HANDLER_PATTERN, RUNTIME_API_RUNTIMES
 from nova.code import bundle as bundles
 from nova.core.errors import RequestInvalid
 from nova.core.models import CodeBundle, ExecutionMode, FunctionConfig
@@ -49,6 +49,8 @@ _RESERVED_ENV_PREFIXES = ("NOVA_", "AWS_LAMBDA_")
 HANDLER_EXTENSIONS: dict[str, tuple[str, ...]] = {
     "python": (".py", "/__init__.py"),
     "node": (".js", ".cjs", ".mjs"),
+    "ruby": (".rb",),
+    "php": (".php",),
 }
 DOTTED_MODULES = frozenset({"python"})
 # Runtimes that start one fixed file instead of the handler's module: the package must hold it,
@@ -92,13 +94,14 @@ def check_config(
     except ValueError:
         modes = ", ".join(mode.value for mode in ExecutionMode)
         raise RequestInvalid(f"mode: {config.mode!r} is not one of {modes}") from None
-    if config.runtime in ENTRYPOINT_FILES:
+    if config.runtime in RUNTIME_API_RUNTIMES:
         _check_custom_runtime(config, mode)
     return dataclasses.replace(config, mode=mode)
 
 
 def _check_custom_runtime(config: FunctionConfig, mode: ExecutionMode) -> None:
-    """A bootstrap serves one invocation at a time and lives across them, as on Lambda."""
+    """A Runtime API client (a `provided` bootstrap, Ruby, PHP) serves one invocation at a
+    time and lives across them, as on Lambda."""
     if mode is not ExecutionMode.PERSISTENT:
         raise RequestInvalid(
             f"mode: a {config.runtime} function's bootstrap is long-lived; use mode persistent"

@@ -25,6 +25,7 @@ class RuntimeSpec:
     version_args: tuple[str, ...] = ("--version",)  # () : nothing to ask (see `provided`)
     interpreted: bool = True  # code can be hot-reloaded without a build step
     aliases: tuple[str, ...] = ()
+    unsupported: str | None = None  # why Nova cannot run it yet (listed available: false)
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +35,12 @@ class RuntimeStatus:
     interpreter: str | None
     version: str
     reason: str
+
+
+_COMPILED = (
+    "not built yet: compiled languages need the asynchronous build step (compile_status); "
+    "meanwhile compile a Lambda Runtime API client yourself and deploy it as runtime provided"
+)
 
 
 def _python_candidates() -> tuple[str, ...]:
@@ -56,6 +63,25 @@ BUILTIN_RUNTIMES: tuple[RuntimeSpec, ...] = (
         version_args=(),
         aliases=("custom", "provided.al2", "provided.al2023"),
     ),
+    # Languages served through the Lambda Runtime API by a client Nova ships (the agent's
+    # bootstraps/): adding one needs no worker protocol in the language, only HTTP and JSON.
+    RuntimeSpec("ruby", ".rb", "handler.handler", ("/usr/bin/ruby", "ruby")),
+    RuntimeSpec("php", ".php", "handler.handler", ("/usr/bin/php", "php")),
+    *(
+        RuntimeSpec(name, "", "handler.handler", (), unsupported=reason)
+        for name, reason in (
+            ("go", _COMPILED),
+            ("rust", _COMPILED),
+            ("java", _COMPILED),
+            ("dotnet", _COMPILED),
+            ("swift", _COMPILED + "; and no Swift toolchain is packaged by Debian 12"),
+            ("zig", _COMPILED + "; and no Zig toolchain is packaged by Debian 12"),
+            ("wasm", _COMPILED),
+            ("lua", "not built yet: Lua has no HTTP client in its standard library (luasocket)"),
+            ("deno", "not built yet: a Runtime API client in TypeScript (deno from npm)"),
+            ("bun", "not built yet: a Runtime API client for Bun (bun from npm)"),
+        )
+    ),
 )
 
 
@@ -67,6 +93,8 @@ def _resolve(candidate: str) -> str | None:
 
 
 def detect(spec: RuntimeSpec) -> RuntimeStatus:
+    if spec.unsupported is not None:
+        return RuntimeStatus(spec, False, None, "", spec.unsupported)
     tried = []
     for candidate in spec.candidates:
         interpreter = _resolve(candidate)
