@@ -36,6 +36,7 @@ def runtimes() -> RuntimeRegistry:
         [
             RuntimeStatus(python, True, "/usr/bin/python3", "Python 3", "ok"),
             RuntimeStatus(node, True, "/usr/bin/node", "v20", "ok"),
+            RuntimeStatus(BUILTIN_RUNTIMES[2], True, "/bin/sh", "bootstrap", "ok"),
         ]
     )
 
