@@ -12,7 +12,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DATA_DIR ?= .nova-data
 
-.PHONY: run test lint typecheck bench clean venv system-deps
+.PHONY: run test lint typecheck bench clean venv system-deps runtimes
 
 # Debian packages the sandboxes need: bwrap, setpriv + nsenter (util-linux), libseccomp, runsc
 # (the gvisor backend), slirp4netns and nft (nftables) for functions with network: true, and
@@ -37,6 +37,9 @@ system-deps:
 	ls /boot/vmlinuz-*-cloud-amd64 >/dev/null 2>&1 || missing="$$missing linux-image-cloud-amd64"; \
 	[ -x /bin/busybox ] || missing="$$missing busybox-static"; \
 	[ -x /usr/sbin/debugfs ] || missing="$$missing e2fsprogs"; \
+	command -v curl >/dev/null || missing="$$missing curl"; \
+	command -v cc >/dev/null || missing="$$missing gcc"; \
+	$(RUNTIME_CHECKS) \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 			echo "installing system packages:$$missing"; \
@@ -45,6 +48,20 @@ system-deps:
 			echo "the sandboxes need:$$missing — run: sudo apt-get install -y$$missing"; \
 		fi; \
 	fi
+
+# The language runtimes Nova runs beyond Python (`runtimes`): their interpreters from Debian.
+# curl and gcc are for custom runtimes (the Bash and C example bootstraps and their tests).
+RUNTIME_CHECKS = command -v node >/dev/null || missing="$$missing nodejs npm"; \
+	command -v ruby >/dev/null || missing="$$missing ruby"; \
+	command -v php >/dev/null || missing="$$missing php-cli";
+
+# Installs every runtime's toolchain this host lacks (GET /runtimes lists what is missing).
+runtimes:
+	@missing=""; $(RUNTIME_CHECKS) \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+		else echo "run: sudo apt-get install -y$$missing"; fi; \
+	else echo "every runtime Nova can run is installed"; fi
 
 $(STAMP): pyproject.toml
 	@test -n "$(PYTHON_BOOT)" || { echo "no Python >= 3.11 with the venv module: apt-get install python3.11-venv"; exit 1; }

@@ -9,6 +9,8 @@ Measures, for each sandbox backend asked for:
          alternating with plain ($LATEST) invokes;
   rps    throughput at 16 connections (wrk), next to the same two baselines, then the
          invocations answered so far against the invocation-log records stored (equal);
+  compat warm invokes through the Lambda Invoke API and through `provided` bootstraps (Bash, C),
+         in rounds alternating with native invokes (bench/compat.py);
   cold   first invoke after create of a 128 MB function (p50/p95), next to spawning a bare
          python3 and a bare fork;
   async  asynchronous invocation (bench/async_events.py): events accepted per second,
@@ -35,7 +37,7 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
-from bench import async_events, client, servers
+from bench import async_events, client, compat, servers
 
 HELLO = "def handler(event, context):\n    return {'message': 'Hello, ' + event.get('name', 'world') + '!'}\n"
 EVENT = b'{"name":"bench"}'
@@ -147,11 +149,23 @@ def measure_backend(backend: str, requests: int, seconds: int, cold_samples: int
                     else None
                 )
                 logs = _log_accounting(api, Path(data_dir))
+                console.print(f"[dim]{backend}: Lambda Invoke API and provided bootstraps …[/]")
+                compatible = {
+                    f"{key}_ms": percentiles(values)
+                    for key, values in compat.measure(api, port, requests).items()
+                }
                 console.print(f"[dim]{backend}: cold starts …[/]")
                 cold = percentiles(_cold_starts(api, cold_samples))
         finally:
             servers.stop(process)
-    return {"warm_ms": warm, "rps_16": rps, "cold_ms": cold, "logs": logs, **routed}
+    return {
+        "warm_ms": warm,
+        "rps_16": rps,
+        "cold_ms": cold,
+        "logs": logs,
+        **routed,
+        **compatible,
+    }
 
 
 def _log_accounting(api: httpx.Client, data_dir: Path, timeout_s: float = 60) -> dict[str, Any]:
@@ -165,7 +179,7 @@ def _log_accounting(api: httpx.Client, data_dir: Path, timeout_s: float = 60) ->
         time.sleep(0.1)
     with contextlib.closing(sqlite3.connect(data_dir / "nova.db")) as connection:
         (stored,) = connection.execute("SELECT count(*) FROM invocation_logs").fetchone()
-    return {"answered": stats["invocations"]["total"], "stored": stored, **stats["logs"]}
+    return {"answered": stats["invocations"]["invocations"], "stored": stored, **stats["logs"]}
 
 
 def _alias_against_plain(api: httpx.Client, port: int, requests: int) -> dict[str, Any]:
@@ -256,6 +270,7 @@ def render(report: dict[str, Any]) -> None:
                 f"p50 {routed['p50'] / plain['p50'] - 1:+.1%} vs plain {plain['p50']:.3f} "
                 "(alternating rounds)",
             )
+        compat.rows(table, backend, result)
         cold = result["cold_ms"]
         table.add_row(
             f"{backend}: cold start",

@@ -97,6 +97,8 @@ class CodeSettings(BaseModel):
     # Directories `code_path` may read below (the daemon's own files stay private). Empty:
     # `code_path` is refused.
     allowed_paths: list[Path] = []
+    # Installing a package's requirements.txt / package.json at deploy time (pip, npm).
+    dependency_build_timeout_s: float = Field(300.0, gt=0, le=3600)
 
     @field_validator("allowed_paths")
     @classmethod

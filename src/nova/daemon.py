@@ -53,6 +53,7 @@ from nova.observability.logging import configure_logging
 from nova.pool.function_pool import PoolLimits
 from nova.pool.launcher import SandboxLauncher
 from nova.pool.manager import PoolManager
+from nova.runtimes.dependencies import DependencyBuilder
 from nova.runtimes.registry import RuntimeRegistry
 from nova.sandbox.container.backend import ContainerBackend
 from nova.sandbox.container.roots import image_mount_points
@@ -177,7 +178,8 @@ async def build_services(settings: Settings) -> Services:
         finish_grace_s=settings.executor.timeout_grace_s,
     )
     executor_settings = settings.executor
-    deployer = Deployer(store, pools, CodeCache(data_dir / "code"), runtimes, sandboxes)
+    builder = DependencyBuilder(data_dir / "builds", settings.code.dependency_build_timeout_s)
+    deployer = Deployer(store, pools, CodeCache(data_dir / "code"), runtimes, sandboxes, builder)
     resolver = FunctionResolver(store, deployer)
     batcher = InvocationLogBatcher(
         store.invocations,
@@ -262,7 +264,7 @@ async def build_services(settings: Settings) -> Services:
 
 def code_policy(settings: Settings) -> CodePolicy:
     code = settings.code
-    limits = code.model_dump(exclude={"allowed_paths"})
+    limits = code.model_dump(exclude={"allowed_paths", "dependency_build_timeout_s"})
     return CodePolicy(**limits, allowed_paths=tuple(code.allowed_paths))
 
 

@@ -59,7 +59,10 @@ STATE_ROOM = 1024  # the state head plus the running call's frame id; handed-bac
 
 
 def direct_mode_fits(spec: InitSpec) -> bool:
-    return spec.mode == "persistent" and spec.concurrency == 1
+    # A custom runtime's bootstrap speaks HTTP, not frames: the agent always translates.
+    return (
+        spec.mode == "persistent" and spec.concurrency == 1 and spec.runtime in ("python", "node")
+    )
 
 
 class DirectLane:

@@ -14,6 +14,9 @@ BOOTSTRAP_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bootst
 BOOTSTRAPS = {
     "python": os.path.join(BOOTSTRAP_DIR, "python_bootstrap.py"),
     "node": os.path.join(BOOTSTRAP_DIR, "node_bootstrap.js"),
+    # Lambda Runtime API clients, started by agent/provided.py under the runtime's interpreter.
+    "ruby": os.path.join(BOOTSTRAP_DIR, "ruby_bootstrap.rb"),
+    "php": os.path.join(BOOTSTRAP_DIR, "php_bootstrap.php"),
 }
 READY_LINE = b'{"ready":true}'  # a persistent worker's first line: handler import attempted
 

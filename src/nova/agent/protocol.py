@@ -17,6 +17,8 @@ Host -> agent:
           function_version, memory_mb, timeout_s, concurrency,
           interpreter?, tmp_dir?, init_timeout_s?}               # ? = optional
   Exec   {type, id, event, deadline_ms, trace_parent, request_id?}   # event: any JSON value;
+         # client_context? (a JSON text, Lambda's ClientContext) and cognito_identity? reach
+         # the function's context (custom runtimes: the Runtime API headers);
          # request_id is the invocation's id as the function sees it (context, NOVA_REQUEST_ID),
          # id only matches the reply: the host keeps ids unique per connection, request ids
          # need not be. Without request_id the function sees id.
@@ -155,7 +157,12 @@ _EXEC_PREFIX = b'{"type":%d,"id":' % MsgType.EXEC
 
 
 def exec_body(
-    frame_id: str, request_id: str, deadline_ms: int, trace_parent: str | None, event: bytes
+    frame_id: str,
+    request_id: str,
+    deadline_ms: int,
+    trace_parent: str | None,
+    event: bytes,
+    client_context: str | None = None,
 ) -> bytes:
     """The Exec frame's body (see the module docstring) with ``event``'s bytes spliced in
     unparsed: the caller guarantees they are one valid JSON value. ``frame_id`` matches the
@@ -165,11 +172,13 @@ def exec_body(
     Only the host builds Exec frames, so orjson (a host dependency, absent in sandboxes) is
     imported here rather than at the top: the agent, which imports this module, never pays for
     it, and after the first call the import is a dictionary lookup (``import orjson``, not
-    ``from orjson import dumps``, which runs importlib's Python fromlist handling every call)."""
+    ``from orjson import dumps``, which runs importlib's Python fromlist handling every call).
+
+    ``client_context`` (Lambda's ClientContext, a JSON text) is added only when given."""
     import orjson
 
     dumps = orjson.dumps
-
+    end = b"}" if client_context is None else b',"client_context":%s}' % dumps(client_context)
     return b"".join(
         (
             _EXEC_PREFIX,
@@ -180,7 +189,7 @@ def exec_body(
             dumps(trace_parent),
             b',"event":',
             event,
-            b"}",
+            end,
         )
     )
 

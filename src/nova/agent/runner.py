@@ -10,7 +10,7 @@ from collections.abc import Mapping
 
 from nova.agent.channel import Channel
 from nova.agent.invocation import Invocation
-from nova.agent.spec import InitSpec
+from nova.agent.spec import RUNTIME_API_RUNTIMES, InitSpec
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
 if TYPE_CHECKING:  # only the type checker needs the port; typing costs start-up time
@@ -35,6 +35,10 @@ if TYPE_CHECKING:  # only the type checker needs the port; typing costs start-up
 
 
 def make_runner(spec: InitSpec, env: Mapping[str, str], channel: Channel) -> Runner:
+    if spec.runtime in RUNTIME_API_RUNTIMES:
+        from nova.agent.provided import ProvidedRunner
+
+        return ProvidedRunner(spec, env, channel)
     if spec.mode == "process":
         from nova.agent.oneshot import ProcessRunner
 

@@ -13,7 +13,7 @@ from nova.api import errors, openapi
 from nova.api.context import Services
 from nova.api.invoke import InvokeFastPath
 from nova.api.release_bodies import AliasPut, VersionPublish
-from nova.api.routes import functions, images, invocations, observe, releases
+from nova.api.routes import functions, images, invocations, lambda_api, observe, releases
 from nova.api.routes.invocations import DeadLetterSelection
 from nova.api.schemas import FunctionCreate, FunctionPatch
 
@@ -33,6 +33,7 @@ def create_app(lifespan: Lifespan) -> ASGIApp:
     api.include_router(observe.router)
     api.include_router(images.router)
     api.include_router(invocations.router)
+    api.include_router(lambda_api.router)
 
     def get_services() -> Services:
         result: Services = api.state.services

@@ -82,8 +82,10 @@ def handler_module(handler: str) -> str:
 
 
 def from_source(code: str, path: str, policy: CodePolicy) -> CodeBundle:
-    """One source file, stored as ``path`` (the handler's module file)."""
-    return _checked({validate_path(path, "handler"): CodeFile(code.encode())}, "code", policy)
+    """One source file, stored as ``path`` (the handler's module file, or `bootstrap`)."""
+    executable = PurePosixPath(path).name in ALWAYS_EXECUTABLE
+    file = CodeFile(code.encode(), executable=executable)
+    return _checked({validate_path(path, "handler"): file}, "code", policy)
 
 
 def from_file_map(files: Mapping[str, str], policy: CodePolicy) -> CodeBundle:

@@ -35,15 +35,19 @@ class CodeCache:
     def path_for(self, function_id: str, code_hash: str) -> Path:
         return self._root / function_id / code_hash
 
-    def materialise(self, function_id: str, bundle: CodeBundle) -> Path:
+    def materialise(
+        self, function_id: str, bundle: CodeBundle, dependencies: Path | None = None
+    ) -> Path:
         """Write the bundle once; return its directory (existing copies are reused)."""
         target = self.path_for(function_id, bundle.sha256)
         if target.is_dir():
             return target
-        return self.adopt(self.stage(bundle), function_id, bundle.sha256)
+        return self.adopt(self.stage(bundle, dependencies), function_id, bundle.sha256)
 
-    def stage(self, bundle: CodeBundle) -> Path:
-        """Write the bundle to a new staging directory, for :meth:`adopt` or :meth:`discard`."""
+    def stage(self, bundle: CodeBundle, dependencies: Path | None = None) -> Path:
+        """Write the bundle to a new staging directory, for :meth:`adopt` or :meth:`discard`,
+        with the files of its built ``dependencies`` beside them (the bundle's own files win;
+        the dependencies are decided by the bundle's files, so its hash still names it)."""
         try:
             self._root.mkdir(parents=True, exist_ok=True, mode=0o755)
             staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=self._root))
@@ -53,6 +57,8 @@ class CodeCache:
             # mkdtemp makes 0700; sandboxes run as an unprivileged uid and bind this directory.
             staging.chmod(0o755)
             write_files(staging, bundle)
+            if dependencies is not None:
+                link_tree(dependencies, staging)
         except OSError as exc:
             self.discard(staging)
             raise _storage_failed(exc) from exc
@@ -99,6 +105,34 @@ def write_files(directory: Path, bundle: CodeBundle) -> None:
             path.chmod(0o755 if item.executable else 0o644)
         except OSError as exc:
             raise UnwritableName(relative, exc) from exc
+
+
+def link_tree(source: Path, target: Path) -> None:
+    """Hard-link (else copy) every file under ``source`` into ``target`` where none exists."""
+    for directory, subdirectories, files in os.walk(source):
+        relative = Path(directory).relative_to(source)
+        (target / relative).mkdir(exist_ok=True, mode=0o755)
+        for name in files:
+            destination = target / relative / name
+            if destination.exists() or destination.is_symlink():
+                continue
+            origin = Path(directory) / name
+            if origin.is_symlink():
+                destination.symlink_to(os.readlink(origin))
+                continue
+            try:
+                os.link(origin, destination)
+            except OSError:
+                shutil.copy2(origin, destination)
+        kept = []
+        for name in subdirectories:
+            origin, destination = Path(directory) / name, target / relative / name
+            if origin.is_symlink():  # os.walk does not descend into it: keep it a link
+                if not (destination.exists() or destination.is_symlink()):
+                    destination.symlink_to(os.readlink(origin))
+            elif not destination.is_file():  # a bundle file of that name wins
+                kept.append(name)
+        subdirectories[:] = kept
 
 
 def _storage_failed(exc: OSError) -> RequestInvalid | CodeStorageFailed:

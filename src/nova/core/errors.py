@@ -111,6 +111,14 @@ class RuntimeUnavailable(NovaError):
     status = 422
 
 
+class BuildFailed(NovaError):
+    """Installing a function's dependencies (requirements.txt, package.json) failed; nothing
+    was stored, so what ran before keeps running. The message ends with the installer's log."""
+
+    code = "Build.Failed"
+    status = 422
+
+
 class TooManyRequests(NovaError):
     """The function is at max_replicas and its wait queue timed out or is full."""
 

@@ -64,8 +64,11 @@ class Executor:
         routing_key: str | None = None,
         request_id: str | None = None,
         trace_parent: str | None = None,
+        client_context: str | None = None,
     ) -> InvocationResult:
-        """Run one invocation. ``event`` must already be valid JSON (the API checks it)."""
+        """Run one invocation. ``event`` must already be valid JSON (the API checks it).
+        ``client_context`` (a JSON text, Lambda's ClientContext) reaches the function's
+        context."""
         inflight = self.inflight
         if inflight.closing:
             raise ShuttingDown()
@@ -84,7 +87,9 @@ class Executor:
                 connection = instance.connection
                 frame_id = connection.next_id()
                 deadline_ms = int((time.time() + timeout_s) * 1000)
-                body = exec_body(frame_id, request_id, deadline_ms, trace_parent, event)
+                body = exec_body(
+                    frame_id, request_id, deadline_ms, trace_parent, event, client_context
+                )
                 sent = time.perf_counter()
                 try:
                     reply = await connection.request_raw(frame_id, body, timeout_s + self._grace_s)
@@ -108,6 +113,11 @@ class Executor:
             return result
         finally:
             inflight.end()
+
+    async def version_for(self, name: str, qualifier: str | None = None) -> str:
+        """The version ``name[:qualifier]`` would run now (FunctionNotFound & co. otherwise)."""
+        pool = await self._targets.resolve(name, qualifier)
+        return pool.deployment.version
 
     def _failure(
         self,

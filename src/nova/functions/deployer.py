@@ -19,6 +19,7 @@ from nova.core.models import CodeBundle, FunctionConfig, FunctionRecord
 from nova.pool.deployment import Deployment
 from nova.pool.function_pool import FunctionPool
 from nova.pool.manager import PoolManager
+from nova.runtimes.dependencies import BuildLog, DependencyBuilder
 from nova.runtimes.registry import RuntimeRegistry
 from nova.sandbox.registry import BackendRegistry
 from nova.store.ports import Store
@@ -41,7 +42,9 @@ class Deployer:
         cache: CodeCache,
         runtimes: RuntimeRegistry,
         backends: BackendRegistry,
+        builder: DependencyBuilder,
     ) -> None:
+        self._builder = builder
         self._store = store
         self._pools = pools
         self._cache = cache
@@ -49,16 +52,23 @@ class Deployer:
         self._backends = backends
 
     @contextlib.asynccontextmanager
-    async def code_staged(self, code: CodeBundle) -> AsyncIterator[StagedCode]:
+    async def code_staged(self, code: CodeBundle, runtime: str) -> AsyncIterator[StagedCode]:
         """Write ``code`` to disk before the block stores it, so a stored function never points
         at code that cannot be written; the block passes the stored record to :meth:`adopt`.
-        Staged code the block did not adopt (it failed) is removed."""
-        staged = StagedCode(code.sha256, await asyncio.to_thread(self._cache.stage, code))
+        Staged code the block did not adopt (it failed) is removed. Dependencies the code names
+        are installed first (BuildFailed: nothing is staged)."""
+        dependencies = await self._builder.build(runtime, code)
+        path = await asyncio.to_thread(self._cache.stage, code, dependencies)
+        staged = StagedCode(code.sha256, path)
         try:
             yield staged
         finally:
             if not staged.adopted:
                 await asyncio.to_thread(self._cache.discard, staged.path)
+
+    def build_log(self, runtime: str, code: CodeBundle) -> BuildLog:
+        """The log of the dependency build ``code`` names (status ``none`` if it names none)."""
+        return self._builder.log(runtime, code)
 
     async def adopt(self, staged: StagedCode, record: FunctionRecord) -> None:
         """Move staged code into place as ``record``'s code."""
@@ -83,7 +93,11 @@ class Deployer:
                 raise StoreUnavailable(
                     f"the code of {config.name!r} changed while it was being deployed; retry"
                 )
-            code_dir = await asyncio.to_thread(self._cache.materialise, function_id, code)
+            # Another daemon stored this code, or the disk was wiped: build what it names here.
+            dependencies = await self._builder.build(config.runtime, code)
+            code_dir = await asyncio.to_thread(
+                self._cache.materialise, function_id, code, dependencies
+            )
         runtime, interpreter = self._runtimes.require_available(config.runtime)
         deployment = Deployment(
             function_id=function_id,

@@ -14,7 +14,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from nova.agent.spec import HANDLER_PATTERN
+from nova.agent.spec import HANDLER_PATTERN, RUNTIME_API_RUNTIMES
 from nova.code import bundle as bundles
 from nova.core.errors import RequestInvalid
 from nova.core.models import CodeBundle, ExecutionMode, FunctionConfig
@@ -51,8 +51,13 @@ _RESERVED_ENV_PREFIXES = ("NOVA_", "AWS_LAMBDA_")
 HANDLER_EXTENSIONS: dict[str, tuple[str, ...]] = {
     "python": (".py", "/__init__.py"),
     "node": (".js", ".cjs", ".mjs"),
+    "ruby": (".rb",),
+    "php": (".php",),
 }
 DOTTED_MODULES = frozenset({"python"})
+# Runtimes that start one fixed file instead of the handler's module: the package must hold it,
+# and a single `code` source is stored as it. The handler is then only passed on (`_HANDLER`).
+ENTRYPOINT_FILES: dict[str, tuple[str, ...]] = {"provided": ("bootstrap",)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,11 +99,29 @@ def check_config(
     except ValueError:
         modes = ", ".join(mode.value for mode in ExecutionMode)
         raise RequestInvalid(f"mode: {config.mode!r} is not one of {modes}") from None
+    if config.runtime in RUNTIME_API_RUNTIMES:
+        _check_custom_runtime(config, mode)
     return dataclasses.replace(config, mode=mode)
+
+
+def _check_custom_runtime(config: FunctionConfig, mode: ExecutionMode) -> None:
+    """A Runtime API client (a `provided` bootstrap, Ruby, PHP) serves one invocation at a
+    time and lives across them, as on Lambda."""
+    if mode is not ExecutionMode.PERSISTENT:
+        raise RequestInvalid(
+            f"mode: a {config.runtime} function's bootstrap is long-lived; use mode persistent"
+        )
+    if config.instance_concurrency != 1:
+        raise RequestInvalid(
+            f"instance_concurrency: a {config.runtime} function's bootstrap takes one "
+            "invocation at a time; use 1 and let max_replicas scale it"
+        )
 
 
 def handler_files(config: FunctionConfig) -> tuple[str, ...]:
     """The files the handler's module may be, first the one a single `code` source becomes."""
+    if config.runtime in ENTRYPOINT_FILES:
+        return ENTRYPOINT_FILES[config.runtime]
     module = bundles.handler_module(config.handler)
     if config.runtime in DOTTED_MODULES:
         module = module.replace(".", "/")

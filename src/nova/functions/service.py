@@ -30,6 +30,7 @@ from nova.functions.rules import (
     check_handler_file,
     handler_files,
 )
+from nova.runtimes.dependencies import BuildLog
 from nova.runtimes.registry import RuntimeRegistry
 from nova.runtimes.syntax import check_syntax
 from nova.sandbox.registry import BackendRegistry
@@ -84,7 +85,7 @@ class FunctionService:
             raise RequestInvalid("code: give exactly one of code, files, code_path or a zip upload")
         code = await self._bundle(config, source)
         async with self._changing.hold(name):
-            async with self._deployer.code_staged(code) as staged:
+            async with self._deployer.code_staged(code, config.runtime) as staged:
                 record = await self._store.functions.create(config, code)
                 await self._deployer.adopt(staged, record)
             await self._resolver.function_changed(record, code)
@@ -107,7 +108,7 @@ class FunctionService:
             if config == current.config and (code is None or code.sha256 == current.code_hash):
                 return current  # nothing changes: no new revision, no redeploy
             if code is not None:
-                async with self._deployer.code_staged(code) as staged:
+                async with self._deployer.code_staged(code, config.runtime) as staged:
                     record = await self._store.functions.update(name, config, code)
                     await self._deployer.adopt(staged, record)
             else:
@@ -122,6 +123,12 @@ class FunctionService:
         async with self._changing.hold(name):
             self._resolver.function_deleted(await self._store.functions.delete(name))
 
+    async def build_log(self, name: str) -> BuildLog:
+        """The log of the dependency build of the function's current code."""
+        record = await self._store.functions.get(name)
+        code = await self._store.functions.get_code(name)
+        return self._deployer.build_log(record.config.runtime, code)
+
     async def get(self, name: str) -> FunctionRecord:
         return await self._store.functions.get(name)
 
@@ -129,6 +136,8 @@ class FunctionService:
         return await self._store.functions.list(limit=limit, cursor=cursor)
 
     def _checked(self, config: FunctionConfig) -> FunctionConfig:
+        # An alias (`custom`) is stored as the runtime's own name (`provided`).
+        config = dataclasses.replace(config, runtime=self._runtimes.canonical(config.runtime))
         return check_config(config, self._runtimes, self._backends, self._limits)
 
     async def _bundle(self, config: FunctionConfig, source: CodeSource) -> CodeBundle:

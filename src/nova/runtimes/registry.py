@@ -22,8 +22,10 @@ class RuntimeSpec:
     extension: str  # the file a single `code` source is stored as: handler module + extension
     default_handler: str
     candidates: tuple[str, ...]  # interpreter paths/names tried in order
-    version_args: tuple[str, ...] = ("--version",)
+    version_args: tuple[str, ...] = ("--version",)  # () : nothing to ask (see `provided`)
     interpreted: bool = True  # code can be hot-reloaded without a build step
+    aliases: tuple[str, ...] = ()
+    unsupported: str | None = None  # why Nova cannot run it yet (listed available: false)
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +37,12 @@ class RuntimeStatus:
     reason: str
 
 
+_COMPILED = (
+    "not built yet: compiled languages need the asynchronous build step (compile_status); "
+    "meanwhile compile a Lambda Runtime API client yourself and deploy it as runtime provided"
+)
+
+
 def _python_candidates() -> tuple[str, ...]:
     # The distribution's interpreter keeps Nova's own dependencies out of user functions; fall
     # back to the daemon's interpreter on hosts without one.
@@ -44,6 +52,36 @@ def _python_candidates() -> tuple[str, ...]:
 BUILTIN_RUNTIMES: tuple[RuntimeSpec, ...] = (
     RuntimeSpec("python", ".py", "handler.handler", _python_candidates()),
     RuntimeSpec("node", ".js", "index.handler", ("/usr/bin/node", "node", "nodejs")),
+    # A custom runtime: the package's executable `bootstrap` speaks the Lambda Runtime API that
+    # the agent serves (agent/provided.py). Its "interpreter" is the shell such bootstraps most
+    # often need; a container instance must see it (the host's /usr, or an image with it).
+    RuntimeSpec(
+        "provided",
+        "",
+        "function.handler",
+        ("/bin/sh", "/usr/bin/sh"),
+        version_args=(),
+        aliases=("custom", "provided.al2", "provided.al2023"),
+    ),
+    # Languages served through the Lambda Runtime API by a client Nova ships (the agent's
+    # bootstraps/): adding one needs no worker protocol in the language, only HTTP and JSON.
+    RuntimeSpec("ruby", ".rb", "handler.handler", ("/usr/bin/ruby", "ruby")),
+    RuntimeSpec("php", ".php", "handler.handler", ("/usr/bin/php", "php")),
+    *(
+        RuntimeSpec(name, "", "handler.handler", (), unsupported=reason)
+        for name, reason in (
+            ("go", _COMPILED),
+            ("rust", _COMPILED),
+            ("java", _COMPILED),
+            ("dotnet", _COMPILED),
+            ("swift", _COMPILED + "; and no Swift toolchain is packaged by Debian 12"),
+            ("zig", _COMPILED + "; and no Zig toolchain is packaged by Debian 12"),
+            ("wasm", _COMPILED),
+            ("lua", "not built yet: Lua has no HTTP client in its standard library (luasocket)"),
+            ("deno", "not built yet: a Runtime API client in TypeScript (deno from npm)"),
+            ("bun", "not built yet: a Runtime API client for Bun (bun from npm)"),
+        )
+    ),
 )
 
 
@@ -55,12 +93,16 @@ def _resolve(candidate: str) -> str | None:
 
 
 def detect(spec: RuntimeSpec) -> RuntimeStatus:
+    if spec.unsupported is not None:
+        return RuntimeStatus(spec, False, None, "", spec.unsupported)
     tried = []
     for candidate in spec.candidates:
         interpreter = _resolve(candidate)
         tried.append(candidate)
         if interpreter is None:
             continue
+        if not spec.version_args:
+            return RuntimeStatus(spec, True, interpreter, "bootstrap (Lambda Runtime API)", "ok")
         try:
             completed = subprocess.run(
                 [interpreter, *spec.version_args],
@@ -85,6 +127,11 @@ def detect(spec: RuntimeSpec) -> RuntimeStatus:
 class RuntimeRegistry:
     def __init__(self, statuses: Iterable[RuntimeStatus]) -> None:
         self._statuses = {status.spec.name: status for status in statuses}
+        self._aliases = {
+            alias: status.spec.name
+            for status in self._statuses.values()
+            for alias in status.spec.aliases
+        }
 
     @classmethod
     def detect_builtin(cls) -> RuntimeRegistry:
@@ -93,10 +140,14 @@ class RuntimeRegistry:
     def all(self) -> list[RuntimeStatus]:
         return list(self._statuses.values())
 
+    def canonical(self, name: str) -> str:
+        """The runtime's own name for ``name`` (an alias such as ``custom`` -> ``provided``)."""
+        return self._aliases.get(name, name)
+
     def get(self, name: str) -> RuntimeStatus:
         """The status of a known runtime; RequestInvalid names the known ones otherwise."""
         try:
-            return self._statuses[name]
+            return self._statuses[self._aliases.get(name, name)]
         except KeyError:
             known = ", ".join(sorted(self._statuses))
             raise RequestInvalid(

@@ -23,6 +23,7 @@ from nova.observability.log_spool import LogSpool
 from nova.pool.function_pool import PoolLimits
 from nova.pool.launcher import SandboxLauncher
 from nova.pool.manager import PoolManager
+from nova.runtimes.dependencies import DependencyBuilder
 from nova.runtimes.registry import BUILTIN_RUNTIMES, RuntimeRegistry, RuntimeStatus
 from nova.sandbox.fake import FakeBackend
 from nova.sandbox.registry import BackendRegistry
@@ -44,7 +45,7 @@ class Harness:
 async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
     store = MemoryStore()
     backend = FakeBackend()
-    python, node = BUILTIN_RUNTIMES
+    python, node = BUILTIN_RUNTIMES[:2]
     runtimes = RuntimeRegistry(
         [
             RuntimeStatus(python, True, "/usr/bin/python3", "Python 3", "ok"),
@@ -60,7 +61,14 @@ async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
         counters=DaemonCounters(),
     )
     registry = BackendRegistry.single(backend)
-    deployer = Deployer(store, pools, CodeCache(tmp_path / "code"), runtimes, registry)
+    deployer = Deployer(
+        store,
+        pools,
+        CodeCache(tmp_path / "code"),
+        runtimes,
+        registry,
+        DependencyBuilder(tmp_path / "builds", 60),
+    )
     resolver = FunctionResolver(store, deployer)
     limits = LogLimits(100, 1000, 0.01, 1.0, retry_interval_s=1.0, wait_timeout_s=1.0)
     batcher = InvocationLogBatcher(store.invocations, LogSpool(tmp_path / "spool", 1 << 20), limits)

@@ -16,6 +16,7 @@ from nova.functions.service import FunctionService
 from nova.pool.function_pool import PoolLimits
 from nova.pool.launcher import SandboxLauncher
 from nova.pool.manager import PoolManager
+from nova.runtimes.dependencies import DependencyBuilder
 from nova.runtimes.registry import BUILTIN_RUNTIMES, RuntimeRegistry, RuntimeStatus
 from nova.sandbox.base import BackendInfo
 from nova.sandbox.fake import FakeBackend
@@ -30,11 +31,12 @@ GVISOR_MISSING = BackendInfo("gvisor", False, "runsc is not installed", "gVisor"
 
 
 def runtimes() -> RuntimeRegistry:
-    python, node = BUILTIN_RUNTIMES
+    python, node = BUILTIN_RUNTIMES[:2]
     return RuntimeRegistry(
         [
             RuntimeStatus(python, True, "/usr/bin/python3", "Python 3", "ok"),
             RuntimeStatus(node, True, "/usr/bin/node", "v20", "ok"),
+            RuntimeStatus(BUILTIN_RUNTIMES[2], True, "/bin/sh", "bootstrap", "ok"),
         ]
     )
 
@@ -64,7 +66,14 @@ async def functions(tmp_path: Path) -> AsyncIterator[Functions]:
         counters=DaemonCounters(),
     )
     code_dir = tmp_path / "code"
-    deployer = Deployer(store, pools, CodeCache(code_dir), runtimes(), registry)
+    deployer = Deployer(
+        store,
+        pools,
+        CodeCache(code_dir),
+        runtimes(),
+        registry,
+        DependencyBuilder(code_dir.parent / "builds", 60),
+    )
     resolver = FunctionResolver(store, deployer)
     service = FunctionService(store, resolver, deployer, runtimes(), registry, CODE_POLICY, LIMITS)
     yield Functions(store, service, code_dir)

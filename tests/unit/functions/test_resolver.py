@@ -19,6 +19,7 @@ from nova.functions.resolver import FunctionResolver
 from nova.pool.function_pool import PoolLimits
 from nova.pool.launcher import SandboxLauncher
 from nova.pool.manager import PoolManager
+from nova.runtimes.dependencies import DependencyBuilder
 from nova.runtimes.registry import BUILTIN_RUNTIMES, RuntimeRegistry, RuntimeStatus
 from nova.sandbox.fake import FakeBackend
 from nova.sandbox.registry import BackendRegistry
@@ -55,7 +56,14 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
         counters=DaemonCounters(),
         finish_grace_s=0.05,
     )
-    deployer = Deployer(store, pools, CodeCache(tmp_path / "code"), runtimes, registry)
+    deployer = Deployer(
+        store,
+        pools,
+        CodeCache(tmp_path / "code"),
+        runtimes,
+        registry,
+        DependencyBuilder(tmp_path / "builds", 60),
+    )
     yield World(store, pools, FunctionResolver(store, deployer), backend)
     await pools.close()
 

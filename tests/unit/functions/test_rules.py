@@ -113,3 +113,25 @@ def test_handler_files_follow_how_each_runtime_imports(
     rules.check_handler_file(config, CodeBundle({files[0]: CodeFile(b"")}))
     with pytest.raises(NovaError, match=f"needs the file {rules.handler_files(config)[0]}"):
         rules.check_handler_file(config, CodeBundle({"other.py": CodeFile(b"")}))
+
+
+def test_custom_runtimes_take_one_invocation_at_a_time_in_a_lasting_bootstrap() -> None:
+    custom = {"runtime": "provided", "handler": "function.handler"}
+    assert _check(**custom).runtime == "provided"
+    with pytest.raises(RequestInvalid, match="instance_concurrency"):
+        _check(**custom, instance_concurrency=2)
+    with pytest.raises(RequestInvalid, match="mode"):
+        _check(**custom, mode=ExecutionMode.PROCESS)
+
+
+def test_a_custom_runtime_needs_its_bootstrap_file() -> None:
+    config = dataclasses.replace(BASE, runtime="provided")
+    assert rules.handler_files(config) == ("bootstrap",)
+    with pytest.raises(RequestInvalid, match="bootstrap"):
+        rules.check_handler_file(config, CodeBundle({"main.sh": CodeFile(b"")}))
+    rules.check_handler_file(config, CodeBundle({"bootstrap": CodeFile(b"", executable=True)}))
+
+
+def test_the_custom_alias_names_provided() -> None:
+    assert runtimes().canonical("custom") == "provided"
+    assert runtimes().get("custom").spec.name == "provided"

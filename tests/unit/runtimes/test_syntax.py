@@ -13,7 +13,7 @@ from nova.core.models import CodeBundle, CodeFile
 from nova.runtimes import syntax
 from nova.runtimes.registry import BUILTIN_RUNTIMES, RuntimeStatus
 
-PYTHON_SPEC, NODE_SPEC = BUILTIN_RUNTIMES
+PYTHON_SPEC, NODE_SPEC = BUILTIN_RUNTIMES[:2]
 NODE = shutil.which("node")
 needs_node = pytest.mark.skipif(NODE is None, reason="node is not installed on this host")
 THIS_PYTHON = f"Python {sys.version_info[0]}.{sys.version_info[1]}.{sys.version_info[2]}"

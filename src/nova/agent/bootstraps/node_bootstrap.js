@@ -141,9 +141,23 @@ function makeContext(request) {
     functionVersion,
     memoryLimitInMB,
     invokedFunctionArn: `arn:nova:function:${functionName}`,
+    logGroupName: `/aws/lambda/${functionName}`,
+    logStreamName: `nova/${functionVersion}/${process.pid}`,
+    clientContext: parseClientContext(request.client_context),
+    identity: undefined,
     callbackWaitsForEmptyEventLoop: false,
     getRemainingTimeInMillis: () => Math.max(0, deadline - Date.now()),
   };
+}
+
+// X-Amz-Client-Context as the caller sent it (a JSON object), or undefined.
+function parseClientContext(text) {
+  if (typeof text !== 'string' || !text) return undefined;
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
 }
 
 function call(fn, event, context) {

@@ -77,21 +77,52 @@ class Context:
     __slots__ = (
         "_deadline_ms",
         "aws_request_id",
+        "client_context",
         "function_name",
         "function_version",
+        "identity",
         "invoked_function_arn",
+        "log_group_name",
+        "log_stream_name",
         "memory_limit_in_mb",
         "request_id",
     )
 
-    def __init__(self, request_id: Any, deadline_ms: float, static: tuple[str, str, int]) -> None:
+    def __init__(
+        self,
+        request_id: Any,
+        deadline_ms: float,
+        static: tuple[str, str, int],
+        client_context: Any = None,
+    ) -> None:
         self.request_id = self.aws_request_id = request_id
         self.function_name, self.function_version, self.memory_limit_in_mb = static
         self.invoked_function_arn = "arn:nova:function:" + self.function_name
+        self.log_group_name = "/aws/lambda/" + self.function_name
+        self.log_stream_name = f"nova/{self.function_version}/{os.getpid()}"
+        self.client_context = ClientContext(client_context) if client_context else None
+        self.identity = None
         self._deadline_ms = deadline_ms
 
     def get_remaining_time_in_millis(self) -> int:
         return max(0, int(self._deadline_ms - time.time() * 1000))
+
+
+class ClientContext:
+    """Lambda's ``context.client_context``: what the caller sent as X-Amz-Client-Context."""
+
+    __slots__ = ("client", "custom", "env")
+
+    def __init__(self, text: str) -> None:
+        try:
+            document = json.loads(text)
+        except ValueError:
+            document = {}
+        if not isinstance(document, dict):
+            document = {}
+        self.client = document.get("client")
+        self.custom = document.get("custom")
+        self.env = document.get("env")
 
 
 class Handler:
@@ -135,7 +166,9 @@ class Handler:
             if error is not None:
                 return None, error
         deadline_ms = request.get("deadline_ms") or time.time() * 1000 + self.default_timeout_ms
-        context = Context(_request_id(request), deadline_ms, self.static)
+        context = Context(
+            _request_id(request), deadline_ms, self.static, request.get("client_context")
+        )
         try:
             result = self.function(request.get("event"), context)
             if isinstance(result, types.CoroutineType):

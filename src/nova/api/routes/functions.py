@@ -68,6 +68,16 @@ async def get_function(request: Request, name: str) -> dict[str, Any]:
     return function_out(record)
 
 
+@router.get(
+    "/functions/{name}/build-log",
+    summary="The dependency build of the function's code: status (none, missing, success, "
+    "failed) and the installer's log",
+)
+async def function_build_log(request: Request, name: str) -> dict[str, Any]:
+    build = await services(request).functions.build_log(validate_function_name(name))
+    return {"status": build.status, "key": build.key, "log": build.log}
+
+
 @router.patch(
     "/functions/{name}",
     summary="Update a function's config and/or code",

@@ -65,6 +65,24 @@ def get_function(ctx: typer.Context, name: NameArg) -> None:
     state.out.fields(describe(record if isinstance(record, dict) else {}))
 
 
+@app.command("build-log")
+def build_log(ctx: typer.Context, name: NameArg) -> None:
+    """Show the log of installing the function's requirements.txt / package.json."""
+    from nova.cli.client import function_path
+
+    state = state_of(ctx)
+    build = state.client.call("GET", function_path(name) + "/build-log")
+    if state.json_output:
+        state.out.json(build)
+        return
+    build = build if isinstance(build, dict) else {}
+    if build.get("status") == "none":
+        state.out.line("the function's code names no dependencies (requirements.txt, package.json)")
+        return
+    state.out.line(f"build {build.get('key')}: {build.get('status')}")
+    state.out.line(str(build.get("log") or ""))
+
+
 @app.command("instances")
 def list_instances(ctx: typer.Context, name: NameArg) -> None:
     """Show the function's running instances: id, state, pid, image, usage."""

@@ -1,0 +1,72 @@
+"""A hello function in every runtime this host lists as available answers; the others say why.
+
+The test enumerates GET /runtimes: an available runtime without a working hello here fails,
+so a runtime cannot be listed before it works.
+"""
+
+from __future__ import annotations
+
+import httpx
+
+from tests.e2e.test_custom_runtime import BASH_BOOTSTRAP
+
+HELLO: dict[str, dict[str, str]] = {
+    "python": {"handler.py": "def handler(event, context):\n    return {'hi': event['name']}\n"},
+    "node": {"index.js": "exports.handler = async (event) => ({ hi: event.name });\n"},
+    "provided": {"bootstrap": BASH_BOOTSTRAP},
+    "ruby": {"handler.rb": "def handler(event:, context:)\n  { hi: event['name'] }\nend\n"},
+    "php": {
+        "handler.php": "<?php\nfunction handler($event, $context) {\n    return ['hi' => $event['name']];\n}\n"
+    },
+}
+EXPECTED = {"provided": {"echo": {"name": "nova"}}}
+
+
+def test_hello_in_every_available_runtime(api: httpx.Client) -> None:
+    runtimes = api.get("/runtimes").json()["items"]
+    available = [item["name"] for item in runtimes if item["available"]]
+    assert {"python", "provided"} <= set(available)
+    for item in runtimes:
+        if not item["available"]:
+            assert item["reason"], item  # never unavailable without saying why
+    for runtime in available:
+        assert runtime in HELLO, f"{runtime} is listed available but has no hello test"
+        name = f"hello-{runtime}"
+        body = {"name": name, "runtime": runtime, "files": HELLO[runtime]}
+        created = api.post("/functions", json=body)
+        assert created.status_code == 201, created.text
+        for _ in range(2):  # the cold start, then the warm instance
+            result = api.post(f"/functions/{name}/invoke", json={"name": "nova"}).json()
+            expected = EXPECTED.get(runtime, {"hi": "nova"})
+            assert result["output"] == expected, (runtime, result)
+
+
+def test_runtime_errors_in_runtime_api_languages(api: httpx.Client) -> None:
+    runtimes = {item["name"]: item for item in api.get("/runtimes").json()["items"]}
+    failing = {
+        "ruby": {"handler.rb": "def handler(event:, context:)\n  raise ArgumentError, 'no'\nend\n"},
+        "php": {
+            "handler.php": "<?php\nfunction handler($e, $c) { throw new InvalidArgumentException('no'); }\n"
+        },
+    }
+    for runtime, files in failing.items():
+        if not runtimes[runtime]["available"]:
+            continue
+        name = f"fails-{runtime}"
+        api.post(
+            "/functions", json={"name": name, "runtime": runtime, "files": files}
+        ).raise_for_status()
+        error = api.post(f"/functions/{name}/invoke", json={}).json()["error"]
+        assert error["type"] in ("ArgumentError", "InvalidArgumentException"), error
+        assert error["message"] == "no"
+
+
+def test_a_runtime_nova_cannot_run_yet_is_refused_with_the_reason(api: httpx.Client) -> None:
+    runtimes = {item["name"]: item for item in api.get("/runtimes").json()["items"]}
+    assert runtimes["go"]["available"] is False
+    assert "compile_status" in runtimes["go"]["reason"]
+    response = api.post(
+        "/functions", json={"name": "gofn", "runtime": "go", "code": "package main"}
+    )
+    assert response.status_code == 422
+    assert response.json()["error"]["code"] == "Runtime.Unavailable"
