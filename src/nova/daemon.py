@@ -54,6 +54,7 @@ from nova.pool.function_pool import PoolLimits
 from nova.pool.launcher import SandboxLauncher
 from nova.pool.manager import PoolManager
 from nova.runtimes.dependencies import DependencyBuilder
+from nova.runtimes.registered import RegisteredRuntimes
 from nova.runtimes.registry import RuntimeRegistry
 from nova.sandbox.container.backend import ContainerBackend
 from nova.sandbox.container.roots import image_mount_points
@@ -151,11 +152,15 @@ async def build_services(settings: Settings) -> Services:
     try:
         runtimes = await asyncio.to_thread(RuntimeRegistry.detect_builtin)
         sandboxes = build_backends(settings, counters)
+        registered = RegisteredRuntimes(data_dir / "runtimes.json")
+        for definition in await asyncio.to_thread(registered.load):
+            runtimes.register(definition)
+        sandboxes = build_backends(settings)
     except BaseException:
         await store.close()
         raise
     for status in runtimes.all():
-        if not status.available:
+        if not status.available and status.spec.unsupported is None:  # not merely "not yet"
             logger.warning("runtime %s unavailable: %s", status.spec.name, status.reason)
     pool_settings = settings.pool
     launcher = SandboxLauncher(
@@ -240,6 +245,7 @@ async def build_services(settings: Settings) -> Services:
         executor=executor,
         pools=pools,
         runtimes=runtimes,
+        registered_runtimes=registered,
         sandboxes=sandboxes,
         log_batcher=batcher,
         log_retention=LogRetention(

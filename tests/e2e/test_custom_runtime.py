@@ -241,3 +241,17 @@ def zip_with_executable(files: dict[str, str | bytes]) -> bytes:
             info.external_attr = (0o100755 if name == "bootstrap" else 0o100644) << 16
             archive.writestr(info, content)
     return buffer.getvalue()
+
+
+def test_a_code_update_reloads_the_bootstrap_and_delete_stops_it(api: httpx.Client) -> None:
+    _need("curl")
+    _create(api, "reloaded", BASH_BOOTSTRAP)
+    assert _invoke(api, "reloaded", 1)["output"] == {"echo": 1}
+    changed = BASH_BOOTSTRAP.replace('{\\"echo\\":$EVENT}', '{\\"v2\\":$EVENT}')
+    assert changed != BASH_BOOTSTRAP
+    api.patch("/functions/reloaded", json={"files": {"bootstrap": changed}}).raise_for_status()
+    result = _invoke(api, "reloaded", 2)
+    assert result["output"] == {"v2": 2}, result
+    assert result["cold_start"] is False  # hot-reloaded into the running instance
+    assert api.delete("/functions/reloaded").status_code == 200
+    assert api.post("/functions/reloaded/invoke", json={}).status_code == 404

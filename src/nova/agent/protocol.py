@@ -76,6 +76,8 @@ if TYPE_CHECKING:  # typing is only needed by the type checker; importing it cos
         def version(self) -> str: ...
         @property
         def interpreter(self) -> str: ...
+        @property
+        def agent_runtime(self) -> str | None: ...
 
 
 PROTOCOL_VERSION = 1
@@ -118,7 +120,7 @@ def init_message(
     return {
         "type": MsgType.INIT,
         "protocol": PROTOCOL_VERSION,
-        "runtime": config.runtime,
+        "runtime": deployment.agent_runtime or config.runtime,
         "handler": config.handler,
         "mode": config.mode.value,
         "code_dir": code_dir,

@@ -119,6 +119,13 @@ class BuildFailed(NovaError):
     status = 422
 
 
+class RuntimeExists(NovaError):
+    """POST /runtimes with the name of a runtime that exists (built in or registered)."""
+
+    code = "Runtime.AlreadyExists"
+    status = 409
+
+
 class TooManyRequests(NovaError):
     """The function is at max_replicas and its wait queue timed out or is full."""
 

@@ -109,6 +109,7 @@ class Deployer:
             hot_reload=self._backends.get(config.backend).info.supports_reload
             and runtime.interpreted,
             revision=revision,
+            agent_runtime=runtime.agent_runtime,
         )
         return self._pools.deploy(deployment)
 

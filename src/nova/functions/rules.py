@@ -80,7 +80,7 @@ def check_config(
 ) -> FunctionConfig:
     """``config`` with its mode normalised, or RequestInvalid (422) naming the first bad field."""
     validate_function_name(config.name)
-    runtimes.require_available(config.runtime)
+    spec, _ = runtimes.require_available(config.runtime)
     _check_handler(config.handler)
     _check_range("memory_mb", config.memory_mb, MIN_MEMORY_MB, limits.max_memory_mb, "MB")
     _check_range("timeout_s", config.timeout_s, MIN_TIMEOUT_S, limits.max_timeout_s, "s")
@@ -99,7 +99,7 @@ def check_config(
     except ValueError:
         modes = ", ".join(mode.value for mode in ExecutionMode)
         raise RequestInvalid(f"mode: {config.mode!r} is not one of {modes}") from None
-    if config.runtime in RUNTIME_API_RUNTIMES:
+    if config.runtime in RUNTIME_API_RUNTIMES or spec.agent_runtime is not None:
         _check_custom_runtime(config, mode)
     return dataclasses.replace(config, mode=mode)
 

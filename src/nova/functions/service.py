@@ -19,7 +19,7 @@ from nova.code import bundle as bundles
 from nova.code.host_path import read_host_path
 from nova.code.policy import CodePolicy
 from nova.core.errors import RequestInvalid
-from nova.core.models import CodeBundle, FunctionConfig, FunctionRecord, Page
+from nova.core.models import CodeBundle, CodeFile, FunctionConfig, FunctionRecord, Page
 from nova.core.names import validate_function_name
 from nova.functions.deployer import Deployer
 from nova.functions.locks import KeyedLock
@@ -76,9 +76,18 @@ class FunctionService:
         name = validate_function_name(str(fields.get("name", "")))
         runtime = str(fields.get("runtime", ""))
         spec, _ = self._runtimes.require_available(runtime)
+        given = fields.get("env")
+        defaults = {}  # a registered runtime's env, under the function's own
+        if spec.env and (given is None or isinstance(given, dict)):
+            defaults = {"env": {**dict(spec.env), **(given or {})}}
         config = self._checked(
             FunctionConfig(
-                **{**fields, "name": name, "handler": fields.get("handler") or spec.default_handler}
+                **{
+                    **fields,
+                    "name": name,
+                    "handler": fields.get("handler") or spec.default_handler,
+                    **defaults,
+                }
             )
         )
         if len(source.given()) != 1:
@@ -144,9 +153,19 @@ class FunctionService:
         """The validated code, read off the event loop (a zip or a host directory can be
         hundreds of megabytes)."""
         code = await asyncio.to_thread(self._read_code, config, source)
+        code = self._with_runtime_bootstrap(config, code)
         check_handler_file(config, code)
         await check_syntax(self._runtimes.get(config.runtime), code)
         return code
+
+    def _with_runtime_bootstrap(self, config: FunctionConfig, code: CodeBundle) -> CodeBundle:
+        """A registered runtime's bootstrap joins a package that ships none: stored with the
+        code, so its hash covers it and every daemon runs the same file."""
+        spec = self._runtimes.get(config.runtime).spec
+        if spec.bootstrap is None or "bootstrap" in code.files:
+            return code
+        bootstrap = CodeFile(spec.bootstrap.encode(), executable=True)
+        return CodeBundle({**code.files, "bootstrap": bootstrap})
 
     def _read_code(self, config: FunctionConfig, source: CodeSource) -> CodeBundle:
         policy = self._code_policy

@@ -22,6 +22,9 @@ class Deployment:
     # $LATEST's revision in the store (0 for a published version, which never changes): a
     # deployment of an older revision than the pool's is late and ignored.
     revision: int = 0
+    # What the agent runs it as when that is not config.runtime (a registered runtime runs as
+    # `provided`: its bootstrap is part of the code).
+    agent_runtime: str | None = None
 
     @property
     def name(self) -> str:

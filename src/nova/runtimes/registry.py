@@ -13,7 +13,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from nova.core.errors import RequestInvalid, RuntimeUnavailable
+from nova.core.errors import RequestInvalid, RuntimeExists, RuntimeUnavailable
+from nova.runtimes.registered import RuntimeDefinition
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +27,11 @@ class RuntimeSpec:
     interpreted: bool = True  # code can be hot-reloaded without a build step
     aliases: tuple[str, ...] = ()
     unsupported: str | None = None  # why Nova cannot run it yet (listed available: false)
+    # A registered runtime (registered.py): the agent runs it as this runtime, with this
+    # bootstrap added to packages that ship none and these env defaults.
+    agent_runtime: str | None = None
+    bootstrap: str | None = None
+    env: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +145,27 @@ class RuntimeRegistry:
 
     def all(self) -> list[RuntimeStatus]:
         return list(self._statuses.values())
+
+    def register(self, definition: RuntimeDefinition) -> RuntimeStatus:
+        """Add a registered runtime; Conflict if the name (or an alias) is taken."""
+        name = definition.name
+        if name in self._statuses or name in self._aliases:
+            raise RuntimeExists(f"runtime {name!r} exists already; pick another name")
+        spec = RuntimeSpec(
+            name,
+            definition.extension,
+            definition.default_handler,
+            ("/bin/sh", "/usr/bin/sh"),
+            version_args=(),
+            agent_runtime="provided",
+            bootstrap=definition.bootstrap,
+            env=tuple(sorted(definition.env.items())),
+        )
+        status = detect(spec)
+        self._statuses[name] = RuntimeStatus(
+            spec, status.available, status.interpreter, "registered", status.reason
+        )
+        return self._statuses[name]
 
     def canonical(self, name: str) -> str:
         """The runtime's own name for ``name`` (an alias such as ``custom`` -> ``provided``)."""

@@ -62,7 +62,9 @@ def test_init_message_is_what_the_agent_accepts(tmp_path: Path) -> None:
         mode=ExecutionMode.PROCESS,
         instance_concurrency=2,
     )
-    deployment = SimpleNamespace(config=config, version="4", interpreter="/bin/sh")
+    deployment = SimpleNamespace(
+        config=config, version="4", interpreter="/bin/sh", agent_runtime=None
+    )
     env = {"A": "resolved"}  # what the instance gets, not the configured value
     message = init_message(deployment, str(tmp_path), str(tmp_path), env)
     env["A"] = "changed"  # the frame keeps its own copy

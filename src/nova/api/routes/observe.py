@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import asdict
 from typing import Any
@@ -11,9 +12,10 @@ from starlette.responses import JSONResponse
 
 from nova.api.context import Services
 from nova.api.routes.functions import services
-from nova.core.errors import NovaError
+from nova.core.errors import MalformedJson, NovaError
 from nova.core.models import InvocationLog
 from nova.core.names import validate_function_name
+from nova.runtimes.registered import RuntimeDefinition
 
 router = APIRouter(tags=["observe"])
 
@@ -63,6 +65,26 @@ async def invocations(
     return {"items": [log_out(log) for log in page.items], "next": page.next}
 
 
+@router.post(
+    "/runtimes",
+    status_code=201,
+    summary="Register a runtime: a Lambda Runtime API client (bootstrap) in any language the "
+    "sandbox has an interpreter for, its file extension, default handler and env",
+)
+async def register_runtime(request: Request) -> dict[str, Any]:
+    svc = services(request)
+    try:
+        document = await request.json()
+    except ValueError as exc:
+        raise MalformedJson(f"the body is not valid JSON: {exc}") from None
+    definition = RuntimeDefinition.parse(document if isinstance(document, dict) else {})
+    status = svc.runtimes.register(definition)
+    registered = svc.registered_runtimes
+    if registered is not None:
+        await asyncio.to_thread(registered.save, [*registered.load(), definition])
+    return {"name": status.spec.name, "available": status.available, "reason": status.reason}
+
+
 @router.get("/runtimes", summary="Runtimes and sandbox backends, with availability")
 async def runtimes(request: Request) -> dict[str, Any]:
     svc = services(request)
@@ -76,6 +98,7 @@ async def runtimes(request: Request) -> dict[str, Any]:
             "extension": status.spec.extension,
             "extensions": [status.spec.extension],
             "default_handler": status.spec.default_handler,
+            "registered": status.spec.bootstrap is not None,
         }
         for status in svc.runtimes.all()
     ]
