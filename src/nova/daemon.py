@@ -151,11 +151,10 @@ async def build_services(settings: Settings) -> Services:
     counters = DaemonCounters()
     try:
         runtimes = await asyncio.to_thread(RuntimeRegistry.detect_builtin)
-        sandboxes = build_backends(settings, counters)
         registered = RegisteredRuntimes(data_dir / "runtimes.json")
         for definition in await asyncio.to_thread(registered.load):
             runtimes.register(definition)
-        sandboxes = build_backends(settings)
+        sandboxes = build_backends(settings, counters)
     except BaseException:
         await store.close()
         raise
