@@ -55,6 +55,8 @@ from nova.sandbox.container.backend import ContainerBackend
 from nova.sandbox.container.roots import image_mount_points
 from nova.sandbox.registry import BackendUnavailable
 from nova.sandbox.selection import build_backends
+from nova.secrets.master_key import load_master_key
+from nova.secrets.service import SecretService
 from nova.server import DrainingServer
 from nova.store.sql_store import open_store
 
@@ -119,6 +121,7 @@ async def _lifespan(
     try:
         await services.log_batcher.start()
         services.log_retention.start()
+        await services.secrets.start()  # finishes a master-key rotation left half done
         await services.follower.start()
         services.canary.start()
         services.counters.start()
@@ -151,11 +154,23 @@ async def build_services(settings: Settings) -> Services:
         if not status.available:
             logger.warning("runtime %s unavailable: %s", status.spec.name, status.reason)
     pool_settings = settings.pool
+    try:
+        key_source = load_master_key(_master_key(settings), _key_file(settings, data_dir))
+    except (ValueError, OSError) as exc:
+        await store.close()
+        logger.error("cannot load the master key: %s", exc)
+        raise ConfigInvalid(f"master key: {exc}") from None
+    # A secret set through this daemon replaces the instances using it here at once; other
+    # daemons do it when their follower reads the change.
+    secrets = SecretService(
+        store.secrets, key_source, lambda name: pools.renew_secret_users(name, time.time())
+    )
     launcher = SandboxLauncher(
         sandboxes,
         data_dir / "instances",
         pool_settings.start_timeout_s,
         settings.executor.max_message_bytes,
+        secrets,
     )
     counters = DaemonCounters()
     pools = PoolManager(
@@ -219,11 +234,22 @@ async def build_services(settings: Settings) -> Services:
             resolver.refresh_all,
             poll_s=settings.store.change_poll_s,
             retention_s=settings.store.change_retention_s,
+            secret_changed=pools.renew_secret_users,
         ),
         canary=CanaryAnalyzer(store, resolver.refresh, settings.canary.check_interval_s),
         counters=CounterFlusher(store.counters, counters, settings.store.counters_flush_s),
+        secrets=secrets,
         started_at=time.monotonic(),
     )
+
+
+def _master_key(settings: Settings) -> str | None:
+    configured = settings.secrets.master_key
+    return configured.get_secret_value() if configured is not None else None
+
+
+def _key_file(settings: Settings, data_dir: Path) -> Path:
+    return settings.secrets.key_file or data_dir / "master-key"
 
 
 def code_policy(settings: Settings) -> CodePolicy:

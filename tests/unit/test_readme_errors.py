@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import nova.core.secrets
 import nova.images.errors
 import nova.pool.connection
 import nova.sandbox.registry

@@ -13,7 +13,8 @@ from nova.api import errors, openapi
 from nova.api.context import Services
 from nova.api.invoke import InvokeFastPath
 from nova.api.release_bodies import AliasPut, VersionPublish
-from nova.api.routes import functions, images, observe, releases
+from nova.api.routes import functions, images, observe, releases, secrets
+from nova.api.routes.secrets import MasterKeyRotate, SecretPut
 from nova.api.schemas import FunctionCreate, FunctionPatch
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
@@ -23,12 +24,16 @@ def create_app(lifespan: Lifespan) -> ASGIApp:
     """``lifespan`` builds the Services and stores them on ``app.state.services``."""
     api = openapi.documented_app("Nova", __version__, lifespan)
     errors.install(api)
-    openapi.install(api, [FunctionCreate, FunctionPatch, VersionPublish, AliasPut])
+    openapi.install(
+        api,
+        [FunctionCreate, FunctionPatch, VersionPublish, AliasPut, SecretPut, MasterKeyRotate],
+    )
     api.include_router(openapi.invoke_router)
     api.include_router(functions.router)
     api.include_router(releases.router)
     api.include_router(observe.router)
     api.include_router(images.router)
+    api.include_router(secrets.router)
 
     def get_services() -> Services:
         result: Services = api.state.services

@@ -17,6 +17,7 @@ from nova.observability.log_retention import LogRetention
 from nova.pool.manager import PoolManager
 from nova.runtimes.registry import RuntimeRegistry
 from nova.sandbox.registry import BackendRegistry
+from nova.secrets.service import SecretService
 from nova.store.ports import Store
 
 
@@ -36,5 +37,6 @@ class Services:
     follower: ChangeFollower  # applies changes made through other daemons
     canary: CanaryAnalyzer
     counters: CounterFlusher  # this daemon's counts, added to the store's running totals
+    secrets: SecretService
     started: bool = False
     started_at: float = 0.0

@@ -6,13 +6,14 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Protocol
 
 from nova.agent.protocol import PROTOCOL_VERSION, init_message
 from nova.core.errors import SandboxError
 from nova.core.models import StartPhases
+from nova.core.secrets import scrub, secret_refs
 from nova.pool.connection import AgentConnection
 from nova.pool.deployment import Deployment
 from nova.pool.instance import PooledInstance
@@ -20,6 +21,13 @@ from nova.sandbox.base import InstanceSpec
 from nova.sandbox.registry import BackendRegistry
 
 logger = logging.getLogger(__name__)
+
+
+class EnvResolver(Protocol):
+    async def resolve(self, function: str, env: Mapping[str, str]) -> dict[str, str]:
+        """``env`` as the instance gets it: ``$SECRET:name`` values replaced by the secrets'
+        values (a NovaError naming the secret when one cannot be had)."""
+        ...
 
 
 class Launcher(Protocol):
@@ -35,8 +43,10 @@ class SandboxLauncher:
         instances_dir: Path,
         start_timeout_s: float,
         max_message_bytes: int,
+        env: EnvResolver | None = None,
     ) -> None:
         self._backends = backends
+        self._env = env
         self._instances_dir = instances_dir
         self._start_timeout_s = start_timeout_s
         self._max_message_bytes = max_message_bytes
@@ -45,6 +55,8 @@ class SandboxLauncher:
         self, deployment: Deployment, on_lost: Callable[[PooledInstance], None]
     ) -> PooledInstance:
         config = deployment.config
+        launched_at = time.time()  # before the secrets are read: see FunctionPool.renew
+        env, secret_values = await self._environment(deployment)
         instance_id = f"{config.name}-{uuid.uuid4().hex[:12]}"
         spec = InstanceSpec(
             instance_id=instance_id,
@@ -63,23 +75,23 @@ class SandboxLauncher:
         sandbox_ready = time.perf_counter()
         connection = AgentConnection(self._max_message_bytes)
         instance = PooledInstance(sandbox, connection, deployment)
+        instance.launched_at = launched_at
+        instance.secret_values = secret_values
         try:
             await connection.open(sandbox.sock, lambda _reason: on_lost(instance))
-            init = init_message(deployment, sandbox.code_dir, sandbox.tmp_dir, config.env)
+            init = init_message(deployment, sandbox.code_dir, sandbox.tmp_dir, env)
             reply = await connection.request(init, self._start_timeout_s)
         except (TimeoutError, SandboxError) as exc:
             await instance.destroy()
-            raise SandboxError(
-                f"instance of {config.name} did not become ready: {exc or 'timed out'}"
-            ) from exc
+            reason = scrub(str(exc) or "timed out", secret_values)
+            raise SandboxError(f"instance of {config.name} did not become ready: {reason}") from exc
         except asyncio.CancelledError:
             await instance.destroy()
             raise
         if not reply.get("ok") or reply.get("protocol") != PROTOCOL_VERSION:
             await instance.destroy()
-            raise SandboxError(
-                f"agent of {config.name} refused Init: {reply.get('error') or reply}"
-            )
+            refusal = scrub(str(reply.get("error") or reply), secret_values)
+            raise SandboxError(f"agent of {config.name} refused Init: {refusal}")
         # The agent's Init answer covers starting the runtime and importing the handler; until
         # the agent reports them apart, all of it counts as handler init.
         instance.start_phases = StartPhases(
@@ -88,3 +100,15 @@ class SandboxLauncher:
         )
         logger.debug("started instance %s (pid %s)", instance_id, sandbox.pid)
         return instance
+
+    async def _environment(
+        self, deployment: Deployment
+    ) -> tuple[Mapping[str, str], tuple[str, ...]]:
+        """The env the instance starts with, and the secret values in it (which the instance's
+        captured output and errors are scrubbed of)."""
+        config = deployment.config
+        refs = secret_refs(config.env)
+        if not refs or self._env is None:
+            return config.env, ()
+        env = await self._env.resolve(config.name, config.env)
+        return env, tuple(env[variable] for variable in refs)

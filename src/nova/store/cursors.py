@@ -19,6 +19,7 @@ FUNCTIONS = "f"
 INVOCATIONS = "i"
 VERSIONS = "v"
 ALIASES = "a"
+SECRETS = "s"
 
 
 def check_limit(limit: int) -> int:

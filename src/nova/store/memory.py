@@ -21,6 +21,7 @@ from nova.core.errors import (
 )
 from nova.core.models import CodeBundle, FunctionConfig, FunctionRecord, InvocationLog, Page
 from nova.store import cursors
+from nova.store.memory_secrets import MemorySecretRepository
 from nova.store.memory_state import MemoryState
 from nova.store.memory_versions import (
     MemoryAliasRepository,
@@ -207,6 +208,7 @@ class MemoryStore:
         self.aliases = MemoryAliasRepository(self._state)
         self.changes = MemoryChangeLog(self._state)
         self.counters = MemoryCounterRepository(self._state)
+        self.secrets = MemorySecretRepository(self._state)
 
     async def ping(self) -> None:
         self._state.check_open()

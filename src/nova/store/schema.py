@@ -169,6 +169,8 @@ change_log = sa.Table(
     sa.Column("function_name", sa.String(), nullable=False),
     sa.Column("version", sa.Integer(), nullable=True),
     sa.Column("alias", sa.String(), nullable=True),
+    # The secret a secret.changed / secret.deleted entry names (function_id and _name are "").
+    sa.Column("secret", sa.String(), nullable=True),
     sa.Index(None, "at"),
 )
 
@@ -215,4 +217,17 @@ counters = sa.Table(
     metadata,
     sa.Column("name", sa.String(), primary_key=True),
     sa.Column("value", sa.BigInteger(), nullable=False),
+)
+
+# Encrypted secrets (nova.secrets): AES-256-GCM ciphertext with its tag, the nonce, and the id
+# of the master key that sealed it. Never a value in clear.
+secrets = sa.Table(
+    "secrets",
+    metadata,
+    sa.Column("name", _keyset_text(), primary_key=True),
+    sa.Column("ciphertext", sa.LargeBinary(), nullable=False),
+    sa.Column("nonce", sa.LargeBinary(), nullable=False),
+    sa.Column("key_id", sa.String(), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
 )
