@@ -145,6 +145,40 @@ def encode_message(
     return encode_frame(body, max_message_bytes)
 
 
+_EXEC_PREFIX = b'{"type":%d,"id":' % MsgType.EXEC
+
+
+def exec_body(
+    frame_id: str, request_id: str, deadline_ms: int, trace_parent: str | None, event: bytes
+) -> bytes:
+    """The Exec frame's body (see the module docstring) with ``event``'s bytes spliced in
+    unparsed: the caller guarantees they are one valid JSON value. ``frame_id`` matches the
+    reply (unique on the connection); ``request_id`` is what the function sees, and two calls
+    may share it (it comes from the client's X-Nova-Request-Id).
+
+    Only the host builds Exec frames, so orjson (a host dependency, absent in sandboxes) is
+    imported here rather than at the top: the agent, which imports this module, never pays for
+    it, and after the first call the import is a dictionary lookup (``import orjson``, not
+    ``from orjson import dumps``, which runs importlib's Python fromlist handling every call)."""
+    import orjson
+
+    dumps = orjson.dumps
+
+    return b"".join(
+        (
+            _EXEC_PREFIX,
+            dumps(frame_id),
+            b',"request_id":',
+            dumps(request_id),
+            b',"deadline_ms":%d,"trace_parent":' % deadline_ms,
+            dumps(trace_parent),
+            b',"event":',
+            event,
+            b"}",
+        )
+    )
+
+
 def decode_body(body: bytes) -> dict[str, Any]:
     try:
         message = json.loads(body)

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 import orjson
 
-from nova.agent.protocol import MsgType
+from nova.agent.protocol import exec_body
 from nova.core import ids
 from nova.core.counters import DaemonCounters
 from nova.core.errors import ShuttingDown
@@ -29,8 +29,6 @@ from nova.pool.function_pool import FunctionPool
 from nova.pool.instance import PooledInstance
 
 logger = logging.getLogger(__name__)
-
-_EXEC_PREFIX = b'{"type":%d,"id":' % MsgType.EXEC
 
 
 class Targets(Protocol):
@@ -86,7 +84,8 @@ class Executor:
             try:
                 connection = instance.connection
                 frame_id = connection.next_id()
-                body = _exec_frame(frame_id, request_id, timeout_s, trace_parent, event)
+                deadline_ms = int((time.time() + timeout_s) * 1000)
+                body = exec_body(frame_id, request_id, deadline_ms, trace_parent, event)
                 sent = time.perf_counter()
                 try:
                     reply = await connection.request_raw(frame_id, body, timeout_s + self._grace_s)
@@ -232,28 +231,6 @@ def _how_it_started(instance: PooledInstance, cold: bool) -> tuple[StartKind, St
     if kind is StartKind.PREWARMED and instance.invocations == 1:
         return StartKind.PREWARMED, None
     return StartKind.WARM, None
-
-
-def _exec_frame(
-    frame_id: str, request_id: str, timeout_s: float, trace_parent: str | None, event: bytes
-) -> bytes:
-    """The Exec frame's body, with the event's bytes spliced in unparsed. ``frame_id`` matches
-    the reply (unique on the connection); ``request_id`` is what the function sees, and two
-    calls may share it (it comes from the client's X-Nova-Request-Id)."""
-    deadline_ms = int((time.time() + timeout_s) * 1000)
-    return b"".join(
-        (
-            _EXEC_PREFIX,
-            orjson.dumps(frame_id),
-            b',"request_id":',
-            orjson.dumps(request_id),
-            b',"deadline_ms":%d,"trace_parent":' % deadline_ms,
-            orjson.dumps(trace_parent),
-            b',"event":',
-            event,
-            b"}",
-        )
-    )
 
 
 def _scrubbed(
