@@ -162,6 +162,7 @@ class RateLimitSettings(BaseModel):
     functions: dict[str, str] = {}
     # Empty: buckets in this daemon's memory. redis://host:6379/0: shared by every daemon.
     redis_url: SecretStr = SecretStr("")
+    redis_prefix: str = "nova:ratelimit:"  # daemons with the same prefix share their budgets
 
     @model_validator(mode="after")
     def _known_tiers(self) -> RateLimitSettings:

@@ -13,7 +13,7 @@ import ipaddress
 import logging
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -21,13 +21,15 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI
 from pydantic import ValidationError
+from starlette.types import ASGIApp
 
 from nova.api.app import create_app
 from nova.api.context import Services
+from nova.api.rate_limit import RateLimitGate
 from nova.canary.analyzer import CanaryAnalyzer
 from nova.code.cache import CodeCache
 from nova.code.policy import CodePolicy
-from nova.config import ConfigFileError, Settings, load_settings
+from nova.config import ConfigFileError, RateLimitSettings, Settings, load_settings
 from nova.core.counters import DaemonCounters
 from nova.core.errors import ConfigInvalid, DaemonStartFailed, NovaError
 from nova.examples import EXAMPLE_NAME, ensure_example
@@ -50,6 +52,8 @@ from nova.observability.logging import configure_logging
 from nova.pool.function_pool import PoolLimits
 from nova.pool.launcher import SandboxLauncher
 from nova.pool.manager import PoolManager
+from nova.ratelimit.buckets import MemoryBuckets, SharedBuckets, Tier
+from nova.ratelimit.policy import RatePolicy
 from nova.runtimes.registry import RuntimeRegistry
 from nova.sandbox.container.backend import ContainerBackend
 from nova.sandbox.container.roots import image_mount_points
@@ -76,7 +80,9 @@ def run_daemon(config_file: Path | None, overrides: dict[str, Any], deploy_examp
     configure_logging(settings.logging.level, settings.logging.format)
     settings.daemon.data_dir.mkdir(parents=True, exist_ok=True)
     built: list[Services] = []  # filled by the lifespan once the services exist
-    app = create_app(lambda api: _lifespan(api, settings, deploy_example, built))
+    closers: list[Callable[[], Awaitable[None]]] = []  # what the lifespan closes at the end
+    app = create_app(lambda api: _lifespan(api, settings, deploy_example, built, closers))
+    app = rate_limited(app, settings.rate_limits, closers)
 
     async def drain(timeout_s: float) -> bool:
         return await built[0].executor.inflight.drain(timeout_s) if built else True
@@ -111,7 +117,11 @@ _START_FAILED = "the daemon did not start; the log lines above say why"
 
 @asynccontextmanager
 async def _lifespan(
-    api: FastAPI, settings: Settings, deploy_example: bool, built: list[Services]
+    api: FastAPI,
+    settings: Settings,
+    deploy_example: bool,
+    built: list[Services],
+    closers: list[Callable[[], Awaitable[None]]],
 ) -> AsyncIterator[None]:
     started_at = time.monotonic()
     services = await build_services(settings)
@@ -135,6 +145,8 @@ async def _lifespan(
     finally:
         await images.close()  # stops image builds still running
         await shutdown(services)
+        for close in closers:
+            await close()
 
 
 async def build_services(settings: Settings) -> Services:
@@ -241,6 +253,30 @@ async def build_services(settings: Settings) -> Services:
         secrets=secrets,
         started_at=time.monotonic(),
     )
+
+
+def rate_limited(
+    app: ASGIApp, limits: RateLimitSettings, closers: list[Callable[[], Awaitable[None]]]
+) -> ASGIApp:
+    """``app`` behind the rate-limit gate when limits are on (else ``app`` itself: no cost),
+    with buckets in Redis when a URL is configured, else in this daemon's memory."""
+    if not limits.enabled:
+        return app
+    tiers = {name: Tier(name, tier.rps, tier.burst) for name, tier in limits.tiers.items()}
+    policy = RatePolicy(tiers, limits.default_tier, limits.keys, limits.functions)
+    url = limits.redis_url.get_secret_value()
+    buckets: MemoryBuckets | SharedBuckets = MemoryBuckets()
+    if url:
+        from nova.ratelimit.redis_buckets import RedisBuckets  # redis only when configured
+
+        buckets = RedisBuckets(url, limits.redis_prefix)
+        closers.append(buckets.close)
+    logger.info(
+        "rate limits on: %d tier(s), buckets %s",
+        len(tiers),
+        "in Redis (shared by daemons with the same prefix)" if url else "in memory",
+    )
+    return RateLimitGate(app, policy, buckets)
 
 
 def _master_key(settings: Settings) -> str | None:

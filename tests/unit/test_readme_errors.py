@@ -9,6 +9,7 @@ from pathlib import Path
 import nova.core.secrets
 import nova.images.errors
 import nova.pool.connection
+import nova.ratelimit.policy
 import nova.sandbox.registry
 import nova.sandbox.selection  # noqa: F401  (defines NovaErrors of its own)
 from nova.agent.errors import ErrorType
