@@ -5,6 +5,7 @@ level), the SQLite file or a PostgreSQL dump."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import secrets
 import shutil
@@ -166,3 +167,32 @@ def test_secrets_cli(daemon: DaemonProcess) -> None:
     missing = daemon.cli("secret", "delete", "api-token")
     assert missing.returncode != 0
     assert "api-token" in missing.stderr
+
+
+def test_a_secret_changed_through_one_daemon_renews_the_others_instances(
+    store_url: str, tmp_path: Path
+) -> None:
+    key = base64.b64encode(secrets.token_bytes(32)).decode()
+    env = {"NOVA_DATABASE_URL": store_url, "NOVA_MASTER_KEY": key}
+    first = DaemonProcess(tmp_path / "a", env=env).start()
+    second = DaemonProcess(tmp_path / "b", env=env).start()
+    try:
+        with first.client() as a, second.client() as b:
+            a.put("/secrets/db-password", json={"value": "one-1234"}).raise_for_status()
+            fn = {"name": "vault", "runtime": "python", "code": CODE}
+            fn["env"] = {"DB_PASSWORD": "$SECRET:db-password"}
+            a.post("/functions", json=fn).raise_for_status()
+            _eventually(
+                lambda: b.post("/functions/vault/invoke", json={}).json().get("output"),
+                {"sha256": _sha("one-1234")},
+            )
+            # b's warm instance holds the old value; only b's change-log follower can retire it.
+            a.put("/secrets/db-password", json={"value": "two-5678"}).raise_for_status()
+            _eventually(
+                lambda: b.post("/functions/vault/invoke", json={}).json()["output"],
+                {"sha256": _sha("two-5678")},
+            )
+            assert not (tmp_path / "a" / "master-key").exists()  # the key came from the env
+    finally:
+        first.stop()
+        second.stop()

@@ -15,7 +15,14 @@ import re
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from nova.api.errors import error_body
-from nova.ratelimit.buckets import Decision, MemoryBuckets, SharedBuckets, Tier
+from nova.ratelimit.buckets import (
+    MemoryBuckets,
+    SharedBuckets,
+    Taken,
+    Tier,
+    reset_s,
+    retry_after_s,
+)
 from nova.ratelimit.policy import RateLimited, RatePolicy
 
 _INVOKE = re.compile(r"^/functions/([^/:]+)(?::[^/]*)?/invoke$")
@@ -48,58 +55,62 @@ class RateLimitGate:
             await self._app(scope, receive, send)
             return
         key = credential_key(scope)
-        decision = await self._take(key, self._policy.tier_of(key))
-        if decision.allowed and self._policy.limits_functions:
-            decision = await self._function_decision(scope["path"], decision)
-        headers = _headers(decision)
-        if not decision.allowed:
-            await _refuse(decision, headers, send)
+        tier = self._policy.tier_of(key)
+        memory = self._memory
+        if memory is not None:  # no await: the in-memory check never suspends
+            allowed, tokens = memory.take(key, tier)
+        else:
+            allowed, tokens = await self._take(key, tier)
+        if allowed and self._policy.limits_functions:
+            tier, allowed, tokens = await self._function_budget(scope["path"], tier, tokens)
+        if not allowed:
+            await _refuse(tier, tokens, send)
             return
+        headers = _headers(tier, tokens)
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", ()), *headers]
+                message["headers"] = [*message["headers"], *headers]
             await send(message)
 
         await self._app(scope, receive, send_with_headers)
 
-    async def _take(self, key: str, tier: Tier) -> Decision:
-        if self._memory is not None:
-            return self._memory.take(key, tier)  # no await: the in-memory check never suspends
+    async def _take(self, key: str, tier: Tier) -> Taken:
+        memory = self._memory
+        if memory is not None:
+            return memory.take(key, tier)
         if self._shared is None:  # cannot happen: the constructor sets one of the two
             raise TypeError("RateLimitGate has no buckets")
         return await self._shared.take(key, tier)
 
-    async def _function_decision(self, path: str, decision: Decision) -> Decision:
-        """The function's own budget, for an invoke of a function that has one."""
+    async def _function_budget(
+        self, path: str, tier: Tier, tokens: float
+    ) -> tuple[Tier, bool, float]:
+        """The function's own budget too, for an invoke of a function that has one; the
+        answer reports the tighter of the two."""
         match = _INVOKE.match(path)
-        if match is None:
-            return decision
-        tier = self._policy.function_tier(match.group(1))
-        if tier is None:
-            return decision
-        function = await self._take(f"fn:{match.group(1)}", tier)
-        # The answer reports the tighter of the two budgets.
-        tighter = not function.allowed or function.remaining < decision.remaining
-        return function if tighter else decision
+        function_tier = self._policy.function_tier(match.group(1)) if match else None
+        if match is None or function_tier is None:
+            return tier, True, tokens
+        allowed, left = await self._take(f"fn:{match.group(1)}", function_tier)
+        if not allowed or left < tokens:
+            return function_tier, allowed, left
+        return tier, True, tokens
 
 
-def _headers(decision: Decision) -> list[tuple[bytes, bytes]]:
-    headers = [
-        (b"x-ratelimit-limit", b"%d" % decision.limit),
-        (b"x-ratelimit-remaining", b"%d" % decision.remaining),
-        (b"x-ratelimit-reset", b"%d" % math.ceil(decision.reset_s)),
+def _headers(tier: Tier, tokens: float) -> list[tuple[bytes, bytes]]:
+    return [
+        (b"x-ratelimit-limit", b"%d" % tier.burst),
+        (b"x-ratelimit-remaining", b"%d" % tokens),  # %d floors; tokens is never negative
+        (b"x-ratelimit-reset", b"%d" % math.ceil(reset_s(tier, tokens))),
     ]
-    if not decision.allowed:
-        headers.append((b"retry-after", b"%d" % max(1, math.ceil(decision.retry_after_s))))
-    return headers
 
 
-async def _refuse(decision: Decision, headers: list[tuple[bytes, bytes]], send: Send) -> None:
-    wait = max(1, math.ceil(decision.retry_after_s))
+async def _refuse(tier: Tier, tokens: float, send: Send) -> None:
+    wait = max(1, math.ceil(retry_after_s(tier, tokens)))
     error = RateLimited(
-        f"rate limit reached: {decision.limit} requests at once, refilled over time; "
-        f"retry after {wait}s (X-RateLimit-* headers show the budget)"
+        f"rate limit reached: {tier.burst} requests at once, {tier.rps:g} per second after "
+        f"that; retry after {wait}s (the X-RateLimit-* headers show the budget)"
     )
     body = error_body(error.code, error.message)
     await send(
@@ -109,7 +120,8 @@ async def _refuse(decision: Decision, headers: list[tuple[bytes, bytes]], send: 
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", b"%d" % len(body)),
-                *headers,
+                *_headers(tier, tokens),
+                (b"retry-after", b"%d" % wait),
             ],
         }
     )

@@ -6,7 +6,6 @@ is refused. A new bucket starts full, so a quiet client may send ``burst`` reque
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,29 +19,19 @@ class Tier:
     burst: int
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
-    """A bucket's answer: ``remaining`` whole tokens left; ``reset_s`` until it is full again;
-    ``retry_after_s`` until the next request would pass (0 when this one did)."""
-
-    allowed: bool
-    limit: int
-    remaining: int
-    reset_s: float
-    retry_after_s: float
+# What a bucket answers: (allowed, tokens left after this request). A plain tuple: one is made
+# per request, and the headers need nothing more.
+Taken = tuple[bool, float]
 
 
-def decide(tier: Tier, tokens: float, allowed: bool) -> Decision:
-    """The decision of a bucket holding ``tokens`` after the request was (or was not) let
-    through: shared by the memory buckets and the Redis script's answer."""
-    missing = tier.burst - tokens
-    return Decision(
-        allowed=allowed,
-        limit=tier.burst,
-        remaining=max(0, math.floor(tokens)),
-        reset_s=max(0.0, missing / tier.rps),
-        retry_after_s=0.0 if allowed else max(0.0, (1 - tokens) / tier.rps),
-    )
+def retry_after_s(tier: Tier, tokens: float) -> float:
+    """How long until a bucket holding ``tokens`` has one whole token."""
+    return max(0.0, (1.0 - tokens) / tier.rps)
+
+
+def reset_s(tier: Tier, tokens: float) -> float:
+    """How long until a bucket holding ``tokens`` is full again."""
+    return (tier.burst - tokens) / tier.rps
 
 
 # Past this many buckets, full ones (idle long enough to refill) are dropped: a bucket at full
@@ -57,19 +46,22 @@ class MemoryBuckets:
         self._clock = clock
         self._buckets: dict[str, list[float]] = {}  # key -> [tokens, at]
 
-    def take(self, key: str, tier: Tier) -> Decision:
+    def take(self, key: str, tier: Tier) -> Taken:
         now = self._clock()
         bucket = self._buckets.get(key)
         if bucket is None:
             if len(self._buckets) >= _PRUNE_ABOVE:
                 self._prune(now, tier)
             bucket = self._buckets[key] = [float(tier.burst), now]
-        tokens = min(float(tier.burst), bucket[0] + (now - bucket[1]) * tier.rps)
+        tokens = bucket[0] + (now - bucket[1]) * tier.rps
+        if tokens > tier.burst:
+            tokens = float(tier.burst)
         allowed = tokens >= 1.0
         if allowed:
             tokens -= 1.0
-        bucket[0], bucket[1] = tokens, now
-        return decide(tier, tokens, allowed)
+        bucket[0] = tokens
+        bucket[1] = now
+        return allowed, tokens
 
     def _prune(self, now: float, tier: Tier) -> None:
         full_after_s = tier.burst / tier.rps
@@ -81,6 +73,6 @@ class MemoryBuckets:
 class SharedBuckets(Protocol):
     """Buckets kept outside the daemon (Redis), so several daemons spend one budget."""
 
-    async def take(self, key: str, tier: Tier) -> Decision: ...
+    async def take(self, key: str, tier: Tier) -> Taken: ...
 
     async def close(self) -> None: ...

@@ -15,7 +15,7 @@ from typing import Any
 import redis.asyncio as redis
 from redis.exceptions import RedisError
 
-from nova.ratelimit.buckets import Decision, Tier, decide
+from nova.ratelimit.buckets import Taken, Tier
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ class RedisBuckets:
         self._prefix = prefix
         self._warned_at = -_WARN_EVERY_S
 
-    async def take(self, key: str, tier: Tier) -> Decision:
+    async def take(self, key: str, tier: Tier) -> Taken:
         try:
             allowed, tokens = await self._take(
                 keys=[f"{self._prefix}{tier.name}:{key}"], args=[tier.rps, tier.burst]
@@ -62,8 +62,8 @@ class RedisBuckets:
             if now - self._warned_at >= _WARN_EVERY_S:
                 self._warned_at = now
                 logger.warning("rate limits: Redis unreachable, letting requests through: %s", exc)
-            return decide(tier, float(tier.burst), True)
-        return decide(tier, float(tokens), bool(allowed))
+            return True, float(tier.burst)
+        return bool(allowed), float(tokens)
 
     async def close(self) -> None:
         await self._client.aclose()

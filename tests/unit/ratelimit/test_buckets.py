@@ -12,7 +12,7 @@ from redis.exceptions import RedisError
 from starlette.types import Receive, Scope, Send
 
 from nova.api.rate_limit import RateLimitGate, credential_key
-from nova.ratelimit.buckets import MemoryBuckets, Tier
+from nova.ratelimit.buckets import MemoryBuckets, Tier, reset_s, retry_after_s
 from nova.ratelimit.policy import RatePolicy
 from nova.ratelimit.redis_buckets import RedisBuckets
 from tests.store.backends import _unreachable
@@ -32,18 +32,18 @@ def test_a_bucket_allows_its_burst_then_refills_at_its_rate() -> None:
     clock = Clock()
     buckets = MemoryBuckets(clock)
     first, second, third = (buckets.take("k", SLOW) for _ in range(3))
-    assert (first.allowed, first.remaining, first.limit) == (True, 1, 2)
-    assert (second.allowed, second.remaining) == (True, 0)
-    assert (third.allowed, third.remaining) == (False, 0)
-    assert third.retry_after_s == pytest.approx(2.0)
-    assert third.reset_s == pytest.approx(4.0)
-    assert buckets.take("other", SLOW).allowed  # every key has its own bucket
+    assert first == (True, 1.0)
+    assert second == (True, 0.0)
+    assert third == (False, 0.0)
+    assert retry_after_s(SLOW, third[1]) == pytest.approx(2.0)
+    assert reset_s(SLOW, third[1]) == pytest.approx(4.0)
+    assert buckets.take("other", SLOW)[0]  # every key has its own bucket
     clock.now += 1.0
-    assert not buckets.take("k", SLOW).allowed  # half a token
+    assert buckets.take("k", SLOW) == (False, 0.5)  # half a token
     clock.now += 1.0
-    assert buckets.take("k", SLOW).allowed
+    assert buckets.take("k", SLOW)[0]
     clock.now += 1000
-    assert buckets.take("k", SLOW).remaining == 1  # never more than the burst
+    assert buckets.take("k", SLOW) == (True, 1.0)  # never more than the burst
 
 
 def test_credential_key_hashes_tokens_and_falls_back_to_the_address() -> None:
@@ -111,12 +111,12 @@ async def test_redis_buckets_share_one_budget() -> None:
             await first._client.ping()
         except (OSError, RedisError) as exc:
             _unreachable(f"Redis at {redis_url()} is unreachable ({exc})")
-        assert (await first.take("k", SLOW)).allowed
-        assert (await second.take("k", SLOW)).allowed
-        refused = await first.take("k", SLOW)
-        assert not refused.allowed
-        assert 0 < refused.retry_after_s <= 2.0
-        assert (await second.take("other", SLOW)).allowed
+        assert (await first.take("k", SLOW))[0]
+        assert (await second.take("k", SLOW))[0]
+        allowed, tokens = await first.take("k", SLOW)
+        assert not allowed
+        assert 0 < retry_after_s(SLOW, tokens) <= 2.0
+        assert (await second.take("other", SLOW))[0]
     finally:
         await first.close()
         await second.close()
@@ -125,6 +125,6 @@ async def test_redis_buckets_share_one_budget() -> None:
 async def test_unreachable_redis_lets_requests_through() -> None:
     buckets = RedisBuckets("redis://127.0.0.1:1/0", "nova-test:")
     try:
-        assert all([(await buckets.take("k", SLOW)).allowed for _ in range(3)])
+        assert all([(await buckets.take("k", SLOW))[0] for _ in range(3)])
     finally:
         await buckets.close()
