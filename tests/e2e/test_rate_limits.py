@@ -15,8 +15,8 @@ from tests.e2e.daemon_process import DaemonProcess
 from tests.store.backends import _unreachable
 from tests.unit.ratelimit.test_buckets import redis_url
 
-# One token every 5 s: three quick requests pass and a fourth is refused, however slow the host.
-LIMITS = {"enabled": "true", "tiers": json.dumps({"default": {"rps": 0.2, "burst": 3}})}
+# One token every 10 s: three quick requests pass and a fourth is refused, however slow the host.
+LIMITS = {"enabled": "true", "tiers": json.dumps({"default": {"rps": 0.1, "burst": 3}})}
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -33,12 +33,12 @@ def test_requests_over_the_budget_get_429_then_recover(tmp_path: Path) -> None:
             refused = api.get("/functions")
             assert refused.status_code == 429
             assert refused.json()["error"]["code"] == "RateLimit.Exceeded"
-            assert 1 <= int(refused.headers["retry-after"]) <= 5
+            assert 1 <= int(refused.headers["retry-after"]) <= 10
             assert refused.headers["x-ratelimit-limit"] == "3"
             assert api.get("/health/ready").status_code == 200  # probes pass regardless
             # Another credential has a budget of its own.
             assert api.get("/functions", headers={"X-API-Key": "other"}).status_code == 200
-            deadline = time.monotonic() + 30
+            deadline = time.monotonic() + 60
             while api.get("/functions").status_code == 429 and time.monotonic() < deadline:
                 time.sleep(0.5)
             assert time.monotonic() < deadline, "the budget never refilled"
