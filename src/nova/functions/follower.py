@@ -1,11 +1,12 @@
 """Following the store's change log, so a change made through any daemon reaches this one.
 
 Each daemon starts at the log's head (it has nothing cached yet) and from then on refreshes
-every function a new entry names (and replaces the instances that use a secret an entry names), at most ``poll_s`` after the commit (PostgreSQL wakes it at
-once with NOTIFY). Refreshing re-reads the function, so entries are not applied one by one
-and a refresh that comes twice changes nothing. When the store was unreachable for longer than
-the log is kept, entries may have been pruned meanwhile: every cached function is refreshed.
-The follower also prunes entries older than ``retention_s``.
+every function a new entry names, and renews the instances using a secret an entry names, at
+most ``poll_s`` after the commit (PostgreSQL wakes it at once with NOTIFY). Refreshing
+re-reads the function, so entries are not applied one by one and a refresh that comes twice
+changes nothing. When the store was unreachable for longer than the log is kept, entries may
+have been pruned meanwhile: every cached function is refreshed. The follower also prunes
+entries older than ``retention_s``.
 """
 
 from __future__ import annotations
