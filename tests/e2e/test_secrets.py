@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import httpx
 from sqlalchemy.engine import make_url
 
 from tests.e2e.daemon_process import DaemonProcess
@@ -196,3 +197,29 @@ def test_a_secret_changed_through_one_daemon_renews_the_others_instances(
     finally:
         first.stop()
         second.stop()
+
+
+def test_bad_secret_requests_get_clear_4xx(daemon: DaemonProcess) -> None:
+    with daemon.client() as api:
+
+        def error(response: httpx.Response) -> tuple[int, str]:
+            return response.status_code, response.json()["error"]["code"]
+
+        assert error(api.put("/secrets/bad name", json={"value": "x"})) == (422, "Request.Invalid")
+        assert error(api.put("/secrets/ok", json={})) == (422, "Request.Invalid")
+        assert error(api.put("/secrets/ok", json={"value": "x", "extra": 1})) == (
+            422,
+            "Request.Invalid",
+        )
+        assert error(api.put("/secrets/ok", content=b"{")) == (400, "Request.MalformedJson")
+        too_big = api.put("/secrets/ok", json={"value": "x" * (64 * 1024 + 1)})
+        assert error(too_big) == (422, "Request.Invalid")
+        assert error(api.delete("/secrets/never-set")) == (404, "Secret.NotFound")
+        fn = {"name": "f", "runtime": "python", "code": CODE, "env": {"A": "$SECRET:bad name"}}
+        refused = api.post("/functions", json=fn)
+        assert error(refused) == (422, "Request.Invalid")
+        assert "env: A" in refused.json()["error"]["message"]
+        assert error(api.post("/admin/master-key/rotate", json={"new_key": "short"})) == (
+            422,
+            "Request.Invalid",
+        )
