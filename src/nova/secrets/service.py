@@ -120,13 +120,23 @@ class SecretService:
             pending = self._source.pending_file
             if pending is not None and self._source.pending is not key:
                 await asyncio.to_thread(write_key_file, pending, key)
-            keyring = self._keyring.rotated(key)
-            count = await self._repository.reseal_all(
-                lambda sealed: key.seal(sealed.name, keyring.open(sealed))
-            )
+            previous, keyring = self._keyring, self._keyring.rotated(key)
+            # Starts resolving secrets meanwhile must open rows under either key (sets wait
+            # for the lock); if the transaction fails, no row changed and the old key stays.
+            self._keyring = keyring
+            try:
+                count = await self._repository.reseal_all(
+                    lambda sealed: (
+                        key.seal(sealed.name, previous.open(sealed))
+                        if sealed.key_id != key.key_id
+                        else sealed
+                    )
+                )
+            except BaseException:
+                self._keyring = previous
+                raise
             if pending is not None and self._source.file is not None:
                 await asyncio.to_thread(replace_key_file, pending, self._source.file)
-            self._keyring = keyring
             self._source = KeySource(key, self._source.file)
         logger.info("master key rotated to %s: %d secret(s) re-encrypted", key.key_id, count)
         if self._source.file is None:

@@ -88,15 +88,19 @@ async def test_rotation_replaces_the_key_file_and_keeps_values(tmp_path: Path) -
     assert await reopened.resolve("fn", {"DB": "$SECRET:db"}) == {"DB": VALUE}
 
 
+@pytest.mark.parametrize("committed", [False, True])
 async def test_a_rotation_interrupted_before_its_rename_is_finished_at_start(
-    tmp_path: Path,
+    tmp_path: Path, committed: bool
 ) -> None:
     store = MemoryStore()
     path = tmp_path / "master-key"
-    service = SecretService(store.secrets, load_master_key(None, path), lambda _: None)
+    source = load_master_key(None, path)
+    service = SecretService(store.secrets, source, lambda _: None)
     await service.set("db", VALUE)
     new = MasterKey.generate()
-    write_key_file(path.with_name("master-key.new"), new)  # the daemon stopped right after this
+    write_key_file(path.with_name("master-key.new"), new)  # the daemon stopped after this...
+    if committed:  # ... or after the re-encryption committed, before the rename
+        await store.secrets.reseal_all(lambda s: new.seal(s.name, source.key.open(s)))
     source = load_master_key(None, path)
     assert source.pending is not None
     restarted = SecretService(store.secrets, source, lambda _: None)
@@ -105,6 +109,7 @@ async def test_a_rotation_interrupted_before_its_rename_is_finished_at_start(
     assert load_master_key(None, path).key.key_id == new.key_id
     rows = await store.secrets.get_many({"db"})
     assert rows["db"].key_id == new.key_id
+    assert await restarted.resolve("fn", {"DB": "$SECRET:db"}) == {"DB": VALUE}
 
 
 async def test_rotation_with_an_environment_key_needs_the_new_key() -> None:
