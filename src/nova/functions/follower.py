@@ -36,8 +36,8 @@ class ChangeFollower:
         retention_s: float,
         secret_changed: Callable[[str, float], object] | None = None,
     ) -> None:
-        """``secret_changed(name, at)`` runs for a secret set or deleted (``at``: when, as a
-        ``time.time()``): instances launched before then are replaced."""
+        """``secret_changed(name, before)`` runs for a secret set or deleted: instances launched
+        before ``before`` (a ``time.time()``) are replaced."""
         self._changes = changes
         self._secret_changed = secret_changed
         self._refresh = refresh
@@ -87,9 +87,12 @@ class ChangeFollower:
             for name in dict.fromkeys(functions):
                 await self._refresh(name)
             if self._secret_changed is not None:
+                # This daemon's clock, now: an instance launched before the entry was read may
+                # hold the old value, and the writer's clock (change.at) may run ahead of ours.
+                now = time.time()
                 for change in batch:
                     if change.secret is not None:
-                        self._secret_changed(change.secret, change.at.timestamp())
+                        self._secret_changed(change.secret, now)
             self._seq = batch[-1].seq
             self.applied += len(batch)
 
