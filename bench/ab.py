@@ -95,8 +95,10 @@ def _is_log_writer(pid: int) -> bool:
         return False
 
 
-def measure(tree: Path, backend: str, requests: int, seconds: int) -> dict[str, float | None]:
-    environment = {"PYTHONPATH": str(tree.resolve())}
+def measure(
+    tree: Path, backend: str, requests: int, seconds: int, env: dict[str, str] | None = None
+) -> dict[str, float | None]:
+    environment = {"PYTHONPATH": str(tree.resolve()), **(env or {})}
     with tempfile.TemporaryDirectory(prefix="nova-ab-") as data_dir:
         process, port = servers.start_nova(Path(data_dir), backend, environment)
         try:
@@ -138,7 +140,16 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--seconds", type=int, default=5, help="wrk run per tree; 0 skips it")
     parser.add_argument("--out", type=Path, default=Path("bench/ab.json"))
+    parser.add_argument(
+        "--after-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="an environment variable for the after tree's daemon only (repeatable): compare "
+        "a setting on and off, e.g. --before src --after-env NOVA_RATE_LIMITS__ENABLED=true",
+    )
     args = parser.parse_args()
+    after_env = dict(item.split("=", 1) for item in args.after_env)
     trees = {"before": args.before, "after": args.after}
     for label, tree in trees.items():
         if not (tree / "nova" / "__init__.py").is_file():
@@ -148,7 +159,8 @@ def main() -> None:
         for label, tree in trees.items():
             for backend in args.backends.split(","):
                 console.print(f"[dim]round {round_number}: {label} on {backend} …[/]")
-                row = measure(tree, backend, args.requests, args.seconds)
+                env = after_env if label == "after" else None
+                row = measure(tree, backend, args.requests, args.seconds, env)
                 results.append({"round": round_number, "tree": label, "backend": backend, **row})
     table = Table(title="warm invoke, before vs after (alternating runs; CPU per call)")
     for column in (

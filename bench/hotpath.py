@@ -11,6 +11,9 @@ and 16-way concurrent batches - the minimum is the steadiest figure on a noisy h
 Use it to judge a change to the hot path in seconds, before the end-to-end `bench.ab`:
 
     .venv/bin/python -m bench.hotpath [--calls 5000] [--profile]
+
+``--rate-limits memory`` (or ``redis``, on NOVA_REDIS_URL or the local Redis) puts the
+rate-limit gate in front, with a tier too large to refuse anything, to price the gate.
 """
 
 from __future__ import annotations
@@ -18,18 +21,21 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import os
 import pstats
 import statistics
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import uvloop
+from starlette.types import ASGIApp
 
 from bench.run import EVENT, HELLO, HELLO_FUNCTION
 from nova.api.invoke import InvokeFastPath
 from nova.config import load_settings
-from nova.daemon import build_services, shutdown
+from nova.daemon import build_services, rate_limited, shutdown
 from nova.functions.service import CodeSource
 
 _SCOPE = {
@@ -54,7 +60,7 @@ async def _not_found(scope: Any, receive: Any, send: Any) -> None:
     raise RuntimeError(f"{scope['path']} is not the invoke path")
 
 
-async def _batch(app: InvokeFastPath, calls: int, concurrency: int) -> float:
+async def _batch(app: ASGIApp, calls: int, concurrency: int) -> float:
     """CPU µs per call for ``calls`` invocations, ``concurrency`` at a time."""
 
     async def one_client(count: int) -> None:
@@ -66,7 +72,15 @@ async def _batch(app: InvokeFastPath, calls: int, concurrency: int) -> float:
     return (time.process_time() - started) / calls * 1e6
 
 
-async def main(calls: int, rounds: int, profile: bool) -> None:
+def _limits(kind: str) -> dict[str, Any]:
+    if kind == "off":
+        return {"enabled": False}
+    huge = {"default": {"rps": 1e9, "burst": 1_000_000_000}}
+    url = os.environ.get("NOVA_REDIS_URL", "redis://127.0.0.1:6379/0") if kind == "redis" else ""
+    return {"enabled": True, "tiers": huge, "redis_url": url, "redis_prefix": "nova-bench:"}
+
+
+async def main(calls: int, rounds: int, profile: bool, rate_limits: str = "off") -> None:
     with tempfile.TemporaryDirectory(prefix="nova-hotpath-") as data_dir:
         settings = load_settings(
             None,
@@ -74,14 +88,18 @@ async def main(calls: int, rounds: int, profile: bool) -> None:
                 "daemon": {"data_dir": data_dir},
                 "sandbox": {"backend": "process", "allow_process_backend": True},
                 "logging": {"level": "warning"},
+                "rate_limits": _limits(rate_limits),
             },
         )
         services = await build_services(settings)
+        closers: list[Callable[[], Awaitable[None]]] = []
         await services.log_batcher.start()
         try:
             meta = {key: value for key, value in HELLO_FUNCTION.items() if key != "code"}
             await services.functions.create(meta, CodeSource(code=HELLO))
-            app = InvokeFastPath(_not_found, lambda: services)
+            app = rate_limited(
+                InvokeFastPath(_not_found, lambda: services), settings.rate_limits, closers
+            )
             await _batch(app, 400, 16)  # start four instances and warm up
             results: dict[str, list[float]] = {"sequential": [], "16 concurrent": []}
             profiler = cProfile.Profile() if profile else None
@@ -94,6 +112,8 @@ async def main(calls: int, rounds: int, profile: bool) -> None:
                     profiler.disable()
         finally:
             await shutdown(services)
+            for close in closers:
+                await close()
     for label, samples in results.items():
         spread = ", ".join(f"{sample:.0f}" for sample in samples)
         print(
@@ -111,5 +131,6 @@ if __name__ == "__main__":
     parser.add_argument("--calls", type=int, default=4000, help="invocations per batch")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--profile", action="store_true", help="print a cProfile summary")
+    parser.add_argument("--rate-limits", choices=["off", "memory", "redis"], default="off")
     args = parser.parse_args()
-    uvloop.run(main(args.calls, args.rounds, args.profile))
+    uvloop.run(main(args.calls, args.rounds, args.profile, args.rate_limits))

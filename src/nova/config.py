@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     InitSettingsSource,
@@ -35,6 +35,8 @@ ENV_SHORTCUTS: dict[str, tuple[str, str]] = {
     "NOVA_IDLE_TTL_S": ("pool", "idle_ttl_s"),
     "NOVA_BACKEND": ("sandbox", "backend"),
     "NOVA_IMAGE": ("sandbox", "image"),
+    "NOVA_MASTER_KEY": ("secrets", "master_key"),
+    "NOVA_REDIS_URL": ("rate_limits", "redis_url"),
 }
 
 
@@ -151,6 +153,43 @@ class SandboxSettings(BaseModel):
     microvm_overhead_mb: int = Field(64, ge=32, le=1024)
 
 
+class SecretsSettings(BaseModel):
+    # base64 of 32 bytes (or 64 hex digits); unset: the key file below, created on first start.
+    master_key: SecretStr | None = None
+    key_file: Path | None = None  # None: <data_dir>/master-key
+
+
+class RateLimitTier(BaseModel):
+    rps: float = Field(gt=0)  # tokens added per second
+    burst: int = Field(ge=1)  # bucket size: requests allowed at once after a quiet spell
+
+
+class RateLimitSettings(BaseModel):
+    """Token buckets per credential (and per function, for the functions listed)."""
+
+    enabled: bool = False
+    tiers: dict[str, RateLimitTier] = {"default": RateLimitTier(rps=100, burst=200)}
+    default_tier: str = "default"
+    # Credential -> tier: "key:<first 16 hex digits of the SHA-256 of the API key or bearer
+    # token>" or "ip:<client address>" for requests without one.
+    keys: dict[str, str] = {}
+    # Function name -> tier: a budget the function's invocations share, whoever calls.
+    functions: dict[str, str] = {}
+    # Empty: buckets in this daemon's memory. redis://host:6379/0: shared by every daemon.
+    redis_url: SecretStr = SecretStr("")
+    redis_prefix: str = "nova:ratelimit:"  # daemons with the same prefix share their budgets
+
+    @model_validator(mode="after")
+    def _known_tiers(self) -> RateLimitSettings:
+        named = {self.default_tier, *self.keys.values(), *self.functions.values()}
+        unknown = sorted(named - set(self.tiers))
+        if unknown:
+            raise ValueError(
+                f"rate_limits: unknown tier(s) {', '.join(unknown)}; define them in tiers"
+            )
+        return self
+
+
 class LoggingSettings(BaseModel):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["text", "json"] = "text"
@@ -174,6 +213,8 @@ class Settings(BaseSettings):
     events: EventSettings = EventSettings()
     sandbox: SandboxSettings = SandboxSettings()
     logging: LoggingSettings = LoggingSettings()
+    secrets: SecretsSettings = SecretsSettings()
+    rate_limits: RateLimitSettings = RateLimitSettings()
 
     @field_validator("logging", mode="before")
     @classmethod

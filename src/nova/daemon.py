@@ -13,7 +13,7 @@ import ipaddress
 import logging
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -21,13 +21,15 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI
 from pydantic import ValidationError
+from starlette.types import ASGIApp
 
 from nova.api.app import create_app
 from nova.api.context import Services
+from nova.api.rate_limit import RateLimitGate
 from nova.canary.analyzer import CanaryAnalyzer
 from nova.code.cache import CodeCache
 from nova.code.policy import CodePolicy
-from nova.config import ConfigFileError, Settings, load_settings
+from nova.config import ConfigFileError, RateLimitSettings, Settings, load_settings
 from nova.core.counters import DaemonCounters
 from nova.core.errors import ConfigInvalid, DaemonStartFailed, NovaError
 from nova.core.models import FunctionConfig
@@ -53,6 +55,8 @@ from nova.observability.logging import configure_logging
 from nova.pool.function_pool import PoolLimits
 from nova.pool.launcher import SandboxLauncher
 from nova.pool.manager import PoolManager
+from nova.ratelimit.buckets import MemoryBuckets, SharedBuckets, Tier
+from nova.ratelimit.policy import RatePolicy
 from nova.runtimes.dependencies import DependencyBuilder
 from nova.runtimes.registered import RegisteredRuntimes
 from nova.runtimes.registry import RuntimeRegistry
@@ -61,6 +65,8 @@ from nova.sandbox.container.roots import image_mount_points
 from nova.sandbox.microvm.backend import MicrovmBackend
 from nova.sandbox.registry import BackendUnavailable
 from nova.sandbox.selection import build_backends
+from nova.secrets.master_key import load_master_key
+from nova.secrets.service import SecretService
 from nova.server import DrainingServer
 from nova.store.sql_store import open_store
 
@@ -80,7 +86,9 @@ def run_daemon(config_file: Path | None, overrides: dict[str, Any], deploy_examp
     configure_logging(settings.logging.level, settings.logging.format)
     settings.daemon.data_dir.mkdir(parents=True, exist_ok=True)
     built: list[Services] = []  # filled by the lifespan once the services exist
-    app = create_app(lambda api: _lifespan(api, settings, deploy_example, built))
+    closers: list[Callable[[], Awaitable[None]]] = []  # what the lifespan closes at the end
+    app = create_app(lambda api: _lifespan(api, settings, deploy_example, built, closers))
+    app = rate_limited(app, settings.rate_limits, closers)
 
     async def drain(timeout_s: float) -> bool:
         return await built[0].executor.inflight.drain(timeout_s) if built else True
@@ -115,7 +123,11 @@ _START_FAILED = "the daemon did not start; the log lines above say why"
 
 @asynccontextmanager
 async def _lifespan(
-    api: FastAPI, settings: Settings, deploy_example: bool, built: list[Services]
+    api: FastAPI,
+    settings: Settings,
+    deploy_example: bool,
+    built: list[Services],
+    closers: list[Callable[[], Awaitable[None]]],
 ) -> AsyncIterator[None]:
     started_at = time.monotonic()
     services = await build_services(settings)
@@ -125,6 +137,7 @@ async def _lifespan(
     try:
         await services.log_batcher.start()
         services.log_retention.start()
+        await services.secrets.start()  # finishes a master-key rotation left half done
         await services.follower.start()
         services.canary.start()
         services.counters.start()
@@ -139,6 +152,8 @@ async def _lifespan(
     finally:
         await images.close()  # stops image builds still running
         await shutdown(services)
+        for close in closers:
+            await close()
 
 
 async def build_services(settings: Settings) -> Services:
@@ -162,11 +177,23 @@ async def build_services(settings: Settings) -> Services:
         if not status.available and status.spec.unsupported is None:  # not merely "not yet"
             logger.warning("runtime %s unavailable: %s", status.spec.name, status.reason)
     pool_settings = settings.pool
+    try:
+        key_source = load_master_key(_master_key(settings), _key_file(settings, data_dir))
+    except (ValueError, OSError) as exc:
+        await store.close()
+        logger.error("cannot load the master key: %s", exc)
+        raise ConfigInvalid(f"master key: {exc}") from None
+    # A secret set through this daemon replaces the instances using it here at once; other
+    # daemons do it when their follower reads the change.
+    secrets = SecretService(
+        store.secrets, key_source, lambda name: pools.renew_secret_users(name, time.time())
+    )
     launcher = SandboxLauncher(
         sandboxes,
         data_dir / "instances",
         pool_settings.start_timeout_s,
         settings.executor.max_message_bytes,
+        secrets,
     )
     pools = PoolManager(
         launcher,
@@ -258,13 +285,48 @@ async def build_services(settings: Settings) -> Services:
             resolver.refresh_all,
             poll_s=settings.store.change_poll_s,
             retention_s=settings.store.change_retention_s,
+            secret_changed=pools.renew_secret_users,
         ),
         canary=CanaryAnalyzer(store, resolver.refresh, settings.canary.check_interval_s),
         counters=CounterFlusher(store.counters, counters, settings.store.counters_flush_s),
         invocations=invocations,
         async_worker=worker,
+        secrets=secrets,
         started_at=time.monotonic(),
     )
+
+
+def rate_limited(
+    app: ASGIApp, limits: RateLimitSettings, closers: list[Callable[[], Awaitable[None]]]
+) -> ASGIApp:
+    """``app`` behind the rate-limit gate when limits are on (else ``app`` itself: no cost),
+    with buckets in Redis when a URL is configured, else in this daemon's memory."""
+    if not limits.enabled:
+        return app
+    tiers = {name: Tier(name, tier.rps, tier.burst) for name, tier in limits.tiers.items()}
+    policy = RatePolicy(tiers, limits.default_tier, limits.keys, limits.functions)
+    url = limits.redis_url.get_secret_value()
+    buckets: MemoryBuckets | SharedBuckets = MemoryBuckets()
+    if url:
+        from nova.ratelimit.redis_buckets import RedisBuckets  # redis only when configured
+
+        buckets = RedisBuckets(url, limits.redis_prefix)
+        closers.append(buckets.close)
+    logger.info(
+        "rate limits on: %d tier(s), buckets %s",
+        len(tiers),
+        "in Redis (shared by daemons with the same prefix)" if url else "in memory",
+    )
+    return RateLimitGate(app, policy, buckets)
+
+
+def _master_key(settings: Settings) -> str | None:
+    configured = settings.secrets.master_key
+    return configured.get_secret_value() if configured is not None else None
+
+
+def _key_file(settings: Settings, data_dir: Path) -> Path:
+    return settings.secrets.key_file or data_dir / "master-key"
 
 
 def code_policy(settings: Settings) -> CodePolicy:

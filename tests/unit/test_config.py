@@ -116,3 +116,17 @@ def test_code_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     assert code.max_files == 50_000
     with pytest.raises(ValidationError, match="must be absolute"):
         load_settings(overrides={"code": {"allowed_paths": ["relative/dir"]}})
+
+
+def test_secret_and_rate_limit_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NOVA_MASTER_KEY", "c2VjcmV0LWtleS1tYXRlcmlhbA==")
+    monkeypatch.setenv("NOVA_REDIS_URL", "redis://:pw@127.0.0.1:6379/0")
+    settings = load_settings()
+    master_key = settings.secrets.master_key
+    assert master_key is not None
+    assert master_key.get_secret_value() == "c2VjcmV0LWtleS1tYXRlcmlhbA=="
+    assert "c2VjcmV0" not in repr(settings)  # neither the key nor the Redis password shows
+    assert "pw@" not in repr(settings)
+    assert settings.rate_limits.redis_url.get_secret_value().endswith("6379/0")
+    with pytest.raises(ValidationError, match="unknown tier"):
+        load_settings(None, {"rate_limits": {"keys": {"ip:10.0.0.1": "gold"}}})

@@ -6,8 +6,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import nova.core.secrets
 import nova.images.errors
 import nova.pool.connection
+import nova.ratelimit.policy
 import nova.sandbox.registry
 import nova.sandbox.selection  # noqa: F401  (defines NovaErrors of its own)
 from nova.agent.errors import ErrorType

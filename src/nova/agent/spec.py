@@ -84,7 +84,11 @@ class InitSpec:
         self.init_timeout_s = init_timeout_s
 
     def __repr__(self) -> str:
-        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
+        # env holds the function's secrets once resolved: its names only, never its values.
+        fields = ", ".join(
+            f"env=<{', '.join(self.env)}>" if name == "env" else f"{name}={getattr(self, name)!r}"
+            for name in self.__slots__
+        )
         return f"InitSpec({fields})"
 
 

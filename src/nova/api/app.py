@@ -13,8 +13,17 @@ from nova.api import errors, openapi
 from nova.api.context import Services
 from nova.api.invoke import InvokeFastPath
 from nova.api.release_bodies import AliasPut, VersionPublish
-from nova.api.routes import functions, images, invocations, lambda_api, observe, releases
+from nova.api.routes import (
+    functions,
+    images,
+    invocations,
+    lambda_api,
+    observe,
+    releases,
+    secrets,
+)
 from nova.api.routes.invocations import DeadLetterSelection
+from nova.api.routes.secrets import MasterKeyRotate, SecretPut
 from nova.api.schemas import FunctionCreate, FunctionPatch
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
@@ -25,7 +34,16 @@ def create_app(lifespan: Lifespan) -> ASGIApp:
     api = openapi.documented_app("Nova", __version__, lifespan)
     errors.install(api)
     openapi.install(
-        api, [FunctionCreate, FunctionPatch, VersionPublish, AliasPut, DeadLetterSelection]
+        api,
+        [
+            FunctionCreate,
+            FunctionPatch,
+            VersionPublish,
+            AliasPut,
+            DeadLetterSelection,
+            SecretPut,
+            MasterKeyRotate,
+        ],
     )
     api.include_router(openapi.invoke_router)
     api.include_router(functions.router)
@@ -34,6 +52,7 @@ def create_app(lifespan: Lifespan) -> ASGIApp:
     api.include_router(images.router)
     api.include_router(invocations.router)
     api.include_router(lambda_api.router)
+    api.include_router(secrets.router)
 
     def get_services() -> Services:
         result: Services = api.state.services

@@ -20,6 +20,7 @@ from nova.pool.manager import PoolManager
 from nova.runtimes.registered import RegisteredRuntimes
 from nova.runtimes.registry import RuntimeRegistry
 from nova.sandbox.registry import BackendRegistry
+from nova.secrets.service import SecretService
 from nova.store.ports import Store
 
 
@@ -41,6 +42,7 @@ class Services:
     counters: CounterFlusher  # this daemon's counts, added to the store's running totals
     invocations: AsyncInvocations  # submit and follow asynchronous invocations
     async_worker: AsyncWorker  # runs them
+    secrets: SecretService
     registered_runtimes: RegisteredRuntimes | None = None  # where POST /runtimes keeps them
     started: bool = False
     started_at: float = 0.0

@@ -16,6 +16,7 @@ import typer
 from typer.core import TyperGroup
 
 from nova.cli.commands import (
+    admin,
     alias,
     daemon,
     dlq,
@@ -26,6 +27,7 @@ from nova.cli.commands import (
     invoke,
     logs,
     runtimes,
+    secret,
     stats,
     version,
 )
@@ -166,6 +168,8 @@ app.add_typer(fn.app, name="fn")
 app.add_typer(image.app, name="image")
 app.add_typer(version.app, name="version")
 app.add_typer(alias.app, name="alias")
+app.add_typer(secret.app, name="secret")
+app.add_typer(admin.app, name="admin")
 app.command("invoke")(invoke.invoke)
 app.add_typer(invocations.app, name="invocations")
 app.add_typer(dlq.app, name="dlq")

@@ -1,7 +1,7 @@
 """The control plane's change log: one entry per change, in commit order.
 
-Every create, update or delete of a function, version or alias writes an entry in the same
-transaction, numbered by a sequence that only grows. Each daemon follows the log from the last
+Every create, update or delete of a function, version, alias or secret writes an entry in the
+same transaction, numbered by a sequence that only grows. Each daemon follows the log from the last
 number it has seen, so a change made through any daemon on a shared store reaches all of them.
 """
 
@@ -20,6 +20,9 @@ class ChangeKind(StrEnum):
     VERSION_DELETED = "version.deleted"
     ALIAS_CHANGED = "alias.changed"
     ALIAS_DELETED = "alias.deleted"
+    # A secret's value was set or it was deleted: instances of functions whose env refers to
+    # it are replaced, so their next start sees what is stored now.
+    SECRET_CHANGED = "secret.changed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,3 +34,4 @@ class Change:
     version: int | None
     alias: str | None
     at: datetime
+    secret: str | None = None  # the secret a SECRET_CHANGED entry names (no function then)

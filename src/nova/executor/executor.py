@@ -20,6 +20,7 @@ from nova.core import ids
 from nova.core.counters import DaemonCounters
 from nova.core.errors import ShuttingDown
 from nova.core.models import InvocationError, InvocationLog, StartKind, StartPhases
+from nova.core.secrets import scrub
 from nova.executor.drain import InflightTracker
 from nova.executor.result import InvocationResult
 from nova.observability.invocation_logs import InvocationLogBatcher
@@ -155,6 +156,9 @@ class Executor:
             error = self._oom_or(instance, error)
         elif error.type == "Function.Timeout":
             self._timed_out(pool, instance)  # the agent stopped the handler, not its children
+        stdout, stderr = str(reply.get("stdout", "")), str(reply.get("stderr", ""))
+        if instance.secret_values:  # what is logged and shown never holds a secret's value
+            stdout, stderr, error = _scrubbed(instance.secret_values, stdout, stderr, error)
         return InvocationResult(
             request_id=request_id,
             output=output,
@@ -162,8 +166,8 @@ class Executor:
             duration_ms=float(reply.get("duration_ms", 0.0)),
             cold_start=cold,
             version=version,
-            stdout=str(reply.get("stdout", "")),
-            stderr=str(reply.get("stderr", "")),
+            stdout=stdout,
+            stderr=stderr,
             output_json=output_json,
         )
 
@@ -237,6 +241,19 @@ def _how_it_started(instance: PooledInstance, cold: bool) -> tuple[StartKind, St
     if kind is StartKind.PREWARMED and instance.invocations == 1:
         return StartKind.PREWARMED, None
     return StartKind.WARM, None
+
+
+def _scrubbed(
+    values: tuple[str, ...], stdout: str, stderr: str, error: InvocationError | None
+) -> tuple[str, str, InvocationError | None]:
+    """The captured output and the error with the instance's secret values replaced. The
+    return value is left alone: it is the function's answer to its caller, and it is not
+    kept in the invocation record (only its size is)."""
+    if error is not None:
+        error = InvocationError(
+            error.type, scrub(error.message, values), [scrub(line, values) for line in error.stack]
+        )
+    return scrub(stdout, values), scrub(stderr, values), error
 
 
 def _unserialisable(exc: orjson.JSONEncodeError) -> InvocationError:

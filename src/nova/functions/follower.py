@@ -1,11 +1,12 @@
 """Following the store's change log, so a change made through any daemon reaches this one.
 
 Each daemon starts at the log's head (it has nothing cached yet) and from then on refreshes
-every function a new entry names, at most ``poll_s`` after the commit (PostgreSQL wakes it at
-once with NOTIFY). Refreshing re-reads the function, so entries are not applied one by one
-and a refresh that comes twice changes nothing. When the store was unreachable for longer than
-the log is kept, entries may have been pruned meanwhile: every cached function is refreshed.
-The follower also prunes entries older than ``retention_s``.
+every function a new entry names, and renews the instances using a secret an entry names, at
+most ``poll_s`` after the commit (PostgreSQL wakes it at once with NOTIFY). Refreshing
+re-reads the function, so entries are not applied one by one and a refresh that comes twice
+changes nothing. When the store was unreachable for longer than the log is kept, entries may
+have been pruned meanwhile: every cached function is refreshed. The follower also prunes
+entries older than ``retention_s``.
 """
 
 from __future__ import annotations
@@ -33,8 +34,12 @@ class ChangeFollower:
         *,
         poll_s: float,
         retention_s: float,
+        secret_changed: Callable[[str, float], object] | None = None,
     ) -> None:
+        """``secret_changed(name, before)`` runs for a secret set or deleted: instances launched
+        before ``before`` (a ``time.time()``) are replaced."""
         self._changes = changes
+        self._secret_changed = secret_changed
         self._refresh = refresh
         self._refresh_all = refresh_all
         self._poll_s = poll_s
@@ -78,8 +83,16 @@ class ChangeFollower:
             batch = await self._changes.since(self._seq)
             if not batch:
                 return
-            for name in dict.fromkeys(change.function_name for change in batch):
+            functions = [change.function_name for change in batch if change.secret is None]
+            for name in dict.fromkeys(functions):
                 await self._refresh(name)
+            if self._secret_changed is not None:
+                # This daemon's clock, now: an instance launched before the entry was read may
+                # hold the old value, and the writer's clock (change.at) may run ahead of ours.
+                now = time.time()
+                for change in batch:
+                    if change.secret is not None:
+                        self._secret_changed(change.secret, now)
             self._seq = batch[-1].seq
             self.applied += len(batch)
 

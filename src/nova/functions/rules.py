@@ -19,6 +19,7 @@ from nova.code import bundle as bundles
 from nova.core.errors import RequestInvalid
 from nova.core.models import CodeBundle, ExecutionMode, FunctionConfig
 from nova.core.names import validate_function_name
+from nova.core.secrets import secret_refs, validate_secret_name
 from nova.events.destinations import Destination
 from nova.events.policy import check_async_config
 from nova.runtimes.registry import RuntimeRegistry
@@ -172,6 +173,8 @@ def _check_env(env: Mapping[str, str]) -> None:
         if "\x00" in value:
             raise RequestInvalid(f"env: the value of {key!r} contains a NUL character")
         size += len(key) + len(value.encode()) + 2  # "KEY=VALUE\0"
+    for key, secret in secret_refs(env).items():
+        validate_secret_name(secret, f"env: {key}: $SECRET: reference")
     if size > MAX_ENV_BYTES:
         raise RequestInvalid(
             f"env: the variables take {size} bytes; at most {MAX_ENV_BYTES} are allowed "

@@ -85,6 +85,7 @@ class FunctionPool:
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
         self._emptied = asyncio.Event()  # set when the last instance is removed
+        self._renewed_before = 0.0  # instances launched before this are replaced (renew)
         self.instances_started = 0
 
     # -- handing out slots -------------------------------------------------------------------
@@ -258,8 +259,13 @@ class FunctionPool:
             self._counters.prewarm_starts += 1
         else:
             self._counters.cold_starts += 1
-        if self._closed or instance.fingerprint != self.deployment.config.runtime_fingerprint():
-            await instance.destroy()  # the function changed or went away while we started it
+        if (
+            self._closed
+            or instance.fingerprint != self.deployment.config.runtime_fingerprint()
+            or instance.launched_at < self._renewed_before
+        ):
+            # The function changed or went away, or a secret it uses changed, while we started it.
+            await instance.destroy()
             self._start_instances_for_waiters()
             return
         if prewarm:
@@ -357,6 +363,20 @@ class FunctionPool:
                     and instance.code_hash != deployment.code_hash
                 ):
                     self._begin_reload(instance)
+        self._start_instances_for_waiters()
+        self.ensure_min_replicas()
+
+    def renew(self, before: float) -> None:
+        """Replace the instances launched before ``before`` (a ``time.time()``): their
+        environment changed outside the config (a secret they use). Idle ones stop now, busy
+        ones after their invocation, and one still starting is dropped when it is ready."""
+        self._renewed_before = max(self._renewed_before, before)
+        for instance in list(self._instances):
+            if instance.state is InstanceState.DEAD or instance.launched_at >= before:
+                continue
+            instance.state = InstanceState.RETIRED
+            if instance.inflight == 0:
+                self._spawn(self._remove(instance))
         self._start_instances_for_waiters()
         self.ensure_min_replicas()
 

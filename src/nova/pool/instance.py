@@ -42,6 +42,10 @@ class PooledInstance:
         # them; a pool pre-warming it marks it PREWARMED.
         self.start_kind = StartKind.COLD
         self.start_phases = StartPhases()
+        # Wall-clock time its launch began (before its secrets were read), and the secret
+        # values its environment holds: its output and errors are scrubbed of them.
+        self.launched_at = time.time()
+        self.secret_values: tuple[str, ...] = ()
 
     @property
     def instance_id(self) -> str:

@@ -8,13 +8,14 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
 from nova.agent.protocol import PROTOCOL_VERSION, init_message
 from nova.core.errors import SandboxError
 from nova.core.models import StartPhases
+from nova.core.secrets import scrub, secret_refs
 from nova.pool.connection import AgentConnection
 from nova.pool.deployment import Deployment
 from nova.pool.instance import PooledInstance
@@ -27,6 +28,13 @@ logger = logging.getLogger(__name__)
 def init_key(init: dict[str, Any]) -> str:
     """A digest of everything Init makes of an instance: equal keys, equal initialised state."""
     return hashlib.sha256(json.dumps(init, sort_keys=True, default=str).encode()).hexdigest()
+
+
+class EnvResolver(Protocol):
+    async def resolve(self, function: str, env: Mapping[str, str]) -> dict[str, str]:
+        """``env`` as the instance gets it: ``$SECRET:name`` values replaced by the secrets'
+        values (a NovaError naming the secret when one cannot be had)."""
+        ...
 
 
 class Launcher(Protocol):
@@ -42,8 +50,10 @@ class SandboxLauncher:
         instances_dir: Path,
         start_timeout_s: float,
         max_message_bytes: int,
+        env: EnvResolver | None = None,
     ) -> None:
         self._backends = backends
+        self._env = env
         self._instances_dir = instances_dir
         self._start_timeout_s = start_timeout_s
         self._max_message_bytes = max_message_bytes
@@ -52,6 +62,8 @@ class SandboxLauncher:
         self, deployment: Deployment, on_lost: Callable[[PooledInstance], None]
     ) -> PooledInstance:
         config = deployment.config
+        launched_at = time.time()  # before the secrets are read: see FunctionPool.renew
+        env, secret_values = await self._environment(deployment)
         instance_id = f"{config.name}-{uuid.uuid4().hex[:12]}"
         spec = InstanceSpec(
             instance_id=instance_id,
@@ -72,29 +84,32 @@ class SandboxLauncher:
         sandbox_ready = time.perf_counter()
         connection = AgentConnection(self._max_message_bytes)
         instance = PooledInstance(sandbox, connection, deployment)
-        snapshotting = sandbox if isinstance(sandbox, SnapshottingInstance) else None
+        instance.launched_at = launched_at
+        instance.secret_values = secret_values
+        # A snapshot would hold the resolved secrets in its saved memory: never take one then.
+        snapshotting = (
+            sandbox if isinstance(sandbox, SnapshottingInstance) and not secret_values else None
+        )
         try:
             await connection.open(sandbox.sock, lambda _reason: on_lost(instance))
             if snapshotting is not None and snapshotting.initialised:
                 reply = {"ok": True, "protocol": PROTOCOL_VERSION}  # Init ran before the save
             else:
-                init = init_message(deployment, sandbox.code_dir, sandbox.tmp_dir, config.env)
+                init = init_message(deployment, sandbox.code_dir, sandbox.tmp_dir, env)
                 reply = await connection.request(init, self._start_timeout_s)
                 if snapshotting is not None and reply.get("ok"):
                     await snapshotting.save_snapshot()
         except (TimeoutError, SandboxError) as exc:
             await instance.destroy()
-            raise SandboxError(
-                f"instance of {config.name} did not become ready: {exc or 'timed out'}"
-            ) from exc
+            reason = scrub(str(exc) or "timed out", secret_values)
+            raise SandboxError(f"instance of {config.name} did not become ready: {reason}") from exc
         except asyncio.CancelledError:
             await instance.destroy()
             raise
         if not reply.get("ok") or reply.get("protocol") != PROTOCOL_VERSION:
             await instance.destroy()
-            raise SandboxError(
-                f"agent of {config.name} refused Init: {reply.get('error') or reply}"
-            )
+            refusal = scrub(str(reply.get("error") or reply), secret_values)
+            raise SandboxError(f"agent of {config.name} refused Init: {refusal}")
         # The agent's Init answer covers starting the runtime and importing the handler; until
         # the agent reports them apart, all of it counts as handler init.
         instance.start_phases = StartPhases(
@@ -103,3 +118,15 @@ class SandboxLauncher:
         )
         logger.debug("started instance %s (pid %s)", instance_id, sandbox.pid)
         return instance
+
+    async def _environment(
+        self, deployment: Deployment
+    ) -> tuple[Mapping[str, str], tuple[str, ...]]:
+        """The env the instance starts with, and the secret values in it (which the instance's
+        captured output and errors are scrubbed of)."""
+        config = deployment.config
+        refs = secret_refs(config.env)
+        if not refs or self._env is None:
+            return config.env, ()
+        env = await self._env.resolve(config.name, config.env)
+        return env, tuple(env[variable] for variable in refs)

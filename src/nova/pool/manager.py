@@ -8,6 +8,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from nova.core.counters import DaemonCounters
+from nova.core.secrets import secret_refs
 from nova.pool.deployment import Deployment
 from nova.pool.function_pool import FunctionPool, PoolLimits, PoolStats
 from nova.pool.launcher import Launcher
@@ -98,6 +99,18 @@ class PoolManager:
         finally:
             if then is not None:
                 await then()
+
+    def renew_secret_users(self, secret: str, before: float) -> int:
+        """Replace the instances launched before ``before`` of every pool whose env refers to
+        ``secret``, so their next start reads its value again; returns how many pools."""
+        pools = [
+            pool
+            for pool in self._pools.values()
+            if secret in secret_refs(pool.deployment.config.env).values()
+        ]
+        for pool in pools:
+            pool.renew(before)
+        return len(pools)
 
     def start_background(self) -> None:
         self._loops = [

@@ -41,6 +41,7 @@ class FakeInstance:
         self.killed = False
         self.oom = 0
         self.hung = False  # when set, the agent reads requests but never answers
+        self.init_env: dict[str, str] | None = None  # the env its Init carried
         self.task: asyncio.Task[None] | None = None
 
     @property
@@ -185,6 +186,7 @@ async def _serve(instance: FakeInstance, sock: socket.socket) -> None:
             if instance.hung:
                 continue
             if kind == MsgType.INIT:
+                instance.init_env = message.get("env")
                 await reply(
                     {
                         "id": message["id"],

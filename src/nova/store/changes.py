@@ -38,6 +38,7 @@ async def record_change(
     *,
     version: int | None = None,
     alias: str | None = None,
+    secret: str | None = None,
 ) -> None:
     """Append an entry inside the caller's transaction (it commits or rolls back with it)."""
     postgres = conn.dialect.name == "postgresql"
@@ -51,6 +52,7 @@ async def record_change(
             function_name=function_name,
             version=version,
             alias=alias,
+            secret=secret,
         )
     )
     if postgres:
@@ -81,6 +83,7 @@ class SqlChangeLog:
                 version=row.version,
                 alias=row.alias,
                 at=row.at,
+                secret=row.secret,
             )
             for row in rows
         ]

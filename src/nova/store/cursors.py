@@ -20,6 +20,7 @@ INVOCATIONS = "i"
 VERSIONS = "v"
 ALIASES = "a"
 DEAD_LETTERS = "d"
+SECRETS = "s"
 
 
 def check_limit(limit: int) -> int:

@@ -22,6 +22,7 @@ from nova.core.errors import (
 from nova.core.models import CodeBundle, FunctionConfig, FunctionRecord, InvocationLog, Page
 from nova.store import cursors
 from nova.store.memory_events import MemoryEventQueue
+from nova.store.memory_secrets import MemorySecretRepository
 from nova.store.memory_state import MemoryState
 from nova.store.memory_versions import (
     MemoryAliasRepository,
@@ -209,6 +210,7 @@ class MemoryStore:
         self.changes = MemoryChangeLog(self._state)
         self.counters = MemoryCounterRepository(self._state)
         self.events = MemoryEventQueue()
+        self.secrets = MemorySecretRepository(self._state)
 
     async def ping(self) -> None:
         self._state.check_open()

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from nova.core.changes import Change, ChangeKind
 from nova.core.errors import StoreUnavailable
 from nova.core.models import CodeBundle, FunctionRecord, InvocationLog
+from nova.core.secrets import SealedSecret, SecretInfo
 from nova.core.versions import AliasChange, AliasRecord, FunctionVersion
 
 
@@ -25,6 +26,7 @@ class MemoryState:
         self.history: dict[tuple[str, str], list[AliasChange]] = {}
         self.changes: list[Change] = []
         self.counters: dict[str, int] = {}
+        self.secrets: dict[str, tuple[SealedSecret, SecretInfo]] = {}
         self.changed = asyncio.Event()
 
     def check_open(self) -> None:
@@ -39,9 +41,11 @@ class MemoryState:
         *,
         version: int | None = None,
         alias: str | None = None,
+        secret: str | None = None,
     ) -> None:
         seq = self.changes[-1].seq + 1 if self.changes else 1
-        self.changes.append(Change(seq, kind, function_id, name, version, alias, datetime.now(UTC)))
+        at = datetime.now(UTC)
+        self.changes.append(Change(seq, kind, function_id, name, version, alias, at, secret))
         self.changed.set()
 
     def drop_unused_code(self, function_id: str, latest_hash: str | None) -> None:

@@ -14,13 +14,14 @@ the first page) and ``next`` is ``None`` on the last page.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
 from nova.core.changes import Change
 from nova.core.events import AsyncEvent, AttemptError, EventFilter, NewEvent, QueueStats
 from nova.core.models import CodeBundle, FunctionConfig, FunctionRecord, InvocationLog, Page
+from nova.core.secrets import SealedSecret, SecretInfo
 from nova.core.versions import (
     AliasChange,
     AliasRecord,
@@ -294,6 +295,34 @@ class EventQueue(Protocol):
         ...
 
 
+class SecretRepository(Protocol):
+    """Sealed secrets by name. Setting or deleting one appends a ``secret.changed`` entry to
+    the change log in the same transaction."""
+
+    async def put(self, sealed: SealedSecret) -> tuple[SecretInfo, bool]:
+        """Create or replace; ``(info, True)`` when it did not exist before."""
+        ...
+
+    async def get_many(self, names: Collection[str]) -> dict[str, SealedSecret]:
+        """The stored ones among ``names`` (a missing name is simply absent)."""
+        ...
+
+    async def list(
+        self, *, limit: int = DEFAULT_PAGE_LIMIT, cursor: str | None = None
+    ) -> Page[SecretInfo]:
+        """Names and dates, ordered by name."""
+        ...
+
+    async def delete(self, name: str) -> SecretInfo:
+        """``SecretNotFound`` if there is no such secret."""
+        ...
+
+    async def reseal_all(self, reseal: Callable[[SealedSecret], SealedSecret]) -> int:
+        """Replace every row by ``reseal(row)`` in one transaction (all or none); returns how
+        many. A master-key rotation: the values do not change, so no change-log entry."""
+        ...
+
+
 class Store(Protocol):
     # Read-only properties rather than plain attributes so that an implementation may expose a
     # concrete subtype (mypy treats mutable protocol attributes as invariant).
@@ -317,6 +346,9 @@ class Store(Protocol):
 
     @property
     def events(self) -> EventQueue: ...
+
+    @property
+    def secrets(self) -> SecretRepository: ...
 
     async def ping(self) -> None:
         """Round-trip to the database; ``StoreUnavailable`` if it cannot be reached."""

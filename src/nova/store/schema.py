@@ -169,6 +169,8 @@ change_log = sa.Table(
     sa.Column("function_name", sa.String(), nullable=False),
     sa.Column("version", sa.Integer(), nullable=True),
     sa.Column("alias", sa.String(), nullable=True),
+    # The secret a secret.changed / secret.deleted entry names (function_id and _name are "").
+    sa.Column("secret", sa.String(), nullable=True),
     sa.Index(None, "at"),
 )
 
@@ -244,4 +246,17 @@ async_events = sa.Table(
     sa.UniqueConstraint("function_name", "idempotency_key"),
     sa.Index(None, "status", "available_at"),
     sa.Index(None, "status", "updated_at", "id"),  # dead letters, newest first; retention
+)
+
+# Encrypted secrets (nova.secrets): AES-256-GCM ciphertext with its tag, the nonce, and the id
+# of the master key that sealed it. Never a value in clear.
+secrets = sa.Table(
+    "secrets",
+    metadata,
+    sa.Column("name", _keyset_text(), primary_key=True),
+    sa.Column("ciphertext", sa.LargeBinary(), nullable=False),
+    sa.Column("nonce", sa.LargeBinary(), nullable=False),
+    sa.Column("key_id", sa.String(), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
 )

@@ -11,6 +11,7 @@ from nova.store.functions import SqlFunctionRepository
 from nova.store.invocations import SqlInvocationLogRepository
 from nova.store.migrator import upgrade_to_head
 from nova.store.ports import Store
+from nova.store.secrets import SqlSecretRepository
 from nova.store.versions import SqlVersionRepository
 
 
@@ -24,6 +25,7 @@ class SqlStore:
         self.changes = SqlChangeLog(database)
         self.counters = SqlCounterRepository(database)
         self.events = SqlEventQueue(database)
+        self.secrets = SqlSecretRepository(database)
 
     async def ping(self) -> None:
         await self.database.ping()

@@ -69,6 +69,7 @@ def test_init_message_is_what_the_agent_accepts(tmp_path: Path) -> None:
     message = init_message(deployment, str(tmp_path), str(tmp_path), env)
     env["A"] = "changed"  # the frame keeps its own copy
     spec = parse_init(message, {})
+    assert "resolved" not in repr(spec)  # env may hold secrets: names only
     assert (spec.function_name, spec.function_version, spec.mode, spec.env) == (
         "fn",
         "4",

@@ -41,6 +41,7 @@ def _check(registry: BackendRegistry | None = None, **changes: Any) -> FunctionC
         ({"env": {"NOVA_X": "x"}}, "env"),
         ({"env": {"BIG": "x" * rules.MAX_ENV_BYTES}}, "env"),
         ({"env": {f"K{i}": "x" * 1000 for i in range(70)}}, "env"),
+        ({"env": {"DB": "$SECRET:bad name"}}, "env: DB"),
         ({"max_replicas": 0}, "max_replicas"),
         ({"max_replicas": 1001}, "max_replicas"),
         ({"min_replicas": 3, "max_replicas": 2}, "min_replicas"),
