@@ -25,15 +25,23 @@ def _code_on_disk(daemon: DaemonProcess) -> list[str]:
     return sorted(str(path.relative_to(code)) for path in code.rglob("*"))
 
 
-def test_a_backend_this_host_cannot_run_is_refused_and_nothing_is_stored(
-    api: httpx.Client, daemon: DaemonProcess
+def test_a_backend_this_daemon_cannot_run_is_refused_and_nothing_is_stored(
+    tmp_path: Path,
 ) -> None:
-    refused = api.post("/functions", json=_function(backend="microvm"))
-    assert refused.status_code == 422, refused.text
-    assert refused.json()["error"]["code"] == "Sandbox.Unavailable"
-    assert api.get("/functions").json()["items"] == []
-    assert _code_on_disk(daemon) == []
-    assert api.post("/functions", json=_function()).status_code == 201  # the name is free
+    # Disabled by config here, so the refusal does not depend on what the host has.
+    env = {"NOVA_SANDBOX__DISABLED_BACKENDS": '["microvm"]'}
+    daemon = DaemonProcess(tmp_path / "data", env=env).start()
+    try:
+        with daemon.client() as api:
+            refused = api.post("/functions", json=_function(backend="microvm"))
+            assert refused.status_code == 422, refused.text
+            assert refused.json()["error"]["code"] == "Sandbox.Unavailable"
+            assert "sandbox.disabled_backends" in refused.json()["error"]["message"]
+            assert api.get("/functions").json()["items"] == []
+            assert _code_on_disk(daemon) == []
+            assert api.post("/functions", json=_function()).status_code == 201  # name is free
+    finally:
+        daemon.stop()
 
 
 def test_gvisor_with_network_is_refused_at_create(api: httpx.Client) -> None:

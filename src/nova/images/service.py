@@ -164,12 +164,17 @@ class ImageService:
         """The runtime's debian image whatever the policy says (a VM cannot use the host's
         root); ImageNotReady, starting its build, while there is none."""
         manifest = self._current.get(runtime)
+        if manifest is None:
+            try:
+                # Built by another process since start-up (`nova image build` with the daemon
+                # stopped elsewhere, a daemon sharing the data dir): use it, build nothing.
+                manifest = self._store.current(runtime)
+            except NovaError as exc:
+                raise ImageNotReady(f"{exc.message} (sandbox.image is debian)") from exc
+            if manifest is not None:
+                self._current[runtime] = manifest
         if manifest is not None:
             return ImageRoot(manifest.id, self._store.rootfs(manifest.id), manifest.interpreter)
-        try:
-            self._store.recipe(runtime)
-        except NovaError as exc:
-            raise ImageNotReady(f"{exc.message} (sandbox.image is debian)") from exc
         build = self._builds[runtime]
         retry_due = (
             build.failed_at is not None

@@ -10,7 +10,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from nova.agent.protocol import PROTOCOL_VERSION, init_message
 from nova.core.errors import SandboxError
@@ -25,8 +25,15 @@ from nova.sandbox.registry import BackendRegistry
 logger = logging.getLogger(__name__)
 
 
-def init_key(init: dict[str, Any]) -> str:
-    """A digest of everything Init makes of an instance: equal keys, equal initialised state."""
+def init_key(deployment: Deployment) -> str:
+    """A digest of everything Init makes of an instance: equal keys, equal initialised state.
+
+    The Init frame without its paths (the sandbox's, the same for every instance) and the hash
+    of the code it loads: `$LATEST` names new code after every update, so the version alone
+    would let a backend restore a snapshot of the old code.
+    """
+    init = init_message(deployment, "", "", deployment.config.env)
+    init["code_hash"] = deployment.code_hash
     return hashlib.sha256(json.dumps(init, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -76,8 +83,7 @@ class SandboxLauncher:
             timeout_s=config.timeout_s,
             network=config.network,
             concurrency=config.instance_concurrency,
-            # Paths left out: they are the sandbox's, the same for every instance.
-            init_key=init_key(init_message(deployment, "", "", config.env)),
+            init_key=init_key(deployment),
         )
         began = time.perf_counter()
         sandbox = await self._backends.get(config.backend).start(spec)

@@ -10,6 +10,8 @@ for it. The process backend isolates nothing and exists only in development mode
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
+from dataclasses import replace
 
 from nova.config import Settings
 from nova.core.counters import DaemonCounters
@@ -37,13 +39,23 @@ def process_backend_info(allowed: bool) -> BackendInfo:
     return BackendInfo(info.name, False, reason, info.isolation, info.supports_reload)
 
 
+def _unless_disabled(info: BackendInfo, disabled: Collection[str]) -> BackendInfo:
+    if not info.available or info.name not in disabled:
+        return info
+    reason = f"disabled by this daemon's config (sandbox.disabled_backends: {info.name})"
+    return replace(info, available=False, reason=reason)
+
+
 def build_backends(settings: Settings, counters: DaemonCounters | None = None) -> BackendRegistry:
     """Every backend this host can run, and the daemon's default among them."""
     max_message_bytes = settings.executor.max_message_bytes
-    container = ContainerBackend.probe()
-    gvisor = GvisorBackend.probe()
-    process = process_backend_info(settings.sandbox.allow_process_backend)
-    microvm = MicrovmBackend.probe()
+    disabled = settings.sandbox.disabled_backends
+    container = _unless_disabled(ContainerBackend.probe(), disabled)
+    gvisor = _unless_disabled(GvisorBackend.probe(), disabled)
+    process = _unless_disabled(
+        process_backend_info(settings.sandbox.allow_process_backend), disabled
+    )
+    microvm = _unless_disabled(MicrovmBackend.probe(), disabled)
     infos = [container, gvisor, microvm, process]
     backends: dict[str, SandboxBackend] = {}
     if container.available:

@@ -79,6 +79,19 @@ async def test_an_image_built_earlier_is_found_at_start(
     assert builder.calls == ["python"]
 
 
+async def test_an_image_another_process_built_after_start_is_used_without_a_build(
+    tmp_path: Path, recipes: dict[str, ImageRecipe], builder: FakeBuilder
+) -> None:
+    service = _service(tmp_path, recipes, builder)
+    built = ImageStore(tmp_path / "images", recipes, builder).build("python")  # `nova image build`
+
+    root = await service.resolve("python")
+
+    assert root is not None
+    assert root.id == built.id
+    assert builder.calls == ["python"]  # only the other process's build
+
+
 async def test_a_failed_build_is_reported_and_retried_only_later(
     tmp_path: Path, recipes: dict[str, ImageRecipe]
 ) -> None:
