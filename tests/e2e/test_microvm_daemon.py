@@ -23,6 +23,9 @@ from tests.microvm.conftest import vm_cache  # noqa: F401 (fixture)
 
 _INFO = MicrovmBackend.probe()
 skip_unless_available(_INFO)
+# The first test pays for the module's fixtures: a debootstrap of the python image when this
+# is the session's first user of it (~40-60 s), then TCG boots; a busy host doubles both.
+pytestmark = pytest.mark.timeout(600)
 
 KERNEL = "import os\ndef handler(event, context):\n    return {'v': %d, 'kernel': open('/proc/version').read(), 'pid': os.getpid()}\n"
 

@@ -268,8 +268,11 @@ class ProvidedRunner:
     def _fail_init(self, error: dict[str, Any]) -> None:  # lock held
         """Init failed: the waiting invocation, or else the next one, gets ``error``."""
         self._phase = "none"
-        if self._bootstrap is not None:
-            self._bootstrap.kill()
+        # Detached at once, as the watchdog does: until its reaper ran, the next invocation
+        # would otherwise queue for a bootstrap that is already dead and wait out its timeout.
+        bootstrap, self._bootstrap = self._bootstrap, None
+        if bootstrap is not None:
+            bootstrap.kill()
         self._pending_error = error
         self._fail_queue()
         self._cond.notify_all()
@@ -315,6 +318,8 @@ class ProvidedRunner:
                 elif self._current is not None:
                     job, self._current = self._current, None
                 self._phase = "none"
+                if self._queue and not self._stopping:
+                    self._spawn()  # invocations queued behind the one it was running
                 self._cond.notify_all()
         bootstrap.close()
         if job is not None:
