@@ -4,7 +4,9 @@ Every path is checked before anything touches a disk: relative, POSIX, UTF-8, no
 empty components, components and the whole path short enough for any Linux filesystem
 (policy.py), and no file where another path needs a directory (``a`` next to ``a/b``). Counts and
 sizes are bounded by the daemon's CodePolicy; zip sizes are checked from the central directory
-before decompressing, so a zip bomb is refused without being expanded.
+before decompressing, so a zip bomb is refused without being expanded, and the entry count is
+read from the archive's end record before zipfile parses the central directory, so an upload of
+hundreds of thousands of empty entries is refused without building an object for each.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import io
 import lzma
 import stat
+import struct
 import zipfile
 import zlib
 from collections.abc import Iterable, Mapping
@@ -101,7 +104,38 @@ def from_file_map(files: Mapping[str, str], policy: CodePolicy) -> CodeBundle:
     return _checked(bundle, "files", policy)
 
 
+_END = struct.Struct("<4s4H2LH")  # end of central directory: signature … entries, size, offset
+_END_MAX_COMMENT = 0xFFFF
+_ZIP64_LOCATOR = struct.Struct("<4sLQL")  # right before the end record in a zip64 archive
+_ZIP64_END_ENTRIES_AT = 32  # the zip64 end record's total entry count (8 bytes)
+
+
+def declared_entries(data: bytes) -> int | None:
+    """The entry count the archive's end record declares (files and directories), or None when
+    there is no readable end record (zipfile then says why the archive is invalid)."""
+    start = data.rfind(b"PK\x05\x06", max(0, len(data) - _END.size - _END_MAX_COMMENT))
+    if start < 0 or start + _END.size > len(data):
+        return None
+    entries = _END.unpack_from(data, start)[4]
+    if entries != 0xFFFF:
+        return int(entries)
+    locator_at = start - _ZIP64_LOCATOR.size
+    if locator_at < 0 or data[locator_at : locator_at + 4] != b"PK\x06\x07":
+        return int(entries)
+    end64_at = _ZIP64_LOCATOR.unpack_from(data, locator_at)[2]
+    if end64_at + _ZIP64_END_ENTRIES_AT + 8 > len(data):
+        return None
+    return int(struct.unpack_from("<Q", data, end64_at + _ZIP64_END_ENTRIES_AT)[0])
+
+
 def from_zip(data: bytes, policy: CodePolicy, field: str = "zip") -> CodeBundle:
+    entries = declared_entries(data)
+    # Directories count as entries but not as files: a tree needs at most about as many.
+    if entries is not None and entries > 2 * policy.max_files:
+        raise RequestInvalid(
+            f"{field}: the archive declares {entries} entries, more than twice the limit of "
+            f"{policy.max_files} files (the daemon's code.max_files)"
+        )
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
     except _ZIP_ERRORS as exc:

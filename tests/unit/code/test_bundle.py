@@ -100,3 +100,22 @@ def test_zip_symlinks_are_refused() -> None:
         archive.writestr(link, "/etc/passwd")
     with pytest.raises(RequestInvalid, match="symlinks are not allowed"):
         bundles.from_zip(buffer.getvalue(), POLICY)
+
+
+def _empty_entries(count: int) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+        for index in range(count):
+            archive.writestr(str(index), b"")
+    return buffer.getvalue()
+
+
+def test_a_zip_declaring_far_more_entries_than_files_allowed_is_refused_before_parsing() -> None:
+    with pytest.raises(RequestInvalid, match="declares 21 entries"):
+        bundles.from_zip(_empty_entries(21), POLICY)
+
+
+def test_the_entry_count_is_read_from_the_end_record_and_its_zip64_form() -> None:
+    assert bundles.declared_entries(_empty_entries(3)) == 3
+    assert bundles.declared_entries(_empty_entries(70_000)) == 70_000  # > 0xFFFF: zip64
+    assert bundles.declared_entries(b"not a zip") is None
