@@ -79,6 +79,7 @@ def test_qemu_command_line(tmp_path: Path) -> None:
     assert argv[argv.index("-accel") + 1] == "tcg"
     assert argv[argv.index("-m") + 1] == "192M"  # memory_mb + overhead
     assert "nova_tmp_mb=64" in config.cmdline  # half of memory_mb at most
+    assert "nova_pids=64" in config.cmdline  # the guest cgroup's pids.max
     # serial port before the drives (QEMU 7.2 microvm's ACPI table), root before code
     assert joined.index("virtio-serial-device") < joined.index("virtio-blk-device")
     assert joined.index("root.ext4") < joined.index("code.ext4")

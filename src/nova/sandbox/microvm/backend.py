@@ -53,6 +53,7 @@ class MicrovmOptions:
     cache_dir: Path  # kernels, initramfs and rootfs drives (content-addressed)
     overhead_mb: int = 64  # guest RAM beyond memory_mb: the guest kernel and the agent
     tmp_mb: int = 512  # /tmp cap; at most half of memory_mb (tmpfs lives in guest RAM)
+    pids_max: int = 64  # processes + threads in the guest per invocation it runs at once
     max_message_bytes: int = 8 * 1024 * 1024
     snapshots: bool = True  # save initialised VMs and restore later starts from them
     resume_timeout_s: float = 10.0  # a restored agent's answer to Resume
@@ -122,6 +123,7 @@ class MicrovmBackend:
                 base.rootfs.name,
                 str(self._options.overhead_mb),
                 str(self._options.tmp_mb),
+                str(self._options.pids_max),
             )
             restored = await self._try_restore(spec, image.id, base, key)
             if restored is not None:
@@ -286,6 +288,7 @@ def vm_config(
     tmp_mb = tmp_mb_for(options.tmp_mb, spec.memory_mb)
     cmdline = (
         f"{guest_boot.KERNEL_ARGS} nova_tmp_mb={tmp_mb} "
+        f"nova_pids={options.pids_max * spec.concurrency} "
         f"nova_max_message={options.max_message_bytes}"
     )
     work = spec.work_dir

@@ -8,6 +8,7 @@ the modules, mounts the drives and hands over to the Nova agent as PID 1::
     /dev/vdb  ext4, read-only   the function's code (per instance) -> /code
     tmpfs                       sized from the function's limits   -> /tmp
     /dev/vport0p1               the virtio-serial port to the host -> the agent's fd 3
+    cgroup2 pids.max            nova_pids processes for the agent and all it starts
 
 The build is a few file copies and a cpio archive (~50 ms); the result lives in a directory
 named after the hash of everything that went in, so a kernel or busybox upgrade or a change of
@@ -68,6 +69,13 @@ done
 mount -t ext4 -o ro,noatime /dev/vda /newroot || poweroff -f
 mount -t ext4 -o ro,noatime,nosuid,nodev /dev/vdb /newroot{CODE_DIR} || poweroff -f
 mount -t tmpfs -o size=${{nova_tmp_mb:-64}}m,mode=1777,nosuid,nodev tmp /newroot{TMP_DIR}
+# Root ignores RLIMIT_NPROC: a cgroup caps the agent and all it starts, so a fork bomb fails
+# inside the function (EAGAIN) as in a container instead of filling the guest's RAM.
+mkdir /cgroup
+mount -t cgroup2 cgroup2 /cgroup && echo +pids > /cgroup/cgroup.subtree_control && \
+    mkdir /cgroup/nova && echo ${{nova_pids:-64}} > /cgroup/nova/pids.max && \
+    echo $$ > /cgroup/nova/cgroup.procs || {{ echo "nova-init: no pids limit"; poweroff -f; }}
+ifconfig lo 127.0.0.1 up  # the only interface: functions may still talk to themselves
 mount --move /proc /newroot/proc
 mount --move /dev /newroot/dev
 exec {AGENT_FD}<>/newroot/dev/vport0p1
