@@ -37,6 +37,7 @@ from nova.agent.protocol import (
     encode_frame,
     exec_body,
 )
+from nova.core.errors import NovaError
 from nova.images.debootstrap import DebootstrapBuilder, host_mirror, host_suite
 from nova.images.recipe import ImagePolicy, debian_recipes
 from nova.images.service import ImageService
@@ -135,6 +136,9 @@ def percentiles(samples: list[float]) -> dict[str, float]:
 
 
 async def measure(samples: int, warm: int, cache: Path) -> dict[str, Any]:
+    info = MicrovmBackend.probe()
+    if not info.available:
+        return {"skipped": info.reason}
     suite = host_suite()
     store = ImageStore(
         cache / "images",
@@ -142,12 +146,13 @@ async def measure(samples: int, warm: int, cache: Path) -> dict[str, Any]:
         DebootstrapBuilder(host_mirror(suite)),
     )
     console.print("[dim]microvm: the python image (debootstrap once, then cached) …[/]")
-    await asyncio.to_thread(store.build, "python")
+    try:
+        await asyncio.to_thread(store.build, "python")
+    except NovaError as exc:
+        return {"skipped": f"no python image: {exc.message}"}
     backend = MicrovmBackend(
         MicrovmOptions(cache / "microvm"), ImageService(store, ImagePolicy(), None)
     )
-    if not backend.info.available:
-        return {"skipped": backend.info.reason}
     work = Path(tempfile.mkdtemp(prefix="nova-bench-vm-"))
     code = work / "code"
     code.mkdir()
@@ -183,7 +188,7 @@ async def measure(samples: int, warm: int, cache: Path) -> dict[str, Any]:
         }
     finally:
         await backend.close()
-        for snapshot in backend.snapshots.list():
+        for snapshot in backend.snapshots.directories():
             if snapshot.name.startswith("bench-"):
                 shutil.rmtree(snapshot, ignore_errors=True)
         shutil.rmtree(work, ignore_errors=True)

@@ -83,7 +83,7 @@ async def test_restore_shares_one_snapshot_with_fresh_entropy_and_clock(
     assert not first.instance.initialised  # nothing to restore yet: a boot
     await first.output({}, timeout_s=60)
     await vm_backend.wait_for_snapshots()
-    assert [p.name for p in vm_backend.snapshots.list() if key[:0] in p.name]
+    assert [p.name for p in vm_backend.snapshots.directories() if key[:0] in p.name]
 
     # two restores at once from the one snapshot
     sessions = await asyncio.gather(
@@ -99,7 +99,9 @@ async def test_restore_shares_one_snapshot_with_fresh_entropy_and_clock(
             assert abs(output["time"] - time.time()) < 30  # the host's clock, not the snapshot's
 
         # a corrupt snapshot: counted, deleted, and the start boots instead
-        [snapshot] = [p for p in vm_backend.snapshots.list() if p.name.startswith("snaptest-")]
+        [snapshot] = [
+            p for p in vm_backend.snapshots.directories() if p.name.startswith("snaptest-")
+        ]
         with (snapshot / "state").open("r+b") as state:
             state.seek(100)
             state.write(b"corrupt!")

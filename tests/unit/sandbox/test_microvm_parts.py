@@ -7,11 +7,14 @@ from pathlib import Path
 
 import pytest
 
+from nova.core.errors import SandboxError
 from nova.sandbox.base import InstanceSpec
 from nova.sandbox.microvm import guest
 from nova.sandbox.microvm.accel import HostFacts, choose_accel
 from nova.sandbox.microvm.backend import MicrovmOptions, vcpus_for, vm_config
+from nova.sandbox.microvm.channel import choose_channel, vhost_vsock_present
 from nova.sandbox.microvm.qemu import QemuDriver
+from nova.sandbox.microvm.snapshots import SnapshotStore
 from nova.sandbox.microvm.vmm import SnapshotFiles
 
 INTEL = "processor\t: 0\nflags\t\t: fpu vme de pse tsc msr vmx sse2\n\nprocessor\t: 1\n"
@@ -124,3 +127,33 @@ def test_the_init_script_loads_modules_in_dependency_order() -> None:
     order = line.split(" in ")[1].split(";")[0].split()
     assert order.index("virtio_ring") < order.index("virtio") < order.index("virtio_mmio")
     assert "switch_root /newroot /usr/bin/python3 -S -m nova.agent" in guest.INIT_SCRIPT
+
+
+@pytest.mark.parametrize("present", [False, True])
+def test_the_channel_is_virtio_serial_and_says_why_not_vsock(tmp_path: Path, present: bool) -> None:
+    (tmp_path / "dev").mkdir()
+    if present:
+        (tmp_path / "dev/vhost-vsock").touch()
+    channel = choose_channel(vhost_vsock_present(tmp_path))
+    assert channel.name == "virtio-serial"
+    assert ("/dev/vhost-vsock exists" in channel.reason) is present
+    assert ("no /dev/vhost-vsock" in channel.reason) is not present
+
+
+def test_snapshot_store_lists_verifies_and_evicts(tmp_path: Path) -> None:
+    store = SnapshotStore(tmp_path / "snapshots")
+    for key in ("k1", "k2"):
+        staging = store.staging("fn-a", key, "i1")
+        for name in ("ram", "state", "code.ext4"):
+            (staging / name).write_bytes(name.encode() * 100)
+        assert store.publish(staging, "fn-a", key) is not None
+    # a second key of the same function replaced the first
+    assert [(e.function, e.key) for e in store.entries()] == [("fn-a", "k2")]
+    assert store.find("fn-a", "k1") is None
+    assert store.find("fn-a", "k2") is not None
+    with (tmp_path / "snapshots/fn-a-k2/state").open("r+b") as state:
+        state.write(b"corrupt")
+    with pytest.raises(SandboxError, match="checksum"):
+        store.find("fn-a", "k2")
+    assert [e.key for e in store.evict("fn-a")] == ["k2"]
+    assert store.entries() == []

@@ -34,6 +34,7 @@ from nova.agent.protocol import HEADER, MsgType, ProtocolError, decode_body, enc
 from nova.core.counters import DaemonCounters
 from nova.core.errors import SandboxError
 from nova.images.ports import ImageRoot, RuntimeImages
+from nova.images.progress import BuildProgress, ProgressSink
 from nova.sandbox.base import BackendInfo, InstanceSpec, SandboxInstance
 from nova.sandbox.microvm import guest as guest_boot
 from nova.sandbox.microvm.accel import Accel
@@ -130,11 +131,27 @@ class MicrovmBackend:
                 return restored
         return await self._boot(spec, image.id, base, key)
 
-    def _prepare_base(self, image: ImageRoot) -> _Base:
+    def _prepare_base(self, image: ImageRoot, progress: ProgressSink | None = None) -> _Base:
         """Blocking (a worker thread): the guest kernel and the rootfs drive, both cached."""
+        report = progress or (lambda _progress: None)
         cache = self._options.cache_dir
-        boot = guest_boot.build_guest(cache / "guest")
-        return _Base(boot, rootfs_drive(image.id, image.rootfs, cache / "rootfs"))
+
+        def guest_progress(fraction: float, message: str) -> None:
+            report(BuildProgress("vm", fraction * 0.3, f"guest kernel: {message}"))
+
+        boot = guest_boot.build_guest(cache / "guest", guest_progress)
+        report(BuildProgress("vm", 0.3, "the rootfs drive (mkfs.ext4 -d and the agent)"))
+        rootfs = rootfs_drive(image.id, image.rootfs, cache / "rootfs")
+        report(BuildProgress("vm", 1.0, "ready"))
+        return _Base(boot, rootfs)
+
+    def build_drives(self, image: ImageRoot, progress: ProgressSink) -> str:
+        """`nova image build --vm`: what :meth:`start` would build on the first cold start."""
+        base = self._prepare_base(image, progress)
+        return (
+            f"guest {base.boot.id} (kernel {base.boot.kernel_version}), "
+            f"rootfs drive {base.rootfs.name}"
+        )
 
     async def _boot(
         self, spec: InstanceSpec, image_id: str, base: _Base, key: str | None

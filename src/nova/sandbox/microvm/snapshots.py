@@ -45,6 +45,15 @@ class Snapshot:
         return self.directory / "code.ext4"
 
 
+@dataclass(frozen=True, slots=True)
+class SnapshotEntry:
+    name: str  # the directory: <function>-<key>
+    function: str
+    key: str
+    disk_bytes: int  # allocated on disk (the RAM file is sparse: pages the guest never touched)
+    created_at: float  # epoch seconds
+
+
 def snapshot_key(*parts: str) -> str:
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:24]
 
@@ -110,8 +119,36 @@ class SnapshotStore:
         self._verified.pop(directory, None)
         shutil.rmtree(directory, ignore_errors=True)
 
-    def list(self) -> list[Path]:
+    def directories(self) -> list[Path]:
         return sorted(p for p in self.root.glob("*") if not p.name.startswith("."))
+
+    def entries(self) -> list[SnapshotEntry]:
+        """Every published snapshot, for listing (GET /vm-snapshots)."""
+        found = []
+        for directory in self.directories():
+            try:
+                manifest = json.loads((directory / "manifest.json").read_text())
+                stats = [os.stat(directory / name) for name in _FILES]
+            except (OSError, ValueError):
+                continue  # being removed or published right now
+            key = str(manifest.get("key", ""))
+            found.append(
+                SnapshotEntry(
+                    name=directory.name,
+                    function=directory.name.removesuffix(f"-{key}"),
+                    key=key,
+                    disk_bytes=sum(st.st_blocks * 512 for st in stats),
+                    created_at=max(st.st_mtime for st in stats),
+                )
+            )
+        return found
+
+    def evict(self, function: str) -> list[SnapshotEntry]:
+        """Remove every snapshot of ``function``; the next start of each boots."""
+        removed = [entry for entry in self.entries() if entry.function == function]
+        for entry in removed:
+            self.remove(function, entry.key)
+        return removed
 
 
 def copy_sparse(source: Path, target: Path) -> None:
