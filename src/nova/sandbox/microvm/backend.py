@@ -88,6 +88,7 @@ class MicrovmBackend:
         self.snapshots = SnapshotStore(options.cache_dir / "snapshots")
         self.counters = counters or DaemonCounters()
         self._saving: set[asyncio.Task[None]] = set()
+        self._bases: dict[str, _Base] = {}  # image id -> its kernel and rootfs drive
 
     @classmethod
     def probe(cls) -> BackendInfo:
@@ -115,7 +116,10 @@ class MicrovmBackend:
         if self._images is None:
             raise SandboxError("the microvm backend has no runtime images to boot from")
         image = await self._images.resolve_debian(spec.runtime)
-        base = await asyncio.to_thread(self._prepare_base, image)
+        base = self._bases.get(image.id)
+        if base is None:
+            # Hashing the kernel and the agent costs ~20-30 ms: once per image and process.
+            base = self._bases[image.id] = await asyncio.to_thread(self._prepare_base, image)
         key = None
         if self._options.snapshots and spec.init_key is not None:
             key = snapshot_key(
