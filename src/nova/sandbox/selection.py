@@ -71,6 +71,7 @@ def build_backends(settings: Settings, counters: DaemonCounters | None = None) -
             MicrovmOptions(
                 cache_dir=settings.daemon.data_dir.resolve() / "microvm",
                 overhead_mb=settings.sandbox.microvm_overhead_mb,
+                snapshots_max_bytes=settings.sandbox.microvm_snapshots_max_mb * 1024 * 1024,
                 max_message_bytes=max_message_bytes,
             ),
             counters=counters,

@@ -3,6 +3,7 @@ the initramfs archive and the sizing rules."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -140,13 +141,17 @@ def test_the_channel_is_virtio_serial_and_says_why_not_vsock(tmp_path: Path, pre
     assert ("no /dev/vhost-vsock" in channel.reason) is not present
 
 
+def _publish(store: SnapshotStore, function: str, key: str) -> None:
+    staging = store.staging(function, key, "i1")
+    for name in ("ram", "state", "code.ext4"):
+        (staging / name).write_bytes(name.encode() * 100)
+    assert store.publish(staging, function, key) is not None
+
+
 def test_snapshot_store_lists_verifies_and_evicts(tmp_path: Path) -> None:
     store = SnapshotStore(tmp_path / "snapshots")
     for key in ("k1", "k2"):
-        staging = store.staging("fn-a", key, "i1")
-        for name in ("ram", "state", "code.ext4"):
-            (staging / name).write_bytes(name.encode() * 100)
-        assert store.publish(staging, "fn-a", key) is not None
+        _publish(store, "fn-a", key)
     # a second key of the same function replaced the first
     assert [(e.function, e.key) for e in store.entries()] == [("fn-a", "k2")]
     assert store.find("fn-a", "k1") is None
@@ -157,3 +162,16 @@ def test_snapshot_store_lists_verifies_and_evicts(tmp_path: Path) -> None:
         store.find("fn-a", "k2")
     assert [e.key for e in store.evict("fn-a")] == ["k2"]
     assert store.entries() == []
+
+
+def test_snapshots_over_the_disk_cap_go_least_recently_used_first(tmp_path: Path) -> None:
+    root = tmp_path / "snapshots"
+    _publish(SnapshotStore(root), "a", "k")
+    [one] = SnapshotStore(root).entries()
+    store = SnapshotStore(root, max_bytes=one.disk_bytes * 5 // 2)  # room for two
+    _publish(store, "b", "k")
+    os.utime(root / "a-k", (1000, 1000))
+    os.utime(root / "b-k", (2000, 2000))
+    assert store.find("a", "k") is not None  # a restore: "a" is now the most recently used
+    _publish(store, "c", "k")
+    assert sorted(e.function for e in store.entries()) == ["a", "c"]

@@ -30,6 +30,7 @@ def _out(entry: SnapshotEntry) -> dict[str, Any]:
         "key": entry.key,
         "disk_bytes": entry.disk_bytes,
         "created_at": datetime.fromtimestamp(entry.created_at, UTC).isoformat(),
+        "last_used_at": datetime.fromtimestamp(entry.last_used_at, UTC).isoformat(),
     }
 
 

@@ -57,6 +57,7 @@ class MicrovmOptions:
     pids_max: int = 64  # processes + threads in the guest per invocation it runs at once
     max_message_bytes: int = 8 * 1024 * 1024
     snapshots: bool = True  # save initialised VMs and restore later starts from them
+    snapshots_max_bytes: int = 4 << 30  # disk for snapshots; the least recently used go past it
     resume_timeout_s: float = 10.0  # a restored agent's answer to Resume
 
 
@@ -85,7 +86,7 @@ class MicrovmBackend:
         self._info, self._accel = probe()
         self._driver = driver or QemuDriver(self._accel.name)
         self._instances: dict[str, MicrovmInstance] = {}
-        self.snapshots = SnapshotStore(options.cache_dir / "snapshots")
+        self.snapshots = SnapshotStore(options.cache_dir / "snapshots", options.snapshots_max_bytes)
         self.counters = counters or DaemonCounters()
         self._saving: set[asyncio.Task[None]] = set()
         self._bases: dict[str, _Base] = {}  # image id -> its kernel and rootfs drive
