@@ -99,13 +99,28 @@ def test_errors_and_timeouts_as_on_containers(vm_api: httpx.Client) -> None:
     backend_independent.test_timeout_kills_and_the_next_call_works(vm_api)
 
 
-def test_network_functions_are_refused_clearly(vm_api: httpx.Client) -> None:
+NETWORKED = (
+    "import socket\n"
+    "def handler(event, context):\n"
+    "    return sorted(name for _, name in socket.if_nameindex())\n"
+)
+
+
+def test_network_functions_get_a_network_device_where_the_host_can(vm_api: httpx.Client) -> None:
+    """The firewall itself is tested at the backend (tests/microvm/test_microvm_network.py)."""
+    microvm = {b["name"]: b for b in vm_api.get("/runtimes").json()["backends"]}["microvm"]
     response = vm_api.post(
         "/functions",
-        json={"name": "vmnet", "runtime": "python", "code": KERNEL % 1, "network": True},
+        json={"name": "vmnet", "runtime": "python", "code": NETWORKED, "network": True},
     )
-    assert response.status_code == 422
-    assert "network" in response.json()["error"]["message"]
+    if not microvm["supports_network"]:  # no slirp4netns or nftables here: a clear refusal
+        assert response.status_code == 422
+        assert "network" in response.json()["error"]["message"]
+        return
+    assert response.status_code == 201, response.text
+    assert "network: QEMU user-mode networking" in microvm["reason"]
+    result = vm_api.post("/functions/vmnet/invoke", json={}, timeout=180).json()
+    assert result["output"] == ["eth0", "lo"], result
 
 
 def _vm_counters(api: httpx.Client) -> dict[str, int]:

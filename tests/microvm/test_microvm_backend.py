@@ -27,6 +27,7 @@ async def start(
     runtime: str = "python",
     handler: str = "handler.handler",
     memory_mb: int = 128,
+    network: bool = False,
 ) -> AgentSession:
     code_dir = workspace / uuid.uuid4().hex[:8]
     code_dir.mkdir()
@@ -42,7 +43,7 @@ async def start(
         work_dir=workspace / "instances" / instance_id,
         memory_mb=memory_mb,
         timeout_s=20,
-        network=False,
+        network=network,
     )
     session = AgentSession(await backend.start(spec))
     reply = await session.request({**_init(session, runtime, handler, memory_mb)}, timeout_s=90)

@@ -4,6 +4,7 @@ the initramfs archive and the sizing rules."""
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -91,6 +92,20 @@ def test_qemu_command_line(tmp_path: Path) -> None:
     assert "-netdev" not in argv  # no network device
     assert "-incoming" not in argv
     assert QemuDriver("kvm", qemu="qemu").argv(config)[4:6] == ["kvm", "-cpu"]
+
+
+def test_a_networked_vm_gets_a_nic_and_runs_under_its_wrapper(tmp_path: Path) -> None:
+    spec = InstanceSpec(
+        "i1", "fn", "python", "/usr/bin/python3", tmp_path, tmp_path / "w", 128, 3, True
+    )
+    boot = guest.GuestBoot("vm-x", tmp_path / "k", tmp_path / "i", "6.1")
+    config = vm_config(MicrovmOptions(tmp_path), spec, boot, tmp_path / "r", tmp_path / "c")
+    assert config.cmdline.endswith(" nova_net=1")  # /init configures eth0
+    argv = QemuDriver("tcg", qemu="qemu").argv(replace(config, network=True))
+    assert argv[argv.index("-netdev") + 1].startswith("user,")
+    assert "virtio-net-device,netdev=net0" in argv
+    plain = _config(tmp_path)
+    assert "nova_net" not in plain.cmdline
 
 
 def test_restore_maps_the_snapshot_private(tmp_path: Path) -> None:
