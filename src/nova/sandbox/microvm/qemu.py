@@ -161,13 +161,16 @@ class QemuDriver:
         process = _popen(config, argv)
         vm = QemuVm(config, process)
         deadline = time.monotonic() + START_TIMEOUT_S
-        while not (config.channel.exists() and config.control.exists()):
-            if process.poll() is not None:
-                raise SandboxError(f"QEMU exited at start: {qemu_log_tail(config)}")
-            if time.monotonic() > deadline:
-                await self.stop(vm)
-                raise SandboxError(f"QEMU did not start within {START_TIMEOUT_S:.0f} s")
-            await asyncio.sleep(0.002)
+        try:
+            while not (config.channel.exists() and config.control.exists()):
+                if process.poll() is not None:
+                    raise SandboxError(f"QEMU exited at start: {qemu_log_tail(config)}")
+                if time.monotonic() > deadline:
+                    raise SandboxError(f"QEMU did not start within {START_TIMEOUT_S:.0f} s")
+                await asyncio.sleep(0.002)
+        except BaseException:  # a cancelled start too: no VM is left behind
+            await self.stop(vm)
+            raise
         return vm
 
 
