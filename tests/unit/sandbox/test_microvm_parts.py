@@ -4,6 +4,8 @@ the initramfs archive and the sizing rules."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -11,7 +13,7 @@ import pytest
 
 from nova.core.errors import SandboxError
 from nova.sandbox.base import InstanceSpec
-from nova.sandbox.microvm import guest
+from nova.sandbox.microvm import drives, guest
 from nova.sandbox.microvm.accel import HostFacts, choose_accel
 from nova.sandbox.microvm.backend import MicrovmOptions, vcpus_for, vm_config
 from nova.sandbox.microvm.channel import choose_channel, vhost_vsock_present
@@ -190,3 +192,21 @@ def test_snapshots_over_the_disk_cap_go_least_recently_used_first(tmp_path: Path
     assert store.find("a", "k") is not None  # a restore: "a" is now the most recently used
     _publish(store, "c", "k")
     assert sorted(e.function for e in store.entries()) == ["a", "c"]
+
+
+def test_the_rootfs_drive_carries_the_agent_and_its_bytecode(tmp_path: Path) -> None:
+    if not (Path(drives.MKFS).exists() and Path(drives.DEBUGFS).exists()):
+        if os.environ.get("CI") == "true":
+            pytest.fail("e2fsprogs must be installed in CI (make system-deps)")
+        pytest.skip("e2fsprogs is not installed (make system-deps)")
+    root = tmp_path / "root"
+    (root / "opt/nova").mkdir(parents=True)
+    drive = drives.rootfs_drive("debian:test", root, tmp_path / "cache")
+    listing = subprocess.run(
+        [drives.DEBUGFS, "-R", "ls /opt/nova/nova/agent/__pycache__", str(drive)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert f"agent.{sys.implementation.cache_tag}.pyc" in listing
+    assert f"protocol.{sys.implementation.cache_tag}.pyc" in listing
