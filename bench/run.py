@@ -14,12 +14,15 @@ Measures, for each sandbox backend asked for:
   cold   first invoke after create of a 128 MB function (p50/p95), next to spawning a bare
          python3 and a bare fork;
   async  asynchronous invocation (bench/async_events.py): events accepted per second,
-         completed per second, and submit -> finish latency p50/p99.
+         completed per second, and submit -> finish latency p50/p99;
+  microvm boot and snapshot restore to first reply (p50/p95) and warm invoke of the microvm
+         backend (bench/microvm.py; --microvm 0 skips it).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import json
 import os
@@ -37,7 +40,7 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
-from bench import async_events, client, compat, servers
+from bench import async_events, client, compat, microvm, servers
 
 HELLO = "def handler(event, context):\n    return {'message': 'Hello, ' + event.get('name', 'world') + '!'}\n"
 EVENT = b'{"name":"bench"}'
@@ -280,6 +283,8 @@ def render(report: dict[str, Any]) -> None:
             "-",
             f"python3 spawn p50 {base['python_spawn_ms']['p50']:.1f}",
         )
+    if "microvm" in report:
+        microvm.rows(table, report["microvm"])
     table.add_row(
         "bare python3 spawn",
         f"{base['python_spawn_ms']['p50']:.1f}",
@@ -334,6 +339,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cold", type=int, default=20)
     parser.add_argument("--backends", default="process,container,gvisor")
     parser.add_argument("--async-events", type=int, default=2000, help="0 skips async")
+    parser.add_argument(
+        "--microvm", type=int, default=5, help="boots and restores of a microVM; 0 skips"
+    )
+    parser.add_argument("--microvm-cache", type=Path, default=Path("/var/tmp/nova-bench-vm"))
     args = parser.parse_args(argv)
     if not client.wrk_available():
         console.print(
@@ -356,6 +365,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.async_events:
         console.print("[dim]async: accepted/s, completed/s, submit -> finish latency …[/]")
         report["async"] = async_events.measure(args.async_events, 200)
+    if args.microvm:
+        report["microvm"] = asyncio.run(microvm.measure(args.microvm, 200, args.microvm_cache))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))
     render(report)

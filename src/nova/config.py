@@ -151,6 +151,8 @@ class SandboxSettings(BaseModel):
     runtime_images: dict[str, Literal["host", "debian"]] = {}  # per-runtime exceptions
     # Guest RAM of a microvm instance beyond its memory_mb: the guest kernel and the agent.
     microvm_overhead_mb: int = Field(64, ge=32, le=1024)
+    # Disk the microvm backend's VM snapshots may fill; past it, the least recently used go.
+    microvm_snapshots_max_mb: int = Field(4096, ge=0)
     # Backends this daemon must not use even where the host can run them (a host with QEMU but
     # no KVM, say, where a microVM boots in seconds): functions asking for one are refused.
     disabled_backends: list[Literal["container", "gvisor", "microvm", "process"]] = []

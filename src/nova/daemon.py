@@ -362,6 +362,7 @@ def runtime_images(settings: Settings, services: Services) -> ImageService:
         if isinstance(microvm, MicrovmBackend):  # VMs always boot a debian image
             images = ImageService(store, ImagePolicy(), None)
             microvm.use_images(images)
+            images.use_vm_drives(microvm)
             return images
         if policy != ImagePolicy():
             logger.warning("sandbox.image applies to container instances only: ignored")
@@ -370,6 +371,7 @@ def runtime_images(settings: Settings, services: Services) -> ImageService:
     container.use_images(images)
     if isinstance(microvm, MicrovmBackend):
         microvm.use_images(images)
+        images.use_vm_drives(microvm)
     images.prebuild()
     return images
 

@@ -40,6 +40,13 @@ def test_a_backend_this_daemon_cannot_run_is_refused_and_nothing_is_stored(
             assert api.get("/functions").json()["items"] == []
             assert _code_on_disk(daemon) == []
             assert api.post("/functions", json=_function()).status_code == 201  # name is free
+            # nor does anything else of the microvm backend answer as if it were there
+            snapshots = api.get("/vm-snapshots")
+            assert snapshots.status_code == 422, snapshots.text
+            assert snapshots.json()["error"]["code"] == "Sandbox.Unavailable"
+            vm_build = api.post("/images/python/build", params={"vm": "true"})
+            assert vm_build.status_code == 422, vm_build.text
+            assert vm_build.json()["error"]["code"] == "Image.VmUnavailable"
     finally:
         daemon.stop()
 

@@ -30,6 +30,7 @@ from nova.cli.commands import (
     secret,
     stats,
     version,
+    vm_snapshot,
 )
 from nova.cli.errors import Aborted, CliError
 from nova.cli.exit_codes import ExitCode, exit_code_for
@@ -173,6 +174,7 @@ app.add_typer(admin.app, name="admin")
 app.command("invoke")(invoke.invoke)
 app.add_typer(invocations.app, name="invocations")
 app.add_typer(dlq.app, name="dlq")
+app.add_typer(vm_snapshot.app, name="vm-snapshot")
 app.command("logs")(logs.logs)
 app.command("runtimes")(runtimes.runtimes)
 app.command("health")(health.health)

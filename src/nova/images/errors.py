@@ -31,3 +31,10 @@ class ImagesUnavailable(NovaError):
 
     code = "Image.Unavailable"
     status = 503
+
+
+class VmDrivesUnavailable(NovaError):
+    """``nova image build --vm`` on a daemon without the microvm backend."""
+
+    code = "Image.VmUnavailable"
+    status = 422

@@ -34,6 +34,15 @@ class RuntimeImages(Protocol):
         ...
 
 
+class VmDrives(Protocol):
+    """Builds what a microVM of an image boots from (the microvm backend implements it)."""
+
+    def build_drives(self, image: ImageRoot, progress: ProgressSink) -> str:
+        """Blocking: the guest kernel + initramfs and the image's rootfs drive, each cached by
+        content (a no-op when built). Returns one line naming what was built."""
+        ...
+
+
 class ImageBuilder(Protocol):
     """Makes a root filesystem from a recipe (debootstrap; a fake in tests)."""
 

@@ -17,15 +17,20 @@ import logging
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from nova.core.errors import NovaError
-from nova.images.errors import ImageBuildFailed, ImageNotFound, ImageNotReady
+from nova.core.errors import NovaError, SandboxError
+from nova.images.errors import (
+    ImageBuildFailed,
+    ImageNotFound,
+    ImageNotReady,
+    VmDrivesUnavailable,
+)
 from nova.images.manifest import ImageManifest
-from nova.images.ports import ImageRoot
+from nova.images.ports import ImageRoot, VmDrives
 from nova.images.progress import BuildProgress
 from nova.images.recipe import ImageKind, ImagePolicy
 from nova.images.store import ImageStore
@@ -52,6 +57,7 @@ class BuildStatus:
     error: str | None  # why the last build failed (also when an older image is READY)
     started_at: str | None
     finished_at: str | None
+    vm: str | None = None  # what the last `--vm` build made (kernel, initramfs, rootfs drive)
 
     def to_json(self) -> dict[str, Any]:
         progress = self.progress
@@ -72,6 +78,7 @@ class BuildStatus:
             "error": self.error,
             "started_at": self.started_at,
             "finished_at": self.finished_at,
+            "vm": self.vm,
         }
 
 
@@ -130,6 +137,7 @@ class _Build:
     finished_at: str | None = None
     failed_at: float | None = None  # monotonic
     cancel: threading.Event = field(default_factory=threading.Event)
+    vm: str | None = None
 
 
 class ImageService:
@@ -146,6 +154,7 @@ class ImageService:
         self._host_image_id = host_image_id
         self._retry_failed_after_s = retry_failed_after_s
         self._builds = {runtime: _Build() for runtime in store.runtimes}
+        self._vm: VmDrives | None = None
         # Read once here (start-up), then kept current by builds: resolve() is a dict hit.
         self._current: dict[str, ImageManifest] = {}
         for runtime in store.runtimes:
@@ -202,19 +211,35 @@ class ImageService:
 
     # -- builds ----------------------------------------------------------------------------
 
-    def start_build(self, runtime: str, *, rebuild: bool = False) -> BuildStatus:
+    def use_vm_drives(self, vm: VmDrives) -> None:
+        """What `--vm` builds also build (the daemon passes its microvm backend)."""
+        self._vm = vm
+
+    def start_build(self, runtime: str, *, rebuild: bool = False, vm: bool = False) -> BuildStatus:
         """Start a background build unless one runs or (without ``rebuild``) the image is
-        there already; return the status either way."""
+        there already; return the status either way. ``vm``: then also build what a microVM
+        boots from (guest kernel, initramfs, the image's rootfs drive), even when the image
+        itself is up to date."""
         self._store.recipe(runtime)  # ImageNotFound for an unknown runtime
+        if vm and self._vm is None:
+            raise VmDrivesUnavailable(
+                "this daemon has no microvm backend, so there is nothing to build for --vm "
+                "(`nova runtimes` says why the backend is unavailable)"
+            )
         build = self._builds[runtime]
-        if build.task is not None or (runtime in self._current and not rebuild):
+        image_due = runtime not in self._current or rebuild
+        if build.task is not None or not (image_due or vm):
             return self.status(runtime)
         build.cancel = threading.Event()
-        build.progress = BuildProgress("resolve", 0.0, "starting debootstrap")
+        build.progress = (
+            BuildProgress("resolve", 0.0, "starting debootstrap")
+            if image_due
+            else BuildProgress("vm", 0.0, "the microVM's kernel and drives")
+        )
         build.error = None
         build.started_at, build.finished_at = _now(), None
         build.task = asyncio.create_task(
-            self._run(runtime, build, rebuild), name=f"image-{runtime}"
+            self._run(runtime, build, rebuild if image_due else None, vm), name=f"image-{runtime}"
         )
         return self.status(runtime)
 
@@ -225,22 +250,39 @@ class ImageService:
                 logger.info("the debian image for %s is not built yet: building it now", runtime)
                 self.start_build(runtime)
 
-    async def _run(self, runtime: str, build: _Build, rebuild: bool) -> None:
+    async def _run(
+        self, runtime: str, build: _Build, rebuild: bool | None, vm: bool = False
+    ) -> None:
+        """``rebuild`` None: the image is up to date, build only the VM's part."""
         logged = _ProgressLog(runtime)
+        # With both parts, the image's progress fills the bar to 90 % and the VM's the rest.
+        image_share = 0.0 if rebuild is None else 0.9 if vm else 1.0
 
         def on_progress(progress: BuildProgress) -> None:
-            build.progress = progress
-            logged.maybe_log(progress)
+            build.progress = replace(progress, fraction=progress.fraction * image_share)
+            logged.maybe_log(build.progress)
+
+        def on_vm_progress(progress: BuildProgress) -> None:
+            fraction = image_share + progress.fraction * (1.0 - image_share)
+            build.progress = replace(progress, fraction=fraction)
+            logged.maybe_log(build.progress)
 
         try:
-            manifest = await asyncio.to_thread(
-                self._store.build,
-                runtime,
-                rebuild=rebuild,
-                progress=on_progress,
-                cancel=build.cancel,
-            )
-        except (ImageBuildFailed, OSError) as exc:
+            if rebuild is None:
+                manifest = self._current[runtime]
+            else:
+                manifest = await asyncio.to_thread(
+                    self._store.build,
+                    runtime,
+                    rebuild=rebuild,
+                    progress=on_progress,
+                    cancel=build.cancel,
+                )
+                self._current[runtime] = manifest  # usable even if the VM's part fails
+            if vm and self._vm is not None:
+                root = ImageRoot(manifest.id, self._store.rootfs(manifest.id), manifest.interpreter)
+                build.vm = await asyncio.to_thread(self._vm.build_drives, root, on_vm_progress)
+        except (ImageBuildFailed, OSError, SandboxError) as exc:
             message = exc.message if isinstance(exc, NovaError) else f"{type(exc).__name__}: {exc}"
             build.error, build.failed_at = message, time.monotonic()
             if build.cancel.is_set():  # the daemon is stopping: not a failure worth an ERROR
@@ -251,15 +293,15 @@ class ImageService:
             build.error, build.failed_at = f"internal error: {exc!r}", time.monotonic()
             logger.exception("building the debian image for %s crashed", runtime)
         else:
-            self._current[runtime] = manifest
             build.failed_at = None
             build.progress = BuildProgress("done", 1.0, "ready")
             logger.info(
-                "debian image for %s ready: %s (%.0f MiB, %d packages)",
+                "debian image for %s ready: %s (%.0f MiB, %d packages)%s",
                 runtime,
                 manifest.id,
                 manifest.size_bytes / 2**20,
                 len(manifest.packages),
+                f"; microVM: {build.vm}" if vm else "",
             )
         finally:
             build.task = None
@@ -295,6 +337,7 @@ class ImageService:
             error=build.error,
             started_at=build.started_at,
             finished_at=build.finished_at,
+            vm=build.vm,
         )
 
     async def images(self, in_use: Mapping[str, int]) -> list[ImageView]:

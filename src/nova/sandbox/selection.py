@@ -18,8 +18,10 @@ from nova.core.counters import DaemonCounters
 from nova.core.errors import NovaError
 from nova.sandbox.base import BackendInfo, SandboxBackend
 from nova.sandbox.container.backend import ContainerBackend
+from nova.sandbox.container.setup import ContainerOptions
 from nova.sandbox.gvisor.backend import GvisorBackend
 from nova.sandbox.microvm.backend import MicrovmBackend, MicrovmOptions
+from nova.sandbox.network.probe import networks_for
 from nova.sandbox.process.backend import ProcessBackend
 from nova.sandbox.registry import BackendRegistry
 
@@ -56,7 +58,6 @@ def build_backends(settings: Settings, counters: DaemonCounters | None = None) -
         process_backend_info(settings.sandbox.allow_process_backend), disabled
     )
     microvm = _unless_disabled(MicrovmBackend.probe(), disabled)
-    infos = [container, gvisor, microvm, process]
     backends: dict[str, SandboxBackend] = {}
     if container.available:
         backends["container"] = ContainerBackend(
@@ -71,10 +72,15 @@ def build_backends(settings: Settings, counters: DaemonCounters | None = None) -
             MicrovmOptions(
                 cache_dir=settings.daemon.data_dir.resolve() / "microvm",
                 overhead_mb=settings.sandbox.microvm_overhead_mb,
+                snapshots_max_bytes=settings.sandbox.microvm_snapshots_max_mb * 1024 * 1024,
                 max_message_bytes=max_message_bytes,
             ),
             counters=counters,
+            # network: true runs QEMU behind what a networked container gets (same probe)
+            networks=networks_for(ContainerOptions()) if container.available else None,
         )
+        microvm = backends["microvm"].info  # with what it can do for network: true
+    infos = [container, gvisor, microvm, process]
     if process.available:
         backends["process"] = ProcessBackend(max_message_bytes)
     default = _default(settings.sandbox.backend, backends, infos)

@@ -146,3 +146,15 @@ def test_a_missing_config_file_is_a_usage_error(
 
     assert result.exit_code == ExitCode.USAGE
     assert daemon.calls == []
+
+
+def test_the_microvm_backend_can_be_the_default(
+    nova: RunNova, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    daemon = FakeDaemon()
+    install(monkeypatch, daemon)
+
+    result = nova("daemon", "--backend", "microvm")
+
+    assert result.exit_code == ExitCode.OK, result.output
+    assert daemon.calls[0]["overrides"]["sandbox"]["backend"] == "microvm"

@@ -101,6 +101,21 @@ def test_rebuild_is_passed_on(nova: Callable[..., Result], api: FakeApi) -> None
     assert api.requests[0].url.params["rebuild"] == "true"
 
 
+def test_vm_is_passed_on_and_what_it_built_is_shown(
+    nova: Callable[..., Result], api: FakeApi
+) -> None:
+    api.on("POST", "/images/python/build", _status("building"), status=202)
+    built = "guest vm-0123456789abcdef (kernel 6.1.0-57-cloud-amd64), rootfs drive x.ext4"
+    api.on("GET", "/images/python", _status("ready", 1.0, vm=built))
+
+    result = nova("image", "build", "python", "--vm")
+
+    assert result.exit_code == ExitCode.OK, result.output
+    assert api.requests[0].url.params["vm"] == "true"
+    assert api.requests[0].url.params.get("rebuild") is None
+    assert "guest vm-0123456789abcdef" in result.stdout
+
+
 def test_an_image_that_exists_is_a_no_op(nova: Callable[..., Result], api: FakeApi) -> None:
     api.on("POST", "/images/python/build", _status("ready", 1.0), status=200)
 

@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from nova.images.errors import ImageNotFound, ImageNotReady
+from nova.images.errors import ImageNotFound, ImageNotReady, VmDrivesUnavailable
 from nova.images.fake import FakeBuilder
+from nova.images.ports import ImageRoot
+from nova.images.progress import BuildProgress, ProgressSink
 from nova.images.recipe import ImageKind, ImagePolicy, ImageRecipe
 from nova.images.service import BuildState, ImageService
 from nova.images.store import ImageStore
@@ -183,6 +185,7 @@ async def test_status_serialises_for_the_api(
         "error": None,
         "started_at": None,
         "finished_at": None,
+        "vm": None,
     }
     started = service.start_build("node").to_json()
     assert started["state"] == "building"
@@ -256,3 +259,53 @@ async def test_prune_leaves_a_runtime_that_is_building_alone(
     assert second is not None
     assert second.id != first.id
     assert [view.id for view in await service.prune({})] == [first.id]
+
+
+class FakeVmDrives:
+    """Records what --vm builds were asked for; reports progress as the real one does."""
+
+    def __init__(self) -> None:
+        self.built: list[ImageRoot] = []
+
+    def build_drives(self, image: ImageRoot, progress: ProgressSink) -> str:
+        progress(BuildProgress("vm", 0.3, "the rootfs drive"))
+        self.built.append(image)
+        progress(BuildProgress("vm", 1.0, "ready"))
+        return f"rootfs drive of {image.id}"
+
+
+async def test_vm_builds_need_the_microvm_backend(
+    tmp_path: Path, recipes: dict[str, ImageRecipe], builder: FakeBuilder
+) -> None:
+    service = _service(tmp_path, recipes, builder)
+    with pytest.raises(VmDrivesUnavailable, match="no microvm backend"):
+        service.start_build("python", vm=True)
+
+
+async def test_a_vm_build_builds_the_image_then_the_vm_s_drives(
+    tmp_path: Path, recipes: dict[str, ImageRecipe], builder: FakeBuilder
+) -> None:
+    service = _service(tmp_path, recipes, builder)
+    drives = FakeVmDrives()
+    service.use_vm_drives(drives)
+    seen: list[float] = []
+    started = service.start_build("python", vm=True)
+    assert started.state is BuildState.BUILDING
+    while (status := service.status("python")).state is BuildState.BUILDING:
+        if status.progress is not None:
+            seen.append(status.progress.fraction)
+        await asyncio.sleep(0)
+    assert status.state is BuildState.READY, status.error
+    assert status.image is not None
+    assert [root.id for root in drives.built] == [status.image.id]
+    assert status.vm == f"rootfs drive of {status.image.id}"
+    assert seen == sorted(seen)  # one bar, never going back
+
+    # the image is up to date: --vm alone builds the VM's part again (cached by content)
+    again = service.start_build("python", vm=True)
+    assert again.state is BuildState.BUILDING
+    assert again.progress is not None
+    assert again.progress.phase == "vm"
+    await service.wait("python")
+    assert len(drives.built) == 2
+    assert service.start_build("python").state is BuildState.READY  # without --vm: nothing

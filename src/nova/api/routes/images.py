@@ -63,7 +63,12 @@ async def build_image(
     request: Request,
     runtime: str,
     rebuild: bool = Query(False, description="Build even if an image of the recipe exists."),
+    vm: bool = Query(
+        False,
+        description="Also build what a microVM boots from: the guest kernel, its initramfs "
+        "and the image's rootfs drive (422 Image.VmUnavailable without the microvm backend).",
+    ),
 ) -> JSONResponse:
-    status = images_of(request).start_build(runtime, rebuild=rebuild)
+    status = images_of(request).start_build(runtime, rebuild=rebuild, vm=vm)
     code = 202 if status.state is BuildState.BUILDING else 200
     return JSONResponse(status.to_json(), status_code=code)

@@ -43,6 +43,7 @@ class SandboxBackendName(StrEnum):
     AUTO = "auto"
     CONTAINER = "container"
     GVISOR = "gvisor"
+    MICROVM = "microvm"
     PROCESS = "process"
 
 

@@ -34,16 +34,22 @@ def build(
         bool,
         typer.Option("--rebuild", help="Build again even if an image of this recipe exists."),
     ] = False,
+    vm: Annotated[
+        bool,
+        typer.Option(
+            "--vm",
+            help="Also build the microVM's guest kernel, initramfs and rootfs drive (cached).",
+        ),
+    ] = False,
 ) -> None:
     """Build the runtime's debian image on the daemon, with a progress bar.
 
-    A second build is a no-op unless --rebuild (which picks up package updates). Ctrl-C stops
-    following; the daemon goes on building. Exits 9 when the build fails.
+    A second build is a no-op unless --rebuild (which picks up package updates) or --vm.
+    Ctrl-C stops following; the daemon goes on building. Exits 9 when the build fails.
     """
     state = state_of(ctx)
-    started = state.client.send(
-        "POST", _path(runtime, "build"), params={"rebuild": "true"} if rebuild else None
-    )
+    params = {name: "true" for name, wanted in (("rebuild", rebuild), ("vm", vm)) if wanted}
+    started = state.client.send("POST", _path(runtime, "build"), params=params or None)
     status = _status(started.json() if started.content else None)
     if started.status_code == 200:  # nothing to do: the image of this recipe exists
         if not state.json_output:
@@ -111,6 +117,7 @@ def _show(state: CliState, status: dict[str, Any]) -> None:
             ("packages", fmt_value(len(image.get("packages") or {}))),
             ("built", fmt_time(image.get("built_at"))),
             ("build time", f"{image['build_s']:.0f} s" if "build_s" in image else "-"),
+            ("microVM", fmt_value(status.get("vm"))),
         ]
     )
 

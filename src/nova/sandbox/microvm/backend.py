@@ -13,8 +13,8 @@ The agent speaks the same protocol as in a container; the VM is the isolation bo
 function runs as root *inside* it, with no device to reach the host but its drives and the
 port). Memory: the guest gets memory_mb plus ``overhead_mb`` for its kernel and the agent;
 QEMU's own ~30 MB come on top on the host. vCPUs: one, two from 2 GiB (the host has 2).
-No network device: functions with ``network: true`` are refused until user-mode networking
-with the host's services blocked is built.
+No network device unless ``network: true``: then a virtio-net device on QEMU's user-mode
+network, QEMU itself in a network namespace behind the instance firewall (:meth:`_network_for`).
 """
 
 from __future__ import annotations
@@ -27,13 +27,14 @@ import secrets
 import shutil
 import socket
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from nova.agent.protocol import HEADER, MsgType, ProtocolError, decode_body, encode_message
 from nova.core.counters import DaemonCounters
 from nova.core.errors import SandboxError
 from nova.images.ports import ImageRoot, RuntimeImages
+from nova.images.progress import BuildProgress, ProgressSink
 from nova.sandbox.base import BackendInfo, InstanceSpec, SandboxInstance
 from nova.sandbox.microvm import guest as guest_boot
 from nova.sandbox.microvm.accel import Accel
@@ -42,10 +43,13 @@ from nova.sandbox.microvm.probe import probe
 from nova.sandbox.microvm.qemu import QemuDriver, qemu_log_tail
 from nova.sandbox.microvm.snapshots import Snapshot, SnapshotStore, snapshot_key
 from nova.sandbox.microvm.vmm import Drive, SnapshotFiles, Vm, VmConfig, VmmDriver
+from nova.sandbox.network import rules
+from nova.sandbox.network.networks import InstanceNetwork, Networks
 
 logger = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_S = 5.0
+HOST_ADDRESS_REFRESH_S = 10.0  # how often networked VMs' firewalls re-read host addresses
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,8 +57,10 @@ class MicrovmOptions:
     cache_dir: Path  # kernels, initramfs and rootfs drives (content-addressed)
     overhead_mb: int = 64  # guest RAM beyond memory_mb: the guest kernel and the agent
     tmp_mb: int = 512  # /tmp cap; at most half of memory_mb (tmpfs lives in guest RAM)
+    pids_max: int = 64  # processes + threads in the guest per invocation it runs at once
     max_message_bytes: int = 8 * 1024 * 1024
     snapshots: bool = True  # save initialised VMs and restore later starts from them
+    snapshots_max_bytes: int = 4 << 30  # disk for snapshots; the least recently used go past it
     resume_timeout_s: float = 10.0  # a restored agent's answer to Resume
 
 
@@ -77,15 +83,27 @@ class MicrovmBackend:
         images: RuntimeImages | None = None,
         driver: VmmDriver | None = None,
         counters: DaemonCounters | None = None,
+        networks: Networks | None = None,
     ) -> None:
         self._options = options
         self._images = images
         self._info, self._accel = probe()
+        bwrap = shutil.which("bwrap")
+        self._networks = networks if bwrap is not None else None
+        self._bwrap = bwrap or "bwrap"
+        self._host_watch: asyncio.Task[None] | None = None  # from the first networked start
+        if self._info.available:
+            self._info = replace(
+                self._info,
+                reason=f"{self._info.reason}; {_network_summary(self._networks is not None)}",
+                supports_network=self._networks is not None,
+            )
         self._driver = driver or QemuDriver(self._accel.name)
         self._instances: dict[str, MicrovmInstance] = {}
-        self.snapshots = SnapshotStore(options.cache_dir / "snapshots")
+        self.snapshots = SnapshotStore(options.cache_dir / "snapshots", options.snapshots_max_bytes)
         self.counters = counters or DaemonCounters()
         self._saving: set[asyncio.Task[None]] = set()
+        self._bases: dict[str, _Base] = {}  # image id -> its kernel and rootfs drive
 
     @classmethod
     def probe(cls) -> BackendInfo:
@@ -105,34 +123,54 @@ class MicrovmBackend:
     async def start(self, spec: InstanceSpec) -> SandboxInstance:
         if not self._info.available:
             raise SandboxError(f"the microvm backend is unavailable: {self._info.reason}")
-        if spec.network:
+        if spec.network and self._networks is None:
             raise SandboxError(
-                "network access for microvm instances is not available yet: functions with "
-                "network: true need the container backend"
+                f"network: true is not available for microvm instances here ({self._info.reason})"
             )
         if self._images is None:
             raise SandboxError("the microvm backend has no runtime images to boot from")
         image = await self._images.resolve_debian(spec.runtime)
-        base = await asyncio.to_thread(self._prepare_base, image)
+        base = self._bases.get(image.id)
+        if base is None:
+            # Hashing the kernel and the agent costs ~20-30 ms: once per image and process.
+            base = self._bases[image.id] = await asyncio.to_thread(self._prepare_base, image)
         key = None
-        if self._options.snapshots and spec.init_key is not None:
+        # A networked VM runs in its own namespace: not worth a snapshot of its own kind.
+        if self._options.snapshots and spec.init_key is not None and not spec.network:
             key = snapshot_key(
                 spec.init_key,
                 base.boot.id,
                 base.rootfs.name,
                 str(self._options.overhead_mb),
                 str(self._options.tmp_mb),
+                str(self._options.pids_max),
             )
             restored = await self._try_restore(spec, image.id, base, key)
             if restored is not None:
                 return restored
         return await self._boot(spec, image.id, base, key)
 
-    def _prepare_base(self, image: ImageRoot) -> _Base:
+    def _prepare_base(self, image: ImageRoot, progress: ProgressSink | None = None) -> _Base:
         """Blocking (a worker thread): the guest kernel and the rootfs drive, both cached."""
+        report = progress or (lambda _progress: None)
         cache = self._options.cache_dir
-        boot = guest_boot.build_guest(cache / "guest")
-        return _Base(boot, rootfs_drive(image.id, image.rootfs, cache / "rootfs"))
+
+        def guest_progress(fraction: float, message: str) -> None:
+            report(BuildProgress("vm", fraction * 0.3, f"guest kernel: {message}"))
+
+        boot = guest_boot.build_guest(cache / "guest", guest_progress)
+        report(BuildProgress("vm", 0.3, "the rootfs drive (mkfs.ext4 -d and the agent)"))
+        rootfs = rootfs_drive(image.id, image.rootfs, cache / "rootfs")
+        report(BuildProgress("vm", 1.0, "ready"))
+        return _Base(boot, rootfs)
+
+    def build_drives(self, image: ImageRoot, progress: ProgressSink) -> str:
+        """`nova image build --vm`: what :meth:`start` would build on the first cold start."""
+        base = self._prepare_base(image, progress)
+        return (
+            f"guest {base.boot.id} (kernel {base.boot.kernel_version}), "
+            f"rootfs drive {base.rootfs.name}"
+        )
 
     async def _boot(
         self, spec: InstanceSpec, image_id: str, base: _Base, key: str | None
@@ -144,17 +182,75 @@ class MicrovmBackend:
             return vm_config(self._options, spec, base.boot, base.rootfs, code, memory)
 
         config = await asyncio.to_thread(prepare)
-        vm = await self._driver.boot(config)
+        network = None
+        if spec.network and self._networks is not None:
+            network, config = self._network_for(spec, config, self._networks)
+        try:
+            vm = await self._boot_vm(config, network)
+        except BaseException:
+            if network is not None:
+                await asyncio.to_thread(network.close)
+            _discard(spec, config)
+            raise
         try:
             sock = await connect_channel(config.channel, vm, hello=True)
         except BaseException:
             await self._driver.stop(vm)
+            if network is not None:
+                await asyncio.to_thread(network.close)
             _discard(spec, config)
             raise
         instance = MicrovmInstance(self, spec, vm, sock, image_id, initialised=False)
+        instance.network = network
         instance.snapshot_key = key
         self._instances[spec.instance_id] = instance
         return instance
+
+    def _network_for(
+        self, spec: InstanceSpec, config: VmConfig, networks: Networks
+    ) -> tuple[InstanceNetwork, VmConfig]:
+        """The VMM in a network namespace of its own, whose only way out is the instance's
+        slirp4netns behind the container backend's firewall: QEMU's user-mode network makes
+        the guest's connections as QEMU's own sockets, so they leave from that namespace,
+        and the host's addresses (where the daemon listens) are refused. The firewall is
+        outside the VM, where the function (root in its guest) cannot touch it."""
+        if self._host_watch is None:
+            self._host_watch = asyncio.create_task(
+                networks.watch_host(HOST_ADDRESS_REFRESH_S), name="vm-host-address-watch"
+            )
+        network = networks.open(spec.instance_id, spec.work_dir / "network.log")
+        resolv = spec.work_dir / "resolv.conf"  # QEMU's resolver: slirp4netns's forwarder
+        resolv.write_bytes(rules.RESOLV_CONF)
+        info_fd, block_fd = network.sync_fds
+        wrapper = (
+            self._bwrap, "--dev-bind", "/", "/", "--unshare-net", "--die-with-parent",
+            "--info-fd", str(info_fd), "--block-fd", str(block_fd),
+            "--ro-bind", str(resolv), "/etc/resolv.conf", "--",
+        )  # fmt: skip
+        return network, replace(
+            config, network=True, wrapper=wrapper, inherit_fds=(info_fd, block_fd)
+        )
+
+    async def _boot_vm(self, config: VmConfig, network: InstanceNetwork | None) -> Vm:
+        if network is None:
+            return await self._driver.boot(config)
+        # bwrap waits (block fd) until the namespace has its network; QEMU serves its sockets
+        # only after that, so the attach runs beside the boot.
+        attached = asyncio.ensure_future(network.attach(()))
+        try:
+            vm = await self._driver.boot(config)
+        except BaseException:
+            network.close_child_ends()
+            with contextlib.suppress(Exception):
+                await attached
+            raise
+        network.close_child_ends()
+        try:
+            await attached
+        except BaseException:
+            await self._driver.stop(vm)
+            raise
+        return vm
 
     async def _try_restore(
         self, spec: InstanceSpec, image_id: str, base: _Base, key: str
@@ -250,8 +346,19 @@ class MicrovmBackend:
         self._instances.pop(instance_id, None)
 
     async def close(self) -> None:
+        if self._host_watch is not None:
+            self._host_watch.cancel()
         await asyncio.gather(*(i.kill() for i in list(self._instances.values())))
         await self.wait_for_snapshots()
+
+
+def _network_summary(available: bool) -> str:
+    if available:
+        return "network: QEMU user-mode networking from a slirp4netns namespace with a firewall"
+    return (
+        "network unavailable (it needs what the container backend's network: true needs: "
+        "slirp4netns, nftables and bubblewrap)"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,7 +393,9 @@ def vm_config(
     tmp_mb = tmp_mb_for(options.tmp_mb, spec.memory_mb)
     cmdline = (
         f"{guest_boot.KERNEL_ARGS} nova_tmp_mb={tmp_mb} "
+        f"nova_pids={options.pids_max * spec.concurrency} "
         f"nova_max_message={options.max_message_bytes}"
+        f"{' nova_net=1' if spec.network else ''}"
     )
     work = spec.work_dir
     return VmConfig(
@@ -370,6 +479,7 @@ class MicrovmInstance:
         self._image_id = image_id
         self._initialised = initialised
         self.snapshot_key: str | None = None  # set on booted instances a snapshot may follow
+        self.network: InstanceNetwork | None = None  # network: true only; closed with the VM
         self._killed = False
 
     @property
@@ -423,6 +533,8 @@ class MicrovmInstance:
             return
         self._killed = True
         await self._backend._driver.stop(self.vm)
+        if self.network is not None:  # after the VM: see InstanceNetwork.close
+            await asyncio.to_thread(self.network.close)
         with contextlib.suppress(OSError):
             self._sock.close()
         await asyncio.to_thread(_discard, self.spec, self.config)

@@ -2,6 +2,8 @@
 
 * the rootfs drive, one per runtime image and agent version: the image's root
   (``mkfs.ext4 -d``) with the Nova agent written in by ``debugfs``, read-only to every VM;
+  with the agent's bytecode, compiled here: the guest cannot cache its own compile on a
+  read-only drive (measured under TCG: boot to first reply 3.80 s instead of 3.93 s);
 * the code drive, one per instance: the function's files (``mkfs.ext4 -d``), read-only too.
 
 Neither has a journal: the guest never writes to them. Both are built in a temporary file
@@ -11,9 +13,12 @@ and renamed into place, so a crash never leaves a half-written drive under its f
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
+import py_compile
 import re
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -42,7 +47,7 @@ def agent_files() -> list[tuple[str, Path]]:
 
 
 def agent_digest() -> str:
-    digest = hashlib.sha256()
+    digest = hashlib.sha256(importlib.util.MAGIC_NUMBER)  # the bytecode's format
     for guest_path, host_path in agent_files():
         digest.update(guest_path.encode() + b"\0" + host_path.read_bytes())
     return digest.hexdigest()[:16]
@@ -78,9 +83,36 @@ def make_ext4(path: Path, source: Path, size_bytes: int, label: str) -> None:
     _run([DEBUGFS, "-w", "-R", "rmdir /lost+found", str(path)], f"debugfs {path}")
 
 
+def _compiled(files: list[tuple[str, Path]], scratch: Path) -> list[tuple[str, Path]]:
+    """(guest path, host file) of the bytecode of every module in ``files``. Unchecked hash
+    pycs: the drive is named after the sources' digest, so they never go stale. A guest
+    Python of another version ignores them (another magic number) and compiles in memory."""
+    compiled: list[tuple[str, Path]] = []
+    for guest_path, host_path in files:
+        if host_path.suffix != ".py":
+            continue
+        directory, name = os.path.split(guest_path)
+        tag = sys.implementation.cache_tag
+        target = scratch / f"{len(compiled)}.pyc"
+        py_compile.compile(
+            str(host_path),
+            cfile=str(target),
+            dfile=guest_path,
+            doraise=True,
+            invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
+        )
+        compiled.append((f"{directory}/__pycache__/{name[:-3]}.{tag}.pyc", target))
+    return compiled
+
+
 def _write_agent(drive: Path) -> None:
     """Write the agent into the drive with debugfs: the image's root stays untouched."""
-    files = agent_files()
+    with tempfile.TemporaryDirectory(prefix="nova-agent-pyc-") as scratch:
+        sources = agent_files()
+        _write_files(drive, [*sources, *_compiled(sources, Path(scratch))])
+
+
+def _write_files(drive: Path, files: list[tuple[str, Path]]) -> None:
     directories: set[str] = set()
     for guest_path, _ in files:
         parent = os.path.dirname(guest_path)

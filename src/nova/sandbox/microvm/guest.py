@@ -8,6 +8,7 @@ the modules, mounts the drives and hands over to the Nova agent as PID 1::
     /dev/vdb  ext4, read-only   the function's code (per instance) -> /code
     tmpfs                       sized from the function's limits   -> /tmp
     /dev/vport0p1               the virtio-serial port to the host -> the agent's fd 3
+    cgroup2 pids.max            nova_pids processes for the agent and all it starts
 
 The build is a few file copies and a cpio archive (~50 ms); the result lives in a directory
 named after the hash of everything that went in, so a kernel or busybox upgrade or a change of
@@ -37,6 +38,15 @@ MODULES = (
     "kernel/drivers/block/virtio_blk.ko",
     "kernel/drivers/char/virtio_console.ko",
 )
+# Only for functions with network: true.
+NET_MODULES = (
+    "kernel/net/core/failover.ko",
+    "kernel/drivers/net/net_failover.ko",
+    "kernel/drivers/net/virtio_net.ko",
+)
+GUEST_ADDRESS = "10.0.2.15"  # QEMU's user-mode network: the guest, its gateway, its resolver
+GUEST_GATEWAY = "10.0.2.2"
+GUEST_RESOLVER = "10.0.2.3"
 AGENT_DIR = "/opt/nova"  # inside the rootfs drive: PYTHONPATH of the agent (drives.py)
 HELLO = b"N"  # the host's first byte on the channel, once it is connected
 AGENT_FD = 3
@@ -68,6 +78,23 @@ done
 mount -t ext4 -o ro,noatime /dev/vda /newroot || poweroff -f
 mount -t ext4 -o ro,noatime,nosuid,nodev /dev/vdb /newroot{CODE_DIR} || poweroff -f
 mount -t tmpfs -o size=${{nova_tmp_mb:-64}}m,mode=1777,nosuid,nodev tmp /newroot{TMP_DIR}
+# Root ignores RLIMIT_NPROC: a cgroup caps the agent and all it starts, so a fork bomb fails
+# inside the function (EAGAIN) as in a container instead of filling the guest's RAM.
+mkdir /cgroup
+mount -t cgroup2 cgroup2 /cgroup && echo +pids > /cgroup/cgroup.subtree_control && \
+    mkdir /cgroup/nova && echo ${{nova_pids:-64}} > /cgroup/nova/pids.max && \
+    echo $$ > /cgroup/nova/cgroup.procs || {{ echo "nova-init: no pids limit"; poweroff -f; }}
+ifconfig lo 127.0.0.1 up  # functions may talk to themselves
+if [ -n "$nova_net" ]; then
+    for m in {" ".join(Path(module).stem for module in NET_MODULES)}; do
+        insmod /lib/modules/$m.ko || echo "nova-init: insmod $m failed"
+    done
+    ifconfig eth0 {GUEST_ADDRESS} netmask 255.255.255.0 up && \
+        route add default gw {GUEST_GATEWAY} || {{ echo "nova-init: no network"; poweroff -f; }}
+    # The image's resolv.conf is read-only: this one is bound over it (and outlives /init).
+    echo "nameserver {GUEST_RESOLVER}" > /resolv.conf
+    mount --bind /resolv.conf /newroot/etc/resolv.conf
+fi
 mount --move /proc /newroot/proc
 mount --move /dev /newroot/dev
 exec {AGENT_FD}<>/newroot/dev/vport0p1
@@ -125,7 +152,7 @@ def build_guest(cache: Path, progress: Callable[[float, str], None] | None = Non
         raise SandboxError("busybox-static is not installed (make system-deps)")
     report(0.1, f"hashing {kernel.name}")
     digest = hashlib.sha256(INIT_SCRIPT.encode())
-    inputs = [kernel, BUSYBOX, *(module_dir / module for module in MODULES)]
+    inputs = [kernel, BUSYBOX, *(module_dir / module for module in (*MODULES, *NET_MODULES))]
     for path in inputs:
         digest.update(path.name.encode())
         digest.update(_file_hash(path))
@@ -153,7 +180,7 @@ def build_guest(cache: Path, progress: Callable[[float, str], None] | None = Non
             ("bin/busybox", stat.S_IFREG | 0o755, BUSYBOX.read_bytes()),
             ("init", stat.S_IFREG | 0o755, INIT_SCRIPT.encode()),
         ]
-        for module in MODULES:
+        for module in (*MODULES, *NET_MODULES):
             name = Path(module).name
             entries.append(
                 (f"lib/modules/{name}", stat.S_IFREG | 0o644, (module_dir / module).read_bytes())

@@ -3,7 +3,7 @@
 Needs QEMU (qemu-system-x86), the guest kernel (linux-image-cloud-amd64), busybox-static and
 e2fsprogs. KVM is used only where :mod:`.accel` allows it *and* a test boot under KVM powers
 off cleanly; otherwise TCG. The reason names the accelerator and why, for /health, `nova
-runtimes` and the start-up log.
+runtimes` and the start-up log, with the agent channel (:mod:`.channel`).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from nova.core.errors import SandboxError
 from nova.sandbox.base import BackendInfo
 from nova.sandbox.microvm import drives
 from nova.sandbox.microvm.accel import Accel, HostFacts, choose_accel, kvm_candidate
+from nova.sandbox.microvm.channel import choose_channel, vhost_vsock_present
 from nova.sandbox.microvm.guest import BUSYBOX, build_guest, find_kernel
 from nova.sandbox.microvm.qemu import MACHINE, QEMU
 
@@ -78,5 +79,6 @@ def probe() -> tuple[BackendInfo, Accel]:
             f"missing packages: {' '.join(missing)} (make system-deps); would run {accel.reason}"
         )
         return BackendInfo("microvm", False, reason, ISOLATION, supports_reload=False), accel
-    reason = f"QEMU microvm under {accel.reason}"
+    channel = choose_channel(vhost_vsock_present())
+    reason = f"QEMU microvm under {accel.reason}; agent channel {channel.reason}"
     return BackendInfo("microvm", True, reason, ISOLATION, supports_reload=False), accel

@@ -83,6 +83,12 @@ class QemuDriver:
                 "-drive", f"id=d{index},file={drive.path},format=raw,if=none{read_only}",
                 "-device", f"virtio-blk-device,drive=d{index}",
             ]  # fmt: skip
+        if config.network:
+            # slirp: outbound connections are the VMM's own sockets, in its network namespace
+            argv += [
+                "-netdev", "user,id=net0,ipv6=off",
+                "-device", "virtio-net-device,netdev=net0",
+            ]  # fmt: skip
         argv += [
             "-qmp", f"unix:{config.control},server=on,wait=off",
             "-serial", f"file:{config.console_log}",
@@ -155,13 +161,16 @@ class QemuDriver:
         process = _popen(config, argv)
         vm = QemuVm(config, process)
         deadline = time.monotonic() + START_TIMEOUT_S
-        while not (config.channel.exists() and config.control.exists()):
-            if process.poll() is not None:
-                raise SandboxError(f"QEMU exited at start: {qemu_log_tail(config)}")
-            if time.monotonic() > deadline:
-                await self.stop(vm)
-                raise SandboxError(f"QEMU did not start within {START_TIMEOUT_S:.0f} s")
-            await asyncio.sleep(0.002)
+        try:
+            while not (config.channel.exists() and config.control.exists()):
+                if process.poll() is not None:
+                    raise SandboxError(f"QEMU exited at start: {qemu_log_tail(config)}")
+                if time.monotonic() > deadline:
+                    raise SandboxError(f"QEMU did not start within {START_TIMEOUT_S:.0f} s")
+                await asyncio.sleep(0.002)
+        except BaseException:  # a cancelled start too: no VM is left behind
+            await self.stop(vm)
+            raise
         return vm
 
 
@@ -170,7 +179,8 @@ def _popen(config: VmConfig, argv: list[str]) -> subprocess.Popen[bytes]:
     with open(config.console_log.with_suffix(".qemu.log"), "ab") as log:
         try:
             return subprocess.Popen(  # ~2 ms: fine on the event loop
-                [*prefix, *argv],
+                [*prefix, *config.wrapper, *argv],
+                pass_fds=config.inherit_fds,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=log,

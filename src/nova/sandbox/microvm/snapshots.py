@@ -8,13 +8,17 @@ depends on: the Init message (function version, handler, env, memory, limits), t
 image and agent (the rootfs drive's name) and the guest kernel + initramfs.
 
 Saving a new snapshot of a function removes its older ones (a code or config change gives a
-new key, so the old snapshot can never be used again). Checksums are verified the first time
+new key, so the old snapshot can never be used again), and, when all snapshots together take
+more disk than the store's cap, the least recently used ones (a restore marks its snapshot
+used: the directory's mtime, which the checksum stamps ignore). Removing a snapshot running
+VMs were restored from is safe: QEMU holds its files open. Checksums are verified the first time
 this process restores from a snapshot and again whenever a file's size or mtime changes; a
 snapshot that fails is deleted and the start boots instead.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -45,13 +49,24 @@ class Snapshot:
         return self.directory / "code.ext4"
 
 
+@dataclass(frozen=True, slots=True)
+class SnapshotEntry:
+    name: str  # the directory: <function>-<key>
+    function: str
+    key: str
+    disk_bytes: int  # allocated on disk (the RAM file is sparse: pages the guest never touched)
+    created_at: float  # epoch seconds
+    last_used_at: float  # the last restore from it (or its creation)
+
+
 def snapshot_key(*parts: str) -> str:
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:24]
 
 
 class SnapshotStore:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, max_bytes: int | None = None) -> None:
         self.root = root
+        self._max_bytes = max_bytes
         self._verified: dict[Path, tuple[tuple[int, int], ...]] = {}
 
     def _dir(self, function: str, key: str) -> Path:
@@ -70,6 +85,8 @@ class SnapshotStore:
         if self._verified.get(directory) != stamp:
             self._verify(directory)
             self._verified[directory] = stamp
+        with contextlib.suppress(OSError):
+            os.utime(directory)  # used now: the last to be evicted
         return Snapshot(directory)
 
     def _verify(self, directory: Path) -> None:
@@ -103,15 +120,60 @@ class SnapshotStore:
         for old in self.root.glob(f"{function}-*"):
             if old != target and len(old.name) == len(target.name):
                 shutil.rmtree(old, ignore_errors=True)
+        self._evict_over_cap(keep=target.name)
         return Snapshot(target)
+
+    def _evict_over_cap(self, keep: str) -> None:
+        if self._max_bytes is None:
+            return
+        entries = sorted(self.entries(), key=lambda entry: entry.last_used_at)
+        total = sum(entry.disk_bytes for entry in entries)
+        for entry in entries:
+            if total <= self._max_bytes:
+                break
+            if entry.name == keep:
+                continue
+            logger.info("evicting VM snapshot %s: snapshots exceed their disk cap", entry.name)
+            self.remove(entry.function, entry.key)
+            total -= entry.disk_bytes
 
     def remove(self, function: str, key: str) -> None:
         directory = self._dir(function, key)
         self._verified.pop(directory, None)
         shutil.rmtree(directory, ignore_errors=True)
 
-    def list(self) -> list[Path]:
+    def directories(self) -> list[Path]:
         return sorted(p for p in self.root.glob("*") if not p.name.startswith("."))
+
+    def entries(self) -> list[SnapshotEntry]:
+        """Every published snapshot, for listing (GET /vm-snapshots)."""
+        found = []
+        for directory in self.directories():
+            try:
+                manifest = json.loads((directory / "manifest.json").read_text())
+                stats = [os.stat(directory / name) for name in _FILES]
+                used = os.stat(directory).st_mtime
+            except (OSError, ValueError):
+                continue  # being removed or published right now
+            key = str(manifest.get("key", ""))
+            found.append(
+                SnapshotEntry(
+                    name=directory.name,
+                    function=directory.name.removesuffix(f"-{key}"),
+                    key=key,
+                    disk_bytes=sum(st.st_blocks * 512 for st in stats),
+                    created_at=max(st.st_mtime for st in stats),
+                    last_used_at=used,
+                )
+            )
+        return found
+
+    def evict(self, function: str) -> list[SnapshotEntry]:
+        """Remove every snapshot of ``function``; the next start of each boots."""
+        removed = [entry for entry in self.entries() if entry.function == function]
+        for entry in removed:
+            self.remove(function, entry.key)
+        return removed
 
 
 def copy_sparse(source: Path, target: Path) -> None:

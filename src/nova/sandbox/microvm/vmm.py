@@ -34,6 +34,11 @@ class VmConfig:
     console_log: Path  # the guest's serial console, for diagnostics
     # Guest RAM in this file, shared with the VMM: what makes a snapshot without copying RAM.
     memory_file: Path | None = None
+    # A network device with the VMM's user-mode network: only inside a network namespace the
+    # backend set up (``wrapper`` enters it; ``inherit_fds`` are the wrapper's).
+    network: bool = False
+    wrapper: tuple[str, ...] = ()
+    inherit_fds: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
