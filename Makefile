@@ -49,11 +49,15 @@ system-deps:
 		fi; \
 	fi
 
-# The language runtimes Nova runs beyond Python (`runtimes`): their interpreters from Debian.
+# The language runtimes Nova runs beyond Python (`runtimes`): their interpreters and compilers
+# from Debian (Go, Rust and Java are compiled in the background after create/update).
 # curl and gcc are for custom runtimes (the Bash and C example bootstraps and their tests).
 RUNTIME_CHECKS = command -v node >/dev/null || missing="$$missing nodejs npm"; \
 	command -v ruby >/dev/null || missing="$$missing ruby"; \
-	command -v php >/dev/null || missing="$$missing php-cli";
+	command -v php >/dev/null || missing="$$missing php-cli"; \
+	[ -x /usr/lib/go/bin/go ] || command -v go >/dev/null || missing="$$missing golang-go"; \
+	[ -x /usr/bin/rustc ] || command -v rustc >/dev/null || missing="$$missing rustc"; \
+	[ -x /usr/bin/javac ] || command -v javac >/dev/null || missing="$$missing default-jdk-headless";
 
 # Installs every runtime's toolchain this host lacks (GET /runtimes lists what is missing).
 runtimes:

@@ -18,6 +18,21 @@ HELLO: dict[str, dict[str, str]] = {
     "php": {
         "handler.php": "<?php\nfunction handler($event, $context) {\n    return ['hi' => $event['name']];\n}\n"
     },
+    "go": {
+        "handler.go": "package main\n\nfunc Handler(event map[string]any) (map[string]any, error) {\n"
+        '    return map[string]any{"hi": event["name"]}, nil\n}\n'
+    },
+    "rust": {
+        "handler.rs": "pub fn handler(event: &str) -> Result<String, String> {\n"
+        '    let name = event.split(\'"\').nth(3).unwrap_or("");\n'
+        '    Ok(format!("{{\\"hi\\":\\"{}\\"}}", name))\n}\n'
+    },
+    "java": {
+        "Handler.java": "public class Handler {\n"
+        "    public static String handleRequest(String event) {\n"
+        '        return "{\\"hi\\":\\"" + event.split("\\"")[3] + "\\"}";\n'
+        "    }\n}\n"
+    },
 }
 EXPECTED = {"provided": {"echo": {"name": "nova"}}}
 
@@ -63,10 +78,10 @@ def test_runtime_errors_in_runtime_api_languages(api: httpx.Client) -> None:
 
 def test_a_runtime_nova_cannot_run_yet_is_refused_with_the_reason(api: httpx.Client) -> None:
     runtimes = {item["name"]: item for item in api.get("/runtimes").json()["items"]}
-    assert runtimes["go"]["available"] is False
-    assert "compile_status" in runtimes["go"]["reason"]
+    assert runtimes["swift"]["available"] is False
+    assert "Debian 12, PyPI or npm" in runtimes["swift"]["reason"]
     response = api.post(
-        "/functions", json={"name": "gofn", "runtime": "go", "code": "package main"}
+        "/functions", json={"name": "swiftfn", "runtime": "swift", "code": "print(1)"}
     )
     assert response.status_code == 422
     assert response.json()["error"]["code"] == "Runtime.Unavailable"
