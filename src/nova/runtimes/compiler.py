@@ -7,8 +7,8 @@ background (``pending`` while it waits for a build slot, then ``compiling``); th
 to ``compile.wait_s``.
 
 Builds are kept under ``<data_dir>/compiled/<key>``, the key a hash of the runtime, the code
-hash, the handler (Nova's main calls it by name) and the toolchain's version, so equal code
-builds once across functions and versions and a new toolchain builds anew; each build's output
+hash, the handler (Nova's main calls it by name), the toolchain's version and Nova's mains, so
+equal code builds once across functions and versions and a new toolchain or main builds anew; each build's output
 is kept beside it as ``<key>.log``. A failed build leaves only its log, so the same code does not
 build again (a change of code or toolchain does). What a build is doing right now is this
 daemon's knowledge: another daemon serving the same function builds it there on first use.
@@ -31,7 +31,7 @@ from pathlib import Path
 
 from nova.code.cache import link_tree
 from nova.core.errors import CompileFailed, StillCompiling
-from nova.runtimes.toolchains import TOOLCHAINS, BuildInputs
+from nova.runtimes.toolchains import TOOLCHAINS, WRAPPERS_DIGEST, BuildInputs
 
 _OUTPUT_TAIL = 4000  # characters of the compiler's output an error message carries
 
@@ -70,7 +70,7 @@ class Compiler:
 
     @staticmethod
     def key(job: CompileJob) -> str:
-        parts = (job.runtime, job.code_hash, job.handler, job.version)
+        parts = (job.runtime, job.code_hash, job.handler, job.version, WRAPPERS_DIGEST)
         return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:32]
 
     def state(self, job: CompileJob) -> CompileState:

@@ -13,6 +13,7 @@ copy of the source and returns the command that writes the ``bootstrap`` into ``
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,6 +23,17 @@ from nova.code import bundle as bundles
 
 WRAPPERS = Path(__file__).parent / "wrappers"
 BOOTSTRAP = "bootstrap"
+
+
+def _wrappers_digest() -> str:
+    """What Nova compiles into every program: a new Nova main builds functions anew."""
+    digest = hashlib.sha256()
+    for path in sorted(WRAPPERS.iterdir()):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+WRAPPERS_DIGEST = _wrappers_digest()
 
 
 @dataclass(frozen=True, slots=True)
