@@ -47,13 +47,35 @@ system-deps:
 		else \
 			echo "the sandboxes need:$$missing — run: sudo apt-get install -y$$missing"; \
 		fi; \
-	fi
+	fi; \
+	$(NPM_INSTALL)
 
-# The language runtimes Nova runs beyond Python (`runtimes`): their interpreters from Debian.
+# The language runtimes Nova runs beyond Python (`runtimes`): their interpreters and compilers
+# from Debian (Go, Rust and Java are compiled in the background after create/update).
 # curl and gcc are for custom runtimes (the Bash and C example bootstraps and their tests).
 RUNTIME_CHECKS = command -v node >/dev/null || missing="$$missing nodejs npm"; \
 	command -v ruby >/dev/null || missing="$$missing ruby"; \
-	command -v php >/dev/null || missing="$$missing php-cli";
+	command -v php >/dev/null || missing="$$missing php-cli"; \
+	[ -x /usr/lib/go/bin/go ] || command -v go >/dev/null || missing="$$missing golang-go"; \
+	[ -x /usr/bin/rustc ] || command -v rustc >/dev/null || missing="$$missing rustc"; \
+	[ -x /usr/bin/javac ] || command -v javac >/dev/null || missing="$$missing default-jdk-headless"; \
+	command -v lua5.4 >/dev/null || missing="$$missing lua5.4"; \
+	lua5.4 -e 'require "socket.http"' 2>/dev/null || missing="$$missing lua-socket"; \
+	lua5.4 -e 'require "cjson"' 2>/dev/null || missing="$$missing lua-cjson";
+# Deno and Bun come from the npm registry (their packages carry the binaries), pinned.
+DENO_NPM = deno@2.9.6
+BUN_NPM = bun@1.4.4
+NPM_RUNTIME_CHECKS = npm_missing=""; \
+	command -v deno >/dev/null || npm_missing="$$npm_missing $(DENO_NPM)"; \
+	command -v bun >/dev/null || npm_missing="$$npm_missing $(BUN_NPM)";
+# Installs the npm ones after apt (npm itself is one of the apt packages).
+NPM_INSTALL = $(NPM_RUNTIME_CHECKS) \
+	if [ -n "$$npm_missing" ]; then \
+		if [ "$$(id -u)" = 0 ] && command -v npm >/dev/null; then \
+			echo "installing from npm:$$npm_missing"; \
+			npm install -g --no-audit --no-fund --loglevel=error $$npm_missing; \
+		else echo "run: sudo npm install -g$$npm_missing"; fi; \
+	fi;
 
 # Installs every runtime's toolchain this host lacks (GET /runtimes lists what is missing).
 runtimes:
@@ -61,7 +83,9 @@ runtimes:
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 		else echo "run: sudo apt-get install -y$$missing"; fi; \
-	else echo "every runtime Nova can run is installed"; fi
+	fi; \
+	$(NPM_INSTALL) \
+	echo "GET /runtimes (nova runtimes) lists what is available"
 
 $(STAMP): pyproject.toml
 	@test -n "$(PYTHON_BOOT)" || { echo "no Python >= 3.11 with the venv module: apt-get install python3.11-venv"; exit 1; }

@@ -111,6 +111,18 @@ class CodeSettings(BaseModel):
         return paths
 
 
+class CompileSettings(BaseModel):
+    """Compiled languages (Go, Rust, Java): the build after each create or update."""
+
+    timeout_s: float = Field(600.0, gt=0, le=3600)  # one build, then it fails
+    # How long an invocation waits for a running build before Function.Compiling (503).
+    wait_s: float = Field(60.0, ge=0, le=900)
+    concurrency: int = Field(1, ge=1, le=64)  # builds at once; the others are pending
+    # The toolchains' own caches (Go's build cache): kept across builds and restarts, so only
+    # the first build compiles the standard library. None: <data_dir>/toolchain-cache.
+    cache_dir: Path | None = None
+
+
 class StoreSettings(BaseModel):
     # Empty means SQLite at <data_dir>/nova.db.
     database_url: str = ""
@@ -213,6 +225,7 @@ class Settings(BaseSettings):
     executor: ExecutorSettings = ExecutorSettings()
     functions: FunctionSettings = FunctionSettings()
     code: CodeSettings = CodeSettings()
+    compile: CompileSettings = CompileSettings()
     store: StoreSettings = StoreSettings()
     canary: CanarySettings = CanarySettings()
     events: EventSettings = EventSettings()

@@ -57,6 +57,7 @@ from nova.pool.launcher import SandboxLauncher
 from nova.pool.manager import PoolManager
 from nova.ratelimit.buckets import MemoryBuckets, SharedBuckets, Tier
 from nova.ratelimit.policy import RatePolicy
+from nova.runtimes.compiler import Compiler
 from nova.runtimes.dependencies import DependencyBuilder
 from nova.runtimes.registered import RegisteredRuntimes
 from nova.runtimes.registry import RuntimeRegistry
@@ -210,7 +211,23 @@ async def build_services(settings: Settings) -> Services:
     )
     executor_settings = settings.executor
     builder = DependencyBuilder(data_dir / "builds", settings.code.dependency_build_timeout_s)
-    deployer = Deployer(store, pools, CodeCache(data_dir / "code"), runtimes, sandboxes, builder)
+    compile_settings = settings.compile
+    compiler = Compiler(
+        data_dir / "compiled",
+        compile_settings.cache_dir or data_dir / "toolchain-cache",
+        compile_settings.timeout_s,
+        compile_settings.concurrency,
+    )
+    deployer = Deployer(
+        store,
+        pools,
+        CodeCache(data_dir / "code"),
+        runtimes,
+        sandboxes,
+        builder,
+        compiler,
+        compile_settings.wait_s,
+    )
     resolver = FunctionResolver(store, deployer)
     batcher = InvocationLogBatcher(
         store.invocations,

@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +20,7 @@ import pytest
 from nova.sandbox.base import BackendInfo
 
 NOVA = str(Path(sys.executable).with_name("nova"))
+TOOLCHAIN_CACHE = Path(tempfile.gettempdir()) / f"nova-test-toolchain-cache-{os.getuid()}"
 
 
 def free_port() -> int:
@@ -38,6 +40,9 @@ class DaemonProcess:
             **os.environ,
             "NOVA_SANDBOX__ALLOW_PROCESS_BACKEND": "true",
             "NOVA_BACKEND": "process",
+            # One toolchain cache for every test daemon: only the first Go build of a run (or
+            # of this machine) compiles Go's standard library.
+            "NOVA_COMPILE__CACHE_DIR": str(TOOLCHAIN_CACHE),
             **(env or {}),
         }
         self.args = args or []

@@ -17,8 +17,20 @@ BOOTSTRAPS = {
     # Lambda Runtime API clients, started by agent/provided.py under the runtime's interpreter.
     "ruby": os.path.join(BOOTSTRAP_DIR, "ruby_bootstrap.rb"),
     "php": os.path.join(BOOTSTRAP_DIR, "php_bootstrap.php"),
+    "lua": os.path.join(BOOTSTRAP_DIR, "lua_bootstrap.lua"),
+    # One client for both: fetch and dynamic import are all it needs, and both have them.
+    "deno": os.path.join(BOOTSTRAP_DIR, "fetch_bootstrap.mjs"),
+    "bun": os.path.join(BOOTSTRAP_DIR, "fetch_bootstrap.mjs"),
 }
+# Flags between the interpreter and a Runtime API client. Deno: the sandbox is the isolation,
+# so Deno's own permission prompts would only stop the function.
+_CLIENT_FLAGS = {"deno": ("run", "--allow-all", "--no-prompt", "--quiet")}
 READY_LINE = b'{"ready":true}'  # a persistent worker's first line: handler import attempted
+
+
+def runtime_api_client_argv(spec: InitSpec) -> list[str]:
+    """The command line of the Runtime API client Nova ships for ``spec.runtime``."""
+    return [spec.interpreter, *_CLIENT_FLAGS.get(spec.runtime, ()), BOOTSTRAPS[spec.runtime]]
 
 
 def bootstrap_argv(spec: InitSpec) -> list[str]:

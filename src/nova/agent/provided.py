@@ -38,7 +38,7 @@ from nova.agent.capture import CAPTURE_LIMIT, last_lines, open_capture_file, tai
 from nova.agent.channel import Channel
 from nova.agent.errors import ErrorType, error_object
 from nova.agent.invocation import Invocation
-from nova.agent.launch import BOOTSTRAPS
+from nova.agent.launch import BOOTSTRAPS, runtime_api_client_argv
 from nova.agent.runtime_api import ApiRefusal, RuntimeApiServer
 from nova.agent.spec import InitSpec
 from nova.agent.worker import describe_exit
@@ -120,7 +120,7 @@ class ProvidedRunner:
         self._spec = spec
         self._channel = channel
         if spec.runtime in BOOTSTRAPS:  # a language Nova ships a Runtime API client for
-            self._argv = [spec.interpreter, BOOTSTRAPS[spec.runtime]]
+            self._argv = runtime_api_client_argv(spec)
         else:
             self._argv = [os.path.join(spec.code_dir, BOOTSTRAP)]
         self._server = RuntimeApiServer(self, channel.max_message_bytes - _LINE_SLACK)

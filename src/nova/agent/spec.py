@@ -20,10 +20,19 @@ if TYPE_CHECKING:  # typing is only needed by the type checker; importing it cos
 
 # runtime -> interpreter looked up on PATH. A `provided` function runs its own `bootstrap`; its
 # "interpreter" is the shell such bootstraps most often need, which the sandbox must hold.
-RUNTIMES = {"python": "python3", "node": "node", "provided": "sh", "ruby": "ruby", "php": "php"}
+RUNTIMES = {
+    "python": "python3",
+    "node": "node",
+    "provided": "sh",
+    "ruby": "ruby",
+    "php": "php",
+    "deno": "deno",
+    "bun": "bun",
+    "lua": "lua5.4",
+}
 # Runtimes whose worker speaks the Lambda Runtime API (agent/provided.py) rather than Nova's
 # worker lines: a `provided` function's own bootstrap, or one Nova ships for the language.
-RUNTIME_API_RUNTIMES = frozenset({"provided", "ruby", "php"})
+RUNTIME_API_RUNTIMES = frozenset({"provided", "ruby", "php", "deno", "bun", "lua"})
 MODES = ("persistent", "process")
 MAX_CONCURRENCY = 256
 DEFAULT_INIT_TIMEOUT_S = 10.0

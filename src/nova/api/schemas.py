@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from nova.core.models import ExecutionMode, FunctionRecord
+from nova.runtimes.compiler import CompileState
 
 # The pattern is checked by validate_function_name, whose message says what a name may contain.
 FunctionName = Annotated[str, StringConstraints(min_length=1, max_length=256)]
@@ -91,7 +92,8 @@ class ErrorResponse(BaseModel):
     error: ErrorDetail
 
 
-def function_out(record: FunctionRecord) -> dict[str, Any]:
+def function_out(record: FunctionRecord, compiled: CompileState | None = None) -> dict[str, Any]:
+    """A function as the API shows it; ``compiled``: its build, for a compiled language."""
     config = record.config
     return {
         "id": record.id,
@@ -116,6 +118,8 @@ def function_out(record: FunctionRecord) -> dict[str, Any]:
         "code_size": record.code_size,
         "revision": record.revision,
         "version": "$LATEST",
+        "compile_status": compiled.status if compiled is not None else None,
+        "compile_output": compiled.output if compiled is not None else None,
         "created_at": record.created_at.isoformat(),
         "updated_at": record.updated_at.isoformat(),
     }

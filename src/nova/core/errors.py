@@ -119,6 +119,22 @@ class BuildFailed(NovaError):
     status = 422
 
 
+class CompileFailed(NovaError):
+    """An invocation of a function whose code did not compile (compile_status ``failed``) and
+    that has no earlier build to serve. The message ends with the compiler's output."""
+
+    code = "Function.CompileFailed"
+    status = 409
+
+
+class StillCompiling(NovaError):
+    """An invocation waited for the function's build as long as allowed, and it is still
+    running (``compile.wait_s``); retry shortly."""
+
+    code = "Function.Compiling"
+    status = 503
+
+
 class RuntimeExists(NovaError):
     """POST /runtimes with the name of a runtime that exists (built in or registered)."""
 

@@ -1,7 +1,8 @@
 """Makes a function's $LATEST or one of its versions runnable: its code on disk and a pool.
 
 The code is read from the store only when that code hash is not on disk yet (the cache is
-keyed by the same SHA-256). Which (function, version) to deploy, and when, is the resolver's
+keyed by the same SHA-256). A compiled language's code runs from its build (runtimes/compiler.py),
+which starts as soon as the code is on disk and which a deployment waits for. Which (function, version) to deploy, and when, is the resolver's
 business (nova.functions.resolver).
 """
 
@@ -19,6 +20,7 @@ from nova.core.models import CodeBundle, FunctionConfig, FunctionRecord
 from nova.pool.deployment import Deployment
 from nova.pool.function_pool import FunctionPool
 from nova.pool.manager import PoolManager
+from nova.runtimes.compiler import CompileJob, Compiler, CompileState
 from nova.runtimes.dependencies import BuildLog, DependencyBuilder
 from nova.runtimes.registry import RuntimeRegistry
 from nova.sandbox.registry import BackendRegistry
@@ -43,8 +45,12 @@ class Deployer:
         runtimes: RuntimeRegistry,
         backends: BackendRegistry,
         builder: DependencyBuilder,
+        compiler: Compiler,
+        compile_wait_s: float,
     ) -> None:
         self._builder = builder
+        self._compiler = compiler
+        self._compile_wait_s = compile_wait_s
         self._store = store
         self._pools = pools
         self._cache = cache
@@ -70,6 +76,47 @@ class Deployer:
         """The log of the dependency build ``code`` names (status ``none`` if it names none)."""
         return self._builder.log(runtime, code)
 
+    def compiles(self, config: FunctionConfig) -> bool:
+        return self._compiler.compiles(config.runtime)
+
+    def start_compile(self, function_id: str, config: FunctionConfig, code_hash: str) -> None:
+        """Start building the code of a compiled language in the background (no-op for the
+        others, and for code already built or not on this daemon's disk yet)."""
+        job = self._compile_job(function_id, config, code_hash)
+        if job is not None and job.source.is_dir():
+            self._compiler.start(job)
+
+    async def compiled(
+        self, function_id: str, config: FunctionConfig, code_hash: str, wait_s: float | None
+    ) -> None:
+        """Wait up to ``wait_s`` (None: until it ends) for the build of this code
+        (CompileFailed, StillCompiling)."""
+        job = self._compile_job(function_id, config, code_hash)
+        if job is not None:
+            await self._compiler.built(job, wait_s)
+
+    def compile_state(
+        self, function_id: str, config: FunctionConfig, code_hash: str
+    ) -> CompileState | None:
+        """Where the build of this code is; None for a language that is not compiled."""
+        job = self._compile_job(function_id, config, code_hash)
+        return None if job is None else self._compiler.state(job)
+
+    def _compile_job(
+        self, function_id: str, config: FunctionConfig, code_hash: str
+    ) -> CompileJob | None:
+        if not self._compiler.compiles(config.runtime):
+            return None
+        status = self._runtimes.get(config.runtime)
+        return CompileJob(
+            config.runtime,
+            config.handler,
+            code_hash,
+            status.interpreter or "",
+            status.version,
+            self._cache.path_for(function_id, code_hash),
+        )
+
     async def adopt(self, staged: StagedCode, record: FunctionRecord) -> None:
         """Move staged code into place as ``record``'s code."""
         await asyncio.to_thread(self._cache.adopt, staged.path, record.id, staged.code_hash)
@@ -84,7 +131,9 @@ class Deployer:
         revision: int = 0,
         code: CodeBundle | None = None,
     ) -> FunctionPool:
-        """The pool of (function, version), created or moved to this config and code."""
+        """The pool of (function, version), created or moved to this config and code; a
+        compiled language's code is built first (waiting up to ``compile.wait_s``)."""
+        runtime, interpreter = self._runtimes.require_available(config.runtime)
         code_dir = self._cache.path_for(function_id, code_hash)
         if not code_dir.is_dir():
             if code is None or code.sha256 != code_hash:
@@ -98,14 +147,16 @@ class Deployer:
             code_dir = await asyncio.to_thread(
                 self._cache.materialise, function_id, code, dependencies
             )
-        runtime, interpreter = self._runtimes.require_available(config.runtime)
+        job = self._compile_job(function_id, config, code_hash)
+        if job is not None:
+            code_dir = await self._compiler.built(job, self._compile_wait_s)
         deployment = Deployment(
             function_id=function_id,
             config=config,
             version=version,
             code_hash=code_hash,
             code_dir=code_dir,
-            interpreter=interpreter,
+            interpreter=runtime.sandbox_interpreter or interpreter,
             hot_reload=self._backends.get(config.backend).info.supports_reload
             and runtime.interpreted,
             revision=revision,

@@ -5,6 +5,11 @@ the routing of the aliases used so far; the warm path is two dict lookups. The c
 true by :meth:`FunctionResolver.refresh`, which the function service calls after its own
 writes and the change-log follower calls for everyone else's. Loading is single-flight: many
 first requests for one function, version or alias share one store read and one deployment.
+
+A compiled language's change is built in the background: its $LATEST keeps serving the
+previous build meanwhile and moves to the new one once it succeeds (as Lambda serves the previous
+code while an update is in progress), so a failed build leaves the previous build serving. A
+function with nothing deployed yet waits for its build on its first invocation instead.
 """
 
 from __future__ import annotations
@@ -15,7 +20,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-from nova.core.errors import FunctionNotFound, NovaError, StoreUnavailable, VersionNotFound
+from nova.core.errors import (
+    CompileFailed,
+    FunctionNotFound,
+    NovaError,
+    StoreUnavailable,
+    VersionNotFound,
+)
 from nova.core.models import LATEST_VERSION, CodeBundle, FunctionRecord
 from nova.core.names import version_number
 from nova.functions.deployer import Deployer
@@ -44,6 +55,7 @@ class FunctionResolver:
         self._loading_entries: _SingleFlight[_Entry] = _SingleFlight()
         self._loading_pools: _SingleFlight[FunctionPool] = _SingleFlight()
         self._loading_routes: _SingleFlight[WeightedChoice] = _SingleFlight()
+        self._building: set[asyncio.Task[None]] = set()
 
     async def resolve(
         self, name: str, qualifier: str | None = None, routing_key: str | None = None
@@ -123,8 +135,7 @@ class FunctionResolver:
         elif entry.record.revision > record.revision:
             return  # a newer revision is served already
         entry.record = record
-        if entry.latest is not None or record.config.min_replicas > 0:
-            await self._deploy_latest(entry, code)
+        await self._redeploy_latest(entry, code, start_warm=True)
 
     def function_deleted(self, record: FunctionRecord) -> None:
         entry = self._entries.get(record.name)
@@ -151,8 +162,7 @@ class FunctionResolver:
         try:
             if record.revision > entry.record.revision:
                 entry.record = record
-                if entry.latest is not None:
-                    await self._deploy_latest(entry)
+                await self._redeploy_latest(entry, start_warm=False)
             for number in list(entry.versions):
                 try:
                     await self._store.versions.get(name, number)
@@ -163,6 +173,40 @@ class FunctionResolver:
             raise
         except NovaError as exc:  # e.g. its backend went away: invocations will say so
             logger.warning("cannot redeploy %s: %s", name, exc.message)
+
+    async def _redeploy_latest(
+        self, entry: _Entry, code: CodeBundle | None = None, *, start_warm: bool
+    ) -> None:
+        """Move a served $LATEST to the entry's record (``start_warm``: deploy one kept warm
+        too); a compiled language's build starts now and the move waits for it in the
+        background."""
+        record = entry.record
+        self._deployer.start_compile(record.id, record.config, record.code_hash)
+        if entry.latest is None and not (start_warm and record.config.min_replicas > 0):
+            return  # nothing served: the first invocation deploys (and waits for the build)
+        if not self._deployer.compiles(record.config):
+            await self._deploy_latest(entry, code)
+            return
+        task = asyncio.get_running_loop().create_task(self._deploy_when_built(entry, record))
+        self._building.add(task)
+        task.add_done_callback(self._building.discard)
+
+    async def _deploy_when_built(self, entry: _Entry, record: FunctionRecord) -> None:
+        try:
+            await self._deployer.compiled(record.id, record.config, record.code_hash, None)
+            if entry.record is not record or self._entries.get(record.name) is not entry:
+                return  # changed again meanwhile: that change deploys its own build
+            await self._loading_pools.run(
+                (record.name, LATEST_VERSION), lambda: self._deploy_latest(entry)
+            )
+        except CompileFailed:
+            logger.warning(
+                "the build of %s revision %d failed; its previous build keeps serving",
+                record.name,
+                record.revision,
+            )
+        except NovaError as exc:
+            logger.warning("cannot deploy the build of %s: %s", record.name, exc.message)
 
     async def refresh_all(self) -> None:
         for name in list(self._entries):

@@ -54,6 +54,12 @@ HANDLER_EXTENSIONS: dict[str, tuple[str, ...]] = {
     "node": (".js", ".cjs", ".mjs"),
     "ruby": (".rb",),
     "php": (".php",),
+    "lua": (".lua",),
+    "deno": (".ts", ".js", ".mjs"),
+    "bun": (".ts", ".js", ".mjs"),
+    "go": (".go",),
+    "rust": (".rs",),
+    "java": (".java",),
 }
 DOTTED_MODULES = frozenset({"python"})
 # Runtimes that start one fixed file instead of the handler's module: the package must hold it,

@@ -30,6 +30,7 @@ from nova.functions.rules import (
     check_handler_file,
     handler_files,
 )
+from nova.runtimes.compiler import CompileState
 from nova.runtimes.dependencies import BuildLog
 from nova.runtimes.registry import RuntimeRegistry
 from nova.runtimes.syntax import check_syntax
@@ -133,10 +134,18 @@ class FunctionService:
             self._resolver.function_deleted(await self._store.functions.delete(name))
 
     async def build_log(self, name: str) -> BuildLog:
-        """The log of the dependency build of the function's current code."""
+        """The log of the function's current build: its compilation in a compiled language,
+        else the installation of the dependencies its code names."""
         record = await self._store.functions.get(name)
+        compiled = self.compile_state(record)
+        if compiled is not None:
+            return BuildLog(compiled.status, compiled.output, compiled.key)
         code = await self._store.functions.get_code(name)
         return self._deployer.build_log(record.config.runtime, code)
+
+    def compile_state(self, record: FunctionRecord) -> CompileState | None:
+        """Where the build of the function's code is (None: not a compiled language)."""
+        return self._deployer.compile_state(record.id, record.config, record.code_hash)
 
     async def get(self, name: str) -> FunctionRecord:
         return await self._store.functions.get(name)

@@ -32,6 +32,9 @@ class RuntimeSpec:
     agent_runtime: str | None = None
     bootstrap: str | None = None
     env: tuple[tuple[str, str], ...] = ()
+    # A compiled language (runtimes/toolchains.py): ``candidates`` are its compiler, and the
+    # sandbox needs only this to start the built bootstrap.
+    sandbox_interpreter: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,9 +46,9 @@ class RuntimeStatus:
     reason: str
 
 
-_COMPILED = (
-    "not built yet: compiled languages need the asynchronous build step (compile_status); "
-    "meanwhile compile a Lambda Runtime API client yourself and deploy it as runtime provided"
+_NOT_PACKAGED = (
+    "no {what} toolchain is packaged by Debian 12, PyPI or npm; build a Lambda Runtime API "
+    "client yourself and deploy it as runtime provided"
 )
 
 
@@ -73,19 +76,58 @@ BUILTIN_RUNTIMES: tuple[RuntimeSpec, ...] = (
     # bootstraps/): adding one needs no worker protocol in the language, only HTTP and JSON.
     RuntimeSpec("ruby", ".rb", "handler.handler", ("/usr/bin/ruby", "ruby")),
     RuntimeSpec("php", ".php", "handler.handler", ("/usr/bin/php", "php")),
+    # Lua's Runtime API client needs Debian's lua-socket and lua-cjson: asked for with the
+    # version, so a host without them lists lua unavailable, saying which is missing.
+    RuntimeSpec(
+        "lua",
+        ".lua",
+        "handler.handler",
+        ("/usr/bin/lua5.4", "lua5.4"),
+        ("-e", "require 'socket.http'; require 'cjson'; print(_VERSION)"),
+    ),
+    # From the npm registry (`make runtimes`: npm install -g deno bun), which installs them
+    # under npm's prefix (/usr with Debian's npm), inside what a container instance binds.
+    RuntimeSpec("deno", ".ts", "handler.handler", ("/usr/bin/deno", "/usr/local/bin/deno", "deno")),
+    RuntimeSpec("bun", ".ts", "handler.handler", ("/usr/bin/bun", "/usr/local/bin/bun", "bun")),
+    # Compiled languages: built after create/update (runtimes/compiler.py) into a bootstrap
+    # that Nova's main for the language (runtimes/wrappers/) links to the handler.
+    RuntimeSpec(
+        "go",
+        ".go",
+        "handler.Handler",
+        ("/usr/lib/go/bin/go", "/usr/bin/go", "go"),
+        version_args=("version",),
+        interpreted=False,
+        agent_runtime="provided",
+        sandbox_interpreter="/bin/sh",
+        aliases=("golang",),
+    ),
+    RuntimeSpec(
+        "rust",
+        ".rs",
+        "handler.handler",
+        ("/usr/bin/rustc", "rustc"),
+        interpreted=False,
+        agent_runtime="provided",
+        sandbox_interpreter="/bin/sh",
+    ),
+    RuntimeSpec(
+        "java",
+        ".java",
+        "Handler.handleRequest",
+        ("/usr/bin/javac", "javac"),
+        version_args=("-version",),
+        interpreted=False,
+        agent_runtime="provided",
+        sandbox_interpreter="/bin/sh",
+    ),
     *(
         RuntimeSpec(name, "", "handler.handler", (), unsupported=reason)
         for name, reason in (
-            ("go", _COMPILED),
-            ("rust", _COMPILED),
-            ("java", _COMPILED),
-            ("dotnet", _COMPILED),
-            ("swift", _COMPILED + "; and no Swift toolchain is packaged by Debian 12"),
-            ("zig", _COMPILED + "; and no Zig toolchain is packaged by Debian 12"),
-            ("wasm", _COMPILED),
-            ("lua", "not built yet: Lua has no HTTP client in its standard library (luasocket)"),
-            ("deno", "not built yet: a Runtime API client in TypeScript (deno from npm)"),
-            ("bun", "not built yet: a Runtime API client for Bun (bun from npm)"),
+            ("dotnet", _NOT_PACKAGED.format(what=".NET (Microsoft's own apt repository has one)")),
+            ("swift", _NOT_PACKAGED.format(what="Swift")),
+            ("zig", "not built yet: zig is on PyPI (ziglang) but Nova has no main for Zig yet"),
+            ("wasm", "not built yet: wasmtime (PyPI) would run it, Nova has no WASI main yet"),
         )
     ),
 )
@@ -119,8 +161,18 @@ def detect(spec: RuntimeSpec) -> RuntimeStatus:
             )
         except (OSError, subprocess.TimeoutExpired) as exc:
             return RuntimeStatus(spec, False, interpreter, "", f"{interpreter} does not run: {exc}")
-        version = (completed.stdout or completed.stderr).strip().splitlines()[0:1]
-        return RuntimeStatus(spec, True, interpreter, version[0] if version else "", "ok")
+        lines = (completed.stdout or completed.stderr).strip().splitlines()
+        if completed.returncode != 0:
+            said = f": {lines[0]}" if lines else ""
+            return RuntimeStatus(
+                spec,
+                False,
+                interpreter,
+                "",
+                f"{interpreter} {' '.join(spec.version_args)} failed{said}; make runtimes "
+                "installs what is missing",
+            )
+        return RuntimeStatus(spec, True, interpreter, lines[0] if lines else "", "ok")
     return RuntimeStatus(
         spec,
         False,

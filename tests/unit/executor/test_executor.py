@@ -23,6 +23,7 @@ from nova.observability.log_spool import LogSpool
 from nova.pool.function_pool import PoolLimits
 from nova.pool.launcher import SandboxLauncher
 from nova.pool.manager import PoolManager
+from nova.runtimes.compiler import Compiler
 from nova.runtimes.dependencies import DependencyBuilder
 from nova.runtimes.registry import BUILTIN_RUNTIMES, RuntimeRegistry, RuntimeStatus
 from nova.sandbox.fake import FakeBackend
@@ -68,6 +69,8 @@ async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
         runtimes,
         registry,
         DependencyBuilder(tmp_path / "builds", 60),
+        Compiler(tmp_path / "compiled", tmp_path / "toolchain-cache", 60, 1),
+        60,
     )
     resolver = FunctionResolver(store, deployer)
     limits = LogLimits(100, 1000, 0.01, 1.0, retry_interval_s=1.0, wait_timeout_s=1.0)

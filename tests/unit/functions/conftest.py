@@ -16,6 +16,7 @@ from nova.functions.service import FunctionService
 from nova.pool.function_pool import PoolLimits
 from nova.pool.launcher import SandboxLauncher
 from nova.pool.manager import PoolManager
+from nova.runtimes.compiler import Compiler
 from nova.runtimes.dependencies import DependencyBuilder
 from nova.runtimes.registry import BUILTIN_RUNTIMES, RuntimeRegistry, RuntimeStatus
 from nova.sandbox.base import BackendInfo
@@ -73,6 +74,8 @@ async def functions(tmp_path: Path) -> AsyncIterator[Functions]:
         runtimes(),
         registry,
         DependencyBuilder(code_dir.parent / "builds", 60),
+        Compiler(code_dir.parent / "compiled", code_dir.parent / "toolchain-cache", 60, 1),
+        60,
     )
     resolver = FunctionResolver(store, deployer)
     service = FunctionService(store, resolver, deployer, runtimes(), registry, CODE_POLICY, LIMITS)

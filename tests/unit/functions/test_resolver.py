@@ -19,6 +19,7 @@ from nova.functions.resolver import FunctionResolver
 from nova.pool.function_pool import PoolLimits
 from nova.pool.launcher import SandboxLauncher
 from nova.pool.manager import PoolManager
+from nova.runtimes.compiler import Compiler
 from nova.runtimes.dependencies import DependencyBuilder
 from nova.runtimes.registry import BUILTIN_RUNTIMES, RuntimeRegistry, RuntimeStatus
 from nova.sandbox.fake import FakeBackend
@@ -63,6 +64,8 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
         runtimes,
         registry,
         DependencyBuilder(tmp_path / "builds", 60),
+        Compiler(tmp_path / "compiled", tmp_path / "toolchain-cache", 60, 1),
+        60,
     )
     yield World(store, pools, FunctionResolver(store, deployer), backend)
     await pools.close()

@@ -50,28 +50,33 @@ async def read_function_body(request: Request, model: type[Body]) -> tuple[Body,
 async def create_function(request: Request) -> dict[str, Any]:
     body, source = await read_function_body(request, FunctionCreate)
     fields = {**body.config_fields(), "name": body.name}
-    record = await services(request).functions.create(fields, source)
-    return function_out(record)
+    functions = services(request).functions
+    record = await functions.create(fields, source)
+    return function_out(record, functions.compile_state(record))
 
 
 @router.get("/functions", summary="List functions")
 async def list_functions(
     request: Request, limit: int = Query(100, ge=1, le=1000), cursor: str | None = None
 ) -> dict[str, Any]:
-    page = await services(request).functions.list(limit, cursor)
-    return {"items": [function_out(record) for record in page.items], "next": page.next}
+    functions = services(request).functions
+    page = await functions.list(limit, cursor)
+    items = [function_out(record, functions.compile_state(record)) for record in page.items]
+    return {"items": items, "next": page.next}
 
 
 @router.get("/functions/{name}", summary="Get a function")
 async def get_function(request: Request, name: str) -> dict[str, Any]:
-    record = await services(request).functions.get(validate_function_name(name))
-    return function_out(record)
+    functions = services(request).functions
+    record = await functions.get(validate_function_name(name))
+    return function_out(record, functions.compile_state(record))
 
 
 @router.get(
     "/functions/{name}/build-log",
-    summary="The dependency build of the function's code: status (none, missing, success, "
-    "failed) and the installer's log",
+    summary="The build of the function's code: a compiled language's compilation (status "
+    "pending, compiling, success, failed; the compiler's output), else its dependency "
+    "installation (status none, missing, success, failed; the installer's log)",
 )
 async def function_build_log(request: Request, name: str) -> dict[str, Any]:
     build = await services(request).functions.build_log(validate_function_name(name))
@@ -89,8 +94,9 @@ async def update_function(request: Request, name: str) -> dict[str, Any]:
     changes = body.config_fields()
     if body.name is not None:
         changes["name"] = body.name
-    record = await services(request).functions.update(name, changes, source)
-    return function_out(record)
+    functions = services(request).functions
+    record = await functions.update(name, changes, source)
+    return function_out(record, functions.compile_state(record))
 
 
 @router.put(
@@ -107,7 +113,7 @@ async def put_function_code(request: Request, name: str) -> dict[str, Any]:
     limit = service.settings.code.max_upload_bytes
     data = await read_body(request, limit, "zip: the archive", CODE_LIMIT)
     record = await service.functions.update(name, {}, CodeSource(zip_bytes=data))
-    return function_out(record)
+    return function_out(record, service.functions.compile_state(record))
 
 
 @router.delete("/functions/{name}", summary="Delete a function and stop its instances")

@@ -67,7 +67,8 @@ def get_function(ctx: typer.Context, name: NameArg) -> None:
 
 @app.command("build-log")
 def build_log(ctx: typer.Context, name: NameArg) -> None:
-    """Show the log of installing the function's requirements.txt / package.json."""
+    """Show the function's build: a compiled language's compiler output, else the log of
+    installing its requirements.txt / package.json."""
     from nova.cli.client import function_path
 
     state = state_of(ctx)
@@ -146,6 +147,9 @@ def describe(record: dict[str, Any]) -> list[tuple[str, str]]:
     code_hash = record.get("code_hash")
     code = fmt_bytes(record.get("code_size")) + (f"  sha256:{code_hash}" if code_hash else "")
     replicas = f"{fmt_value(record.get('min_replicas'))}-{fmt_value(record.get('max_replicas'))}"
+    compiled = record.get("compile_status")
+    if compiled == "failed":
+        compiled += f"  (the compiler's output: nova fn build-log {record.get('name')})"
     return [
         ("name", fmt_value(record.get("name"))),
         ("runtime", fmt_value(record.get("runtime"))),
@@ -160,6 +164,7 @@ def describe(record: dict[str, Any]) -> list[tuple[str, str]]:
         ("env", env_text),
         ("description", fmt_value(record.get("description"))),
         ("code", code),
+        *([("compile", str(compiled))] if compiled is not None else []),
         ("revision", fmt_value(record.get("revision"))),
         ("created", fmt_time(record.get("created_at"))),
         ("updated", fmt_time(record.get("updated_at"))),

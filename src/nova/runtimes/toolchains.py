@@ -1,0 +1,127 @@
+"""How each compiled language turns a function's source into a ``bootstrap``.
+
+Every compiled language runs as a ``provided`` bootstrap (agent/provided.py) rather than through
+a worker protocol of its own: the Lambda Runtime API is plain HTTP and JSON, which each of these
+standard libraries speaks, so one small main per language (wrappers/) is all Nova ships. That
+main is compiled into the function's own program and calls the handler the function's
+``handler`` field names, so users write only a handler, never a Runtime API client, and no
+library has to be fetched at build time.
+
+A toolchain's ``prepare`` writes its main (and what else the compiler needs) into the build's
+copy of the source and returns the command that writes the ``bootstrap`` into ``output``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from nova.code import bundle as bundles
+
+WRAPPERS = Path(__file__).parent / "wrappers"
+BOOTSTRAP = "bootstrap"
+
+
+def _wrappers_digest() -> str:
+    """What Nova compiles into every program: a new Nova main builds functions anew."""
+    digest = hashlib.sha256()
+    for path in sorted(WRAPPERS.iterdir()):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+WRAPPERS_DIGEST = _wrappers_digest()
+
+
+@dataclass(frozen=True, slots=True)
+class BuildCommand:
+    argv: list[str]
+    env: dict[str, str]  # added to a minimal environment (PATH, HOME, LANG)
+
+
+@dataclass(frozen=True, slots=True)
+class BuildInputs:
+    source: Path  # a writable copy of the function's code; the compiler runs here
+    output: Path  # where the bootstrap (and anything it needs) goes
+    handler: str  # the function's handler field: module.function
+    compiler: str  # the toolchain's path (GET /runtimes shows it)
+    cache: Path  # the toolchain's own cache, shared by every build on this daemon
+
+
+def _parts(handler: str) -> tuple[str, str]:
+    """(the handler's module path, its function name): 'pkg/handler.run' -> ('pkg/handler', 'run')."""
+    return bundles.handler_module(handler), handler.rsplit(".", 1)[-1]
+
+
+def _wrapper(name: str, **values: str) -> str:
+    text = (WRAPPERS / name).read_text()
+    for placeholder, value in values.items():
+        text = text.replace(placeholder, value)
+    return text
+
+
+def prepare_go(build: BuildInputs) -> BuildCommand:
+    """``go build`` of the function's ``package main`` plus Nova's main (nova_main.go), static
+    (CGO_ENABLED=0) so the binary runs in any sandbox whatever libc it has."""
+    _, function = _parts(build.handler)
+    (build.source / "nova_main.go").write_text(_wrapper("nova_main.go", NOVA_HANDLER=function))
+    if not (build.source / "go.mod").is_file():
+        (build.source / "go.mod").write_text("module function\n\ngo 1.19\n")
+    argv = [build.compiler, "build", "-trimpath", "-o", str(build.output / BOOTSTRAP), "."]
+    env = {
+        "CGO_ENABLED": "0",
+        "GOCACHE": str(build.cache / "go-build"),
+        "GOPATH": str(build.cache / "go-path"),
+        "GOFLAGS": "-mod=mod",
+    }
+    return BuildCommand(argv, env)
+
+
+def prepare_rust(build: BuildInputs) -> BuildCommand:
+    """``rustc`` on Nova's main (nova_main.rs), which includes the handler's file as a module:
+    one file and the standard library, so no cargo and no crates.io."""
+    module, function = _parts(build.handler)
+    main = _wrapper("nova_main.rs", NOVA_PATH=f"{module}.rs", NOVA_FUNCTION=function)
+    (build.source / "nova_main.rs").write_text(main)
+    argv = [
+        build.compiler,
+        "--edition",
+        "2021",
+        "-C",
+        "opt-level=2",
+        "-o",
+        str(build.output / BOOTSTRAP),
+        "nova_main.rs",
+    ]
+    return BuildCommand(argv, {})
+
+
+def prepare_java(build: BuildInputs) -> BuildCommand:
+    """``javac`` of every .java file of the function with Nova's main (NovaMain.java) into
+    ``classes/``; the bootstrap is a script starting that JDK's ``java`` on them."""
+    module, function = _parts(build.handler)
+    main = _wrapper("NovaMain.java", NOVA_CLASS=module.replace("/", "."), NOVA_METHOD=function)
+    (build.source / "NovaMain.java").write_text(main)
+    sources = sorted(str(path.relative_to(build.source)) for path in build.source.rglob("*.java"))
+    java = os.path.join(os.path.dirname(os.path.realpath(build.compiler)), "java")
+    bootstrap = build.output / BOOTSTRAP
+    # Serial GC and the C1 compiler only: a function instance is small and short-lived, and
+    # these halve the JVM's start-up time.
+    bootstrap.write_text(
+        "#!/bin/sh\n"
+        f'exec {java} -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -cp "$(dirname "$0")/classes" '
+        "NovaMain\n"
+    )
+    bootstrap.chmod(0o755)
+    argv = [build.compiler, "-encoding", "UTF-8", "-d", str(build.output / "classes"), *sources]
+    return BuildCommand(argv, {})
+
+
+TOOLCHAINS: dict[str, Callable[[BuildInputs], BuildCommand]] = {
+    "go": prepare_go,
+    "rust": prepare_rust,
+    "java": prepare_java,
+}
