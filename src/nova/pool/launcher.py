@@ -14,7 +14,7 @@ from typing import Protocol
 
 from nova.agent.protocol import PROTOCOL_VERSION, init_message
 from nova.core.errors import SandboxError
-from nova.core.models import StartPhases
+from nova.core.models import StartKind, StartPhases
 from nova.core.secrets import scrub, secret_refs
 from nova.pool.connection import AgentConnection
 from nova.pool.deployment import Deployment
@@ -84,6 +84,9 @@ class SandboxLauncher:
             network=config.network,
             concurrency=config.instance_concurrency,
             init_key=init_key(deployment),
+            # A template would keep resolved secrets in its memory: none for such instances.
+            init=None if secret_values else init_message(deployment, "", "", env),
+            holds_secrets=bool(secret_values),
         )
         began = time.perf_counter()
         sandbox = await self._backends.get(config.backend).start(spec)
@@ -100,6 +103,7 @@ class SandboxLauncher:
             await connection.open(sandbox.sock, lambda _reason: on_lost(instance))
             if snapshotting is not None and snapshotting.initialised:
                 reply = {"ok": True, "protocol": PROTOCOL_VERSION}  # Init ran before the save
+                instance.start_kind = StartKind.SNAPSHOT
             else:
                 init = init_message(deployment, sandbox.code_dir, sandbox.tmp_dir, env)
                 reply = await connection.request(init, self._start_timeout_s)
