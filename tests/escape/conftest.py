@@ -225,9 +225,9 @@ class Sandbox:
     ) -> AgentSession:
         """An instance forked from the code's template, built first (Init came with the fork)."""
         assert isinstance(self.backend, ContainerBackend)
-        assert self.backend.snapshots is not None
+        assert self.backend.function_snapshots is not None
         spec = self.snapshot_spec(code_dir, memory_mb, timeout_s)
-        await self.backend.snapshots.create(spec)
+        await self.backend.function_snapshots.create(spec)
         instance = await self.backend.start(spec)
         assert isinstance(instance, ForkedInstance), "the start did not fork the template"
         session = AgentSession(instance)

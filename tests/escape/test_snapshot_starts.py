@@ -102,8 +102,8 @@ class Snapshots:
         self.counters = DaemonCounters()
         policy = policy or SnapshotPolicy(mode=SnapshotMode.FIRST_INVOKE, health_interval_s=3600)
         self.backend = ContainerBackend(MAX_MESSAGE_BYTES, snapshots=policy, counters=self.counters)
-        assert self.backend.snapshots is not None
-        self.manager = self.backend.snapshots
+        assert self.backend.function_snapshots is not None
+        self.manager = self.backend.function_snapshots
         self.workspace = workspace
         self.instances: list[SandboxInstance] = []
 

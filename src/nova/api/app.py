@@ -21,6 +21,7 @@ from nova.api.routes import (
     observe,
     releases,
     secrets,
+    snapshots,
 )
 from nova.api.routes.invocations import DeadLetterSelection
 from nova.api.routes.secrets import MasterKeyRotate, SecretPut
@@ -53,6 +54,7 @@ def create_app(lifespan: Lifespan) -> ASGIApp:
     api.include_router(invocations.router)
     api.include_router(lambda_api.router)
     api.include_router(secrets.router)
+    api.include_router(snapshots.router)
 
     def get_services() -> Services:
         result: Services = api.state.services

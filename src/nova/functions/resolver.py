@@ -44,6 +44,16 @@ class FunctionResolver:
         self._loading_entries: _SingleFlight[_Entry] = _SingleFlight()
         self._loading_pools: _SingleFlight[FunctionPool] = _SingleFlight()
         self._loading_routes: _SingleFlight[WeightedChoice] = _SingleFlight()
+        self._listeners: list[Callable[[str, bool], None]] = []
+
+    def listen(self, listener: Callable[[str, bool], None]) -> None:
+        """Call ``listener(name, deleted)`` whenever a function changes or goes, here or
+        through another daemon (the snapshot service drops what no longer matches)."""
+        self._listeners.append(listener)
+
+    def _changed(self, name: str, *, deleted: bool = False) -> None:
+        for listener in self._listeners:
+            listener(name, deleted)
 
     async def resolve(
         self, name: str, qualifier: str | None = None, routing_key: str | None = None
@@ -123,10 +133,12 @@ class FunctionResolver:
         elif entry.record.revision > record.revision:
             return  # a newer revision is served already
         entry.record = record
+        self._changed(record.name)
         if entry.latest is not None or record.config.min_replicas > 0:
             await self._deploy_latest(entry, code)
 
     def function_deleted(self, record: FunctionRecord) -> None:
+        self._changed(record.name, deleted=True)
         entry = self._entries.get(record.name)
         if entry is not None and entry.record.id == record.id:
             self._drop(entry)
@@ -146,11 +158,13 @@ class FunctionResolver:
         except FunctionNotFound:
             record = None
         if record is None or record.id != entry.record.id:
+            self._changed(name, deleted=True)
             self._drop(entry)
             return
         try:
             if record.revision > entry.record.revision:
                 entry.record = record
+                self._changed(name)
                 if entry.latest is not None:
                     await self._deploy_latest(entry)
             for number in list(entry.versions):

@@ -144,8 +144,17 @@ class SnapshotStore(Protocol):
         """Drop one (False: no such snapshot)."""
         ...
 
-    async def retire_function(self, function_name: str, reason: str) -> int:
-        """Drop every snapshot of a function; how many."""
+    async def retire(self, function_name: str, version: str | None, reason: str) -> int:
+        """Drop the snapshots of one version of a function (None: of every version); returns
+        how many."""
+        ...
+
+
+@runtime_checkable
+class SnapshottingBackend(Protocol):
+    @property
+    def function_snapshots(self) -> SnapshotStore | None:
+        """Its function snapshots (None: switched off by the config)."""
         ...
 
 

@@ -103,7 +103,7 @@ class ContainerBackend:
         self._cgroups: CgroupLayout | None = None
         self._networks: Networks | None = None  # None: network: true is refused
         self._standby: StandbyPool | None = None
-        self.snapshots: SnapshotManager | None = None
+        self.function_snapshots: SnapshotManager | None = None
         self._host_watch: asyncio.Task[None] | None = None  # from the first networked start
         if self._info.available:
             self._host, self._cgroups = host_setup(self._options)
@@ -116,7 +116,7 @@ class ContainerBackend:
                     self._launch_standby,
                 )
             if snapshots is not None and snapshots.mode is not SnapshotMode.OFF:
-                self.snapshots = SnapshotManager(
+                self.function_snapshots = SnapshotManager(
                     self._build_template,
                     snapshots,
                     counters or DaemonCounters(),
@@ -159,8 +159,8 @@ class ContainerBackend:
             )
         if spec.network:
             self._watch_host_addresses()
-        if self.snapshots is not None:
-            forked = await self.snapshots.start(spec)
+        if self.function_snapshots is not None:
+            forked = await self.function_snapshots.start(spec)
             if forked is not None:
                 return forked
         layout, image_id = await self._roots.resolve(spec, self._host)
@@ -327,8 +327,8 @@ class ContainerBackend:
                 await self._host_watch
         if self._standby is not None:
             await self._standby.close()
-        if self.snapshots is not None:
-            await self.snapshots.close()
+        if self.function_snapshots is not None:
+            await self.function_snapshots.close()
         await asyncio.gather(*(i.kill() for i in list(self._instances.values())))
         if self._cgroups is not None:
             await asyncio.to_thread(self._cgroups.release)

@@ -190,8 +190,13 @@ class SnapshotManager:
         await self._drop(entry, "deleted on request")
         return True
 
-    async def retire_function(self, function_name: str, reason: str) -> int:
-        entries = [e for e in self._entries.values() if e.spec.function_name == function_name]
+    async def retire(self, function_name: str, version: str | None, reason: str) -> int:
+        entries = [
+            entry
+            for entry in self._entries.values()
+            if entry.spec.function_name == function_name
+            and (version is None or entry.version == version)
+        ]
         for entry in entries:
             await self._drop(entry, reason)
         return len(entries)
