@@ -37,19 +37,17 @@ class ForkedInstance:
         self,
         spec: InstanceSpec,
         sock: socket.socket,
-        pidfd: int,
-        pid: int,
+        process: tuple[int, int],  # (pidfd, pid) of the child, the init of its pid namespace
         cgroup: InstanceCgroup | None,
         image_id: str,
-        template_id: str,
+        cpu_quota_us: int,
     ) -> None:
         self._spec = spec
         self._sock = sock
-        self._pidfd = pidfd
-        self._pid = pid
+        self._pidfd, self._pid = process
         self._cgroup = cgroup
         self._image_id = image_id
-        self.template_id = template_id
+        self._cpu_quota_us = cpu_quota_us
         self._killed = False
         self._cpu_timer: asyncio.TimerHandle | None = None
         self.on_kill: Callable[[], None] | None = None  # the snapshot manager counts its forks
@@ -92,10 +90,15 @@ class ForkedInstance:
         poller.register(self._pidfd, select.POLLIN)
         return not poller.poll(0)  # a pidfd turns readable once the process exited
 
-    def limit_cpu_after(self, delay_s: float, quota_us: int) -> None:
+    def adopt(self, spec: InstanceSpec) -> None:
+        """Become the start ``spec`` asked for (one forked ahead of need is named then)."""
+        self._spec = spec
+
+    def start_boost(self, boost_s: float) -> None:
+        """Full CPU for ``boost_s``, then the function's quota (as a slow-path start gets)."""
         if self._cgroup is not None:
             loop = asyncio.get_running_loop()
-            self._cpu_timer = loop.call_later(delay_s, self._cgroup.limit_cpu, quota_us)
+            self._cpu_timer = loop.call_later(boost_s, self._cgroup.limit_cpu, self._cpu_quota_us)
 
     def oom_kills(self) -> int:
         return self._cgroup.oom_kills() if self._cgroup is not None else 0

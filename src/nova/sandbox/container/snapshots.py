@@ -19,8 +19,9 @@ import contextlib
 import hashlib
 import logging
 import time
+import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from nova.core.counters import DaemonCounters
@@ -46,6 +47,10 @@ class SnapshotPolicy:
     ttl_s: float = 600.0  # a template no start used for this long is dropped
     memory_budget_bytes: int = 512 * 1024 * 1024  # all templates together; LRU past it
     health_interval_s: float = 10.0
+    # Each ready template keeps one instance forked ahead, so a start takes it (and the next
+    # is forked off the start path): a fork makes network and pid namespaces, which costs
+    # more than the whole target here (docs/performance.md).
+    fork_ahead: bool = True
 
 
 @dataclass(slots=True)
@@ -63,6 +68,8 @@ class _Entry:
     last_used: float = field(default_factory=time.monotonic)
     detail: str = ""
     children: set[ForkedInstance] = field(default_factory=set)
+    spare: ForkedInstance | None = None  # forked ahead (SnapshotPolicy.fork_ahead)
+    forking_spare: bool = False
 
     @property
     def version(self) -> str:
@@ -133,17 +140,56 @@ class SnapshotManager:
         if not entry.template.alive():
             self._fall_back(entry, spec, "the template died")
             return None
-        try:
-            instance = await entry.template.fork(spec, self._cpu_boost_s)
-        except SandboxError as exc:
-            self._fall_back(entry, spec, str(exc))
-            return None
+        instance, entry.spare = entry.spare, None
+        if instance is not None and not instance.alive():
+            self._spawn(instance.kill())
+            instance = None
+        if instance is None:
+            try:
+                instance = await self._fork(entry, spec)
+            except SandboxError as exc:
+                self._fall_back(entry, spec, str(exc))
+                return None
+        instance.adopt(spec)
+        instance.start_boost(self._cpu_boost_s)
         entry.hits += 1
         self._counters.snapshot_starts += 1
+        self._fork_ahead(entry)
+        return instance
+
+    async def _fork(self, entry: _Entry, spec: InstanceSpec) -> ForkedInstance:
+        assert entry.template is not None  # callers checked
+        instance = await entry.template.fork(spec)
         entry.children.add(instance)
         instance.on_kill = lambda: self._child_gone(entry, instance)
         self._spawn(entry.template.prepare_spare())
         return instance
+
+    def _fork_ahead(self, entry: _Entry) -> None:
+        if (
+            self._policy.fork_ahead
+            and entry.state == "ready"
+            and entry.spare is None
+            and not entry.forking_spare
+        ):
+            entry.forking_spare = True
+            self._spawn(self._fork_spare(entry))
+
+    async def _fork_spare(self, entry: _Entry) -> None:
+        spec = entry.spec
+        instance_id = f"{spec.function_name}-{uuid.uuid4().hex[:12]}"
+        spec = replace(spec, instance_id=instance_id, work_dir=spec.work_dir.parent / instance_id)
+        try:
+            spare = await self._fork(entry, spec)
+        except SandboxError as exc:
+            logger.info("could not fork ahead for %s: %s", spec.function_name, exc)
+            return
+        finally:
+            entry.forking_spare = False
+        if entry.state == "ready" and entry.spare is None:
+            entry.spare = spare
+        else:
+            await spare.kill()
 
     def _fall_back(self, entry: _Entry, spec: InstanceSpec, reason: str) -> None:
         entry.fallbacks += 1
@@ -241,6 +287,7 @@ class SnapshotManager:
             return
         entry.template, entry.state = template, "ready"
         self._counters.snapshot_builds += 1
+        self._fork_ahead(entry)
         took_ms = (time.perf_counter() - started) * 1000
         logger.info(
             "snapshot %s of %s built in %.0f ms", entry.id, entry.spec.function_name, took_ms
@@ -279,16 +326,17 @@ class SnapshotManager:
             entry.task.cancel()
         self._counters.snapshot_drops += 1
         logger.info("dropped snapshot %s of %s: %s", entry.id, entry.spec.function_name, reason)
-        entry.detail = reason
+        entry.detail, entry.state = reason, "dropped"  # from now on nothing forks from it
+        spare, entry.spare = entry.spare, None
+        if spare is not None:
+            await spare.kill()
         template, entry.template = entry.template, None
         if template is None:
-            entry.state = "dropped"
             return
         if entry.children:
             entry.state, entry.template = "retired", template
             self._retired[id(entry)] = entry
             return
-        entry.state = "dropped"
         await template.kill()
 
     def _child_gone(self, entry: _Entry, instance: ForkedInstance) -> None:

@@ -79,8 +79,9 @@ class FunctionTemplate:
             name = f"fork-{uuid.uuid4().hex[:12]}"
             self._spare = await asyncio.to_thread(self._cgroups.create, name, self._limits)
 
-    async def fork(self, spec: InstanceSpec, cpu_boost_s: float) -> ForkedInstance:
-        """A new instance forked from the template: its own namespaces, /tmp and cgroups."""
+    async def fork(self, spec: InstanceSpec) -> ForkedInstance:
+        """A new instance forked from the template: its own namespaces, /tmp and cgroups
+        (without a CPU quota until :meth:`ForkedInstance.start_boost`)."""
         cgroup, self._spare = self._spare, None
         if cgroup is None and self._cgroups is not None:
             cgroup = await asyncio.to_thread(self._cgroups.create, spec.instance_id, self._limits)
@@ -107,12 +108,14 @@ class FunctionTemplate:
             raise SandboxError(
                 f"fork of template {self.instance.instance_id} failed: {exc}"
             ) from exc
-        forked = ForkedInstance(
-            spec, host_end, pidfd, pid, cgroup, self.instance.image_id, self.instance.instance_id
+        return ForkedInstance(
+            spec,
+            host_end,
+            (pidfd, pid),
+            cgroup,
+            self.instance.image_id,
+            self._limits.cpu_quota_us,
         )
-        if cgroup is not None:
-            forked.limit_cpu_after(cpu_boost_s, self._limits.cpu_quota_us)
-        return forked
 
     async def ping(self, timeout_s: float) -> bool:
         """Does the template still answer? (A stopped or wedged one fails its health check.)"""
