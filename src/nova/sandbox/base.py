@@ -126,6 +126,7 @@ class SnapshotInfo:
     hits: int  # starts it served
     misses: int  # starts that found it not ready, and started the slow way
     fallbacks: int  # starts it failed, which then started the slow way
+    forked_ahead: int  # instances forked and waiting for a start (0 or 1)
     created_at: float  # unix time
     last_used_at: float | None
     detail: str = ""  # why it failed or was dropped

@@ -260,6 +260,7 @@ class SnapshotManager:
             hits=entry.hits,
             misses=entry.misses,
             fallbacks=entry.fallbacks,
+            forked_ahead=int(entry.spare is not None and entry.spare.alive()),
             created_at=entry.created_at,
             last_used_at=entry.last_used_at,
             detail=entry.detail,
