@@ -51,6 +51,9 @@ class SnapshotPolicy:
     # is forked off the start path): a fork makes network and pid namespaces, which costs
     # more than the whole target here (docs/performance.md).
     fork_ahead: bool = True
+    # first_invoke: the build waits this long after the miss, so it does not compete for the
+    # CPUs with the slow start it follows (and that start's first invocation).
+    build_delay_s: float = 2.0
 
 
 @dataclass(slots=True)
@@ -127,13 +130,14 @@ class SnapshotManager:
         entry = self._entries.get(snapshot_id(spec))
         if entry is None or entry.state != "ready" or entry.template is None:
             self._counters.snapshot_misses += 1
+            delay_s = self._policy.build_delay_s
             if entry is None:
                 self._drop_changed(spec)
-                entry = self._begin_build(spec)
+                entry = self._begin_build(spec, delay_s=delay_s)
             elif entry.state == "failed" and time.monotonic() - entry.last_used > (
                 RETRY_FAILED_BUILD_S
             ):
-                self._begin_build(spec, entry)
+                self._begin_build(spec, entry, delay_s=delay_s)
             entry.misses += 1
             return None
         entry.last_used, entry.last_used_at = time.monotonic(), time.time()
@@ -266,15 +270,19 @@ class SnapshotManager:
             detail=entry.detail,
         )
 
-    def _begin_build(self, spec: InstanceSpec, entry: _Entry | None = None) -> _Entry:
+    def _begin_build(
+        self, spec: InstanceSpec, entry: _Entry | None = None, *, delay_s: float = 0.0
+    ) -> _Entry:
         """Build into ``entry`` (a failed one tried again) or a new one."""
         entry = entry or _Entry(snapshot_id(spec), spec)
         self._entries[entry.id] = entry
         entry.state, entry.detail, entry.last_used = "building", "", time.monotonic()
-        entry.task = self._spawn(self._build_entry(entry))
+        entry.task = self._spawn(self._build_entry(entry, delay_s))
         return entry
 
-    async def _build_entry(self, entry: _Entry) -> None:
+    async def _build_entry(self, entry: _Entry, delay_s: float) -> None:
+        if delay_s > 0:
+            await asyncio.sleep(delay_s)
         started = time.perf_counter()
         try:
             template = await self._build(entry.spec)
