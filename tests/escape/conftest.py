@@ -176,12 +176,12 @@ class Sandbox:
     """Starts instances of handler code on one backend."""
 
     def __init__(
-        self, backend: ContainerBackend | GvisorBackend, workspace: Path, kind: str
+        self, backend: ContainerBackend | GvisorBackend, workspace: Path, kind: str | None = None
     ) -> None:
         self.backend = backend
         self.name = backend.info.name
-        self.kind = kind  # one of BACKENDS
-        self.traits = TRAITS[kind]
+        self.kind = kind or self.name  # one of BACKENDS
+        self.traits = TRAITS[self.kind]
         self.workspace = workspace  # stands in for the daemon's data dir
         self._sessions: list[AgentSession] = []
 
