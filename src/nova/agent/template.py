@@ -17,10 +17,12 @@ A child becomes an instance on the fd it was given (see :func:`_become_instance`
     then the agent protocol, with Init already done (the template's Init, copied by the fork).
 
 What a child shares with its siblings is only what the template did before the first fork:
-the interpreter, the imported modules and their state. It reseeds what would otherwise repeat
-in every sibling (random's generator, uuid1's clock sequence) and closes the sockets the init
-code opened, which would be one connection shared by every instance. ``hash()`` of str stays
-the template's (PYTHONHASHSEED is fixed at interpreter start).
+the interpreter, the imported modules and their state. Nothing random repeats: random's global
+generator reseeds itself in every forked child (random registers that with os.register_at_fork),
+uuid1 draws its clock sequence from it, uuid4 and secrets read the kernel (tested over 1,000
+starts in tests/escape/test_snapshot_starts.py). The child closes the sockets the init code
+opened, which would be one connection shared by every instance. ``hash()`` of str stays the
+template's (PYTHONHASHSEED is fixed at interpreter start).
 """
 
 from __future__ import annotations
@@ -181,7 +183,6 @@ class Template:
             return 0  # the host gave up on this start
         unshare(CLONE_NEWCGROUP)  # after the host moved it: its cgroup is its root
         drop_privileges(self._seccomp)
-        _reseed()
         agent = Agent(conn.detach(), self._max)
         agent.initialise(self._init)
         return agent.serve()
@@ -220,19 +221,6 @@ def _close_sockets(fds: list[int]) -> None:
         "instance (sockets cannot be shared between instances): open them in the handler",
         file=sys.stderr,
     )
-
-
-def _reseed() -> None:
-    """Siblings forked from one template must not draw the same numbers: random's generator
-    (reseeded at fork by random itself, and again here in case the init code replaced its
-    at-fork hook's instance state) and uuid1's clock sequence. uuid4 and secrets read the
-    kernel's random source, which no fork copies."""
-    import random
-
-    random.seed()
-    uuid = sys.modules.get("uuid")
-    if uuid is not None:
-        uuid._last_timestamp = None  # type: ignore[attr-defined]  # uuid1's clock sequence
 
 
 def main(argv: list[str] | None = None) -> int:
