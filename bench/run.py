@@ -13,6 +13,8 @@ Measures, for each sandbox backend asked for:
          in rounds alternating with native invokes (bench/compat.py);
   cold   first invoke after create of a 128 MB function (p50/p95), next to spawning a bare
          python3 and a bare fork;
+  snap   (container) invokes after scale to zero, each a start from the function's snapshot,
+         next to a bare fork + pipe and a bare unshare + fork (bench/snapshot_starts.py);
   async  asynchronous invocation (bench/async_events.py): events accepted per second,
          completed per second, and submit -> finish latency p50/p99;
   microvm boot and snapshot restore to first reply (p50/p95) and warm invoke of the microvm
@@ -40,7 +42,7 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
-from bench import async_events, client, compat, microvm, servers
+from bench import async_events, client, compat, microvm, servers, snapshot_starts
 
 HELLO = "def handler(event, context):\n    return {'message': 'Hello, ' + event.get('name', 'world') + '!'}\n"
 EVENT = b'{"name":"bench"}'
@@ -159,6 +161,10 @@ def measure_backend(backend: str, requests: int, seconds: int, cold_samples: int
                 }
                 console.print(f"[dim]{backend}: cold starts …[/]")
                 cold = percentiles(_cold_starts(api, cold_samples))
+                snapshots: dict[str, Any] = {}
+                if backend == "container":
+                    console.print(f"[dim]{backend}: snapshot cold starts …[/]")
+                    snapshots = snapshot_starts.measure(api, max(50, cold_samples))
         finally:
             servers.stop(process)
     return {
@@ -168,6 +174,7 @@ def measure_backend(backend: str, requests: int, seconds: int, cold_samples: int
         "logs": logs,
         **routed,
         **compatible,
+        **snapshots,
     }
 
 
@@ -283,6 +290,7 @@ def render(report: dict[str, Any]) -> None:
             "-",
             f"python3 spawn p50 {base['python_spawn_ms']['p50']:.1f}",
         )
+        snapshot_starts.rows(table, backend, result)
     if "microvm" in report:
         microvm.rows(table, report["microvm"])
     table.add_row(

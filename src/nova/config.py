@@ -160,6 +160,11 @@ class SandboxSettings(BaseModel):
     image: Literal["host", "debian"] = "host"
     # Blank container instances kept started so cold starts only pay for Init (0: off).
     standby_instances: int = Field(2, ge=0, le=32)
+    # Container starts forked from a function template that imported the code once (Python):
+    # built by the first cold start ("first_invoke"), on create/update ("eager"), or never.
+    snapshots: Literal["eager", "first_invoke", "off"] = "first_invoke"
+    snapshot_ttl_s: float = Field(600.0, gt=0)  # a template no start used for this long goes
+    snapshot_memory_mb: int = Field(512, ge=1)  # all templates together; past it, LRU goes
     runtime_images: dict[str, Literal["host", "debian"]] = {}  # per-runtime exceptions
     # Guest RAM of a microvm instance beyond its memory_mb: the guest kernel and the agent.
     microvm_overhead_mb: int = Field(64, ge=32, le=1024)

@@ -43,6 +43,7 @@ from nova.functions.releases import ReleaseService
 from nova.functions.resolver import FunctionResolver
 from nova.functions.rules import FunctionLimits
 from nova.functions.service import FunctionService
+from nova.functions.snapshots import SnapshotService
 from nova.images.debootstrap import DebootstrapBuilder, host_mirror, host_suite
 from nova.images.recipe import ImagePolicy, debian_recipes
 from nova.images.service import ImageService
@@ -309,6 +310,9 @@ async def build_services(settings: Settings) -> Services:
         invocations=invocations,
         async_worker=worker,
         secrets=secrets,
+        snapshots=SnapshotService(
+            resolver, launcher, sandboxes, pools, eager=settings.sandbox.snapshots == "eager"
+        ),
         started_at=time.monotonic(),
     )
 
@@ -426,6 +430,7 @@ async def shutdown(services: Services) -> None:
             services.executor.inflight.count,
             timeout_s,
         )
+    await services.snapshots.close()
     await services.pools.close()
     await services.sandboxes.close()
     await services.canary.close()

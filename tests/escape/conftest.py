@@ -4,7 +4,8 @@ real agent.
 A test writes a handler, starts an instance with :class:`Sandbox.start`, and calls
 :meth:`AgentSession.exec`; every assertion about isolation is made from *inside* a function.
 The ``sandbox`` fixture is parametrised over :data:`BACKENDS`, so each escape test runs on the
-container backend and on gVisor. A backend this host cannot run is skipped with the reason,
+container backend (on both start paths: a new sandbox, and a fork of the function's template)
+and on gVisor. A backend this host cannot run is skipped with the reason,
 except under CI=true, where it is a failure: CI must not go green by skipping it.
 
 Instances are slow to start under gVisor (~0.4 s), so read-only probes share one instance per
@@ -33,11 +34,15 @@ import pytest_asyncio
 from nova.agent.protocol import HEADER, PROTOCOL_VERSION, MsgType, decode_body, encode_message
 from nova.sandbox.base import BackendInfo, InstanceSpec, SandboxInstance
 from nova.sandbox.container.backend import ContainerBackend
+from nova.sandbox.container.forked import ForkedInstance
+from nova.sandbox.container.snapshots import SnapshotPolicy
 from nova.sandbox.gvisor.backend import GvisorBackend
 
 MAX_MESSAGE_BYTES = 1 << 20
 INTERPRETERS = {"python": "/usr/bin/python3", "node": "/usr/bin/node"}
-BACKENDS = ("container", "gvisor")
+# container-snapshot: the container backend, every instance of `Sandbox.start` forked from a
+# function template (its snapshot) rather than started the slow way.
+BACKENDS = ("container", "container-snapshot", "gvisor")
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +62,9 @@ TRAITS = {
     "container": Traits(
         oom_ends_instance=False, empty_sys_mount=False, latency_samples=20, has_network=True
     ),
+    "container-snapshot": Traits(
+        oom_ends_instance=False, empty_sys_mount=False, latency_samples=20, has_network=True
+    ),
     "gvisor": Traits(
         oom_ends_instance=True, empty_sys_mount=True, latency_samples=10, has_network=False
     ),
@@ -64,13 +72,42 @@ TRAITS = {
 
 
 def probe(name: str) -> BackendInfo:
-    return ContainerBackend.probe() if name == "container" else GvisorBackend.probe()
+    return GvisorBackend.probe() if name == "gvisor" else ContainerBackend.probe()
 
 
 def make_backend(name: str) -> ContainerBackend | GvisorBackend:
     if name == "container":
         return ContainerBackend(MAX_MESSAGE_BYTES)
+    if name == "container-snapshot":
+        return ContainerBackend(MAX_MESSAGE_BYTES, snapshots=SnapshotPolicy())
     return GvisorBackend(MAX_MESSAGE_BYTES)
+
+
+def init_message(
+    code_dir: str,
+    tmp_dir: str,
+    memory_mb: int,
+    timeout_s: float,
+    *,
+    runtime: str = "python",
+    handler: str = "handler.handler",
+) -> dict[str, Any]:
+    return {
+        "type": MsgType.INIT,
+        "protocol": PROTOCOL_VERSION,
+        "runtime": runtime,
+        "handler": handler,
+        "mode": "persistent",
+        "code_dir": code_dir,
+        "tmp_dir": tmp_dir,
+        "interpreter": INTERPRETERS[runtime],
+        "env": {},
+        "function_name": "escape",
+        "function_version": "1",
+        "memory_mb": memory_mb,
+        "timeout_s": timeout_s,
+        "concurrency": 1,
+    }
 
 
 class AgentSession:
@@ -111,25 +148,16 @@ class AgentSession:
         runtime: str = "python",
         handler: str = "handler.handler",
     ) -> dict[str, Any]:
-        return await self.request(
-            {
-                "type": MsgType.INIT,
-                "protocol": PROTOCOL_VERSION,
-                "runtime": runtime,
-                "handler": handler,
-                "mode": "persistent",
-                "code_dir": self.instance.code_dir,
-                "tmp_dir": self.instance.tmp_dir,
-                "interpreter": INTERPRETERS[runtime],
-                "env": {},
-                "function_name": "escape",
-                "function_version": "1",
-                "memory_mb": memory_mb,
-                "timeout_s": timeout_s,
-                "concurrency": 1,
-            },
-            timeout_s=15,
+        instance = self.instance
+        message = init_message(
+            instance.code_dir,
+            instance.tmp_dir,
+            memory_mb,
+            timeout_s,
+            runtime=runtime,
+            handler=handler,
         )
+        return await self.request(message, timeout_s=15)
 
     async def exec(self, event: Any, timeout_s: float = 20) -> dict[str, Any]:
         deadline_ms = (time.time() + timeout_s) * 1000  # epoch milliseconds
@@ -147,10 +175,13 @@ class AgentSession:
 class Sandbox:
     """Starts instances of handler code on one backend."""
 
-    def __init__(self, backend: ContainerBackend | GvisorBackend, workspace: Path) -> None:
+    def __init__(
+        self, backend: ContainerBackend | GvisorBackend, workspace: Path, kind: str | None = None
+    ) -> None:
         self.backend = backend
         self.name = backend.info.name
-        self.traits = TRAITS[self.name]
+        self.kind = kind or self.name  # one of BACKENDS
+        self.traits = TRAITS[self.kind]
         self.workspace = workspace  # stands in for the daemon's data dir
         self._sessions: list[AgentSession] = []
 
@@ -163,6 +194,8 @@ class Sandbox:
     async def start(
         self, source: str, *, memory_mb: int = 128, timeout_s: float = 20
     ) -> AgentSession:
+        if self.kind == "container-snapshot":
+            return await self.start_forked(self.write_code(source), memory_mb, timeout_s)
         session = await self.start_raw(self.write_code(source), memory_mb=memory_mb)
         reply = await session.init(memory_mb, timeout_s)
         assert reply.get("ok"), reply
@@ -186,6 +219,36 @@ class Sandbox:
         session = AgentSession(await self.backend.start(spec))
         self._sessions.append(session)
         return session
+
+    async def start_forked(
+        self, code_dir: Path, memory_mb: int = 128, timeout_s: float = 20
+    ) -> AgentSession:
+        """An instance forked from the code's template, built first (Init came with the fork)."""
+        assert isinstance(self.backend, ContainerBackend)
+        assert self.backend.function_snapshots is not None
+        spec = self.snapshot_spec(code_dir, memory_mb, timeout_s)
+        await self.backend.function_snapshots.create(spec)
+        instance = await self.backend.start(spec)
+        assert isinstance(instance, ForkedInstance), "the start did not fork the template"
+        session = AgentSession(instance)
+        self._sessions.append(session)
+        return session
+
+    def snapshot_spec(self, code_dir: Path, memory_mb: int, timeout_s: float) -> InstanceSpec:
+        instance_id = f"escape-{uuid.uuid4().hex[:10]}"
+        return InstanceSpec(
+            instance_id=instance_id,
+            function_name="escape",
+            runtime="python",
+            interpreter=INTERPRETERS["python"],
+            code_dir=code_dir,
+            work_dir=self.workspace / "instances" / instance_id,
+            memory_mb=memory_mb,
+            timeout_s=timeout_s,
+            network=False,
+            init_key=f"{code_dir}:{memory_mb}:{timeout_s}",
+            init=init_message("", "", memory_mb, timeout_s),
+        )
 
     async def close(self) -> None:
         await asyncio.gather(*(s.instance.kill() for s in self._sessions))
@@ -229,7 +292,7 @@ def workspace() -> Iterator[Path]:
 async def sandbox(backend_name: str, workspace: Path) -> AsyncIterator[Sandbox]:
     """A fresh backend for one test, on each backend in turn."""
     backend = make_backend(backend_name)
-    box = Sandbox(backend, workspace)
+    box = Sandbox(backend, workspace, backend_name)
     try:
         yield box
     finally:
@@ -242,7 +305,7 @@ async def shared_sandbox(backend_name: str) -> AsyncIterator[Sandbox]:
     """One backend per session for instances that tests share (see the module docstring)."""
     path = reachable_dir()
     backend = make_backend(backend_name)
-    box = Sandbox(backend, path)
+    box = Sandbox(backend, path, backend_name)
     try:
         yield box
     finally:

@@ -379,7 +379,9 @@ async def test_kill_removes_every_trace(sandbox: Sandbox) -> None:
     cgroup = instance._cgroup  # type: ignore[attr-defined]
     work_dir = sandbox.workspace / "instances" / instance.instance_id
     members = cgroup.pids()
-    assert len(members) >= 3
+    # The slow path's chain is wrapper, bwrap, its init and the agent; a fork is one process
+    # (its worker follows once Init, which came with the fork, has run).
+    assert len(members) >= (1 if sandbox.kind == "container-snapshot" else 3)
 
     await instance.kill()
     await instance.kill()  # idempotent
@@ -426,7 +428,20 @@ async def test_a_code_dir_only_root_can_list_is_bound_as_a_readable_copy(sandbox
     assert await session.output({"probe": "write", "path": "/code/x"}) in ("EROFS", "EACCES")
 
 
+async def _refuses_reload(sandbox: Sandbox) -> bool:
+    """An instance forked from a template imported the old code there: the pool replaces it
+    rather than reloading it, and the instance says so."""
+    if sandbox.kind != "container-snapshot":
+        return False
+    session = await sandbox.start(PROBES)
+    with pytest.raises(SandboxError, match="replaced, not reloaded"):
+        await session.instance.replace_code(sandbox.write_code(PROBES))
+    return True
+
+
 async def test_a_hot_reload_keeps_the_code_out_of_the_function_s_reach(sandbox: Sandbox) -> None:
+    if await _refuses_reload(sandbox):
+        return
     session = await sandbox.start(PROBES)
     instance = session.instance
     host_copy = instance_code_dir(instance.instance_id)  # the bind source of /code
@@ -456,6 +471,8 @@ def _cpu_quota(cgroup: InstanceCgroup) -> str:
 
 
 async def test_a_hot_reload_lifts_the_cpu_cap_for_the_new_code_s_start(sandbox: Sandbox) -> None:
+    if await _refuses_reload(sandbox):
+        return
     session = await sandbox.start(PROBES)
     cgroup: InstanceCgroup = session.instance._cgroup  # type: ignore[attr-defined]
     if "cpu" not in cgroup.dirs:

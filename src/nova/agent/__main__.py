@@ -54,7 +54,7 @@ def _terminate(signum: int, _frame: object) -> None:
     raise SystemExit(128 + signum)  # unwinds through Agent.serve, which kills the workers
 
 
-def _schedule_as_batch() -> None:
+def schedule_as_batch() -> None:
     """SCHED_BATCH for the agent and, inherited, every worker it starts: a worker woken by an
     Exec then does not preempt the daemon that sent it - the daemon's event loop is what every
     invocation on the host waits for - but runs on an idle CPU, or once the daemon blocks or
@@ -73,7 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"nova-agent: {exc}\n{USAGE}", file=sys.stderr)
         return EXIT_USAGE
     signal.signal(signal.SIGTERM, _terminate)
-    _schedule_as_batch()
+    schedule_as_batch()
     return Agent(fd, max_message_bytes).serve()
 
 

@@ -157,9 +157,23 @@ class Agent:
         self._channel.refuse(message.get("id"), error)
 
     def _init(self, message: dict[str, Any]) -> bool:
+        started = time.perf_counter()
+        self.initialise(message)
+        self._channel.reply(
+            message.get("id"),
+            protocol=PROTOCOL_VERSION,
+            agent_version=nova.__version__,
+            pid=os.getpid(),
+            init_ms=round((time.perf_counter() - started) * 1000, 3),
+            direct=self._lane is not None,
+        )
+        return True
+
+    def initialise(self, message: dict[str, Any]) -> None:
+        """Run Init without answering it: an instance forked from a function template
+        (template.py) arrives with Init done, as the template's copy of it."""
         if self._spec is not None:
             raise AgentError(ErrorType.ALREADY_INITIALIZED, "Init was already accepted")
-        started = time.perf_counter()
         spec = parse_init(message, os.environ)
         env = function_environment(spec, os.environ)
         if direct_mode_fits(spec):
@@ -173,15 +187,6 @@ class Agent:
         else:
             self._runner = self._start_runner(spec, env)
         self._spec, self._env = spec, env
-        self._channel.reply(
-            message.get("id"),
-            protocol=PROTOCOL_VERSION,
-            agent_version=nova.__version__,
-            pid=os.getpid(),
-            init_ms=round((time.perf_counter() - started) * 1000, 3),
-            direct=self._lane is not None,
-        )
-        return True
 
     def _ping(self, message: dict[str, Any]) -> bool:
         self._channel.reply(message.get("id"))

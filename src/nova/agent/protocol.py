@@ -94,6 +94,7 @@ class MsgType(IntEnum):
     RELOAD = 6
     DRAIN = 7
     RESUME = 8
+    TEMPLATE = 9  # to a function template (template.py), instead of Init
 
 
 class ProtocolError(Exception):
@@ -132,6 +133,18 @@ def init_message(
         "memory_mb": config.memory_mb,
         "timeout_s": config.timeout_s,
         "concurrency": config.instance_concurrency,
+    }
+
+
+def template_message(init: Mapping[str, Any], seccomp: bytes, tmp_bytes: int) -> dict[str, Any]:
+    """The frame that makes a template agent (agent/template.py) import a function: the Init
+    frame its instances will have, the seccomp program each of them applies to itself and the
+    size of the /tmp each mounts."""
+    return {
+        "type": MsgType.TEMPLATE,
+        "init": dict(init),
+        "seccomp": seccomp.hex(),
+        "tmp_bytes": tmp_bytes,
     }
 
 

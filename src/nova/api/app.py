@@ -21,6 +21,7 @@ from nova.api.routes import (
     observe,
     releases,
     secrets,
+    snapshots,
     vm_snapshots,
 )
 from nova.api.routes.invocations import DeadLetterSelection
@@ -55,6 +56,7 @@ def create_app(lifespan: Lifespan) -> ASGIApp:
     api.include_router(lambda_api.router)
     api.include_router(secrets.router)
     api.include_router(vm_snapshots.router)
+    api.include_router(snapshots.router)
 
     def get_services() -> Services:
         result: Services = api.state.services

@@ -13,6 +13,7 @@ from nova.functions.follower import ChangeFollower
 from nova.functions.releases import ReleaseService
 from nova.functions.resolver import FunctionResolver
 from nova.functions.service import FunctionService
+from nova.functions.snapshots import SnapshotService
 from nova.observability.counter_flusher import CounterFlusher
 from nova.observability.invocation_logs import InvocationLogBatcher
 from nova.observability.log_retention import LogRetention
@@ -43,6 +44,7 @@ class Services:
     invocations: AsyncInvocations  # submit and follow asynchronous invocations
     async_worker: AsyncWorker  # runs them
     secrets: SecretService
+    snapshots: SnapshotService  # function snapshots of every backend, scale to zero
     registered_runtimes: RegisteredRuntimes | None = None  # where POST /runtimes keeps them
     started: bool = False
     started_at: float = 0.0

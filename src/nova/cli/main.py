@@ -28,6 +28,7 @@ from nova.cli.commands import (
     logs,
     runtimes,
     secret,
+    snapshot,
     stats,
     version,
     vm_snapshot,
@@ -170,6 +171,7 @@ app.add_typer(image.app, name="image")
 app.add_typer(version.app, name="version")
 app.add_typer(alias.app, name="alias")
 app.add_typer(secret.app, name="secret")
+app.add_typer(snapshot.app, name="snapshot")
 app.add_typer(admin.app, name="admin")
 app.command("invoke")(invoke.invoke)
 app.add_typer(invocations.app, name="invocations")

@@ -27,6 +27,11 @@ class DaemonCounters:
     vm_restores: int = 0  # microvm instances started from a VM snapshot instead of a boot
     vm_restore_failures: int = 0  # snapshot restores that failed (the start booted instead)
     vm_snapshots: int = 0  # VM snapshots saved
+    snapshot_starts: int = 0  # container instances forked from a function template
+    snapshot_misses: int = 0  # starts that found no ready template (started the normal way)
+    snapshot_fallbacks: int = 0  # starts a template could not serve (failed fork, secrets)
+    snapshot_builds: int = 0  # function templates built
+    snapshot_drops: int = 0  # templates dropped (changed, died, TTL, budget, deleted)
 
     def as_dict(self) -> dict[str, int]:
         return dataclasses.asdict(self)

@@ -99,6 +99,23 @@ class AliasNotFound(NovaError):
         )
 
 
+class SnapshotNotFound(NovaError):
+    code = "Snapshot.NotFound"
+    status = 404
+
+    def __init__(self, snapshot_id: str) -> None:
+        super().__init__(
+            f"no snapshot {snapshot_id!r}; list them with `nova snapshot list` (GET /snapshots)"
+        )
+
+
+class SnapshotUnavailable(NovaError):
+    """The function cannot have a snapshot here (its backend, runtime, env or the config)."""
+
+    code = "Snapshot.Unavailable"
+    status = 409
+
+
 class AliasConflict(NovaError):
     """The alias changed since it was read (another writer, or a canary step, came first)."""
 

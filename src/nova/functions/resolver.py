@@ -56,6 +56,16 @@ class FunctionResolver:
         self._loading_pools: _SingleFlight[FunctionPool] = _SingleFlight()
         self._loading_routes: _SingleFlight[WeightedChoice] = _SingleFlight()
         self._building: set[asyncio.Task[None]] = set()
+        self._listeners: list[Callable[[str, bool], None]] = []
+
+    def listen(self, listener: Callable[[str, bool], None]) -> None:
+        """Call ``listener(name, deleted)`` whenever a function changes or goes, here or
+        through another daemon (the snapshot service drops what no longer matches)."""
+        self._listeners.append(listener)
+
+    def _changed(self, name: str, *, deleted: bool = False) -> None:
+        for listener in self._listeners:
+            listener(name, deleted)
 
     async def resolve(
         self, name: str, qualifier: str | None = None, routing_key: str | None = None
@@ -135,9 +145,11 @@ class FunctionResolver:
         elif entry.record.revision > record.revision:
             return  # a newer revision is served already
         entry.record = record
+        self._changed(record.name)
         await self._redeploy_latest(entry, code, start_warm=True)
 
     def function_deleted(self, record: FunctionRecord) -> None:
+        self._changed(record.name, deleted=True)
         entry = self._entries.get(record.name)
         if entry is not None and entry.record.id == record.id:
             self._drop(entry)
@@ -157,11 +169,13 @@ class FunctionResolver:
         except FunctionNotFound:
             record = None
         if record is None or record.id != entry.record.id:
+            self._changed(name, deleted=True)
             self._drop(entry)
             return
         try:
             if record.revision > entry.record.revision:
                 entry.record = record
+                self._changed(name)
                 await self._redeploy_latest(entry, start_warm=False)
             for number in list(entry.versions):
                 try:

@@ -380,6 +380,21 @@ class FunctionPool:
         self._start_instances_for_waiters()
         self.ensure_min_replicas()
 
+    def retire_instances(self) -> int:
+        """Scale to zero: stop every instance (idle ones now, busy ones after their
+        invocation); the pool stays, so the next call starts one, from the function's snapshot
+        where it has one. min_replicas instances are started again. Returns how many."""
+        retired = 0
+        for instance in list(self._instances):
+            if instance.state in (InstanceState.DEAD, InstanceState.RETIRED):
+                continue
+            instance.state = InstanceState.RETIRED
+            retired += 1
+            if instance.inflight == 0:
+                self._spawn(self._remove(instance))
+        self.ensure_min_replicas()
+        return retired
+
     async def reap_idle(self, idle_ttl_s: float) -> int:
         """Stop instances idle for longer than the TTL, keeping min_replicas; returns how many."""
         now = time.monotonic()

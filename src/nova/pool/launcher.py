@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import Protocol
 
 from nova.agent.protocol import PROTOCOL_VERSION, init_message
-from nova.core.errors import SandboxError
-from nova.core.models import StartPhases
+from nova.core.errors import SandboxError, SnapshotUnavailable
+from nova.core.models import StartKind, StartPhases
 from nova.core.secrets import scrub, secret_refs
 from nova.pool.connection import AgentConnection
 from nova.pool.deployment import Deployment
 from nova.pool.instance import PooledInstance
-from nova.sandbox.base import InstanceSpec, SnapshottingInstance
+from nova.sandbox.base import InstanceSpec, SnapshotInfo, SnapshottingInstance
 from nova.sandbox.registry import BackendRegistry
 
 logger = logging.getLogger(__name__)
@@ -71,20 +71,8 @@ class SandboxLauncher:
         config = deployment.config
         launched_at = time.time()  # before the secrets are read: see FunctionPool.renew
         env, secret_values = await self._environment(deployment)
-        instance_id = f"{config.name}-{uuid.uuid4().hex[:12]}"
-        spec = InstanceSpec(
-            instance_id=instance_id,
-            function_name=config.name,
-            runtime=config.runtime,
-            interpreter=deployment.interpreter,
-            code_dir=deployment.code_dir,
-            work_dir=self._instances_dir / instance_id,
-            memory_mb=config.memory_mb,
-            timeout_s=config.timeout_s,
-            network=config.network,
-            concurrency=config.instance_concurrency,
-            init_key=init_key(deployment),
-        )
+        spec = self._spec(deployment, env, secret_values)
+        instance_id = spec.instance_id
         began = time.perf_counter()
         sandbox = await self._backends.get(config.backend).start(spec)
         sandbox_ready = time.perf_counter()
@@ -100,6 +88,7 @@ class SandboxLauncher:
             await connection.open(sandbox.sock, lambda _reason: on_lost(instance))
             if snapshotting is not None and snapshotting.initialised:
                 reply = {"ok": True, "protocol": PROTOCOL_VERSION}  # Init ran before the save
+                instance.start_kind = StartKind.SNAPSHOT
             else:
                 init = init_message(deployment, sandbox.code_dir, sandbox.tmp_dir, env)
                 reply = await connection.request(init, self._start_timeout_s)
@@ -124,6 +113,43 @@ class SandboxLauncher:
         )
         logger.debug("started instance %s (pid %s)", instance_id, sandbox.pid)
         return instance
+
+    async def snapshot(self, deployment: Deployment) -> SnapshotInfo:
+        """Build the snapshot the deployment's cold starts fork from, now."""
+        config = deployment.config
+        store = self._backends.snapshot_store(config.backend)
+        if store is None:
+            raise SnapshotUnavailable(
+                f"{config.name} runs on a backend without function snapshots here (they are "
+                "the container backend's, unless sandbox.snapshots is off)"
+            )
+        env, secret_values = await self._environment(deployment)
+        try:
+            return await store.create(self._spec(deployment, env, secret_values))
+        except SandboxError as exc:
+            raise SnapshotUnavailable(f"no snapshot of {config.name}: {exc.message}") from exc
+
+    def _spec(
+        self, deployment: Deployment, env: Mapping[str, str], secret_values: tuple[str, ...]
+    ) -> InstanceSpec:
+        config = deployment.config
+        instance_id = f"{config.name}-{uuid.uuid4().hex[:12]}"
+        return InstanceSpec(
+            instance_id=instance_id,
+            function_name=config.name,
+            runtime=config.runtime,
+            interpreter=deployment.interpreter,
+            code_dir=deployment.code_dir,
+            work_dir=self._instances_dir / instance_id,
+            memory_mb=config.memory_mb,
+            timeout_s=config.timeout_s,
+            network=config.network,
+            concurrency=config.instance_concurrency,
+            init_key=init_key(deployment),
+            # A template would keep resolved secrets in its memory: none for such instances.
+            init=None if secret_values else init_message(deployment, "", "", env),
+            holds_secrets=bool(secret_values),
+        )
 
     async def _environment(
         self, deployment: Deployment

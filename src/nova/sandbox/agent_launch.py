@@ -12,13 +12,16 @@ PACKAGE_PARENT = Path(nova.__file__).resolve().parent.parent
 AGENT_PACKAGE_DIR = PACKAGE_PARENT / "nova" / "agent"
 
 
-def agent_argv(python: str, fd: int, max_message_bytes: int) -> list[str]:
+def agent_argv(
+    python: str, fd: int, max_message_bytes: int, module: str = "nova.agent"
+) -> list[str]:
+    """``module``: nova.agent.template for a function template (fork snapshots)."""
     # -S skips site-packages: the agent is stdlib-only and starts ~10 ms faster without it.
     return [
         python,
         "-S",
         "-m",
-        "nova.agent",
+        module,
         "--fd",
         str(fd),
         "--max-message-bytes",

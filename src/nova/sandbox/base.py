@@ -8,9 +8,10 @@ backend it talks to; the daemon (composition root) picks one.
 from __future__ import annotations
 
 import socket
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +32,11 @@ class InstanceSpec:
     # Names what Init will make of the instance (function version, handler, env, limits):
     # backends that snapshot initialised instances key their snapshots by it.
     init_key: str | None = None
+    # The Init frame the launcher will send (code_dir and tmp_dir left empty: the backend's
+    # paths), for backends that start instances from a function template; None when the
+    # instance's env holds resolved secrets, which no template may keep (holds_secrets).
+    init: Mapping[str, Any] | None = None
+    holds_secrets: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +109,53 @@ class SnapshottingInstance(Protocol):
     async def save_snapshot(self) -> None:
         """Called once Init succeeded: save the instance for later starts (or do nothing when
         one exists). Never raises: a failed save only costs later starts a boot."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotInfo:
+    """One function snapshot as GET /snapshots lists it."""
+
+    id: str
+    backend: str
+    function: str
+    version: str
+    memory_mb: int
+    state: str  # building | ready | failed | retired (dropped, its instances still run) | dropped
+    size_bytes: int  # memory it holds (a template's cgroup)
+    hits: int  # starts it served
+    misses: int  # starts that found it not ready, and started the slow way
+    fallbacks: int  # starts it failed, which then started the slow way
+    forked_ahead: int  # instances forked and waiting for a start (0 or 1)
+    created_at: float  # unix time
+    last_used_at: float | None
+    detail: str = ""  # why it failed or was dropped
+
+
+class SnapshotStore(Protocol):
+    """A backend's function snapshots (the snapshot manager of the container backend)."""
+
+    def list(self) -> list[SnapshotInfo]: ...
+
+    async def create(self, spec: InstanceSpec) -> SnapshotInfo:
+        """Build the snapshot ``spec`` would start from, now (SandboxError if it cannot)."""
+        ...
+
+    async def delete(self, snapshot_id: str) -> bool:
+        """Drop one (False: no such snapshot)."""
+        ...
+
+    async def retire(self, function_name: str, version: str | None, reason: str) -> int:
+        """Drop the snapshots of one version of a function (None: of every version); returns
+        how many."""
+        ...
+
+
+@runtime_checkable
+class SnapshottingBackend(Protocol):
+    @property
+    def function_snapshots(self) -> SnapshotStore | None:
+        """Its function snapshots (None: switched off by the config)."""
         ...
 
 

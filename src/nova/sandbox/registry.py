@@ -11,7 +11,7 @@ import asyncio
 from collections.abc import Mapping
 
 from nova.core.errors import NovaError
-from nova.sandbox.base import BackendInfo, SandboxBackend
+from nova.sandbox.base import BackendInfo, SandboxBackend, SnapshotStore, SnapshottingBackend
 
 BACKEND_NAMES = ("auto", "container", "gvisor", "microvm", "process")
 
@@ -55,6 +55,18 @@ class BackendRegistry:
 
     def get(self, name: str | None) -> SandboxBackend:
         return self._backends[self.resolve(name)]
+
+    def snapshot_stores(self) -> list[SnapshotStore]:
+        """The function snapshots of every backend that keeps them."""
+        return [
+            backend.function_snapshots
+            for backend in self._backends.values()
+            if isinstance(backend, SnapshottingBackend) and backend.function_snapshots is not None
+        ]
+
+    def snapshot_store(self, name: str | None) -> SnapshotStore | None:
+        backend = self.get(name)
+        return backend.function_snapshots if isinstance(backend, SnapshottingBackend) else None
 
     async def close(self) -> None:
         await asyncio.gather(*(backend.close() for backend in self._backends.values()))

@@ -19,6 +19,7 @@ from nova.core.errors import NovaError
 from nova.sandbox.base import BackendInfo, SandboxBackend
 from nova.sandbox.container.backend import ContainerBackend
 from nova.sandbox.container.setup import ContainerOptions
+from nova.sandbox.container.snapshots import SnapshotMode, SnapshotPolicy
 from nova.sandbox.gvisor.backend import GvisorBackend
 from nova.sandbox.microvm.backend import MicrovmBackend, MicrovmOptions
 from nova.sandbox.network.probe import networks_for
@@ -64,6 +65,12 @@ def build_backends(settings: Settings, counters: DaemonCounters | None = None) -
             max_message_bytes,
             standby=settings.sandbox.standby_instances,
             standby_dir=settings.daemon.data_dir.resolve() / "instances",
+            snapshots=SnapshotPolicy(
+                mode=SnapshotMode(settings.sandbox.snapshots),
+                ttl_s=settings.sandbox.snapshot_ttl_s,
+                memory_budget_bytes=settings.sandbox.snapshot_memory_mb * 1024 * 1024,
+            ),
+            counters=counters,
         )
     if gvisor.available:
         backends["gvisor"] = GvisorBackend(max_message_bytes)

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import typer
 
 from nova.cli.commands import fn_deploy
-from nova.cli.errors import Aborted
+from nova.cli.errors import Aborted, UsageProblem
 from nova.cli.state import state_of
 
 app = typer.Typer(name="fn", help="Manage functions.", no_args_is_help=True)
@@ -117,6 +117,30 @@ def list_instances(ctx: typer.Context, name: NameArg) -> None:
         ),
     )
     state.out.note(f"backend: {fmt_value(body.get('backend'))}")
+
+
+@app.command("scale")
+def scale(
+    ctx: typer.Context,
+    name: NameArg,
+    replicas: Annotated[int, typer.Argument(metavar="0", help="Only 0 (scale to zero).")],
+) -> None:
+    """Scale to zero: stop the warm instances, keep the snapshot (the next call forks it)."""
+    from nova.cli.client import function_path
+
+    if replicas != 0:
+        raise UsageProblem(
+            f"only `nova fn scale {name} 0` is supported; set min_replicas and max_replicas "
+            f"with `nova fn update {name}` for other counts"
+        )
+    state = state_of(ctx)
+    body = state.client.call("DELETE", function_path(name) + "/instances")
+    if state.json_output:
+        state.out.json(body)
+        return
+    stopped = body.get("stopped", 0) if isinstance(body, dict) else 0
+    state.out.line(f"stopped {stopped} instance(s) of {name}")
+    state.out.note("its snapshot stays: `nova snapshot list` shows it")
 
 
 @app.command("delete")

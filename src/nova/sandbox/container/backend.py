@@ -33,10 +33,12 @@ import functools
 import logging
 import os
 import threading
-from dataclasses import dataclass
+import uuid
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import cast
 
+from nova.core.counters import DaemonCounters
 from nova.core.errors import SandboxError
 from nova.images.ports import RuntimeImages
 from nova.sandbox.agent_launch import agent_argv, agent_env
@@ -52,7 +54,9 @@ from nova.sandbox.container.setup import (
     open_instance_files,
     wrapper_argv,
 )
+from nova.sandbox.container.snapshots import SnapshotManager, SnapshotMode, SnapshotPolicy
 from nova.sandbox.container.standby import STANDBY_MEMORY_MB, StandbyPool
+from nova.sandbox.container.template import TEMPLATE_CAPS, FunctionTemplate
 from nova.sandbox.instance_code import (
     create_instance_code_dir,
     instance_code_dir,
@@ -72,6 +76,8 @@ from nova.sandbox.network.probe import networks_for, with_network
 logger = logging.getLogger(__name__)
 
 HOST_ADDRESS_REFRESH_S = 10.0  # how often networked instances' firewalls re-read host addresses
+TEMPLATE_BUILD_TIMEOUT_S = 30.0  # sandbox start plus the function's module-level init
+TEMPLATE_FORK_TIMEOUT_S = 2.0  # a fork answers in milliseconds; past this the start falls back
 
 
 class ContainerBackend:
@@ -82,9 +88,12 @@ class ContainerBackend:
         *,
         standby: int = 0,
         standby_dir: Path | None = None,
+        snapshots: SnapshotPolicy | None = None,
+        counters: DaemonCounters | None = None,
     ) -> None:
         """``standby`` blank instances are kept started under ``standby_dir`` so cold starts
-        only pay for Init (container_standby.py); 0 turns that off."""
+        only pay for Init (container_standby.py); 0 turns that off. ``snapshots``: start
+        instances by forking function templates (snapshots.py); None turns that off."""
         self._max_message_bytes = max_message_bytes
         self._options = options or ContainerOptions()
         self._instances: dict[str, ContainerInstance] = {}
@@ -94,6 +103,7 @@ class ContainerBackend:
         self._cgroups: CgroupLayout | None = None
         self._networks: Networks | None = None  # None: network: true is refused
         self._standby: StandbyPool | None = None
+        self.function_snapshots: SnapshotManager | None = None
         self._host_watch: asyncio.Task[None] | None = None  # from the first networked start
         if self._info.available:
             self._host, self._cgroups = host_setup(self._options)
@@ -104,6 +114,13 @@ class ContainerBackend:
                     standby_dir,
                     self._options.agent_python,
                     self._launch_standby,
+                )
+            if snapshots is not None and snapshots.mode is not SnapshotMode.OFF:
+                self.function_snapshots = SnapshotManager(
+                    self._build_template,
+                    snapshots,
+                    counters or DaemonCounters(),
+                    self._options.cpu_boost_s,
                 )
 
     @classmethod
@@ -132,6 +149,8 @@ class ContainerBackend:
         return self._host.image_id if self._host is not None else None
 
     async def start(self, spec: InstanceSpec) -> SandboxInstance:
+        """An instance forked from the function's template when one is ready, else a new
+        sandbox (a standby claimed when one fits)."""
         if not self._info.available or self._host is None:
             raise SandboxError(f"the container backend is unavailable: {self._info.reason}")
         if spec.network and self._networks is None:
@@ -140,6 +159,10 @@ class ContainerBackend:
             )
         if spec.network:
             self._watch_host_addresses()
+        if self.function_snapshots is not None:
+            forked = await self.function_snapshots.start(spec)
+            if forked is not None:
+                return forked
         layout, image_id = await self._roots.resolve(spec, self._host)
         if self._standby is not None and self._standby_fits(spec, image_id):
             limits = CgroupLimits.for_memory(spec.memory_mb, pids_max=self._options.pids_for(spec))
@@ -169,11 +192,48 @@ class ContainerBackend:
         # No CPU quota while idle (an idle agent uses none); the claim starts the boost.
         return await self._launch(spec, self._host.layout, self._host.image_id, limit_cpu=False)
 
+    async def _build_template(self, spec: InstanceSpec) -> FunctionTemplate:
+        """Start a function template for ``spec``'s function and let it import the code."""
+        assert self._host is not None  # the manager exists only for an available backend
+        assert spec.init is not None  # SnapshotManager.start checked
+        template_id = f"template-{uuid.uuid4().hex[:12]}"
+        template_spec = replace(
+            spec, instance_id=template_id, work_dir=spec.work_dir.parent / template_id
+        )
+        layout, image_id = await self._roots.resolve(template_spec, self._host)
+        instance = await self._launch(
+            template_spec, layout, image_id, limit_cpu=True, template=True
+        )
+        limits = CgroupLimits.for_memory(spec.memory_mb, pids_max=self._options.pids_for(spec))
+        template = FunctionTemplate(instance, self._cgroups, limits, TEMPLATE_FORK_TIMEOUT_S)
+        init = {**spec.init, "code_dir": bw.CODE_DIR, "tmp_dir": bw.TMP_DIR}
+        tmp_bytes = tmp_size_bytes(self._options.tmp_mb, spec.memory_mb)
+        try:
+            await asyncio.wait_for(
+                template.build(init, deny_filter(), tmp_bytes), TEMPLATE_BUILD_TIMEOUT_S
+            )
+        except TimeoutError as exc:
+            await template.kill()
+            raise SandboxError(
+                f"the template of {spec.function_name} did not import it within "
+                f"{TEMPLATE_BUILD_TIMEOUT_S:.0f} s"
+            ) from exc
+        except BaseException:
+            await template.kill()
+            raise
+        return template
+
     async def _launch(
-        self, spec: InstanceSpec, layout: bw.RootLayout, image_id: str, *, limit_cpu: bool
+        self,
+        spec: InstanceSpec,
+        layout: bw.RootLayout,
+        image_id: str,
+        *,
+        limit_cpu: bool,
+        template: bool = False,
     ) -> ContainerInstance:
         prepared = await prepare_off_loop(
-            functools.partial(self._prepare, spec, layout),
+            functools.partial(self._prepare, spec, layout, template=template),
             functools.partial(_release_prepared, spec),
         )
         try:
@@ -207,8 +267,9 @@ class ContainerBackend:
             instance.limit_cpu_after(self._options.cpu_boost_s, prepared.cpu_quota_us)
         return instance
 
-    def _prepare(self, spec: InstanceSpec, layout: bw.RootLayout) -> _Prepared:
-        """Blocking set-up, in a worker thread: work dir, cgroups, fds and the argv."""
+    def _prepare(self, spec: InstanceSpec, layout: bw.RootLayout, *, template: bool) -> _Prepared:
+        """Blocking set-up, in a worker thread: work dir, cgroups, fds and the argv.
+        ``template``: a function template's (template.py), which forks the instances."""
         assert self._host is not None  # start() checked
         options = self._options
         spec.work_dir.mkdir(parents=True, exist_ok=True)
@@ -222,8 +283,10 @@ class ContainerBackend:
                 network = self._networks.open(spec.instance_id, spec.work_dir / "network.log")
             sync_fds = network.sync_fds if network is not None else None
             code_dir = create_instance_code_dir(spec.instance_id, spec.code_dir)
-            files = open_instance_files(spec, code_dir, self._host, deny_filter(), sync_fds)
-            command = agent_argv(options.agent_python, 3, self._max_message_bytes)
+            seccomp = None if template else deny_filter()
+            files = open_instance_files(spec, code_dir, self._host, seccomp, sync_fds)
+            module = "nova.agent.template" if template else "nova.agent"
+            command = agent_argv(options.agent_python, 3, self._max_message_bytes, module)
             argv = bw.bwrap_argv(
                 self._host.bwrap,
                 layout,
@@ -231,6 +294,7 @@ class ContainerBackend:
                 tmp_bytes=tmp_bytes,
                 env=agent_env(bw.AGENT_ROOT, bw.TMP_DIR),
                 command=command,
+                keep_caps=TEMPLATE_CAPS if template else (),
             )
             wrapper = wrapper_argv(
                 self._host,
@@ -263,6 +327,8 @@ class ContainerBackend:
                 await self._host_watch
         if self._standby is not None:
             await self._standby.close()
+        if self.function_snapshots is not None:
+            await self.function_snapshots.close()
         await asyncio.gather(*(i.kill() for i in list(self._instances.values())))
         if self._cgroups is not None:
             await asyncio.to_thread(self._cgroups.release)

@@ -79,7 +79,7 @@ class InstanceMounts:
     code_dir: str
     agent_package_init: str  # host path of nova/__init__.py
     agent_package_dir: str  # host path of nova/agent/
-    seccomp_fd: int
+    seccomp_fd: int | None  # None: a function template's, which applies the filter per fork
     etc_data: Mapping[str, int]  # sandbox path -> readable fd with the content
     # network: true only (nova.sandbox.network.networks): bwrap writes the sandbox's pid and namespaces
     # to the first fd, then waits for a byte on the second before it runs the command.
@@ -87,7 +87,8 @@ class InstanceMounts:
 
     @property
     def fds(self) -> tuple[int, ...]:
-        return (self.seccomp_fd, *self.etc_data.values(), *(self.sync_fds or ()))
+        seccomp = () if self.seccomp_fd is None else (self.seccomp_fd,)
+        return (*seccomp, *self.etc_data.values(), *(self.sync_fds or ()))
 
 
 def bwrap_argv(
@@ -98,7 +99,10 @@ def bwrap_argv(
     tmp_bytes: int,
     env: Mapping[str, str],
     command: Sequence[str],
+    keep_caps: Sequence[str] = (),
 ) -> list[str]:
+    """``keep_caps``: a function template's (nova.agent.template), which needs them to give
+    each instance it forks namespaces of its own; every other instance keeps none."""
     # Flags and their values stay on one line.
     # fmt: off
     argv = [
@@ -113,10 +117,10 @@ def bwrap_argv(
         # The sandbox dies with bwrap, bwrap dies with the daemon: no orphans. setsid() stops
         # TIOCSTI keystroke injection into a terminal the daemon may have.
         "--die-with-parent", "--new-session",
-        "--cap-drop", "ALL",
-        "--clearenv",
     ]
     # fmt: on
+    argv += [arg for cap in keep_caps for arg in ("--cap-add", cap)] or ["--cap-drop", "ALL"]
+    argv.append("--clearenv")
     for key, value in env.items():
         argv += ["--setenv", key, value]
     if layout.rootfs is not None:
@@ -148,9 +152,8 @@ def bwrap_argv(
         "--ro-bind", mounts.code_dir, CODE_DIR,
         "--remount-ro", "/",
         "--chdir", TMP_DIR,
-        "--seccomp", str(mounts.seccomp_fd),
-        "--",
-        *command,
     ]
     # fmt: on
-    return argv
+    if mounts.seccomp_fd is not None:
+        argv += ["--seccomp", str(mounts.seccomp_fd)]
+    return [*argv, "--", *command]

@@ -216,6 +216,14 @@ class InstanceCgroup:
                 return int(value)
         return 0
 
+    def memory_bytes(self) -> int:
+        """Memory charged to the group now (0 if it cannot tell)."""
+        name = "memory.usage_in_bytes" if self.version == 1 else "memory.current"
+        try:
+            return int((self.dirs["memory"] / name).read_text())
+        except (OSError, ValueError):
+            return 0
+
     def pids(self) -> list[int]:
         found: set[int] = set()
         for procs in self.procs_files:

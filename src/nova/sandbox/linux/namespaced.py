@@ -60,6 +60,10 @@ class NamespacedInstance:
         return self._process.pid  # the outer process (bwrap, or runsc's unshare) on the host
 
     @property
+    def cgroup(self) -> InstanceCgroup | None:
+        return self._cgroup
+
+    @property
     def code_dir(self) -> str:
         return bw.CODE_DIR
 
