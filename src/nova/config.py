@@ -193,6 +193,30 @@ class RateLimitSettings(BaseModel):
         return self
 
 
+def _ascending(buckets: list[float]) -> list[float]:
+    if not buckets or any(b <= 0 for b in buckets) or buckets != sorted(set(buckets)):
+        raise ValueError("histogram buckets must be positive, ascending and distinct")
+    return buckets
+
+
+class MetricsSettings(BaseModel):
+    """What GET /metrics reports beyond the daemon's state (which it always reports)."""
+
+    # Per-invocation metrics (latency, errors, throttles, cold-start phases, pool waits).
+    enabled: bool = True
+    latency_buckets_s: list[float] = [
+        0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+        60.0, 300.0, 900.0,
+    ]  # fmt: skip
+    cold_start_buckets_s: list[float] = [
+        0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+    ]  # fmt: skip
+    # Error types given their own label value per function; the rest count as "other".
+    max_error_types: int = Field(20, ge=1, le=1000)
+
+    _buckets = field_validator("latency_buckets_s", "cold_start_buckets_s")(_ascending)
+
+
 class LoggingSettings(BaseModel):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["text", "json"] = "text"
@@ -218,6 +242,7 @@ class Settings(BaseSettings):
     logging: LoggingSettings = LoggingSettings()
     secrets: SecretsSettings = SecretsSettings()
     rate_limits: RateLimitSettings = RateLimitSettings()
+    metrics: MetricsSettings = MetricsSettings()
 
     @field_validator("logging", mode="before")
     @classmethod

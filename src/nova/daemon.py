@@ -48,11 +48,14 @@ from nova.images.recipe import ImagePolicy, debian_recipes
 from nova.images.service import ImageService
 from nova.images.store import ImageStore
 from nova.observability.counter_flusher import CounterFlusher
+from nova.observability.daemon_metrics import DaemonCollector, PoolSample
 from nova.observability.invocation_logs import InvocationLogBatcher, LogLimits
 from nova.observability.log_retention import LogRetention
 from nova.observability.log_spool import LogSpool
 from nova.observability.logging import configure_logging
-from nova.pool.function_pool import PoolLimits
+from nova.observability.metrics import InvocationMetrics
+from nova.observability.prometheus import MetricsRegistry
+from nova.pool.function_pool import FunctionPool, PoolLimits
 from nova.pool.launcher import SandboxLauncher
 from nova.pool.manager import PoolManager
 from nova.ratelimit.buckets import MemoryBuckets, SharedBuckets, Tier
@@ -227,7 +230,26 @@ async def build_services(settings: Settings) -> Services:
             wait_timeout_s=executor_settings.log_backpressure_timeout_s,
         ),
     )
-    executor = Executor(resolver, batcher, executor_settings.timeout_grace_s, counters)
+    metric_settings = settings.metrics
+    invocation_metrics = InvocationMetrics(
+        metric_settings.latency_buckets_s,
+        metric_settings.cold_start_buckets_s,
+        metric_settings.max_error_types,
+    )
+    executor = Executor(
+        resolver,
+        batcher,
+        executor_settings.timeout_grace_s,
+        counters,
+        invocation_metrics if metric_settings.enabled else None,
+    )
+    daemon_metrics = DaemonCollector(
+        lambda: map(_pool_sample, pools.all()),
+        sandboxes.default,
+        counters.as_dict,
+        batcher.stats,
+        lambda: executor.inflight.count,
+    )
     invocations = AsyncInvocations(
         store.events,
         resolver.resolve,
@@ -292,7 +314,15 @@ async def build_services(settings: Settings) -> Services:
         invocations=invocations,
         async_worker=worker,
         secrets=secrets,
+        metrics=MetricsRegistry([invocation_metrics, daemon_metrics]),
         started_at=time.monotonic(),
+    )
+
+
+def _pool_sample(pool: FunctionPool) -> PoolSample:
+    deployment = pool.deployment
+    return PoolSample(
+        deployment.name, deployment.version, deployment.config.backend, pool.state_counts()
     )
 
 

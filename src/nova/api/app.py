@@ -18,6 +18,7 @@ from nova.api.routes import (
     images,
     invocations,
     lambda_api,
+    metrics,
     observe,
     releases,
     secrets,
@@ -49,6 +50,7 @@ def create_app(lifespan: Lifespan) -> ASGIApp:
     api.include_router(functions.router)
     api.include_router(releases.router)
     api.include_router(observe.router)
+    api.include_router(metrics.router)
     api.include_router(images.router)
     api.include_router(invocations.router)
     api.include_router(lambda_api.router)

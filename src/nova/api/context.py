@@ -16,6 +16,7 @@ from nova.functions.service import FunctionService
 from nova.observability.counter_flusher import CounterFlusher
 from nova.observability.invocation_logs import InvocationLogBatcher
 from nova.observability.log_retention import LogRetention
+from nova.observability.prometheus import MetricsRegistry
 from nova.pool.manager import PoolManager
 from nova.runtimes.registered import RegisteredRuntimes
 from nova.runtimes.registry import RuntimeRegistry
@@ -43,6 +44,7 @@ class Services:
     invocations: AsyncInvocations  # submit and follow asynchronous invocations
     async_worker: AsyncWorker  # runs them
     secrets: SecretService
+    metrics: MetricsRegistry  # what GET /metrics reports
     registered_runtimes: RegisteredRuntimes | None = None  # where POST /runtimes keeps them
     started: bool = False
     started_at: float = 0.0

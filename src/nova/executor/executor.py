@@ -18,12 +18,13 @@ import orjson
 from nova.agent.protocol import exec_body
 from nova.core import ids
 from nova.core.counters import DaemonCounters
-from nova.core.errors import ShuttingDown
+from nova.core.errors import ShuttingDown, TooManyRequests
 from nova.core.models import InvocationError, InvocationLog, StartKind, StartPhases
 from nova.core.secrets import scrub
 from nova.executor.drain import InflightTracker
 from nova.executor.result import InvocationResult
 from nova.observability.invocation_logs import InvocationLogBatcher
+from nova.observability.metrics import InvocationMetrics, Outcome
 from nova.pool.connection import AgentConnectionLost
 from nova.pool.function_pool import FunctionPool
 from nova.pool.instance import PooledInstance
@@ -49,12 +50,14 @@ class Executor:
         log_batcher: InvocationLogBatcher,
         timeout_grace_s: float,
         counters: DaemonCounters,
+        metrics: InvocationMetrics | None = None,
     ) -> None:
         self._targets = targets
         self._logs = log_batcher
         self._grace_s = timeout_grace_s
         self.inflight = InflightTracker()
         self.counters = counters
+        self._metrics = metrics  # None: metrics.enabled is off
 
     async def invoke(
         self,
@@ -81,7 +84,7 @@ class Executor:
             # A free slot is taken without a coroutine; only a request that must queue awaits.
             instance, cold = pool.try_acquire(), False
             if instance is None:
-                instance, cold = await pool.acquire()
+                instance, cold = await self._wait_for_instance(pool)
             deployment = pool.deployment  # what this call runs, even if an update lands meanwhile
             timeout_s = deployment.config.timeout_s
             try:
@@ -114,6 +117,20 @@ class Executor:
             return result
         finally:
             inflight.end()
+
+    async def _wait_for_instance(self, pool: FunctionPool) -> tuple[PooledInstance, bool]:
+        """``pool.acquire()`` for a request that found no free slot, with its wait measured."""
+        metrics = self._metrics
+        if metrics is None:
+            return await pool.acquire()
+        began = time.perf_counter()
+        try:
+            acquired = await pool.acquire()
+        except TooManyRequests:
+            metrics.throttled(pool.deployment.name, "concurrency")
+            raise
+        metrics.pool_wait(pool.deployment.name, time.perf_counter() - began)
+        return acquired
 
     async def version_for(self, name: str, qualifier: str | None = None) -> str:
         """The version ``name[:qualifier]`` would run now (FunctionNotFound & co. otherwise)."""
@@ -203,6 +220,8 @@ class Executor:
         counters.errors += result.error is not None
         counters.waited_for_start += result.cold_start
         phases = result.phases
+        if self._metrics is not None:
+            _measure(self._metrics, pool.deployment.name, result)
         return self._logs.submit(
             InvocationLog(
                 id=result.request_id,
@@ -229,6 +248,18 @@ class Executor:
                 created_at=datetime.now(UTC),
             )
         )
+
+
+def _measure(metrics: InvocationMetrics, function: str, result: InvocationResult) -> None:
+    error, start = result.error, result.start.value
+    if error is None:
+        outcome = Outcome.SUCCESS
+    else:
+        outcome = Outcome.TIMEOUT if error.type == "Function.Timeout" else Outcome.ERROR
+        metrics.error(function, error.type)
+    metrics.invocation(function, result.version, start, outcome, result.total_ms / 1000)
+    if result.phases is not None:
+        metrics.cold_start(function, start, result.phases, result.duration_ms)
 
 
 def _how_it_started(instance: PooledInstance, cold: bool) -> tuple[StartKind, StartPhases | None]:

@@ -1,0 +1,165 @@
+"""GET /metrics against a real daemon: parsed with Prometheus' own text parser, its counters and
+histograms move with warm, cold, failing, timed-out and throttled invocations."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.e2e.daemon_process import DaemonProcess
+
+CODE = """
+import time
+
+def handler(event, context):
+    if event.get("fail"):
+        raise ValueError("bad input")
+    time.sleep(event.get("sleep", 0))
+    return "ok"
+"""
+SECRET_EVENT_TEXT = "do-not-label-me-3f9a"
+
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+@pytest.fixture
+def daemon(tmp_path: Path) -> Iterator[DaemonProcess]:
+    # A request at max_replicas waits 0.3 s for a free instance, then gets 429.
+    process = DaemonProcess(tmp_path / "data", env={"NOVA_POOL__QUEUE_TIMEOUT_S": "0.3"}).start()
+    yield process
+    process.stop()
+
+
+def scrape(api: httpx.Client, path: str = "/metrics") -> Samples:
+    response = api.get(path)
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain; version=")
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+    }
+
+
+def value(samples: Samples, name: str, **labels: str) -> float:
+    return samples.get((name, frozenset(labels.items())), 0.0)
+
+
+def invocations(samples: Samples, start: str, outcome: str) -> float:
+    labels = {"function": "m", "version": "$LATEST", "start": start, "outcome": outcome}
+    return value(samples, "nova_invocations_total", **labels)
+
+
+def invoke(daemon: DaemonProcess, event: dict[str, float]) -> None:
+    with daemon.client() as client:
+        client.post("/functions/m/invoke", json=event)
+
+
+def test_metrics_move_with_each_kind_of_invocation(daemon: DaemonProcess) -> None:
+    with daemon.client() as api:
+        function = {"runtime": "python", "code": CODE, "timeout_s": 1, "max_replicas": 1}
+        api.post("/functions", json={"name": "m", **function}).raise_for_status()
+        assert api.get("/metrics").status_code == 200  # before any invocation too
+
+        ids = [api.post("/functions/m/invoke", json={}).json()["request_id"]]  # cold
+        samples = scrape(api)
+        assert invocations(samples, "cold", "success") == 1
+        for phase in ("sandbox", "init", "execution"):
+            labels = {"function": "m", "start": "cold", "phase": phase}
+            assert value(samples, "nova_cold_start_phase_seconds_count", **labels) == 1
+            assert value(samples, "nova_cold_start_phase_seconds_sum", **labels) > 0
+        assert value(samples, "nova_pool_wait_seconds_count", function="m") == 1
+        ready = {"function": "m", "version": "$LATEST", "state": "ready", "backend": "process"}
+        assert value(samples, "nova_instances", **ready) == 1
+
+        ids.append(
+            api.post("/functions/m/invoke", json={"note": SECRET_EVENT_TEXT}).json()["request_id"]
+        )
+        failed = api.post("/functions/m/invoke", json={"fail": True}).json()
+        assert failed["error"]["type"] == "ValueError"
+        ids.append(failed["request_id"])
+        samples = scrape(api)
+        assert invocations(samples, "warm", "success") == 1
+        assert invocations(samples, "warm", "error") == 1
+        assert value(samples, "nova_invocation_errors_total", function="m", type="ValueError") == 1
+        assert value(samples, "nova_invocation_timeouts_total", function="m") == 0
+        warm = {"function": "m", "version": "$LATEST", "start": "warm", "outcome": "success"}
+        buckets = [
+            count
+            for (name, labels), count in samples.items()
+            if name == "nova_invocation_duration_seconds_bucket"
+            and labels >= frozenset(warm.items())
+        ]
+        assert max(buckets) == 1 == value(samples, "nova_invocation_duration_seconds_count", **warm)
+
+        timed_out = api.post("/functions/m/invoke", json={"sleep": 5}).json()
+        assert timed_out["error"]["type"] == "Function.Timeout"
+        samples = scrape(api)
+        assert invocations(samples, "warm", "timeout") == 1
+        assert value(samples, "nova_invocation_timeouts_total", function="m") == 1
+        assert (
+            value(samples, "nova_invocation_errors_total", function="m", type="Function.Timeout")
+            == 1
+        )
+
+        # Throttled: the one instance max_replicas allows is busy past the queue timeout.
+        api.post("/functions/m/invoke", json={}).raise_for_status()  # a new instance, warm again
+        busy = threading.Thread(target=invoke, args=(daemon, {"sleep": 0.9}))
+        busy.start()
+        while value(scrape(api), "nova_inflight_invocations") < 1:
+            time.sleep(0.01)
+        throttled = api.post("/functions/m/invoke", json={})
+        busy.join()
+        assert throttled.status_code == 429
+        samples = scrape(api, "/metrics/prometheus")
+        assert value(samples, "nova_throttles_total", function="m", reason="concurrency") == 1
+        assert value(samples, "nova_daemon_invocations_total") == 6
+
+        # Labels hold no request id and nothing of an event.
+        labels = {label for _, key in samples for _, label in key}
+        assert not labels & set(ids)
+        assert SECRET_EVENT_TEXT not in api.get("/metrics").text
+        assert "process_cpu_seconds_total" in api.get("/metrics").text
+
+
+def test_metrics_json_has_every_family(api: httpx.Client) -> None:
+    api.post("/functions", json={"name": "j", "runtime": "python", "code": CODE}).raise_for_status()
+    api.post("/functions/j/invoke", json={}).raise_for_status()
+    families = api.get("/metrics/json").json()
+    latency = families["nova_invocation_duration_seconds"]
+    assert latency["type"] == "histogram"
+    count = [s for s in latency["samples"] if s["name"] == "nova_invocation_duration_seconds_count"]
+    assert count == [
+        {
+            "name": "nova_invocation_duration_seconds_count",
+            "labels": {
+                "function": "j",
+                "version": "$LATEST",
+                "start": "cold",
+                "outcome": "success",
+            },
+            "value": 1.0,
+        }
+    ]
+    assert families["nova_instances"]["type"] == "gauge"
+
+
+def test_invocation_metrics_can_be_switched_off(tmp_path: Path) -> None:
+    daemon = DaemonProcess(tmp_path / "data", env={"NOVA_METRICS__ENABLED": "false"}).start()
+    try:
+        with daemon.client() as api:
+            api.post(
+                "/functions", json={"name": "o", "runtime": "python", "code": CODE}
+            ).raise_for_status()
+            api.post("/functions/o/invoke", json={}).raise_for_status()
+            samples = scrape(api)
+        assert not [key for key in samples if key[0].startswith("nova_invocation_duration")]
+        assert value(samples, "nova_daemon_invocations_total") == 1  # the daemon's state stays
+    finally:
+        daemon.stop()
