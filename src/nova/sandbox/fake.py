@@ -193,6 +193,7 @@ async def _serve(instance: FakeInstance, sock: socket.socket) -> None:
                         "protocol": PROTOCOL_VERSION,
                         "agent_version": "fake",
                         "pid": 0,
+                        "init_ms": 0.0,  # as the real agent does: its own Init time
                     }
                 )
             elif kind == MsgType.EXEC:

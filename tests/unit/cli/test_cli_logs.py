@@ -131,3 +131,19 @@ def test_logs_without_a_name_shows_every_function(nova: RunNova, api: FakeApi) -
     assert result.exit_code == ExitCode.OK, result.output
     assert api.sent() == [("GET", "/invocations")]
     assert "other  req-9" in result.stdout
+
+
+def test_logs_verbose_shows_where_a_cold_start_went(nova: RunNova, api: FakeApi) -> None:
+    cold = entry(1, start="cold", sandbox_ms=6.5, code_ms=None, runtime_ms=20.0, init_ms=18.25)
+    cold["total_ms"] = 47.0
+    api.on("GET", "/functions/hello/logs", {"items": [entry(2, start="warm"), cold], "next": None})
+
+    result = nova("logs", "hello", "--verbose")
+
+    assert result.exit_code == ExitCode.OK, result.output
+    assert result.stdout.splitlines() == [
+        "2025-01-02 03:04:01  req-1  handler 1.5 ms / total 47.0 ms  cold  ok",
+        "  start | sandbox 6.5 ms · runtime 20.0 ms · init 18.2 ms · execution 1.5 ms · other 0.8 ms",
+        "2025-01-02 03:04:02  req-2  handler 1.5 ms / total 1.8 ms  warm  ok",
+    ]
+    assert "start |" not in nova("logs", "hello").stdout  # only when asked for

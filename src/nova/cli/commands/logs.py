@@ -29,6 +29,15 @@ def logs(
     follow: Annotated[
         bool, typer.Option("--follow", "-f", help="Keep polling for new entries until Ctrl-C.")
     ] = False,
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose",
+            "-v",
+            help="Also show where a cold or snapshot start's time went (sandbox, code, runtime, "
+            "init, execution).",
+        ),
+    ] = False,
 ) -> None:
     """Show recent invocations of a function (or of all), oldest first.
 
@@ -48,18 +57,18 @@ def logs(
         elif not items:
             state.out.note(f"no invocations of {name} yet" if name else "no invocations yet")
         else:
-            _emit(state, reversed(items), show_function=name is None)
+            _emit(state, reversed(items), name is None, verbose)
         return
     try:
-        _follow(state, path, items, show_function=name is None)
+        _follow(state, path, items, name is None, verbose)
     except KeyboardInterrupt:
         return  # Ctrl-C is how --follow ends
 
 
 def _follow(
-    state: CliState, path: str, items: list[dict[str, Any]], *, show_function: bool
+    state: CliState, path: str, items: list[dict[str, Any]], show_function: bool, verbose: bool
 ) -> None:
-    _emit(state, reversed(items), show_function)
+    _emit(state, reversed(items), show_function, verbose)
     seen = {item.get("id") for item in items}
     while True:
         state.ports.sleep(POLL_INTERVAL_S)
@@ -69,7 +78,7 @@ def _follow(
             if item.get("id") in seen:
                 break
             fresh.append(item)
-        _emit(state, reversed(fresh), show_function)
+        _emit(state, reversed(fresh), show_function, verbose)
         if window:
             seen = {item.get("id") for item in window}
 
@@ -81,19 +90,22 @@ def _items(page: Any, path: str) -> list[dict[str, Any]]:
     return [item for item in items if isinstance(item, dict)]
 
 
-def _emit(state: CliState, entries: Iterable[dict[str, Any]], show_function: bool = False) -> None:
+def _emit(
+    state: CliState, entries: Iterable[dict[str, Any]], show_function: bool, verbose: bool
+) -> None:
     for entry in entries:
         if state.json_output:
             state.out.json(entry, indent=None)
         else:
-            for line, style in format_entry(entry, show_function):
+            for line, style in format_entry(entry, show_function, verbose):
                 state.out.console.print(line, style=style, markup=False, soft_wrap=True)
 
 
 def format_entry(
-    entry: dict[str, Any], show_function: bool = False
+    entry: dict[str, Any], show_function: bool = False, verbose: bool = False
 ) -> list[tuple[str | Text, str]]:
-    """One invocation as (line, style) pairs: a summary line, then its stdout/stderr."""
+    """One invocation as (line, style) pairs: a summary line, with ``verbose`` the phases of a
+    non-warm start, then its stdout/stderr."""
     from nova.cli.render import fmt_ms, fmt_time
 
     start = entry.get("start") or ("cold" if entry.get("cold_start") else "warm")
@@ -108,9 +120,37 @@ def format_entry(
         if entry.get("error_message"):
             error = f"{error}: {entry['error_message']}"
         lines = [(head + error, "red")]
+    if verbose and start not in ("warm", "prewarmed"):
+        lines.append((start_line(entry), "cyan"))
     for stream, style in (("stdout", "dim"), ("stderr", "yellow")):
         text = entry.get(stream)
         if isinstance(text, str) and text:
             prefix = "  out | " if stream == "stdout" else "  err | "
             lines.extend((prefix + line, style) for line in text.rstrip("\n").splitlines())
     return lines
+
+
+START_PHASES = (
+    ("sandbox", "sandbox_ms"),
+    ("code", "code_ms"),
+    ("runtime", "runtime_ms"),
+    ("init", "init_ms"),
+    ("execution", "duration_ms"),
+)
+
+
+def start_line(entry: dict[str, Any]) -> str:
+    """A non-warm start's phases as measured, and what the total holds beyond them (the
+    request's dispatch and queueing)."""
+    from nova.cli.render import fmt_ms
+
+    parts, measured = [], 0.0
+    for label, key in START_PHASES:
+        value = entry.get(key)
+        if isinstance(value, int | float):
+            parts.append(f"{label} {fmt_ms(value)}")
+            measured += value
+    total = entry.get("total_ms")
+    if isinstance(total, int | float):
+        parts.append(f"other {fmt_ms(max(0.0, total - measured))}")
+    return "  start | " + " · ".join(parts)
