@@ -217,6 +217,17 @@ class MetricsSettings(BaseModel):
     _buckets = field_validator("latency_buckets_s", "cold_start_buckets_s")(_ascending)
 
 
+class TracingSettings(BaseModel):
+    """OpenTelemetry spans of invocations, exported with OTLP over HTTP (off by default)."""
+
+    enabled: bool = False
+    otlp_endpoint: str = "http://127.0.0.1:4318/v1/traces"
+    # The share of traces sampled when the caller sent no sampled traceparent (0 to 1); a
+    # caller's sampled traceparent is always continued.
+    sampling_ratio: float = Field(1.0, ge=0, le=1)
+    service_name: str = "nova"
+
+
 class LoggingSettings(BaseModel):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["text", "json"] = "text"
@@ -243,6 +254,7 @@ class Settings(BaseSettings):
     secrets: SecretsSettings = SecretsSettings()
     rate_limits: RateLimitSettings = RateLimitSettings()
     metrics: MetricsSettings = MetricsSettings()
+    tracing: TracingSettings = TracingSettings()
 
     @field_validator("logging", mode="before")
     @classmethod

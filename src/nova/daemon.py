@@ -29,7 +29,13 @@ from nova.api.rate_limit import RateLimitGate
 from nova.canary.analyzer import CanaryAnalyzer
 from nova.code.cache import CodeCache
 from nova.code.policy import CodePolicy
-from nova.config import ConfigFileError, RateLimitSettings, Settings, load_settings
+from nova.config import (
+    ConfigFileError,
+    RateLimitSettings,
+    Settings,
+    TracingSettings,
+    load_settings,
+)
 from nova.core.counters import DaemonCounters
 from nova.core.errors import ConfigInvalid, DaemonStartFailed, NovaError
 from nova.core.models import FunctionConfig
@@ -55,6 +61,7 @@ from nova.observability.log_spool import LogSpool
 from nova.observability.logging import configure_logging
 from nova.observability.metrics import InvocationMetrics
 from nova.observability.prometheus import MetricsRegistry
+from nova.observability.tracing import InvocationTracer, tracer_provider
 from nova.pool.function_pool import FunctionPool, PoolLimits
 from nova.pool.launcher import SandboxLauncher
 from nova.pool.manager import PoolManager
@@ -236,12 +243,14 @@ async def build_services(settings: Settings) -> Services:
         metric_settings.cold_start_buckets_s,
         metric_settings.max_error_types,
     )
+    tracer = invocation_tracer(settings.tracing)
     executor = Executor(
         resolver,
         batcher,
         executor_settings.timeout_grace_s,
         counters,
         invocation_metrics if metric_settings.enabled else None,
+        tracer,
     )
     daemon_metrics = DaemonCollector(
         lambda: map(_pool_sample, pools.all()),
@@ -315,8 +324,26 @@ async def build_services(settings: Settings) -> Services:
         async_worker=worker,
         secrets=secrets,
         metrics=MetricsRegistry([invocation_metrics, daemon_metrics]),
+        tracer=tracer,
         started_at=time.monotonic(),
     )
+
+
+def invocation_tracer(tracing: TracingSettings) -> InvocationTracer | None:
+    """Spans exported with OTLP over HTTP when tracing is on (the exporter is imported only
+    then)."""
+    if not tracing.enabled:
+        return None
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    exporter = OTLPSpanExporter(endpoint=tracing.otlp_endpoint)
+    provider = tracer_provider(exporter, tracing.sampling_ratio, tracing.service_name)
+    logger.info(
+        "tracing on: %g of traces sampled, spans to %s",
+        tracing.sampling_ratio,
+        tracing.otlp_endpoint,
+    )
+    return InvocationTracer(provider, tracing.sampling_ratio)
 
 
 def _pool_sample(pool: FunctionPool) -> PoolSample:
@@ -444,6 +471,8 @@ async def shutdown(services: Services) -> None:
     await services.log_retention.close()
     await services.log_batcher.close()
     await services.counters.close()  # after the drain: the last invocations are counted
+    if services.tracer is not None:
+        await asyncio.to_thread(services.tracer.shutdown)  # exports the spans still pending
     await services.store.close()
     logger.info("nova stopped")
 

@@ -17,6 +17,7 @@ from nova.observability.counter_flusher import CounterFlusher
 from nova.observability.invocation_logs import InvocationLogBatcher
 from nova.observability.log_retention import LogRetention
 from nova.observability.prometheus import MetricsRegistry
+from nova.observability.tracing import InvocationTracer
 from nova.pool.manager import PoolManager
 from nova.runtimes.registered import RegisteredRuntimes
 from nova.runtimes.registry import RuntimeRegistry
@@ -45,6 +46,7 @@ class Services:
     async_worker: AsyncWorker  # runs them
     secrets: SecretService
     metrics: MetricsRegistry  # what GET /metrics reports
+    tracer: InvocationTracer | None  # None: tracing is off
     registered_runtimes: RegisteredRuntimes | None = None  # where POST /runtimes keeps them
     started: bool = False
     started_at: float = 0.0

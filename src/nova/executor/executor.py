@@ -25,6 +25,7 @@ from nova.executor.drain import InflightTracker
 from nova.executor.result import InvocationResult
 from nova.observability.invocation_logs import InvocationLogBatcher
 from nova.observability.metrics import InvocationMetrics, Outcome
+from nova.observability.tracing import InvocationTracer
 from nova.pool.connection import AgentConnectionLost
 from nova.pool.function_pool import FunctionPool
 from nova.pool.instance import PooledInstance
@@ -51,6 +52,7 @@ class Executor:
         timeout_grace_s: float,
         counters: DaemonCounters,
         metrics: InvocationMetrics | None = None,
+        tracer: InvocationTracer | None = None,
     ) -> None:
         self._targets = targets
         self._logs = log_batcher
@@ -58,6 +60,7 @@ class Executor:
         self.inflight = InflightTracker()
         self.counters = counters
         self._metrics = metrics  # None: metrics.enabled is off
+        self._tracer = tracer  # None: tracing.enabled is off
 
     async def invoke(
         self,
@@ -68,9 +71,12 @@ class Executor:
         routing_key: str | None = None,
         request_id: str | None = None,
         trace_parent: str | None = None,
+        trace_state: str | None = None,
         client_context: str | None = None,
     ) -> InvocationResult:
         """Run one invocation. ``event`` must already be valid JSON (the API checks it).
+        ``trace_parent``/``trace_state``: the caller's W3C trace context, which the
+        invocation's spans continue (when tracing is on) and the function sees.
         ``client_context`` (a JSON text, Lambda's ClientContext) reaches the function's
         context."""
         inflight = self.inflight
@@ -78,14 +84,22 @@ class Executor:
             raise ShuttingDown()
         inflight.begin()
         started = time.perf_counter()
+        request_id = request_id or ids.request_id()
+        tracer = self._tracer
+        span = None if tracer is None else tracer.begin(name, request_id, trace_parent, trace_state)
         try:
-            request_id = request_id or ids.request_id()
             pool = await self._targets.resolve(name, qualifier, routing_key)
             # A free slot is taken without a coroutine; only a request that must queue awaits.
-            instance, cold = pool.try_acquire(), False
+            instance, cold, waited_since_ns = pool.try_acquire(), False, None
             if instance is None:
+                waited_since_ns = time.time_ns()
                 instance, cold = await self._wait_for_instance(pool)
             deployment = pool.deployment  # what this call runs, even if an update lands meanwhile
+            start, phases = _how_it_started(instance, cold)
+            if span is not None:
+                ready_ago_s = time.monotonic() - instance.ready_at
+                span.acquired(deployment.version, waited_since_ns, start, phases, ready_ago_s)
+                trace_parent = span.executing()  # the function's spans are the execute span's
             timeout_s = deployment.config.timeout_s
             try:
                 connection = instance.connection
@@ -109,12 +123,19 @@ class Executor:
             finally:
                 pool.release(instance, broken=instance.connection.closed)
             result.total_ms = round((time.perf_counter() - started) * 1000, 3)
-            result.start, result.phases = _how_it_started(instance, cold)
+            result.start, result.phases = start, phases
+            if span is not None:
+                span.finish(result.error.type if result.error else None, result.duration_ms)
+                span = None
             if self._record(pool, result, event, qualifier):
                 # The log buffer is full and the spool refuses records: the last resort
                 # against losing them is answering no faster than they can be kept.
                 await self._logs.room()
             return result
+        except BaseException as exc:
+            if span is not None:
+                span.fail(exc)
+            raise
         finally:
             inflight.end()
 
