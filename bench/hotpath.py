@@ -14,6 +14,9 @@ Use it to judge a change to the hot path in seconds, before the end-to-end `benc
 
 ``--rate-limits memory`` (or ``redis``, on NOVA_REDIS_URL or the local Redis) puts the
 rate-limit gate in front, with a tier too large to refuse anything, to price the gate.
+``--no-metrics`` turns the per-invocation metrics off; ``--tracing RATIO`` turns tracing on at
+that sampling ratio, exporting to an OTLP receiver in this process that discards what it gets
+(its CPU counts: exporting is part of the price).
 """
 
 from __future__ import annotations
@@ -25,8 +28,10 @@ import os
 import pstats
 import statistics
 import tempfile
+import threading
 import time
 from collections.abc import Awaitable, Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import uvloop
@@ -80,8 +85,42 @@ def _limits(kind: str) -> dict[str, Any]:
     return {"enabled": True, "tiers": huge, "redis_url": url, "redis_prefix": "nova-bench:"}
 
 
-async def main(calls: int, rounds: int, profile: bool, rate_limits: str = "off") -> None:
+class _DiscardingReceiver:
+    """An OTLP/HTTP endpoint that reads each export and answers 200."""
+
+    def __init__(self) -> None:
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers["Content-Length"]))
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1/traces"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+async def main(
+    calls: int,
+    rounds: int,
+    profile: bool,
+    rate_limits: str = "off",
+    metrics: bool = True,
+    tracing: float | None = None,
+) -> None:
+    receiver = _DiscardingReceiver() if tracing is not None else None
     with tempfile.TemporaryDirectory(prefix="nova-hotpath-") as data_dir:
+        traces = {"enabled": False}
+        if receiver is not None:
+            traces = {"enabled": True, "sampling_ratio": tracing, "otlp_endpoint": receiver.url}
         settings = load_settings(
             None,
             {
@@ -89,6 +128,8 @@ async def main(calls: int, rounds: int, profile: bool, rate_limits: str = "off")
                 "sandbox": {"backend": "process", "allow_process_backend": True},
                 "logging": {"level": "warning"},
                 "rate_limits": _limits(rate_limits),
+                "metrics": {"enabled": metrics},
+                "tracing": traces,
             },
         )
         services = await build_services(settings)
@@ -114,6 +155,8 @@ async def main(calls: int, rounds: int, profile: bool, rate_limits: str = "off")
             await shutdown(services)
             for close in closers:
                 await close()
+            if receiver is not None:
+                receiver.close()
     for label, samples in results.items():
         spread = ", ".join(f"{sample:.0f}" for sample in samples)
         print(
@@ -132,5 +175,16 @@ if __name__ == "__main__":
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--profile", action="store_true", help="print a cProfile summary")
     parser.add_argument("--rate-limits", choices=["off", "memory", "redis"], default="off")
+    parser.add_argument("--no-metrics", action="store_true", help="per-invocation metrics off")
+    parser.add_argument("--tracing", type=float, metavar="RATIO", help="tracing on at RATIO")
     args = parser.parse_args()
-    uvloop.run(main(args.calls, args.rounds, args.profile, args.rate_limits))
+    uvloop.run(
+        main(
+            args.calls,
+            args.rounds,
+            args.profile,
+            args.rate_limits,
+            metrics=not args.no_metrics,
+            tracing=args.tracing,
+        )
+    )

@@ -346,3 +346,16 @@ async def test_a_call_that_cannot_run_ends_its_span_with_the_error(harness: Harn
     assert root.status.status_code is StatusCode.ERROR
     assert root.attributes is not None
     assert root.attributes["error.type"] == FunctionNotFound.code
+
+
+async def test_the_callers_sampling_decision_wins_over_the_ratio(harness: Harness) -> None:
+    executor, tracer, exporter = _traced(harness, sampling_ratio=1.0)
+    await _create(harness)
+    # The caller did not sample its span: neither does Nova.
+    await executor.invoke("fn", b"{}", trace_parent=f"00-{CALLER_TRACE}-{CALLER_SPAN}-00")
+    await executor.invoke("fn", b"{}", trace_parent="not-a-traceparent")
+    tracer.shutdown()
+    # Only the second: an unreadable traceparent starts a trace of Nova's own.
+    (root,) = [s for s in exporter.get_finished_spans() if s.name == "invoke fn"]
+    assert root.parent is None
+    assert f"{root.context.trace_id:032x}" != CALLER_TRACE
