@@ -324,6 +324,7 @@ async def build_services(settings: Settings) -> Services:
         async_worker=worker,
         secrets=secrets,
         metrics=MetricsRegistry([invocation_metrics, daemon_metrics]),
+        series=invocation_metrics.series,
         tracer=tracer,
         started_at=time.monotonic(),
     )

@@ -163,3 +163,37 @@ def test_invocation_metrics_can_be_switched_off(tmp_path: Path) -> None:
         assert value(samples, "nova_daemon_invocations_total") == 1  # the daemon's state stays
     finally:
         daemon.stop()
+
+
+def test_time_series_per_function_and_overall(daemon: DaemonProcess) -> None:
+    with daemon.client() as api:
+        api.post(
+            "/functions", json={"name": "s", "runtime": "python", "code": CODE}
+        ).raise_for_status()
+        for event in ({}, {}, {"fail": True}):
+            api.post("/functions/s/invoke", json=event).raise_for_status()
+
+        hours = api.get("/functions/s/metrics").json()
+        assert (hours["function"], hours["resolution"], len(hours["buckets"])) == ("s", "hour", 24)
+        minutes = api.get("/metrics/timeseries", params={"resolution": "minute"}).json()
+        assert (minutes["function"], len(minutes["buckets"])) == (None, 60)
+        for body in (hours, minutes):
+            buckets = body["buckets"]
+            assert sum(b["invocations"] for b in buckets) == 3  # a boundary may split them
+            assert sum(b["errors"] for b in buckets) == 1
+            assert sum(b["cold_starts"] for b in buckets) == 1
+            busy = [b for b in buckets if b["invocations"]]
+            assert all(b["p95_ms"] is not None and b["p95_ms"] > 0 for b in busy)
+            assert buckets == sorted(buckets, key=lambda b: b["start"])
+        one = api.get("/metrics/timeseries", params={"function": "s"}).json()
+        assert sum(b["invocations"] for b in one["buckets"]) == 3
+
+        wrong = api.get("/metrics/timeseries", params={"resolution": "week"})
+        assert wrong.status_code == 422
+        assert "resolution" in wrong.json()["error"]["message"]
+        assert api.get("/functions/nope/metrics").json()["error"]["code"] == "Function.NotFound"
+
+    shown = daemon.cli("stats", "s")
+    assert shown.returncode == 0, shown.stderr
+    assert "INVOCATIONS" in shown.stdout
+    assert "p95 latency" in shown.stdout

@@ -17,6 +17,7 @@ from nova.observability.counter_flusher import CounterFlusher
 from nova.observability.invocation_logs import InvocationLogBatcher
 from nova.observability.log_retention import LogRetention
 from nova.observability.prometheus import MetricsRegistry
+from nova.observability.timeseries import InvocationSeries
 from nova.observability.tracing import InvocationTracer
 from nova.pool.manager import PoolManager
 from nova.runtimes.registered import RegisteredRuntimes
@@ -46,6 +47,7 @@ class Services:
     async_worker: AsyncWorker  # runs them
     secrets: SecretService
     metrics: MetricsRegistry  # what GET /metrics reports
+    series: InvocationSeries  # GET /metrics/timeseries, /functions/{name}/metrics, /slo
     tracer: InvocationTracer | None  # None: tracing is off
     registered_runtimes: RegisteredRuntimes | None = None  # where POST /runtimes keeps them
     started: bool = False

@@ -23,11 +23,15 @@ from prometheus_client.metrics_core import (
 )
 
 from nova.core.models import StartPhases
+from nova.observability.timeseries import InvocationSeries
 
 OTHER_ERROR_TYPE = "other"
 _MAX_LABEL_CHARS = 64
 # The phases of a non-warm start, in the order they happen; "execution" is the first run.
 PHASES: tuple[str, ...] = ("sandbox", "code", "runtime", "init", "execution")
+
+
+_COLD_STARTS = ("cold", "snapshot")  # the invocation waited for its instance to start
 
 
 class Outcome:
@@ -78,6 +82,7 @@ class InvocationMetrics:
         cold_start_buckets_s: Sequence[float],
         max_error_types: int,
     ) -> None:
+        self.series = InvocationSeries()  # the per-minute and per-hour view
         self._latency = _Histogram(tuple(latency_buckets_s))
         self._pool_wait = _Histogram(tuple(latency_buckets_s))
         self._phases = _Histogram(tuple(cold_start_buckets_s))
@@ -92,6 +97,7 @@ class InvocationMetrics:
         self, function: str, version: str, start: str, outcome: str, seconds: float
     ) -> None:
         self._latency.observe((function, version, start, outcome), seconds)
+        self.series.record(function, seconds, outcome == Outcome.SUCCESS, start in _COLD_STARTS)
 
     def error(self, function: str, error_type: str) -> None:
         key = (function, self._error_label(function, error_type))
