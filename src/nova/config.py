@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     InitSettingsSource,
@@ -228,6 +228,39 @@ class TracingSettings(BaseModel):
     service_name: str = "nova"
 
 
+class SloTargetSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a misspelt target would silently not apply
+
+    success_rate: float = Field(0.999, gt=0, lt=1)
+    warm_p95_ms: float = Field(100.0, gt=0)
+    cold_p95_ms: float = Field(3000.0, gt=0)
+    cold_start_ratio: float = Field(0.1, ge=0, le=1)
+
+
+class SloSettings(BaseModel):
+    """What GET /slo measures functions against, over how long by default."""
+
+    window_s: int = Field(3600, ge=60, le=86400)
+    targets: SloTargetSettings = SloTargetSettings()
+    # Function name -> its own targets (the ones given replace the defaults above).
+    functions: dict[str, dict[str, float]] = {}
+
+    @model_validator(mode="after")
+    def _valid_overrides(self) -> SloSettings:
+        for name, override in self.functions.items():
+            try:
+                SloTargetSettings(**{**self.targets.model_dump(), **override})
+            except ValueError as exc:
+                raise ValueError(f"slo.functions.{name}: {exc}") from None
+        return self
+
+    def targets_for(self, function: str) -> SloTargetSettings:
+        override = self.functions.get(function)
+        if override is None:
+            return self.targets
+        return SloTargetSettings(**{**self.targets.model_dump(), **override})
+
+
 class LoggingSettings(BaseModel):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["text", "json"] = "text"
@@ -255,6 +288,7 @@ class Settings(BaseSettings):
     rate_limits: RateLimitSettings = RateLimitSettings()
     metrics: MetricsSettings = MetricsSettings()
     tracing: TracingSettings = TracingSettings()
+    slo: SloSettings = SloSettings()
 
     @field_validator("logging", mode="before")
     @classmethod

@@ -197,3 +197,38 @@ def test_time_series_per_function_and_overall(daemon: DaemonProcess) -> None:
     assert shown.returncode == 0, shown.stderr
     assert "INVOCATIONS" in shown.stdout
     assert "p95 latency" in shown.stdout
+
+
+def test_slo_against_configured_targets(tmp_path: Path) -> None:
+    env = {
+        "NOVA_SLO__TARGETS__SUCCESS_RATE": "0.9",
+        "NOVA_SLO__FUNCTIONS": '{"strict": {"success_rate": 0.999, "cold_start_ratio": 1}}',
+    }
+    daemon = DaemonProcess(tmp_path / "data", env=env).start()
+    try:
+        with daemon.client() as api:
+            for name in ("lenient", "strict"):
+                function = {"name": name, "runtime": "python", "code": CODE}
+                api.post("/functions", json=function).raise_for_status()
+                for event in [{}] * 9 + [{"fail": True}]:
+                    api.post(f"/functions/{name}/invoke", json=event).raise_for_status()
+            body = api.get("/slo", params={"window_s": 600}).json()
+            assert api.get("/slo", params={"window_s": 10}).status_code == 422
+            only = api.get("/slo", params={"function": "strict"}).json()["items"]
+        shown = daemon.cli("slo", "--window", "10m")
+    finally:
+        daemon.stop()
+    assert body["window_s"] == 600
+    reports = {item["function"]: item for item in body["items"]}
+    assert set(reports) == {"lenient", "strict"}
+    lenient, strict = reports["lenient"], reports["strict"]
+    assert (lenient["invocations"], lenient["errors"], lenient["success_rate"]) == (10, 1, 0.9)
+    assert lenient["error_budget_left"] == 0.0  # one failure, exactly the one allowed
+    assert lenient["cold_start_ratio"] == 0.1
+    assert lenient["breaches"] == []  # 0.1 is the default cold-start target: met
+    assert strict["targets"]["success_rate"] == 0.999
+    assert strict["breaches"] == ["success_rate"]
+    assert strict["error_budget_left"] < 0
+    assert [item["function"] for item in only] == ["strict"]
+    assert shown.returncode == 0, shown.stderr
+    assert "missed: success_rate" in shown.stdout

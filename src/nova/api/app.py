@@ -22,6 +22,7 @@ from nova.api.routes import (
     observe,
     releases,
     secrets,
+    slo,
     timeseries,
 )
 from nova.api.routes.invocations import DeadLetterSelection
@@ -53,6 +54,7 @@ def create_app(lifespan: Lifespan) -> ASGIApp:
     api.include_router(observe.router)
     api.include_router(metrics.router)
     api.include_router(timeseries.router)
+    api.include_router(slo.router)
     api.include_router(images.router)
     api.include_router(invocations.router)
     api.include_router(lambda_api.router)
