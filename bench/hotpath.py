@@ -28,15 +28,14 @@ import os
 import pstats
 import statistics
 import tempfile
-import threading
 import time
 from collections.abc import Awaitable, Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import uvloop
 from starlette.types import ASGIApp
 
+from bench.otlp_sink import DiscardingReceiver
 from bench.run import EVENT, HELLO, HELLO_FUNCTION
 from nova.api.invoke import InvokeFastPath
 from nova.config import load_settings
@@ -85,29 +84,6 @@ def _limits(kind: str) -> dict[str, Any]:
     return {"enabled": True, "tiers": huge, "redis_url": url, "redis_prefix": "nova-bench:"}
 
 
-class _DiscardingReceiver:
-    """An OTLP/HTTP endpoint that reads each export and answers 200."""
-
-    def __init__(self) -> None:
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                self.rfile.read(int(self.headers["Content-Length"]))
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1/traces"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 async def main(
     calls: int,
     rounds: int,
@@ -116,7 +92,7 @@ async def main(
     metrics: bool = True,
     tracing: float | None = None,
 ) -> None:
-    receiver = _DiscardingReceiver() if tracing is not None else None
+    receiver = DiscardingReceiver() if tracing is not None else None
     with tempfile.TemporaryDirectory(prefix="nova-hotpath-") as data_dir:
         traces = {"enabled": False}
         if receiver is not None:

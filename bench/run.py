@@ -314,6 +314,10 @@ def render(report: dict[str, Any]) -> None:
     Console().print(logs)
     if "async" in report:
         Console().print(async_events.render(report["async"]))
+    if "observability" in report:
+        from bench import observability
+
+        Console().print(observability.render(report["observability"]))
 
 
 def _share(value: float | None, baseline: float | None, name: str) -> str:
@@ -334,6 +338,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cold", type=int, default=20)
     parser.add_argument("--backends", default="process,container,gvisor")
     parser.add_argument("--async-events", type=int, default=2000, help="0 skips async")
+    parser.add_argument(
+        "--observability-rounds", type=int, default=2, help="metrics/tracing rounds; 0 skips"
+    )
     args = parser.parse_args(argv)
     if not client.wrk_available():
         console.print(
@@ -356,6 +363,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.async_events:
         console.print("[dim]async: accepted/s, completed/s, submit -> finish latency …[/]")
         report["async"] = async_events.measure(args.async_events, 200)
+    if args.observability_rounds:
+        from bench import observability  # it times daemons as bench.ab does, which imports this
+
+        report["observability"] = observability.measure(args.requests, args.observability_rounds)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))
     render(report)
