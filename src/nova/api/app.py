@@ -18,6 +18,7 @@ from nova.api.routes import (
     images,
     invocations,
     lambda_api,
+    log_stream,
     metrics,
     observe,
     releases,
@@ -56,6 +57,7 @@ def create_app(lifespan: Lifespan) -> ASGIApp:
     api.include_router(timeseries.router)
     api.include_router(slo.router)
     api.include_router(images.router)
+    api.include_router(log_stream.router)
     api.include_router(invocations.router)
     api.include_router(lambda_api.router)
     api.include_router(secrets.router)

@@ -24,6 +24,7 @@ from nova.core.secrets import scrub
 from nova.executor.drain import InflightTracker
 from nova.executor.result import InvocationResult
 from nova.observability.invocation_logs import InvocationLogBatcher
+from nova.observability.log_context import CURRENT, InvocationContext, trace_id_of
 from nova.observability.metrics import InvocationMetrics, Outcome
 from nova.observability.tracing import InvocationTracer
 from nova.pool.connection import AgentConnectionLost
@@ -87,8 +88,13 @@ class Executor:
         request_id = request_id or ids.request_id()
         tracer = self._tracer
         span = None if tracer is None else tracer.begin(name, request_id, trace_parent, trace_state)
+        logged_as = None
         try:
             pool = await self._targets.resolve(name, qualifier, routing_key)
+            trace_id = trace_id_of(trace_parent) if span is None else span.trace_id
+            logged_as = CURRENT.set(
+                InvocationContext(request_id, name, pool.deployment.version, trace_id)
+            )
             # A free slot is taken without a coroutine; only a request that must queue awaits.
             instance, cold, waited_since_ns = pool.try_acquire(), False, None
             if instance is None:
@@ -137,6 +143,8 @@ class Executor:
                 span.fail(exc)
             raise
         finally:
+            if logged_as is not None:
+                CURRENT.reset(logged_as)
             inflight.end()
 
     async def _wait_for_instance(self, pool: FunctionPool) -> tuple[PooledInstance, bool]:

@@ -103,6 +103,10 @@ class InvocationSpan:
         self._started_ns = started_ns
         self._execute: Span | None = None
 
+    @property
+    def trace_id(self) -> str:
+        return f"{self._root.get_span_context().trace_id:032x}"
+
     def acquired(
         self,
         version: str,

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -12,9 +15,6 @@ from nova.cli.state import CliState, state_of
 
 if TYPE_CHECKING:
     from rich.text import Text
-
-POLL_INTERVAL_S = 1.0
-FOLLOW_WINDOW = 100  # entries fetched per poll; more new ones than this per second are skipped
 
 
 def logs(
@@ -27,7 +27,8 @@ def logs(
         int, typer.Option("--limit", "-n", min=1, max=1000, help="How many recent entries.")
     ] = 20,
     follow: Annotated[
-        bool, typer.Option("--follow", "-f", help="Keep polling for new entries until Ctrl-C.")
+        bool,
+        typer.Option("--follow", "-f", help="Then stream new entries as they come, until Ctrl-C."),
     ] = False,
     verbose: Annotated[
         bool,
@@ -38,49 +39,90 @@ def logs(
             "init, execution).",
         ),
     ] = False,
+    outcome: Annotated[
+        Outcome | None,
+        typer.Option("--outcome", help="With --follow: only success, error (any) or timeout."),
+    ] = None,
+    version: Annotated[
+        str | None, typer.Option("--version", help="With --follow: only this version.")
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--since", help="With --follow: start with the entries of the last 10m, 2h, ..."
+        ),
+    ] = None,
 ) -> None:
     """Show recent invocations of a function (or of all), oldest first.
 
     With --json: the API's list, newest first.
 
-    With --follow --json, each entry is printed as one JSON line.
+    With --follow, new invocations are streamed as the daemon stores them (each entry as one
+    JSON line with --json); --outcome, --version and --since filter the stream, which then
+    starts with the matching entries since --since rather than the recent ones.
     """
     from nova.cli.client import function_path
 
     state = state_of(ctx)
-    path = function_path(name, "logs") if name else "/invocations"
-    page = state.client.call("GET", path, params={"limit": limit})
-    items = _items(page, path)
-    if not follow:
-        if state.json_output:
-            state.out.json(page)
-        elif not items:
-            state.out.note(f"no invocations of {name} yet" if name else "no invocations yet")
-        else:
-            _emit(state, reversed(items), name is None, verbose)
-        return
+    filtered = outcome is not None or version is not None or since is not None
+    if filtered and not follow:
+        raise typer.BadParameter("--outcome, --version and --since go with --follow")
+    query = _stream_query(name, outcome, version, since)
+    items: list[dict[str, Any]] = []
+    if not filtered:
+        path = function_path(name, "logs") if name else "/invocations"
+        page = state.client.call("GET", path, params={"limit": limit})
+        items = _items(page, path)
+        if not follow:
+            if state.json_output:
+                state.out.json(page)
+            elif not items:
+                state.out.note(f"no invocations of {name} yet" if name else "no invocations yet")
+            else:
+                _emit(state, reversed(items), name is None, verbose)
+            return
+    _emit(state, reversed(items), name is None, verbose)
+    following = f"invocations of {name}" if name else "every invocation"
+
+    def opened() -> None:
+        state.out.note(f"following {following} (Ctrl-C to stop)")
+
     try:
-        _follow(state, path, items, name is None, verbose)
+        for data in state.client.events("/invocations/stream", query, opened):
+            _emit(state, [_entry(data)], name is None, verbose)
     except KeyboardInterrupt:
         return  # Ctrl-C is how --follow ends
+    state.out.note("the daemon ended the stream (it is stopping)")
 
 
-def _follow(
-    state: CliState, path: str, items: list[dict[str, Any]], show_function: bool, verbose: bool
-) -> None:
-    _emit(state, reversed(items), show_function, verbose)
-    seen = {item.get("id") for item in items}
-    while True:
-        state.ports.sleep(POLL_INTERVAL_S)
-        window = _items(state.client.call("GET", path, params={"limit": FOLLOW_WINDOW}), path)
-        fresh: list[dict[str, Any]] = []
-        for item in window:  # newest first: new entries are the run before a known one
-            if item.get("id") in seen:
-                break
-            fresh.append(item)
-        _emit(state, reversed(fresh), show_function, verbose)
-        if window:
-            seen = {item.get("id") for item in window}
+class Outcome(StrEnum):
+    SUCCESS = "success"
+    ERROR = "error"
+    TIMEOUT = "timeout"
+
+
+def _stream_query(
+    name: str | None, outcome: Outcome | None, version: str | None, since: str | None
+) -> dict[str, str]:
+    from nova.cli.durations import parse_duration_s
+
+    query = {"function": name, "outcome": outcome.value if outcome else None, "version": version}
+    if since is not None:
+        start = datetime.now(UTC) - timedelta(seconds=parse_duration_s(since))
+        query["since"] = start.isoformat()
+    return {key: value for key, value in query.items() if value is not None}
+
+
+def _entry(data: str) -> dict[str, Any]:
+    try:
+        entry = json.loads(data)
+    except ValueError as exc:
+        raise BadResponse(
+            f"GET /invocations/stream sent an event that is not JSON: {exc}"
+        ) from None
+    if not isinstance(entry, dict):
+        raise BadResponse("GET /invocations/stream sent an event that is not an invocation")
+    return entry
 
 
 def _items(page: Any, path: str) -> list[dict[str, Any]]:

@@ -2,23 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any
 
 import typer
 
+from nova.cli.durations import parse_duration_s
 from nova.cli.state import state_of
-
-_DURATION = re.compile(r"^(\d+)([smh]?)$")
-_UNIT_S = {"": 1, "s": 1, "m": 60, "h": 3600}
-
-
-def parse_window(text: str) -> int:
-    """``90s``, ``30m``, ``24h`` or plain seconds."""
-    match = _DURATION.match(text.strip())
-    if match is None:
-        raise typer.BadParameter(f"{text!r} is not a duration: give e.g. 30m, 1h or 24h")
-    return int(match.group(1)) * _UNIT_S[match.group(2)]
 
 
 def slo(
@@ -37,7 +26,7 @@ def slo(
     state = state_of(ctx)
     params: dict[str, Any] = {}
     if window is not None:
-        params["window_s"] = parse_window(window)
+        params["window_s"] = parse_duration_s(window)
     if name is not None:
         params["function"] = name
     body = state.client.call("GET", "/slo", params=params)
