@@ -14,6 +14,9 @@ Use it to judge a change to the hot path in seconds, before the end-to-end `benc
 
 ``--rate-limits memory`` (or ``redis``, on NOVA_REDIS_URL or the local Redis) puts the
 rate-limit gate in front, with a tier too large to refuse anything, to price the gate.
+``--no-metrics`` turns the per-invocation metrics off; ``--tracing RATIO`` turns tracing on at
+that sampling ratio, exporting to an OTLP receiver in this process that discards what it gets
+(its CPU counts: exporting is part of the price).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from typing import Any
 import uvloop
 from starlette.types import ASGIApp
 
+from bench.otlp_sink import DiscardingReceiver
 from bench.run import EVENT, HELLO, HELLO_FUNCTION
 from nova.api.invoke import InvokeFastPath
 from nova.config import load_settings
@@ -80,8 +84,19 @@ def _limits(kind: str) -> dict[str, Any]:
     return {"enabled": True, "tiers": huge, "redis_url": url, "redis_prefix": "nova-bench:"}
 
 
-async def main(calls: int, rounds: int, profile: bool, rate_limits: str = "off") -> None:
+async def main(
+    calls: int,
+    rounds: int,
+    profile: bool,
+    rate_limits: str = "off",
+    metrics: bool = True,
+    tracing: float | None = None,
+) -> None:
+    receiver = DiscardingReceiver() if tracing is not None else None
     with tempfile.TemporaryDirectory(prefix="nova-hotpath-") as data_dir:
+        traces = {"enabled": False}
+        if receiver is not None:
+            traces = {"enabled": True, "sampling_ratio": tracing, "otlp_endpoint": receiver.url}
         settings = load_settings(
             None,
             {
@@ -89,6 +104,8 @@ async def main(calls: int, rounds: int, profile: bool, rate_limits: str = "off")
                 "sandbox": {"backend": "process", "allow_process_backend": True},
                 "logging": {"level": "warning"},
                 "rate_limits": _limits(rate_limits),
+                "metrics": {"enabled": metrics},
+                "tracing": traces,
             },
         )
         services = await build_services(settings)
@@ -114,6 +131,8 @@ async def main(calls: int, rounds: int, profile: bool, rate_limits: str = "off")
             await shutdown(services)
             for close in closers:
                 await close()
+            if receiver is not None:
+                receiver.close()
     for label, samples in results.items():
         spread = ", ".join(f"{sample:.0f}" for sample in samples)
         print(
@@ -132,5 +151,16 @@ if __name__ == "__main__":
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--profile", action="store_true", help="print a cProfile summary")
     parser.add_argument("--rate-limits", choices=["off", "memory", "redis"], default="off")
+    parser.add_argument("--no-metrics", action="store_true", help="per-invocation metrics off")
+    parser.add_argument("--tracing", type=float, metavar="RATIO", help="tracing on at RATIO")
     args = parser.parse_args()
-    uvloop.run(main(args.calls, args.rounds, args.profile, args.rate_limits))
+    uvloop.run(
+        main(
+            args.calls,
+            args.rounds,
+            args.profile,
+            args.rate_limits,
+            metrics=not args.no_metrics,
+            tracing=args.tracing,
+        )
+    )

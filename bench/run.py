@@ -327,6 +327,10 @@ def render(report: dict[str, Any]) -> None:
     Console().print(logs)
     if "async" in report:
         Console().print(async_events.render(report["async"]))
+    if "observability" in report:
+        from bench import observability
+
+        Console().print(observability.render(report["observability"]))
 
 
 def _share(value: float | None, baseline: float | None, name: str) -> str:
@@ -351,6 +355,9 @@ def main(argv: list[str] | None = None) -> int:
         "--microvm", type=int, default=5, help="boots and restores of a microVM; 0 skips"
     )
     parser.add_argument("--microvm-cache", type=Path, default=Path("/var/tmp/nova-bench-vm"))
+    parser.add_argument(
+        "--observability-rounds", type=int, default=2, help="metrics/tracing rounds; 0 skips"
+    )
     args = parser.parse_args(argv)
     if not client.wrk_available():
         console.print(
@@ -375,6 +382,10 @@ def main(argv: list[str] | None = None) -> int:
         report["async"] = async_events.measure(args.async_events, 200)
     if args.microvm:
         report["microvm"] = asyncio.run(microvm.measure(args.microvm, 200, args.microvm_cache))
+    if args.observability_rounds:
+        from bench import observability  # it times daemons as bench.ab does, which imports this
+
+        report["observability"] = observability.measure(args.requests, args.observability_rounds)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))
     render(report)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     InitSettingsSource,
@@ -212,6 +212,74 @@ class RateLimitSettings(BaseModel):
         return self
 
 
+def _ascending(buckets: list[float]) -> list[float]:
+    if not buckets or any(b <= 0 for b in buckets) or buckets != sorted(set(buckets)):
+        raise ValueError("histogram buckets must be positive, ascending and distinct")
+    return buckets
+
+
+class MetricsSettings(BaseModel):
+    """What GET /metrics reports beyond the daemon's state (which it always reports)."""
+
+    # Per-invocation metrics (latency, errors, throttles, cold-start phases, pool waits).
+    enabled: bool = True
+    latency_buckets_s: list[float] = [
+        0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+        60.0, 300.0, 900.0,
+    ]  # fmt: skip
+    cold_start_buckets_s: list[float] = [
+        0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+    ]  # fmt: skip
+    # Error types given their own label value per function; the rest count as "other".
+    max_error_types: int = Field(20, ge=1, le=1000)
+
+    _buckets = field_validator("latency_buckets_s", "cold_start_buckets_s")(_ascending)
+
+
+class TracingSettings(BaseModel):
+    """OpenTelemetry spans of invocations, exported with OTLP over HTTP (off by default)."""
+
+    enabled: bool = False
+    otlp_endpoint: str = "http://127.0.0.1:4318/v1/traces"
+    # The share of traces sampled when the caller sent no sampled traceparent (0 to 1); a
+    # caller's sampled traceparent is always continued.
+    sampling_ratio: float = Field(1.0, ge=0, le=1)
+    service_name: str = "nova"
+
+
+class SloTargetSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a misspelt target would silently not apply
+
+    success_rate: float = Field(0.999, gt=0, lt=1)
+    warm_p95_ms: float = Field(100.0, gt=0)
+    cold_p95_ms: float = Field(3000.0, gt=0)
+    cold_start_ratio: float = Field(0.1, ge=0, le=1)
+
+
+class SloSettings(BaseModel):
+    """What GET /slo measures functions against, over how long by default."""
+
+    window_s: int = Field(3600, ge=60, le=86400)
+    targets: SloTargetSettings = SloTargetSettings()
+    # Function name -> its own targets (the ones given replace the defaults above).
+    functions: dict[str, dict[str, float]] = {}
+
+    @model_validator(mode="after")
+    def _valid_overrides(self) -> SloSettings:
+        for name, override in self.functions.items():
+            try:
+                SloTargetSettings(**{**self.targets.model_dump(), **override})
+            except ValueError as exc:
+                raise ValueError(f"slo.functions.{name}: {exc}") from None
+        return self
+
+    def targets_for(self, function: str) -> SloTargetSettings:
+        override = self.functions.get(function)
+        if override is None:
+            return self.targets
+        return SloTargetSettings(**{**self.targets.model_dump(), **override})
+
+
 class LoggingSettings(BaseModel):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["text", "json"] = "text"
@@ -238,6 +306,9 @@ class Settings(BaseSettings):
     logging: LoggingSettings = LoggingSettings()
     secrets: SecretsSettings = SecretsSettings()
     rate_limits: RateLimitSettings = RateLimitSettings()
+    metrics: MetricsSettings = MetricsSettings()
+    tracing: TracingSettings = TracingSettings()
+    slo: SloSettings = SloSettings()
 
     @field_validator("logging", mode="before")
     @classmethod

@@ -29,7 +29,13 @@ from nova.api.rate_limit import RateLimitGate
 from nova.canary.analyzer import CanaryAnalyzer
 from nova.code.cache import CodeCache
 from nova.code.policy import CodePolicy
-from nova.config import ConfigFileError, RateLimitSettings, Settings, load_settings
+from nova.config import (
+    ConfigFileError,
+    RateLimitSettings,
+    Settings,
+    TracingSettings,
+    load_settings,
+)
 from nova.core.counters import DaemonCounters
 from nova.core.errors import ConfigInvalid, DaemonStartFailed, NovaError
 from nova.core.models import FunctionConfig
@@ -49,11 +55,15 @@ from nova.images.recipe import ImagePolicy, debian_recipes
 from nova.images.service import ImageService
 from nova.images.store import ImageStore
 from nova.observability.counter_flusher import CounterFlusher
+from nova.observability.daemon_metrics import DaemonCollector, PoolSample
 from nova.observability.invocation_logs import InvocationLogBatcher, LogLimits
 from nova.observability.log_retention import LogRetention
 from nova.observability.log_spool import LogSpool
 from nova.observability.logging import configure_logging
-from nova.pool.function_pool import PoolLimits
+from nova.observability.metrics import InvocationMetrics
+from nova.observability.prometheus import MetricsRegistry
+from nova.observability.tracing import InvocationTracer, tracer_provider
+from nova.pool.function_pool import FunctionPool, PoolLimits
 from nova.pool.launcher import SandboxLauncher
 from nova.pool.manager import PoolManager
 from nova.ratelimit.buckets import MemoryBuckets, SharedBuckets, Tier
@@ -245,7 +255,28 @@ async def build_services(settings: Settings) -> Services:
             wait_timeout_s=executor_settings.log_backpressure_timeout_s,
         ),
     )
-    executor = Executor(resolver, batcher, executor_settings.timeout_grace_s, counters)
+    metric_settings = settings.metrics
+    invocation_metrics = InvocationMetrics(
+        metric_settings.latency_buckets_s,
+        metric_settings.cold_start_buckets_s,
+        metric_settings.max_error_types,
+    )
+    tracer = invocation_tracer(settings.tracing)
+    executor = Executor(
+        resolver,
+        batcher,
+        executor_settings.timeout_grace_s,
+        counters,
+        invocation_metrics if metric_settings.enabled else None,
+        tracer,
+    )
+    daemon_metrics = DaemonCollector(
+        lambda: map(_pool_sample, pools.all()),
+        sandboxes.default,
+        counters.as_dict,
+        batcher.stats,
+        lambda: executor.inflight.count,
+    )
     invocations = AsyncInvocations(
         store.events,
         resolver.resolve,
@@ -313,7 +344,34 @@ async def build_services(settings: Settings) -> Services:
         snapshots=SnapshotService(
             resolver, launcher, sandboxes, pools, eager=settings.sandbox.snapshots == "eager"
         ),
+        metrics=MetricsRegistry([invocation_metrics, daemon_metrics]),
+        series=invocation_metrics.series,
+        tracer=tracer,
         started_at=time.monotonic(),
+    )
+
+
+def invocation_tracer(tracing: TracingSettings) -> InvocationTracer | None:
+    """Spans exported with OTLP over HTTP when tracing is on (the exporter is imported only
+    then)."""
+    if not tracing.enabled:
+        return None
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    exporter = OTLPSpanExporter(endpoint=tracing.otlp_endpoint)
+    provider = tracer_provider(exporter, tracing.sampling_ratio, tracing.service_name)
+    logger.info(
+        "tracing on: %g of traces sampled, spans to %s",
+        tracing.sampling_ratio,
+        tracing.otlp_endpoint,
+    )
+    return InvocationTracer(provider, tracing.sampling_ratio)
+
+
+def _pool_sample(pool: FunctionPool) -> PoolSample:
+    deployment = pool.deployment
+    return PoolSample(
+        deployment.name, deployment.version, deployment.config.backend, pool.state_counts()
     )
 
 
@@ -438,6 +496,8 @@ async def shutdown(services: Services) -> None:
     await services.log_retention.close()
     await services.log_batcher.close()
     await services.counters.close()  # after the drain: the last invocations are counted
+    if services.tracer is not None:
+        await asyncio.to_thread(services.tracer.shutdown)  # exports the spans still pending
     await services.store.close()
     logger.info("nova stopped")
 

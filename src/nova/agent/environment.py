@@ -16,6 +16,7 @@ from nova.agent.spec import InitSpec
 DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
 REQUEST_ID = "NOVA_REQUEST_ID"
 TRACE_PARENT = "NOVA_TRACE_PARENT"
+AMZN_TRACE_ID = "_X_AMZN_TRACE_ID"  # what Lambda-style clients and the X-Ray SDK read
 
 
 def nova_variables(spec: InitSpec) -> dict[str, str]:
@@ -50,7 +51,28 @@ def invocation_variables(request_id: object, trace_parent: str | None) -> dict[s
     variables = {REQUEST_ID: "" if request_id is None else str(request_id)}
     if trace_parent is not None:
         variables[TRACE_PARENT] = trace_parent
+        amzn = amzn_trace_id(trace_parent)
+        if amzn is not None:
+            variables[AMZN_TRACE_ID] = amzn
     return variables
+
+
+def amzn_trace_id(trace_parent: str) -> str | None:
+    """A W3C traceparent (``00-<trace id>-<parent span id>-<flags>``) in the X-Ray header form
+    Lambda uses (``Root=1-<8 hex>-<24 hex>;Parent=<16 hex>;Sampled=<0|1>``): the same trace
+    and parent for clients that only know that one; None when it is no traceparent.
+
+    bootstraps/python_bootstrap.py and node_bootstrap.js, which cannot import this, repeat it."""
+    parts = trace_parent.split("-")
+    if [len(part) for part in parts] != [2, 32, 16, 2]:
+        return None
+    try:
+        sampled = int(parts[3], 16) & 1
+        int(parts[0], 16), int(parts[1], 16), int(parts[2], 16)
+    except ValueError:
+        return None
+    trace_id = parts[1]
+    return f"Root=1-{trace_id[:8]}-{trace_id[8:]};Parent={parts[2]};Sampled={sampled}"
 
 
 def invocation_variables_json(request_id: object, trace_parent: str | None) -> bytes:

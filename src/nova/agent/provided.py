@@ -36,6 +36,7 @@ from collections.abc import Mapping
 
 from nova.agent.capture import CAPTURE_LIMIT, last_lines, open_capture_file, tail_text
 from nova.agent.channel import Channel
+from nova.agent.environment import amzn_trace_id
 from nova.agent.errors import ErrorType, error_object
 from nova.agent.invocation import Invocation
 from nova.agent.launch import BOOTSTRAPS, runtime_api_client_argv
@@ -381,7 +382,9 @@ def _event_headers(job: Invocation, spec: InitSpec) -> dict[str, str]:
         "Lambda-Runtime-Invoked-Function-Arn": function_arn(spec.function_name),
     }
     if job.trace_parent:
-        headers["Lambda-Runtime-Trace-Id"] = job.trace_parent
+        # Lambda sends the X-Ray form here; its runtime clients set _X_AMZN_TRACE_ID from it.
+        amzn = amzn_trace_id(job.trace_parent)
+        headers["Lambda-Runtime-Trace-Id"] = job.trace_parent if amzn is None else amzn
     for field, header in (
         ("client_context", "Lambda-Runtime-Client-Context"),
         ("cognito_identity", "Lambda-Runtime-Cognito-Identity"),

@@ -18,10 +18,14 @@ from nova.api.routes import (
     images,
     invocations,
     lambda_api,
+    log_stream,
+    metrics,
     observe,
     releases,
     secrets,
+    slo,
     snapshots,
+    timeseries,
     vm_snapshots,
 )
 from nova.api.routes.invocations import DeadLetterSelection
@@ -51,7 +55,11 @@ def create_app(lifespan: Lifespan) -> ASGIApp:
     api.include_router(functions.router)
     api.include_router(releases.router)
     api.include_router(observe.router)
+    api.include_router(metrics.router)
+    api.include_router(timeseries.router)
+    api.include_router(slo.router)
     api.include_router(images.router)
+    api.include_router(log_stream.router)
     api.include_router(invocations.router)
     api.include_router(lambda_api.router)
     api.include_router(secrets.router)

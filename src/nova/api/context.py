@@ -17,6 +17,9 @@ from nova.functions.snapshots import SnapshotService
 from nova.observability.counter_flusher import CounterFlusher
 from nova.observability.invocation_logs import InvocationLogBatcher
 from nova.observability.log_retention import LogRetention
+from nova.observability.prometheus import MetricsRegistry
+from nova.observability.timeseries import InvocationSeries
+from nova.observability.tracing import InvocationTracer
 from nova.pool.manager import PoolManager
 from nova.runtimes.registered import RegisteredRuntimes
 from nova.runtimes.registry import RuntimeRegistry
@@ -45,6 +48,9 @@ class Services:
     async_worker: AsyncWorker  # runs them
     secrets: SecretService
     snapshots: SnapshotService  # function snapshots of every backend, scale to zero
+    metrics: MetricsRegistry  # what GET /metrics reports
+    series: InvocationSeries  # GET /metrics/timeseries, /functions/{name}/metrics, /slo
+    tracer: InvocationTracer | None  # None: tracing is off
     registered_runtimes: RegisteredRuntimes | None = None  # where POST /runtimes keeps them
     started: bool = False
     started_at: float = 0.0

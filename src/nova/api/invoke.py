@@ -65,6 +65,7 @@ class InvokeFastPath:
                 await send(body)
                 return
             trace_parent = headers.get(b"traceparent")
+            trace_state = headers.get(b"tracestate")
             routing_key = headers.get(b"x-nova-routing-key")
             result = await services.executor.invoke(
                 name,
@@ -73,6 +74,7 @@ class InvokeFastPath:
                 routing_key=routing_key.decode("latin-1") if routing_key else None,
                 request_id=request_id,
                 trace_parent=trace_parent.decode("latin-1") if trace_parent else None,
+                trace_state=trace_state.decode("latin-1") if trace_state else None,
             )
             start, body = _response(200, orjson.dumps(result.to_response()), request_id)
         except NovaError as exc:

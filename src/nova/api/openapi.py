@@ -146,7 +146,14 @@ async def invoke_function(
         str | None, Header(description="echoed; the function's request id (generated if absent)")
     ] = None,
     traceparent: Annotated[
-        str | None, Header(description="W3C trace context, passed to the function")
+        str | None,
+        Header(
+            description="W3C trace context: Nova's spans continue it (with tracing on) and the "
+            "function sees it as NOVA_TRACE_PARENT"
+        ),
+    ] = None,
+    tracestate: Annotated[
+        str | None, Header(description="W3C vendor trace state, kept on Nova's spans")
     ] = None,
     x_nova_routing_key: Annotated[
         str | None,

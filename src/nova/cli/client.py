@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 from urllib.parse import quote
 
@@ -95,6 +95,32 @@ class ApiClient:
         if check and not response.is_success:
             raise api_error(response)
         return response
+
+    def events(
+        self,
+        path: str,
+        params: Mapping[str, str] | None = None,
+        opened: Callable[[], None] | None = None,
+    ) -> Iterator[str]:
+        """The ``data`` of each Server-Sent Event ``path`` sends, until the server ends the
+        stream (no read timeout: a quiet stream is not a dead one); ``opened()`` once the
+        first line arrives."""
+        timeout = httpx.Timeout(self._http.timeout.connect, read=None)
+        try:
+            with self._http.stream("GET", path, params=params, timeout=timeout) as response:
+                if not response.is_success:
+                    response.read()
+                    raise api_error(response)
+                for line in response.iter_lines():
+                    if opened is not None:
+                        opened()
+                        opened = None
+                    if line.startswith("data:"):
+                        yield line[5:].strip()
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            raise Unreachable(self.endpoint, _reason(exc)) from exc
+        except httpx.TransportError as exc:
+            raise Unreachable(self.endpoint, _reason(exc)) from exc
 
     def call(self, method: str, path: str, **kwargs: Any) -> Any:
         """:meth:`send` and return the decoded JSON body (``None`` for an empty body)."""

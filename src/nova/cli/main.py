@@ -28,6 +28,7 @@ from nova.cli.commands import (
     logs,
     runtimes,
     secret,
+    slo,
     snapshot,
     stats,
     version,
@@ -181,6 +182,7 @@ app.command("logs")(logs.logs)
 app.command("runtimes")(runtimes.runtimes)
 app.command("health")(health.health)
 app.command("stats")(stats.stats)
+app.command("slo")(slo.slo)
 
 
 def run() -> None:

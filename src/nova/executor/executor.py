@@ -18,12 +18,15 @@ import orjson
 from nova.agent.protocol import exec_body
 from nova.core import ids
 from nova.core.counters import DaemonCounters
-from nova.core.errors import ShuttingDown
+from nova.core.errors import ShuttingDown, TooManyRequests
 from nova.core.models import InvocationError, InvocationLog, StartKind, StartPhases
 from nova.core.secrets import scrub
 from nova.executor.drain import InflightTracker
 from nova.executor.result import InvocationResult
 from nova.observability.invocation_logs import InvocationLogBatcher
+from nova.observability.log_context import CURRENT, InvocationContext, trace_id_of
+from nova.observability.metrics import InvocationMetrics, Outcome
+from nova.observability.tracing import InvocationTracer
 from nova.pool.connection import AgentConnectionLost
 from nova.pool.function_pool import FunctionPool
 from nova.pool.instance import PooledInstance
@@ -49,12 +52,16 @@ class Executor:
         log_batcher: InvocationLogBatcher,
         timeout_grace_s: float,
         counters: DaemonCounters,
+        metrics: InvocationMetrics | None = None,
+        tracer: InvocationTracer | None = None,
     ) -> None:
         self._targets = targets
         self._logs = log_batcher
         self._grace_s = timeout_grace_s
         self.inflight = InflightTracker()
         self.counters = counters
+        self._metrics = metrics  # None: metrics.enabled is off
+        self._tracer = tracer  # None: tracing.enabled is off
 
     async def invoke(
         self,
@@ -65,9 +72,12 @@ class Executor:
         routing_key: str | None = None,
         request_id: str | None = None,
         trace_parent: str | None = None,
+        trace_state: str | None = None,
         client_context: str | None = None,
     ) -> InvocationResult:
         """Run one invocation. ``event`` must already be valid JSON (the API checks it).
+        ``trace_parent``/``trace_state``: the caller's W3C trace context, which the
+        invocation's spans continue (when tracing is on) and the function sees.
         ``client_context`` (a JSON text, Lambda's ClientContext) reaches the function's
         context."""
         inflight = self.inflight
@@ -75,14 +85,27 @@ class Executor:
             raise ShuttingDown()
         inflight.begin()
         started = time.perf_counter()
+        request_id = request_id or ids.request_id()
+        tracer = self._tracer
+        span = None if tracer is None else tracer.begin(name, request_id, trace_parent, trace_state)
+        logged_as = None
         try:
-            request_id = request_id or ids.request_id()
             pool = await self._targets.resolve(name, qualifier, routing_key)
+            trace_id = trace_id_of(trace_parent) if span is None else span.trace_id
+            logged_as = CURRENT.set(
+                InvocationContext(request_id, name, pool.deployment.version, trace_id)
+            )
             # A free slot is taken without a coroutine; only a request that must queue awaits.
-            instance, cold = pool.try_acquire(), False
+            instance, cold, waited_since_ns = pool.try_acquire(), False, None
             if instance is None:
-                instance, cold = await pool.acquire()
+                waited_since_ns = time.time_ns()
+                instance, cold = await self._wait_for_instance(pool)
             deployment = pool.deployment  # what this call runs, even if an update lands meanwhile
+            start, phases = _how_it_started(instance, cold)
+            if span is not None:
+                ready_ago_s = time.monotonic() - instance.ready_at
+                span.acquired(deployment.version, waited_since_ns, start, phases, ready_ago_s)
+                trace_parent = span.executing()  # the function's spans are the execute span's
             timeout_s = deployment.config.timeout_s
             try:
                 connection = instance.connection
@@ -106,14 +129,37 @@ class Executor:
             finally:
                 pool.release(instance, broken=instance.connection.closed)
             result.total_ms = round((time.perf_counter() - started) * 1000, 3)
-            result.start, result.phases = _how_it_started(instance, cold)
+            result.start, result.phases = start, phases
+            if span is not None:
+                span.finish(result.error.type if result.error else None, result.duration_ms)
+                span = None
             if self._record(pool, result, event, qualifier):
                 # The log buffer is full and the spool refuses records: the last resort
                 # against losing them is answering no faster than they can be kept.
                 await self._logs.room()
             return result
+        except BaseException as exc:
+            if span is not None:
+                span.fail(exc)
+            raise
         finally:
+            if logged_as is not None:
+                CURRENT.reset(logged_as)
             inflight.end()
+
+    async def _wait_for_instance(self, pool: FunctionPool) -> tuple[PooledInstance, bool]:
+        """``pool.acquire()`` for a request that found no free slot, with its wait measured."""
+        metrics = self._metrics
+        if metrics is None:
+            return await pool.acquire()
+        began = time.perf_counter()
+        try:
+            acquired = await pool.acquire()
+        except TooManyRequests:
+            metrics.throttled(pool.deployment.name, "concurrency")
+            raise
+        metrics.pool_wait(pool.deployment.name, time.perf_counter() - began)
+        return acquired
 
     async def version_for(self, name: str, qualifier: str | None = None) -> str:
         """The version ``name[:qualifier]`` would run now (FunctionNotFound & co. otherwise)."""
@@ -203,6 +249,8 @@ class Executor:
         counters.errors += result.error is not None
         counters.waited_for_start += result.cold_start
         phases = result.phases
+        if self._metrics is not None:
+            _measure(self._metrics, pool.deployment.name, result)
         return self._logs.submit(
             InvocationLog(
                 id=result.request_id,
@@ -229,6 +277,18 @@ class Executor:
                 created_at=datetime.now(UTC),
             )
         )
+
+
+def _measure(metrics: InvocationMetrics, function: str, result: InvocationResult) -> None:
+    error, start = result.error, result.start.value
+    if error is None:
+        outcome = Outcome.SUCCESS
+    else:
+        outcome = Outcome.TIMEOUT if error.type == "Function.Timeout" else Outcome.ERROR
+        metrics.error(function, error.type)
+    metrics.invocation(function, result.version, start, outcome, result.total_ms / 1000)
+    if result.phases is not None:
+        metrics.cold_start(function, start, result.phases, result.duration_ms)
 
 
 def _how_it_started(instance: PooledInstance, cold: bool) -> tuple[StartKind, StartPhases | None]:

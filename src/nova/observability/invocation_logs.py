@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -64,6 +65,9 @@ class LogStats:
     spool_bytes: int
     store_ok: bool  # the last store write worked
     spool_ok: bool  # the last spool append worked
+    batches_written: int = 0  # store writes that succeeded
+    batches_failed: int = 0  # store writes that failed or timed out (their records were kept)
+    batch_write_seconds: float = 0.0  # the time the successful writes took, in all
 
 
 class InvocationLogBatcher:
@@ -98,6 +102,8 @@ class InvocationLogBatcher:
         self._drops_reported_at = 0.0
         self._last_drop_reason = ""
         self.written = self.spooled = self.replayed = self.dropped = 0
+        self.batches_written = self.batches_failed = 0
+        self.batch_write_seconds = 0.0
 
     async def start(self) -> None:
         """Open the spool (counting what an earlier run left there to replay), then start."""
@@ -138,6 +144,9 @@ class InvocationLogBatcher:
             backlog=len(self._pending) + self._in_flight + self._spool_backlog,
             spool_bytes=self._spool.bytes,
             store_ok=not self._store_failed,
+            batches_written=self.batches_written,
+            batches_failed=self.batches_failed,
+            batch_write_seconds=self.batch_write_seconds,
             spool_ok=not self._spool_refused,
         )
 
@@ -291,6 +300,7 @@ class InvocationLogBatcher:
     async def _store(self, batch: Sequence[InvocationLog]) -> int | None:
         """Write ``batch``; how many records the store took, or None when it failed (then the
         batch is still to be written)."""
+        began = time.perf_counter()
         try:
             async with asyncio.timeout(self._limits.write_timeout_s):
                 await self._sink.add_many(batch)
@@ -303,8 +313,11 @@ class InvocationLogBatcher:
             second = await self._store(batch[half:]) if first is not None else None
             return None if second is None or first is None else first + second
         except Exception as exc:  # whatever the driver raised, the store is not taking writes
+            self.batches_failed += 1
             self._store_failing(exc)
             return None
+        self.batches_written += 1
+        self.batch_write_seconds += time.perf_counter() - began
         if self._store_failed:
             self._store_failed = False
             logger.info(

@@ -8,8 +8,13 @@ from datetime import UTC, datetime
 
 import orjson
 
+from nova.observability.log_context import CURRENT
+
 
 class JsonFormatter(logging.Formatter):
+    """One JSON object a line; lines written during an invocation carry its request id,
+    function, version and trace id (``log_context``)."""
+
     def format(self, record: logging.LogRecord) -> str:
         entry = {
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
@@ -17,6 +22,14 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
+        invocation = CURRENT.get()
+        if invocation is not None:
+            entry["request_id"] = invocation.request_id
+            entry["function"] = invocation.function
+            if invocation.version is not None:
+                entry["version"] = invocation.version
+            if invocation.trace_id is not None:
+                entry["trace_id"] = invocation.trace_id
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return orjson.dumps(entry).decode()

@@ -475,6 +475,15 @@ class FunctionPool:
             for i in self._instances
         ]
 
+    def state_counts(self) -> dict[str, int]:
+        """Instances per state, those "starting", and the requests "waiting" for a slot."""
+        waiting = sum(1 for waiter in self._waiters if not waiter.done())
+        counts = {"starting": self._starting, "waiting": waiting}
+        for instance in self._instances:
+            state = instance.state.value
+            counts[state] = counts.get(state, 0) + 1
+        return counts
+
     def stats(self) -> PoolStats:
         return PoolStats(
             function=self.deployment.name,

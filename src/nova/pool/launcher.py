@@ -89,9 +89,11 @@ class SandboxLauncher:
             if snapshotting is not None and snapshotting.initialised:
                 reply = {"ok": True, "protocol": PROTOCOL_VERSION}  # Init ran before the save
                 instance.start_kind = StartKind.SNAPSHOT
+                answered = time.perf_counter()
             else:
                 init = init_message(deployment, sandbox.code_dir, sandbox.tmp_dir, env)
                 reply = await connection.request(init, self._start_timeout_s)
+                answered = time.perf_counter()  # saving a snapshot is no part of this start
                 if snapshotting is not None and reply.get("ok"):
                     await snapshotting.save_snapshot()
         except (TimeoutError, SandboxError) as exc:
@@ -105,12 +107,7 @@ class SandboxLauncher:
             await instance.destroy()
             refusal = scrub(str(reply.get("error") or reply), secret_values)
             raise SandboxError(f"agent of {config.name} refused Init: {refusal}")
-        # The agent's Init answer covers starting the runtime and importing the handler; until
-        # the agent reports them apart, all of it counts as handler init.
-        instance.start_phases = StartPhases(
-            sandbox_ms=round((sandbox_ready - began) * 1000, 3),
-            init_ms=round((time.perf_counter() - sandbox_ready) * 1000, 3),
-        )
+        instance.start_phases = start_phases(began, sandbox_ready, answered, reply)
         logger.debug("started instance %s (pid %s)", instance_id, sandbox.pid)
         return instance
 
@@ -162,3 +159,25 @@ class SandboxLauncher:
             return config.env, ()
         env = await self._env.resolve(config.name, config.env)
         return env, tuple(env[variable] for variable in refs)
+
+
+def start_phases(
+    began: float, sandbox_ready: float, ready: float, reply: Mapping[str, object]
+) -> StartPhases:
+    """Where the start's time went. The agent times its own Init (starting the function's
+    workers and importing the handler); the rest of the wait after the sandbox started is the
+    agent's runtime coming up and answering. A restored snapshot answers without an Init: its
+    handler was imported before the snapshot was taken."""
+    after_sandbox_ms = (ready - sandbox_ready) * 1000
+    agent_init_ms = reply.get("init_ms")
+    if not isinstance(agent_init_ms, int | float) or isinstance(agent_init_ms, bool):
+        return StartPhases(
+            sandbox_ms=round((sandbox_ready - began) * 1000, 3),
+            runtime_ms=round(after_sandbox_ms, 3),
+        )
+    init_ms = min(float(agent_init_ms), after_sandbox_ms)
+    return StartPhases(
+        sandbox_ms=round((sandbox_ready - began) * 1000, 3),
+        runtime_ms=round(after_sandbox_ms - init_ms, 3),
+        init_ms=round(init_ms, 3),
+    )

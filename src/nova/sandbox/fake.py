@@ -42,6 +42,7 @@ class FakeInstance:
         self.oom = 0
         self.hung = False  # when set, the agent reads requests but never answers
         self.init_env: dict[str, str] | None = None  # the env its Init carried
+        self.trace_parents: list[str | None] = []  # what each Exec carried, in order
         self.task: asyncio.Task[None] | None = None
 
     @property
@@ -145,6 +146,7 @@ async def _serve(instance: FakeInstance, sock: socket.socket) -> None:
         writer.write(HEADER.pack(len(body)) + body)
 
     async def execute(message: dict[str, Any]) -> None:
+        instance.trace_parents.append(message.get("trace_parent"))
         event = message.get("event")
         if isinstance(event, dict):
             await asyncio.sleep(float(event.get("sleep", 0)))
@@ -193,6 +195,7 @@ async def _serve(instance: FakeInstance, sock: socket.socket) -> None:
                         "protocol": PROTOCOL_VERSION,
                         "agent_version": "fake",
                         "pid": 0,
+                        "init_ms": 0.0,  # as the real agent does: its own Init time
                     }
                 )
             elif kind == MsgType.EXEC:

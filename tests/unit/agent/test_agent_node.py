@@ -203,3 +203,19 @@ def test_a_handler_past_its_deadline_is_stopped_and_the_next_call_works(
     assert hung["error"]["type"] == "Function.Timeout"
     assert time.monotonic() - started < 5
     assert agent.exec("fine")["output"] == "ok"
+
+
+def test_the_function_sees_the_trace_parent_in_both_forms(
+    agent: AgentProcess, code_dir: Path
+) -> None:
+    write(
+        code_dir,
+        "index.js",
+        "exports.handler = async () =>\n"
+        "  [process.env.NOVA_TRACE_PARENT || null, process.env._X_AMZN_TRACE_ID || null];\n",
+    )
+    agent.init("index.handler", runtime="node")
+    trace = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    amzn = "Root=1-0af76519-16cd43dd8448eb211c80319c;Parent=b7ad6b7169203331;Sampled=1"
+    assert agent.exec(None, trace_parent=trace)["output"] == [trace, amzn]
+    assert agent.exec(None)["output"] == [None, None]  # per call: gone with the next one

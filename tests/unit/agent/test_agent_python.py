@@ -173,6 +173,8 @@ def test_nova_environment_and_context(agent: AgentProcess, code_dir: Path) -> No
     assert env["NOVA_CODE_DIR"] == str(agent.code_dir)
     assert env["NOVA_MODE"] == "persistent"
     assert env["NOVA_TRACE_PARENT"] == trace
+    amzn = "Root=1-0af76519-16cd43dd8448eb211c80319c;Parent=b7ad6b7169203331;Sampled=1"
+    assert env["_X_AMZN_TRACE_ID"] == amzn
     assert env["USER_VAR"] == "u"
     assert env["PYTHONPATH"] == str(agent.code_dir)
     assert env["HOME"] == str(agent.tmp_dir)
@@ -183,6 +185,7 @@ def test_nova_environment_and_context(agent: AgentProcess, code_dir: Path) -> No
     second = agent.exec(None, id="req-2")["output"]["env"]
     assert second["NOVA_REQUEST_ID"] == "req-2"
     assert "NOVA_TRACE_PARENT" not in second
+    assert "_X_AMZN_TRACE_ID" not in second
 
 
 @pytest.mark.parametrize("mode", ["persistent", "process"])

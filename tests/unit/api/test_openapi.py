@@ -70,6 +70,7 @@ def test_the_invoke_route_is_documented(document: dict[str, Any]) -> None:
     assert headers == {
         "x-nova-request-id",
         "traceparent",
+        "tracestate",
         "x-nova-routing-key",
         "x-nova-invocation-type",
         "idempotency-key",

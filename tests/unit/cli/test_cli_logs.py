@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -74,42 +75,59 @@ def test_logs_of_an_idle_function_says_so(nova: RunNova, api: FakeApi) -> None:
     assert "no invocations of hello yet" in result.stderr
 
 
-class Polls:
-    """Serves successive log windows (newest first), then Ctrl-C from the sleep."""
-
-    def __init__(self, windows: list[list[dict[str, Any]]]) -> None:
-        self.windows = windows
-        self.sleeps: list[float] = []
-
-    def handler(self, request: httpx.Request) -> httpx.Response:
-        window = self.windows.pop(0) if len(self.windows) > 1 else self.windows[0]
-        return httpx.Response(200, json={"items": window, "next": None})
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        if not self.windows or len(self.sleeps) > 3:
-            raise KeyboardInterrupt
+def sse(*entries: dict[str, Any]) -> httpx.Response:
+    body = ": following\n\n" + "".join(f"data: {json.dumps(e)}\n\n" for e in entries)
+    return httpx.Response(200, text=body, headers={"content-type": "text/event-stream"})
 
 
 @pytest.mark.parametrize("json_output", [False, True])
-def test_follow_prints_each_new_entry_once_oldest_first_until_ctrl_c(
+def test_follow_prints_the_recent_entries_then_the_stream(
     nova: RunNova, api: FakeApi, json_output: bool
 ) -> None:
-    e1, e2, e3, e4, e5 = (entry(n) for n in range(1, 6))
-    polls = Polls([[e2, e1], [e3, e2, e1], [e3, e2, e1], [e5, e4, e3, e2, e1]])
-    api.on("GET", "/functions/hello/logs", handler=polls.handler)
+    e1, e2, e3, e4 = (entry(n) for n in range(1, 5))
+    api.on("GET", "/functions/hello/logs", {"items": [e2, e1], "next": None})
+    api.on("GET", "/invocations/stream", handler=lambda _: sse(e3, e4))
 
     args = ("--json",) if json_output else ()
-    result = nova(*args, "logs", "hello", "--follow", sleep=polls.sleep)
+    result = nova(*args, "logs", "hello", "--follow")
 
     assert result.exit_code == ExitCode.OK, result.output
-    assert polls.sleeps == [1.0, 1.0, 1.0, 1.0]
+    assert dict(api.last.url.params) == {"function": "hello"}
     if json_output:
         printed = [json.loads(line)["id"] for line in result.stdout.splitlines()]
     else:
         printed = [line.split()[2] for line in result.stdout.splitlines()]
-    assert printed == ["req-1", "req-2", "req-3", "req-4", "req-5"]
-    assert result.stderr == ""
+    assert printed == ["req-1", "req-2", "req-3", "req-4"]
+    assert "the daemon ended the stream" in result.stderr
+
+
+def test_follow_filters_go_to_the_stream(nova: RunNova, api: FakeApi) -> None:
+    api.on("GET", "/invocations/stream", handler=lambda _: sse(entry(7)))
+
+    result = nova("logs", "hello", "-f", "--outcome", "error", "--version", "3", "--since", "10m")
+
+    assert result.exit_code == ExitCode.OK, result.output
+    assert api.sent() == [("GET", "/invocations/stream")]  # no recent listing: the stream's
+    params = dict(api.last.url.params)
+    since = datetime.fromisoformat(params.pop("since"))
+    assert timedelta(minutes=9) < datetime.now(UTC) - since < timedelta(minutes=11)
+    assert params == {"function": "hello", "outcome": "error", "version": "3"}
+    assert "req-7" in result.stdout
+
+
+def test_filters_without_follow_are_a_usage_error(nova: RunNova, api: FakeApi) -> None:
+    result = nova("logs", "hello", "--outcome", "error")
+    assert result.exit_code == ExitCode.USAGE
+    assert "go with --follow" in result.output
+    assert api.requests == []
+
+
+def test_a_refused_stream_is_an_api_error(nova: RunNova, api: FakeApi) -> None:
+    refusal = {"error": {"code": "Request.Invalid", "message": "outcome: bad"}}
+    api.on("GET", "/invocations/stream", refusal, status=422)
+    result = nova("logs", "-f", "--outcome", "timeout")
+    assert result.exit_code == ExitCode.INVALID
+    assert "outcome: bad" in result.stderr
 
 
 def test_logs_without_a_name_shows_every_function(nova: RunNova, api: FakeApi) -> None:
@@ -131,3 +149,19 @@ def test_logs_without_a_name_shows_every_function(nova: RunNova, api: FakeApi) -
     assert result.exit_code == ExitCode.OK, result.output
     assert api.sent() == [("GET", "/invocations")]
     assert "other  req-9" in result.stdout
+
+
+def test_logs_verbose_shows_where_a_cold_start_went(nova: RunNova, api: FakeApi) -> None:
+    cold = entry(1, start="cold", sandbox_ms=6.5, code_ms=None, runtime_ms=20.0, init_ms=18.25)
+    cold["total_ms"] = 47.0
+    api.on("GET", "/functions/hello/logs", {"items": [entry(2, start="warm"), cold], "next": None})
+
+    result = nova("logs", "hello", "--verbose")
+
+    assert result.exit_code == ExitCode.OK, result.output
+    assert result.stdout.splitlines() == [
+        "2025-01-02 03:04:01  req-1  handler 1.5 ms / total 47.0 ms  cold  ok",
+        "  start | sandbox 6.5 ms · runtime 20.0 ms · init 18.2 ms · execution 1.5 ms · other 0.8 ms",
+        "2025-01-02 03:04:02  req-2  handler 1.5 ms / total 1.8 ms  warm  ok",
+    ]
+    assert "start |" not in nova("logs", "hello").stdout  # only when asked for

@@ -9,6 +9,9 @@ from pathlib import Path
 
 import orjson
 import pytest
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import StatusCode
 
 from nova.code.cache import CodeCache
 from nova.core.counters import DaemonCounters
@@ -20,6 +23,7 @@ from nova.functions.resolver import FunctionResolver
 from nova.functions.service import CodeSource, FunctionService
 from nova.observability.invocation_logs import InvocationLogBatcher, LogLimits
 from nova.observability.log_spool import LogSpool
+from nova.observability.tracing import InvocationTracer, tracer_provider
 from nova.pool.function_pool import PoolLimits
 from nova.pool.launcher import SandboxLauncher
 from nova.pool.manager import PoolManager
@@ -40,6 +44,7 @@ class Harness:
     executor: Executor
     batcher: InvocationLogBatcher
     pools: PoolManager
+    resolver: FunctionResolver
 
 
 @pytest.fixture
@@ -78,7 +83,7 @@ async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
     await batcher.start()
     functions = FunctionService(store, resolver, deployer, runtimes, registry, CODE_POLICY, LIMITS)
     executor = Executor(resolver, batcher, timeout_grace_s=0.05, counters=DaemonCounters())
-    yield Harness(store, backend, functions, executor, batcher, pools)
+    yield Harness(store, backend, functions, executor, batcher, pools, resolver)
     await pools.close()
     await batcher.close()
     await store.close()
@@ -257,3 +262,103 @@ async def test_service_validation(harness: Harness) -> None:
             {"name": "a", "runtime": "python"}, CodeSource(files={"../handler.py": ""})
         )
     assert (await harness.store.functions.list()).items == []  # nothing half-created
+
+
+CALLER_TRACE = "0af7651916cd43dd8448eb211c80319c"
+CALLER_SPAN = "b7ad6b7169203331"
+
+
+def _traced(
+    harness: Harness, sampling_ratio: float
+) -> tuple[Executor, InvocationTracer, InMemorySpanExporter]:
+    exporter = InMemorySpanExporter()
+    tracer = InvocationTracer(tracer_provider(exporter, sampling_ratio, "nova"), sampling_ratio)
+    executor = Executor(harness.resolver, harness.batcher, 0.05, DaemonCounters(), tracer=tracer)
+    return executor, tracer, exporter
+
+
+async def test_spans_continue_the_callers_trace_into_the_function(harness: Harness) -> None:
+    executor, tracer, exporter = _traced(harness, sampling_ratio=0.0)  # the caller sampled
+    await _create(harness)
+    caller = f"00-{CALLER_TRACE}-{CALLER_SPAN}-01"
+    cold = await executor.invoke("fn", b"{}", trace_parent=caller, trace_state="vendor=1")
+    warm = await executor.invoke("fn", b"{}", trace_parent=caller)
+    tracer.shutdown()
+    spans = exporter.get_finished_spans()
+    roots = [span for span in spans if span.name == "invoke fn"]
+    assert len(roots) == 2
+    for root in roots:
+        assert root.parent is not None
+        assert (f"{root.parent.trace_id:032x}", f"{root.parent.span_id:016x}") == (
+            CALLER_TRACE,
+            CALLER_SPAN,
+        )
+        assert f"{root.context.trace_id:032x}" == CALLER_TRACE
+    assert str(roots[0].context.trace_state) == str(roots[0].parent.trace_state)
+    assert roots[0].attributes is not None
+    assert roots[0].attributes["nova.start"] == "cold"
+
+    def children(parent: ReadableSpan) -> list[str]:
+        return sorted(
+            span.name
+            for span in spans
+            if span.parent is not None and span.parent.span_id == parent.context.span_id
+        )
+
+    cold_root, warm_root = roots
+    assert children(cold_root) == ["acquire", "execute"]
+    assert children(warm_root) == ["acquire", "execute"]
+    acquire = next(
+        s for s in spans if s.name == "acquire" and s.parent.span_id == cold_root.context.span_id
+    )  # type: ignore[union-attr]
+    assert children(acquire) == ["queue"]
+    queue = next(s for s in spans if s.name == "queue")
+    assert children(queue) == ["init", "runtime", "sandbox"]
+    assert cold.phases is not None
+    assert warm.phases is None
+
+    # The function saw its execute span as its parent, in the caller's trace.
+    execute_ids = [
+        f"{s.context.span_id:016x}"
+        for s in sorted(spans, key=lambda s: s.start_time or 0)
+        if s.name == "execute"
+    ]
+    seen = harness.backend.live[0].trace_parents
+    assert seen == [f"00-{CALLER_TRACE}-{span_id}-01" for span_id in execute_ids]
+
+
+async def test_sampling_zero_makes_no_spans_and_passes_the_caller_on(harness: Harness) -> None:
+    executor, tracer, exporter = _traced(harness, sampling_ratio=0.0)
+    await _create(harness)
+    unsampled = f"00-{CALLER_TRACE}-{CALLER_SPAN}-00"
+    await executor.invoke("fn", b"{}")
+    await executor.invoke("fn", b"{}", trace_parent=unsampled)
+    tracer.shutdown()
+    assert exporter.get_finished_spans() == ()
+    assert harness.backend.live[0].trace_parents == [None, unsampled]
+
+
+async def test_a_call_that_cannot_run_ends_its_span_with_the_error(harness: Harness) -> None:
+    executor, tracer, exporter = _traced(harness, sampling_ratio=1.0)
+    with pytest.raises(FunctionNotFound):
+        await executor.invoke("missing", b"{}")
+    tracer.shutdown()
+    (root,) = exporter.get_finished_spans()
+    assert root.name == "invoke missing"
+    assert root.parent is None  # no caller: a trace of its own
+    assert root.status.status_code is StatusCode.ERROR
+    assert root.attributes is not None
+    assert root.attributes["error.type"] == FunctionNotFound.code
+
+
+async def test_the_callers_sampling_decision_wins_over_the_ratio(harness: Harness) -> None:
+    executor, tracer, exporter = _traced(harness, sampling_ratio=1.0)
+    await _create(harness)
+    # The caller did not sample its span: neither does Nova.
+    await executor.invoke("fn", b"{}", trace_parent=f"00-{CALLER_TRACE}-{CALLER_SPAN}-00")
+    await executor.invoke("fn", b"{}", trace_parent="not-a-traceparent")
+    tracer.shutdown()
+    # Only the second: an unreadable traceparent starts a trace of Nova's own.
+    (root,) = [s for s in exporter.get_finished_spans() if s.name == "invoke fn"]
+    assert root.parent is None
+    assert f"{root.context.trace_id:032x}" != CALLER_TRACE

@@ -131,6 +131,14 @@ function visibleRequestId(request) {
   return id === undefined || id === null ? '' : String(id);
 }
 
+// The traceparent in Lambda's X-Ray header form (nova.agent.environment.amzn_trace_id).
+function amznTraceId(traceParent) {
+  const match = /^([0-9a-fA-F]{2})-([0-9a-fA-F]{32})-([0-9a-fA-F]{16})-([0-9a-fA-F]{2})$/.exec(traceParent);
+  if (match === null) return null;
+  const sampled = parseInt(match[4], 16) & 1;
+  return `Root=1-${match[2].slice(0, 8)}-${match[2].slice(8)};Parent=${match[3]};Sampled=${sampled}`;
+}
+
 function makeContext(request) {
   const deadline = Number(request.deadline_ms) || Date.now() + defaultTimeoutMs;
   const id = visibleRequestId(request);
@@ -391,7 +399,11 @@ class DirectLane {
     head.writeDoubleLE(started, 8);
     fs.writeSync(this.stateFd, head, 0, STATE_HEAD, 0);
     const vars = { NOVA_REQUEST_ID: visibleRequestId(request) };
-    if (typeof request.trace_parent === 'string') vars.NOVA_TRACE_PARENT = request.trace_parent;
+    if (typeof request.trace_parent === 'string') {
+      vars.NOVA_TRACE_PARENT = request.trace_parent;
+      const amzn = amznTraceId(request.trace_parent);
+      if (amzn !== null) vars._X_AMZN_TRACE_ID = amzn;
+    }
     applyEnv(vars);
     this.deadline[0] = Number(request.deadline_ms) || Date.now() + defaultTimeoutMs;
     const result = await invoke(request);

@@ -188,6 +188,20 @@ def _request_id(request: dict[str, Any]) -> Any:
     return request.get("request_id", request.get("id"))
 
 
+def _amzn_trace_id(trace_parent: str) -> str | None:
+    """The traceparent in Lambda's X-Ray header form (nova.agent.environment.amzn_trace_id)."""
+    parts = trace_parent.split("-")
+    if [len(part) for part in parts] != [2, 32, 16, 2]:
+        return None
+    try:
+        sampled = int(parts[3], 16) & 1
+        int(parts[0], 16), int(parts[1], 16), int(parts[2], 16)
+    except ValueError:
+        return None
+    trace_id = parts[1]
+    return f"Root=1-{trace_id[:8]}-{trace_id[8:]};Parent={parts[2]};Sampled={sampled}"
+
+
 def _text(value: Any) -> bytes:
     return _dumps(value).encode("utf-8", "replace")
 
@@ -332,6 +346,9 @@ class DirectLane:
         trace_parent = request.get("trace_parent")
         if trace_parent is not None:
             env["NOVA_TRACE_PARENT"] = trace_parent
+            amzn = _amzn_trace_id(trace_parent)
+            if amzn is not None:
+                env["_X_AMZN_TRACE_ID"] = amzn
         per_call_keys = _apply_env(env, per_call_keys)
         deadline_ms = request.get("deadline_ms") or time.time() * 1000 + handler.default_timeout_ms
         # Past the deadline the kernel ends this process (SIGALRM's default action), wherever
