@@ -8,11 +8,14 @@ from nova.core.versions import VersionWeight
 from nova.functions.routing import WeightedChoice
 
 
-def test_the_split_is_within_a_point_of_the_weights_at_any_count() -> None:
+def test_the_split_is_within_two_picks_of_the_weights_at_any_count() -> None:
+    # A golden-ratio sequence puts at most 2 of any run's points off an interval's share
+    # (3,000 random starts measured): 1 point of 200, 0.02 of 10,000. Random draws would
+    # wander by ~4 picks at 200 and ~30 at 10,000.
     choice = WeightedChoice((VersionWeight(2, 90), VersionWeight(3, 10)))
     for count in (200, 2_000, 10_000):
         picks = Counter(choice.pick(None) for _ in range(count))
-        assert abs(picks[3] / count * 100 - 10) < 1.0, (count, picks)
+        assert abs(picks[3] - count / 10) <= 2, (count, picks)
         assert set(picks) == {2, 3}
 
 
