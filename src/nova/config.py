@@ -75,6 +75,8 @@ class ExecutorSettings(BaseModel):
     timeout_grace_s: float = Field(0.5, ge=0)  # slack past timeout_s before the instance is killed
     # Invocation logs older than this are deleted (0: keep them forever), checked every hour.
     log_retention_days: float = Field(7.0, ge=0)
+    # Each function keeps at most its newest this many records (0: no limit by count).
+    log_retention_per_function: int = Field(0, ge=0)
     log_retention_interval_s: float = Field(3600.0, gt=0)
 
 

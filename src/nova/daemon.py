@@ -327,6 +327,7 @@ async def build_services(settings: Settings) -> Services:
             store.invocations,
             executor_settings.log_retention_days,
             executor_settings.log_retention_interval_s,
+            executor_settings.log_retention_per_function,
         ),
         follower=ChangeFollower(
             store.changes,

@@ -166,6 +166,18 @@ async def test_delete_older_than_removes_the_oldest_in_bounded_rounds(store: Sto
     assert [item.id for item in (await store.invocations.list()).items] == ["recent"]
 
 
+async def test_delete_beyond_count_keeps_each_function_s_newest(store: Store) -> None:
+    await store.invocations.add_many(
+        [log(f"a{i}", T0 - timedelta(seconds=i), function="a") for i in range(5)]
+        + [log(f"b{i}", T0 - timedelta(seconds=i), function="b") for i in range(2)]
+    )
+    assert await store.invocations.delete_beyond_count(keep=2, limit=2) == 2
+    assert await store.invocations.delete_beyond_count(keep=2, limit=2) == 1
+    assert await store.invocations.delete_beyond_count(keep=2, limit=2) == 0
+    remaining = sorted(item.id for item in (await store.invocations.list()).items)
+    assert remaining == ["a0", "a1", "b0", "b1"]  # a's three oldest went, b was within
+
+
 async def test_cursor_paging_is_exact_across_equal_timestamps(store: Store) -> None:
     # Ids chosen so that id order disagrees with insertion order, and three rows share a time.
     logs = [

@@ -1,4 +1,5 @@
-"""Invocation-log retention: records older than the retention age are deleted in rounds.
+"""Invocation-log retention: records older than the retention age, and each function's records
+beyond the newest ``keep_per_function``, are deleted in rounds.
 
 Records outlive their function (a deleted function's history stays readable at
 ``GET /invocations?function=NAME``) until they age out here; nothing else deletes them.
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -23,29 +25,37 @@ ROUND_LIMIT = 5000
 class ExpiringLogs(Protocol):
     async def delete_older_than(self, cutoff: datetime, limit: int) -> int: ...
 
+    async def delete_beyond_count(self, keep: int, limit: int) -> int: ...
+
 
 class LogRetention:
-    def __init__(self, logs: ExpiringLogs, retention_days: float, interval_s: float) -> None:
+    def __init__(
+        self,
+        logs: ExpiringLogs,
+        retention_days: float,
+        interval_s: float,
+        keep_per_function: int = 0,  # 0: no limit by count
+    ) -> None:
         self._logs = logs
         self._retention = timedelta(days=retention_days)
+        self._keep = keep_per_function
         self._interval_s = interval_s
         self._task: asyncio.Task[None] | None = None
         self.deleted = 0
 
     def start(self) -> None:
-        if self._retention:  # 0 days: keep everything
+        if self._retention or self._keep:  # 0 days and no count: keep everything
             self._task = asyncio.create_task(self._run(), name="invocation-log-retention")
 
     async def expire(self) -> int:
-        """Delete every record past the retention age now; returns how many went."""
-        cutoff = datetime.now(UTC) - self._retention
+        """Delete every record past the retention age or count now; returns how many went."""
         total = 0
-        while True:
-            deleted = await self._logs.delete_older_than(cutoff, ROUND_LIMIT)
-            total += deleted
-            if deleted < ROUND_LIMIT:
-                break
-            await asyncio.sleep(0.05)  # let invocation logging have the lock between rounds
+        if self._retention:
+            cutoff = datetime.now(UTC) - self._retention
+            total += await _in_rounds(lambda: self._logs.delete_older_than(cutoff, ROUND_LIMIT))
+        if self._keep:
+            keep = self._keep
+            total += await _in_rounds(lambda: self._logs.delete_beyond_count(keep, ROUND_LIMIT))
         self.deleted += total
         return total
 
@@ -58,9 +68,10 @@ class LogRetention:
             else:
                 if deleted:
                     logger.info(
-                        "deleted %d invocation log record(s) older than %s",
+                        "deleted %d invocation log record(s) (retention: %s, %s per function)",
                         deleted,
-                        self._retention,
+                        self._retention or "no age limit",
+                        self._keep or "no count limit",
                     )
             await asyncio.sleep(self._interval_s)
 
@@ -68,3 +79,13 @@ class LogRetention:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+
+
+async def _in_rounds(delete_round: Callable[[], Awaitable[int]]) -> int:
+    total = 0
+    while True:
+        deleted = await delete_round()
+        total += deleted
+        if deleted < ROUND_LIMIT:
+            return total
+        await asyncio.sleep(0.05)  # let invocation logging have the lock between rounds

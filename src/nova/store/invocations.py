@@ -163,6 +163,24 @@ class SqlInvocationLogRepository:
             result = await conn.execute(statement)
         return int(result.rowcount)
 
+    async def delete_beyond_count(self, keep: int, limit: int) -> int:
+        newest_first = (
+            sa.func.row_number()
+            .over(partition_by=_l.function_name, order_by=(_l.created_at.desc(), _l.id.desc()))
+            .label("rank")
+        )
+        ranked = sa.select(_l.id, _l.created_at, newest_first).subquery()
+        surplus = (
+            sa.select(ranked.c.id)
+            .where(ranked.c.rank > keep)
+            .order_by(ranked.c.created_at)
+            .limit(limit)
+        )
+        statement = sa.delete(invocation_logs).where(_l.id.in_(surplus.scalar_subquery()))
+        async with self._db.transaction(write_lock=True) as conn:
+            result = await conn.execute(statement)
+        return int(result.rowcount)
+
 
 # SQLite hands back an integral REAL as int and booleans as 0/1: these columns are converted.
 _CONVERT: dict[str, Any] = {

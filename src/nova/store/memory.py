@@ -184,6 +184,21 @@ class MemoryInvocationLogRepository:
             del self._state.logs[log.id]
         return len(old)
 
+    async def delete_beyond_count(self, keep: int, limit: int) -> int:
+        self._state.check_open()
+        by_function: dict[str, list[InvocationLog]] = {}
+        for log in self._state.logs.values():
+            by_function.setdefault(log.function_name, []).append(log)
+        surplus = [
+            log
+            for logs in by_function.values()
+            for log in sorted(logs, key=lambda log: (log.created_at, log.id), reverse=True)[keep:]
+        ]
+        surplus = sorted(surplus, key=lambda log: log.created_at)[:limit]
+        for log in surplus:
+            del self._state.logs[log.id]
+        return len(surplus)
+
 
 class MemoryCounterRepository:
     def __init__(self, state: MemoryState) -> None:

@@ -192,6 +192,12 @@ class InvocationLogRepository(Protocol):
         transaction holds the write lock for long."""
         ...
 
+    async def delete_beyond_count(self, keep: int, limit: int) -> int:
+        """Delete up to ``limit`` records of the functions that have more than ``keep``, the
+        oldest first, so each function keeps its newest ``keep``; returns how many went.
+        Called in rounds like ``delete_older_than``."""
+        ...
+
 
 class CounterRepository(Protocol):
     async def add(self, deltas: Mapping[str, int]) -> None:

@@ -1,4 +1,4 @@
-"""Invocation-log retention: records past the age go, in bounded rounds; 0 days keeps all."""
+"""Invocation-log retention: records past the age or count go, in bounded rounds; 0 keeps all."""
 
 from __future__ import annotations
 
@@ -37,3 +37,21 @@ async def test_zero_days_keeps_everything() -> None:
     retention.start()
     assert retention._task is None  # nothing runs: there is no age to delete by
     await retention.close()
+
+
+async def test_each_function_keeps_its_newest_records_beyond_the_count(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    store = MemoryStore()
+    now = datetime.now(UTC)
+    logs = [dataclasses.replace(record(i), created_at=now - timedelta(minutes=i)) for i in range(7)]
+    other = dataclasses.replace(record(50), function_name="other", created_at=now)
+    await store.invocations.add_many([*logs, other])
+    monkeypatch.setattr(log_retention, "ROUND_LIMIT", 2)
+    retention = LogRetention(store.invocations, 0, 3600, keep_per_function=3)
+    retention.start()
+    assert retention._task is not None  # a count alone is a reason to run
+    await retention.close()
+    assert await retention.expire() == 4
+    kept = sorted(log.id for log in (await store.invocations.list()).items)
+    assert kept == ["r0", "r1", "r2", "r50"]
