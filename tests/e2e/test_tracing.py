@@ -22,6 +22,29 @@ import os
 def handler(event, context):
     return [os.environ.get("NOVA_TRACE_PARENT"), os.environ.get("_X_AMZN_TRACE_ID")]
 """
+# A function that starts its own span with the OpenTelemetry SDK (from its requirements.txt)
+# from the context Nova hands it, and answers the span's trace id and parent span id.
+USES_THE_SDK = """
+import os
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+exporter = InMemorySpanExporter()
+provider = TracerProvider()
+provider.add_span_processor(SimpleSpanProcessor(exporter))
+tracer = provider.get_tracer("function")
+
+def handler(event, context):
+    carrier = {"traceparent": os.environ["NOVA_TRACE_PARENT"]}
+    with tracer.start_as_current_span(
+        "work", context=TraceContextTextMapPropagator().extract(carrier)
+    ):
+        pass
+    span = exporter.get_finished_spans()[-1]
+    return [format(span.context.trace_id, "032x"), format(span.parent.span_id, "016x")]
+"""
 CALLER_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 CALLER_SPAN = "00f067aa0ba902b7"
 
@@ -133,3 +156,23 @@ def test_sampling_zero_exports_nothing_and_passes_the_callers_context_on(
     assert collector.spans == []
     assert plain == [None, None]
     assert passed[0] == unsampled
+
+
+def test_a_span_the_function_starts_with_the_sdk_joins_the_callers_trace(
+    tmp_path: Path, collector: Collector
+) -> None:
+    daemon = traced_daemon(tmp_path / "data", collector, "0")
+    files = {"handler.py": USES_THE_SDK, "requirements.txt": "opentelemetry-sdk==1.45.0\n"}
+    try:
+        with daemon.client() as api:
+            created = api.post(
+                "/functions", json={"name": "t", "runtime": "python", "files": files}
+            )
+            assert created.status_code == 201, created.text
+            headers = {"traceparent": f"00-{CALLER_TRACE}-{CALLER_SPAN}-01"}
+            result = api.post("/functions/t/invoke", json={}, headers=headers).json()
+        spans = collector.wait_for(7)
+    finally:
+        daemon.stop()
+    execute = next(span for span in spans if span.name == "execute")
+    assert result["output"] == [CALLER_TRACE, execute.span_id.hex()], result
