@@ -276,6 +276,7 @@ async def build_services(settings: Settings) -> Services:
         counters.as_dict,
         batcher.stats,
         lambda: executor.inflight.count,
+        store.transaction_timings.snapshot,
     )
     invocations = AsyncInvocations(
         store.events,

@@ -64,8 +64,12 @@ def invoke(daemon: DaemonProcess, event: dict[str, float]) -> None:
 def test_metrics_move_with_each_kind_of_invocation(daemon: DaemonProcess) -> None:
     with daemon.client() as api:
         function = {"runtime": "python", "code": CODE, "timeout_s": 1, "max_replicas": 1}
+        before = value(scrape(api), "nova_store_transaction_seconds_count")
         api.post("/functions", json={"name": "m", **function}).raise_for_status()
         assert api.get("/metrics").status_code == 200  # before any invocation too
+        stored = scrape(api)  # creating a function is store transactions, and timed
+        assert value(stored, "nova_store_transaction_seconds_count") > before
+        assert value(stored, "nova_store_transaction_seconds_sum") > 0
 
         ids = [api.post("/functions/m/invoke", json={}).json()["request_id"]]  # cold
         samples = scrape(api)

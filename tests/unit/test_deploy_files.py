@@ -16,6 +16,7 @@ from nova.observability.daemon_metrics import DaemonCollector, PoolSample
 from nova.observability.invocation_logs import LogStats
 from nova.observability.metrics import InvocationMetrics, Outcome
 from nova.observability.prometheus import MetricsRegistry
+from nova.store.timings import TransactionTimings
 
 DEPLOY = Path(__file__).parents[2] / "deploy"
 METRIC = re.compile(r"\b((?:nova|process)_[a-z_]+)\b")
@@ -37,6 +38,7 @@ def exported_names() -> set[str]:
         lambda: {"invocations": 2},
         lambda: stats,
         lambda: 0,
+        TransactionTimings().snapshot,
     )
     text = MetricsRegistry([metrics, daemon]).text().decode()
     return {

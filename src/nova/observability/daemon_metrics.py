@@ -1,5 +1,6 @@
 """The daemon's state as Prometheus families, read when someone scrapes (nothing per request):
-instances by state and backend, queued requests, the running totals, invocation-log delivery."""
+instances by state and backend, queued requests, the running totals, invocation-log delivery,
+the store's transaction times."""
 
 from __future__ import annotations
 
@@ -9,11 +10,13 @@ from dataclasses import dataclass
 from prometheus_client.metrics_core import (
     CounterMetricFamily,
     GaugeMetricFamily,
+    HistogramMetricFamily,
     Metric,
     SummaryMetricFamily,
 )
 
 from nova.observability.invocation_logs import LogStats
+from nova.store.timings import TimingSnapshot
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,12 +38,14 @@ class DaemonCollector:
         counters: Callable[[], Mapping[str, int]],
         log_stats: Callable[[], LogStats],
         inflight: Callable[[], int],
+        store_timings: Callable[[], TimingSnapshot],
     ) -> None:
         self._pools = pools
         self._default_backend = default_backend
         self._counters = counters
         self._log_stats = log_stats
         self._inflight = inflight
+        self._store_timings = store_timings
 
     def collect(self) -> Iterator[Metric]:
         instances = GaugeMetricFamily(
@@ -70,6 +75,17 @@ class DaemonCollector:
                 f"nova_daemon_{name}", f"This daemon's {name.replace('_', ' ')}", value=value
             )
         yield from _log_families(self._log_stats())
+        timings = self._store_timings()
+        yield HistogramMetricFamily(
+            "nova_store_transaction_seconds",
+            "Store transactions, from asking for a connection to commit (pool and lock waits "
+            "included)",
+            buckets=[
+                *((str(bound), count) for bound, count in timings.buckets),
+                ("+Inf", timings.count),
+            ],
+            sum_value=timings.sum_s,
+        )
 
 
 def _log_families(stats: LogStats) -> Iterator[Metric]:

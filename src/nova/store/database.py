@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 
 from nova.core.errors import StoreUnavailable
+from nova.store.timings import TransactionTimings
 
 SQLITE_DRIVER = "sqlite+aiosqlite"
 POSTGRES_DRIVER = "postgresql+asyncpg"
@@ -207,6 +208,7 @@ class Database:
         self.engine = engine
         self.url = url
         self.display_url = redact(url)
+        self.timings = TransactionTimings()
         self._closed = False
 
     @asynccontextmanager
@@ -219,6 +221,7 @@ class Database:
         """
         if self._closed:
             raise StoreUnavailable(f"the store for {self.display_url!r} is closed")
+        started = time.perf_counter()
         try:
             connection = await self.engine.connect()
         except _CONNECT_FAILURES as exc:
@@ -236,6 +239,7 @@ class Database:
             raise
         finally:
             await connection.close()
+            self.timings.observe(time.perf_counter() - started)
 
     async def ping(self) -> None:
         async with self.transaction() as connection:

@@ -30,6 +30,7 @@ from nova.store.memory_versions import (
     MemoryVersionRepository,
 )
 from nova.store.ports import DEFAULT_PAGE_LIMIT, Store
+from nova.store.timings import TransactionTimings
 
 
 class MemoryFunctionRepository:
@@ -226,6 +227,7 @@ class MemoryStore:
         self.counters = MemoryCounterRepository(self._state)
         self.events = MemoryEventQueue()
         self.secrets = MemorySecretRepository(self._state)
+        self.transaction_timings = TransactionTimings()  # no transactions: stays empty
 
     async def ping(self) -> None:
         self._state.check_open()

@@ -30,6 +30,7 @@ from nova.core.versions import (
     FunctionVersion,
     Routing,
 )
+from nova.store.timings import TransactionTimings
 
 DEFAULT_PAGE_LIMIT = 100
 MAX_PAGE_LIMIT = 1000
@@ -355,6 +356,11 @@ class Store(Protocol):
 
     @property
     def secrets(self) -> SecretRepository: ...
+
+    @property
+    def transaction_timings(self) -> TransactionTimings:
+        """How long its transactions took (none are counted by a store without them)."""
+        ...
 
     async def ping(self) -> None:
         """Round-trip to the database; ``StoreUnavailable`` if it cannot be reached."""

@@ -12,6 +12,7 @@ from nova.store.invocations import SqlInvocationLogRepository
 from nova.store.migrator import upgrade_to_head
 from nova.store.ports import Store
 from nova.store.secrets import SqlSecretRepository
+from nova.store.timings import TransactionTimings
 from nova.store.versions import SqlVersionRepository
 
 
@@ -26,6 +27,10 @@ class SqlStore:
         self.counters = SqlCounterRepository(database)
         self.events = SqlEventQueue(database)
         self.secrets = SqlSecretRepository(database)
+
+    @property
+    def transaction_timings(self) -> TransactionTimings:
+        return self.database.timings
 
     async def ping(self) -> None:
         await self.database.ping()
