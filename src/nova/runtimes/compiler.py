@@ -24,13 +24,13 @@ import asyncio
 import hashlib
 import os
 import shutil
-import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from nova.code.cache import link_tree
 from nova.core.errors import CompileFailed, StillCompiling
+from nova.runtimes.dependencies import run_build_command
 from nova.runtimes.toolchains import TOOLCHAINS, WRAPPERS_DIGEST, BuildInputs
 
 _OUTPUT_TAIL = 4000  # characters of the compiler's output an error message carries
@@ -162,22 +162,6 @@ class Compiler:
 def _run(
     argv: list[str], env: dict[str, str], cwd: Path, timeout_s: float
 ) -> tuple[int | str, str]:
-    """(exit status, or why it did not finish; stdout and stderr together)."""
+    """The compiler with only PATH and LANG of the daemon's environment, HOME in the build."""
     base = {name: os.environ[name] for name in ("PATH", "LANG") if name in os.environ}
-    try:
-        completed = subprocess.run(
-            argv,
-            cwd=cwd,
-            env={**base, "HOME": str(cwd), **env},
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            timeout=timeout_s,
-            check=False,
-        )
-    except subprocess.TimeoutExpired as exc:
-        output = exc.output or b""
-        return f"timed out after {timeout_s:g}s", output.decode(errors="replace")
-    except OSError as exc:
-        return f"could not start: {exc}", ""
-    return completed.returncode, completed.stdout.decode(errors="replace")
+    return run_build_command(argv, cwd, timeout_s, {**base, "HOME": str(cwd), **env})

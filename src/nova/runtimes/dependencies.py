@@ -23,6 +23,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,7 +103,7 @@ class DependencyBuilder:
                 if name in code.files:
                     (source / name).write_bytes(code.files[name].content)
             argv = self._command(runtime, source, output)
-            status, log = _run(argv, source, self._timeout_s)
+            status, log = run_build_command(argv, source, self._timeout_s)
             log_path.write_text(f"$ {' '.join(argv)}\n{log}")
             if status != 0:
                 how = f"exit status {status}" if isinstance(status, int) else status
@@ -154,12 +155,16 @@ class DependencyBuilder:
 _NPM_LOCKS = ("package-lock.json", "npm-shrinkwrap.json")
 
 
-def _run(argv: list[str], cwd: Path, timeout_s: float) -> tuple[int | str, str]:
-    """(exit status, or why it did not finish; stdout and stderr together)."""
+def run_build_command(
+    argv: list[str], cwd: Path, timeout_s: float, env: Mapping[str, str] | None = None
+) -> tuple[int | str, str]:
+    """(exit status, or why it did not finish; stdout and stderr together). ``env`` None:
+    the daemon's own environment."""
     try:
         completed = subprocess.run(
             argv,
             cwd=cwd,
+            env=None if env is None else dict(env),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
