@@ -52,6 +52,7 @@ def test_phases_add_up_to_the_total(daemon: DaemonProcess, api: httpx.Client) ->
     phases = result["phases"]
     assert phases["init_ms"] >= SLOW_IMPORT_S * 1000  # the module-level sleep is handler init
     assert phases["sandbox_ms"] > 0
+    assert phases["code_ms"] > 0  # its own copy of the code, timed apart from the sandbox
     assert phases["runtime_ms"] > 0
     measured = sum(phases[key] or 0.0 for key in PHASES) + result["duration_ms"]
     total = result["total_ms"]
@@ -70,6 +71,7 @@ def test_phases_add_up_to_the_total(daemon: DaemonProcess, api: httpx.Client) ->
     sums = phase_sums(api)
     assert round(sums["init"] * 1000, 3) == phases["init_ms"]
     assert round(sums["sandbox"] * 1000, 3) == phases["sandbox_ms"]
+    assert round(sums["code"] * 1000, 3) == phases["code_ms"]
     assert round(sums["execution"] * 1000, 3) == result["duration_ms"]
 
     shown = daemon.cli("logs", "slow", "--verbose")

@@ -52,6 +52,10 @@ class BackendInfo:
 class SandboxInstance(Protocol):
     """A started instance. ``sock`` is the host end of the agent connection."""
 
+    # Milliseconds its start spent placing the function's code (None: it placed none, as an
+    # instance forked from a template that imported it): reported apart from the sandbox start.
+    code_ms: float | None
+
     @property
     def instance_id(self) -> str: ...
 

@@ -34,6 +34,7 @@ class FakeInstance:
         self._sock = sock
         self._agent_sock = agent_sock
         self._supports_reload = supports_reload
+        self.code_ms: float | None = None
         self.code_hash = "initial"  # what the agent's workers run, as its last Reload said
         self.code_source = spec.code_dir  # the host directory the instance's code came from
         self.drained = False  # between Drain and Reload

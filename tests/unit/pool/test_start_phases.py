@@ -19,3 +19,9 @@ def test_an_agent_init_longer_than_the_wait_is_capped_at_it() -> None:
 def test_a_restored_snapshot_has_no_handler_init() -> None:
     phases = start_phases(0.0, 0.25, 0.5, {"ok": True})
     assert (phases.sandbox_ms, phases.runtime_ms, phases.init_ms) == (250.0, 250.0, None)
+
+
+def test_placing_the_code_is_reported_apart_from_the_sandbox_start() -> None:
+    phases = start_phases(10.0, 10.5, 11.0, {"init_ms": 300.0}, code_ms=120.0)
+    assert (phases.sandbox_ms, phases.code_ms) == (380.0, 120.0)
+    assert (phases.runtime_ms, phases.init_ms) == (200.0, 300.0)

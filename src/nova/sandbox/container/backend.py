@@ -33,6 +33,7 @@ import functools
 import logging
 import os
 import threading
+import time
 import uuid
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -254,6 +255,7 @@ class ContainerBackend:
             spec, process, host_end, prepared.cgroup, self._forget, image_id
         )
         instance.network = prepared.network
+        instance.code_ms = prepared.code_ms
         self._instances[spec.instance_id] = instance
         if prepared.network is not None:  # bwrap waits for it before it runs the agent
             try:
@@ -282,7 +284,9 @@ class ContainerBackend:
             if spec.network and self._networks is not None:
                 network = self._networks.open(spec.instance_id, spec.work_dir / "network.log")
             sync_fds = network.sync_fds if network is not None else None
+            placing = time.perf_counter()
             code_dir = create_instance_code_dir(spec.instance_id, spec.code_dir)
+            code_ms = (time.perf_counter() - placing) * 1000
             seccomp = None if template else deny_filter()
             files = open_instance_files(spec, code_dir, self._host, seccomp, sync_fds)
             module = "nova.agent.template" if template else "nova.agent"
@@ -315,7 +319,7 @@ class ContainerBackend:
                 network.close()
             discard(spec, cgroup)
             raise
-        return _Prepared(wrapper, files, log_fd, cgroup, limits.cpu_quota_us, network)
+        return _Prepared(wrapper, files, log_fd, cgroup, limits.cpu_quota_us, code_ms, network)
 
     def _forget(self, instance_id: str) -> None:
         self._instances.pop(instance_id, None)
@@ -340,7 +344,9 @@ class ContainerInstance(NamespacedInstance):
     def adopt(self, spec: InstanceSpec, limits: CgroupLimits) -> None:
         """Become an instance of ``spec``'s function (standby claim; blocking, in a thread):
         its code into the bind source of /code, its limits onto this instance's cgroups."""
+        placing = time.perf_counter()
         replace_code_dir(spec.code_dir, instance_code_dir(self._spec.instance_id))
+        self.code_ms = (time.perf_counter() - placing) * 1000
         self._name = spec.instance_id
         if self._cgroup is not None:
             self._cgroup.set_limits(limits)
@@ -357,6 +363,7 @@ class _Prepared:
     log_fd: int
     cgroup: InstanceCgroup | None
     cpu_quota_us: int
+    code_ms: float
     network: InstanceNetwork | None = None
 
     def close(self) -> None:

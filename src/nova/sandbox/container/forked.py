@@ -48,6 +48,7 @@ class ForkedInstance:
         self._cgroup = cgroup
         self._image_id = image_id
         self._cpu_quota_us = cpu_quota_us
+        self.code_ms: float | None = None  # its code is the template's, imported before the fork
         self._killed = False
         self._cpu_timer: asyncio.TimerHandle | None = None
         self.on_kill: Callable[[], None] | None = None  # the snapshot manager counts its forks

@@ -45,6 +45,7 @@ import logging
 import os
 import re
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -124,6 +125,7 @@ class GvisorBackend:
         instance = GvisorInstance(
             spec, process, host_end, prepared.cgroup, self._forget, self._host.image_id
         )
+        instance.code_ms = prepared.code_ms
         self._instances[spec.instance_id] = instance
         if prepared.cgroup is not None:
             instance.limit_cpu_after(self._options.cpu_boost_s, prepared.cpu_quota_us)
@@ -146,7 +148,9 @@ class GvisorBackend:
             tmp_bytes = tmp_size_bytes(options.tmp_mb, spec.memory_mb)
             # gVisor checks the function's access against the files' own modes (the gofer
             # opens the host path), which the instance's copy sets readable.
+            placing = time.perf_counter()
             code_dir = create_instance_code_dir(spec.instance_id, spec.code_dir)
+            code_ms = (time.perf_counter() - placing) * 1000
             config = oci_spec(
                 str(host.base_root),
                 host.layout,
@@ -169,7 +173,7 @@ class GvisorBackend:
         except BaseException:
             discard(spec, cgroup)
             raise
-        return _Prepared(wrapper_argv(procs, runsc), log_fd, cgroup, cpu_quota_us)
+        return _Prepared(wrapper_argv(procs, runsc), log_fd, cgroup, cpu_quota_us, code_ms)
 
     def _forget(self, instance_id: str) -> None:
         self._instances.pop(instance_id, None)
@@ -192,6 +196,7 @@ class _Prepared:
     log_fd: int
     cgroup: InstanceCgroup | None
     cpu_quota_us: int
+    code_ms: float
 
 
 def container_id(spec: InstanceSpec) -> str:

@@ -46,6 +46,7 @@ class NamespacedInstance:
         self._cpu_timer: asyncio.TimerHandle | None = None
         self._cpu_boost: tuple[float, int] | None = None  # (boost_s, quota_us) once limited
         self._name = spec.instance_id  # what the pool calls it; a claimed standby is renamed
+        self.code_ms: float | None = None
 
     @property
     def instance_id(self) -> str:

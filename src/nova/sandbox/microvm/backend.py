@@ -175,13 +175,15 @@ class MicrovmBackend:
     async def _boot(
         self, spec: InstanceSpec, image_id: str, base: _Base, key: str | None
     ) -> MicrovmInstance:
-        def prepare() -> VmConfig:
+        def prepare() -> tuple[VmConfig, float]:
             spec.work_dir.mkdir(parents=True, exist_ok=True)
+            placing = time.perf_counter()
             code = code_drive(spec.code_dir, spec.work_dir / "code.ext4")
+            code_ms = (time.perf_counter() - placing) * 1000
             memory = _memory_file(spec) if key is not None else None
-            return vm_config(self._options, spec, base.boot, base.rootfs, code, memory)
+            return vm_config(self._options, spec, base.boot, base.rootfs, code, memory), code_ms
 
-        config = await asyncio.to_thread(prepare)
+        config, code_ms = await asyncio.to_thread(prepare)
         network = None
         if spec.network and self._networks is not None:
             network, config = self._network_for(spec, config, self._networks)
@@ -201,6 +203,7 @@ class MicrovmBackend:
             _discard(spec, config)
             raise
         instance = MicrovmInstance(self, spec, vm, sock, image_id, initialised=False)
+        instance.code_ms = code_ms
         instance.network = network
         instance.snapshot_key = key
         self._instances[spec.instance_id] = instance
@@ -479,6 +482,7 @@ class MicrovmInstance:
         self._image_id = image_id
         self._initialised = initialised
         self.snapshot_key: str | None = None  # set on booted instances a snapshot may follow
+        self.code_ms: float | None = None  # a restore reuses the snapshot's code drive
         self.network: InstanceNetwork | None = None  # network: true only; closed with the VM
         self._killed = False
 

@@ -13,6 +13,7 @@ import resource
 import shutil
 import socket
 import sys
+import time
 from pathlib import Path
 
 from nova.core.errors import SandboxError
@@ -46,6 +47,7 @@ class ProcessInstance:
         self._sock = sock
         self._spec = spec
         self._killed = False
+        self.code_ms: float | None = None
 
     @property
     def instance_id(self) -> str:
@@ -110,7 +112,7 @@ class ProcessBackend:
         )
 
     async def start(self, spec: InstanceSpec) -> SandboxInstance:
-        await asyncio.to_thread(self._prepare_dirs, spec)
+        code_ms = await asyncio.to_thread(self._prepare_dirs, spec)
         host_end, agent_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             process = await asyncio.create_subprocess_exec(
@@ -131,15 +133,20 @@ class ProcessBackend:
             agent_end.close()
         host_end.setblocking(False)
         instance = ProcessInstance(process, host_end, spec, self._instances)
+        instance.code_ms = code_ms
         self._instances[spec.instance_id] = instance
         return instance
 
     @staticmethod
-    def _prepare_dirs(spec: InstanceSpec) -> None:
+    def _prepare_dirs(spec: InstanceSpec) -> float:
+        """The work dir; returns the milliseconds placing the code took."""
         # A private copy of the code: a hot reload replaces it without touching other instances.
         spec.work_dir.mkdir(parents=True, exist_ok=True)
+        placing = time.perf_counter()
         fill_code_dir(spec.code_dir, spec.work_dir / "code")
+        code_ms = (time.perf_counter() - placing) * 1000
         (spec.work_dir / "tmp").mkdir(exist_ok=True)
+        return code_ms
 
     async def close(self) -> None:
         await asyncio.gather(*(instance.kill() for instance in list(self._instances.values())))
