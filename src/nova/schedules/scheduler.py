@@ -95,7 +95,7 @@ class Scheduler:
         ):
             return 0  # another daemon claimed it, or it was paused or deleted meanwhile
         self._metrics.schedule_runs[schedule.function] += len(events)
-        missed = len(late) - len(run)
+        missed = timing.count(schedule.next_run_at, now) - len(run)
         if missed:
             self._metrics.schedule_missed[schedule.function] += missed
             logger.warning(
@@ -109,12 +109,11 @@ class Scheduler:
         return len(events)
 
     def _late_ticks(self, schedule: Schedule, timing: Timing, now: datetime) -> list[datetime]:
-        """Ticks from ``next_run_at`` to now, newest first; at most ``max_catch_up + 1`` of
-        them are looked at (a week of ``@every 1s`` is not walked tick by tick), so the missed
-        count of a long outage is a lower bound."""
+        """The newest ticks from ``next_run_at`` to now, newest first: at most
+        ``max_catch_up`` (a week of ``@every 1s`` is not walked tick by tick)."""
         ticks: list[datetime] = []
         moment = now + timedelta(microseconds=1)
-        while len(ticks) <= self._limits.max_catch_up:
+        while len(ticks) < self._limits.max_catch_up:
             moment = timing.previous(moment)
             if moment < schedule.next_run_at:
                 break
@@ -125,7 +124,7 @@ class Scheduler:
         if not late:
             return []
         if policy is CatchUp.ALL:
-            return list(reversed(late[: self._limits.max_catch_up]))
+            return late[::-1]
         newest = late[0]
         if policy is CatchUp.NONE and (now - newest).total_seconds() > self._limits.grace_s:
             return []

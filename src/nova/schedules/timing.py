@@ -21,6 +21,7 @@ from cronsim import CronSim, CronSimError
 
 from nova.core.errors import RequestInvalid
 
+MAX_COUNT = 10_000  # a week of every-minute cron ticks
 MIN_INTERVAL_S = 1
 MAX_INTERVAL_S = 366 * 86400
 SHORTCUTS = {
@@ -46,6 +47,11 @@ class Timing(Protocol):
         """The last tick strictly before ``moment`` (aware), in UTC."""
         ...
 
+    def count(self, first: datetime, last: datetime) -> int:
+        """How many ticks fall from ``first`` (a tick) to ``last``, both included; at most
+        ``MAX_COUNT`` for cron (counted one by one), exact for intervals."""
+        ...
+
 
 class Interval:
     """Ticks every ``step_s`` seconds from ``anchor`` (whole seconds)."""
@@ -61,6 +67,11 @@ class Interval:
     def previous(self, moment: datetime) -> datetime:
         steps = math.ceil((moment - self._anchor).total_seconds() / self.step_s) - 1
         return self._anchor + timedelta(seconds=steps * self.step_s)
+
+    def count(self, first: datetime, last: datetime) -> int:
+        if last < first:
+            return 0
+        return math.floor((last - first).total_seconds() / self.step_s) + 1
 
 
 class Cron:
@@ -78,6 +89,15 @@ class Cron:
         if tick >= start:  # reverse iteration may yield the start itself when it is a tick
             tick = next(CronSim(self._fields, start - timedelta(seconds=1), reverse=True))
         return tick.astimezone(UTC)
+
+    def count(self, first: datetime, last: datetime) -> int:
+        if last < first:
+            return 0
+        ticks = CronSim(self._fields, first.astimezone(self._zone))
+        counted = 1
+        while counted < MAX_COUNT and next(ticks) <= last:
+            counted += 1
+        return counted
 
 
 def parse(expression: str, timezone: str, anchor: datetime | None = None) -> Timing:
