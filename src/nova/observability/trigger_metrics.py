@@ -33,19 +33,18 @@ class TriggerMetrics(Collector):
         for labels, count in self.http_requests.items():
             requests.add_metric(list(labels), count)
         yield requests
-        runs = CounterMetricFamily(
-            "nova_schedule_runs",
-            "Schedule ticks whose event was queued, by function",
-            labels=("function",),
+        yield _by_function(
+            "nova_schedule_runs", "Schedule ticks whose event was queued", self.schedule_runs
         )
-        for function, count in self.schedule_runs.items():
-            runs.add_metric([function], count)
-        yield runs
-        missed = CounterMetricFamily(
+        yield _by_function(
             "nova_schedule_missed_ticks",
             "Ticks missed while no daemon ran the schedule and skipped by its catch-up policy",
-            labels=("function",),
+            self.schedule_missed,
         )
-        for function, count in self.schedule_missed.items():
-            missed.add_metric([function], count)
-        yield missed
+
+
+def _by_function(name: str, documentation: str, counts: Counter[str]) -> Metric:
+    family = CounterMetricFamily(name, f"{documentation}, by function", labels=("function",))
+    for function, count in counts.items():
+        family.add_metric([function], count)
+    return family

@@ -31,6 +31,7 @@ from datetime import UTC, datetime, timedelta
 import orjson
 
 from nova.core import ids
+from nova.core.errors import RequestInvalid
 from nova.core.events import NewEvent
 from nova.core.periodic import Periodic
 from nova.core.triggers import CatchUp, Schedule
@@ -80,7 +81,10 @@ class Scheduler:
         now = self._clock()
         queued = 0
         for schedule in await self._schedules.due(now, _BATCH):
-            queued += await self._fire(schedule, now)
+            try:
+                queued += await self._fire(schedule, now)
+            except RequestInvalid as exc:  # e.g. a time zone this host's tzdata lacks
+                logger.warning("schedule %s not fired: %s", schedule.id, exc.message)
         if queued:
             self._submitted.set()
         return queued

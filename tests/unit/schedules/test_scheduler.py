@@ -5,6 +5,7 @@ one SQLite or PostgreSQL store never run a tick twice."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -137,3 +138,15 @@ async def test_two_schedulers_on_one_store_run_each_tick_once(backend: str, tmp_
         finally:
             await first.close()
             await second.close()
+
+
+async def test_a_schedule_that_cannot_be_read_does_not_stop_the_others() -> None:
+    store, clock = MemoryStore(), Clock()
+    service, scheduler, _ = await _setup(store, clock)
+    broken = await service.add("tick", "@every 1s")
+    await service.add("tick", "@every 1s")
+    # What a time zone missing from this host's tzdata looks like once stored.
+    gone = dataclasses.replace(broken, timezone="Gone/Away")
+    await store.schedules.update(gone, broken.next_run_at)
+    clock.advance(1)
+    assert await scheduler.run_due() == 1
