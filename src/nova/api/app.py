@@ -81,5 +81,9 @@ def create_app(lifespan: Lifespan) -> ASGIApp:
         result: Services = api.state.services
         return result
 
+    def services_if_built() -> Services | None:
+        built: Services | None = getattr(api.state, "services", None)
+        return built
+
     # The invoke fast path matches first, so function URLs and routes cost it nothing.
-    return InvokeFastPath(HttpTriggers(api, get_services), get_services)
+    return InvokeFastPath(HttpTriggers(api, services_if_built), get_services)

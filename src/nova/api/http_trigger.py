@@ -47,19 +47,22 @@ def authorize(auth: TriggerAuth, scope: Scope) -> None:
 
 
 class HttpTriggers:
-    def __init__(self, app: ASGIApp, get_services: Callable[[], Services]) -> None:
+    """``get_services`` returns None until the lifespan built them (and in apps built
+    without any, as some tests do): then every request goes on to FastAPI."""
+
+    def __init__(self, app: ASGIApp, get_services: Callable[[], Services | None]) -> None:
         self._app = app
         self._get_services = get_services
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        services = self._get_services() if scope["type"] == "http" else None
+        if services is None:
             await self._app(scope, receive, send)
             return
         path: str = scope["path"]
         if path.startswith(URL_PREFIX):
-            await self._function_url(path, scope, receive, send)
+            await self._function_url(services, path, scope, receive, send)
             return
-        services = self._get_services()
         table = services.http_routes.table
         match = table.match(scope["method"], path) if table else None
         if match is None:
@@ -74,8 +77,9 @@ class HttpTriggers:
         label = f"{route.method} {route.path_prefix}"
         await self._run(services, "route", route.spec, path, label, scope, receive, send)
 
-    async def _function_url(self, path: str, scope: Scope, receive: Receive, send: Send) -> None:
-        services = self._get_services()
+    async def _function_url(
+        self, services: Services, path: str, scope: Scope, receive: Receive, send: Send
+    ) -> None:
         reference, slash, rest = path[len(URL_PREFIX) :].partition("/")
         try:
             name, qualifier = split_reference(reference)
