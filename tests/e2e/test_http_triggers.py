@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -163,8 +164,17 @@ def _signed(secret: bytes, body: bytes, timestamp: str | None = None) -> str:
     return "sha256=" + hmac.new(secret, message, hashlib.sha256).hexdigest()
 
 
-def test_webhook_signatures(api: httpx.Client) -> None:
+def test_webhook_signatures(daemon: DaemonProcess) -> None:
+    with daemon.client() as api:
+        _check_signatures(daemon, api)
+
+
+def _check_signatures(daemon: DaemonProcess, api: httpx.Client) -> None:
     _create(api, "mirror", MIRROR)
+    short = {"path_prefix": "/h", "function": "mirror", "signature": {"secret": "short"}}
+    refused = api.post("/routes", json=short)
+    assert refused.status_code == 422
+    assert refused.json()["error"]["message"].startswith("signature.secret:")
     hook = {
         "path_prefix": "/hooks/github",
         "function": "mirror",
@@ -184,6 +194,10 @@ def test_webhook_signatures(api: httpx.Client) -> None:
         assert refused.json()["error"]["code"] == "Trigger.InvalidSignature"
     tampered = api.post("/hooks/github", content=body + b" ", headers=good)
     assert tampered.status_code == 401
+    generated = signature["secret"].removeprefix("$SECRET:")
+    assert generated in [item["name"] for item in api.get("/secrets").json()["items"]]
+    api.delete(f"/routes/{created.json()['id']}").raise_for_status()
+    assert generated not in [item["name"] for item in api.get("/secrets").json()["items"]]
 
     # A function URL with a $SECRET reference and a timestamp within a tolerance.
     api.put("/secrets/hook", json={"value": "another-secret"}).raise_for_status()
@@ -194,6 +208,10 @@ def test_webhook_signatures(api: httpx.Client) -> None:
     put = api.put("/functions/mirror/url", json=setting)
     assert put.status_code == 200, put.text
     assert api.get("/functions/mirror/url").json()["auth"] == "none"
+    shown = daemon.cli("route", "url", "mirror")
+    assert shown.returncode == 0, shown.stderr
+    assert f"{daemon.url}/fn/mirror/" in shown.stdout
+    assert "hmac in x-signature-256" in shown.stdout
     now = str(int(time.time()))
     fresh = {"x-ts": now, "x-signature-256": _signed(b"another-secret", body, now)}
     assert api.post("/fn/mirror", content=body, headers=fresh).status_code == 200
@@ -211,10 +229,14 @@ def test_body_over_the_limit_is_refused_before_the_function(tmp_path: Path) -> N
             big = api.post("/fn/mirror", content=b"x" * 1001)
             assert big.status_code == 413
             assert big.json()["error"]["code"] == "Request.PayloadTooLarge"
+            # Refused from Content-Length alone: the body is never sent, the answer comes.
+            with socket.create_connection(("127.0.0.1", daemon.port), timeout=10) as raw:
+                raw.sendall(b"POST /fn/mirror HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n")
+                assert raw.recv(100).startswith(b"HTTP/1.1 413")
             assert api.post("/fn/mirror", content=b"x" * 900).status_code == 200
             metrics = api.get("/metrics").text
             assert (
-                'nova_http_trigger_requests_total{function="mirror",kind="url",status="413"} 1.0'
+                'nova_http_trigger_requests_total{function="mirror",kind="url",status="413"} 2.0'
                 in metrics
             )
     finally:

@@ -150,3 +150,15 @@ async def test_a_schedule_that_cannot_be_read_does_not_stop_the_others() -> None
     await store.schedules.update(gone, broken.next_run_at)
     clock.advance(1)
     assert await scheduler.run_due() == 1
+
+
+async def test_a_new_timing_starts_from_its_next_tick() -> None:
+    store, clock = MemoryStore(), Clock()
+    service, scheduler, _ = await _setup(store, clock)
+    schedule = await service.add("tick", "@every 1s")
+    clock.advance(90)
+    changed = await service.update(
+        schedule.id, ScheduleChanges(expression="0 * * * *", timezone="Asia/Kolkata")
+    )
+    assert changed.next_run_at == datetime(2026, 12, 6, 3, 30, tzinfo=UTC)  # 09:00 in Kolkata
+    assert await scheduler.run_due() == 0  # the old timing's missed ticks are not caught up
