@@ -161,6 +161,24 @@ class EventSettings(Section):
     retention_days: float = Field(7.0, ge=0)  # succeeded events are deleted after (0: kept)
 
 
+class HttpTriggerSettings(Section):
+    """Function URLs (/fn/{name}/...) and custom routes."""
+
+    # How often a daemon re-reads routes and function URL settings that other daemons changed
+    # (its own changes apply at once).
+    refresh_s: float = Field(2.0, gt=0, le=3600)
+
+
+class ScheduleSettings(Section):
+    """Schedules: cron and @every ticks fired through the async event queue."""
+
+    enabled: bool = True  # false: this daemon fires no schedules (others sharing the store may)
+    poll_s: float = Field(1.0, gt=0, le=60)  # how often due schedules are looked for
+    # catch_up "none": a tick at most this late still runs (a slow poll is not downtime).
+    grace_s: float = Field(60.0, ge=0, le=86400)
+    max_catch_up: int = Field(100, ge=1, le=10_000)  # catch_up "all": at most this many ticks
+
+
 class SandboxSettings(Section):
     backend: Literal["auto", "process", "container", "gvisor", "microvm"] = "auto"
     # The process backend gives no isolation; it must be asked for explicitly.
@@ -310,6 +328,8 @@ class Settings(BaseSettings):
     store: StoreSettings = StoreSettings()
     canary: CanarySettings = CanarySettings()
     events: EventSettings = EventSettings()
+    http_triggers: HttpTriggerSettings = HttpTriggerSettings()
+    schedules: ScheduleSettings = ScheduleSettings()
     sandbox: SandboxSettings = SandboxSettings()
     logging: LoggingSettings = LoggingSettings()
     secrets: SecretsSettings = SecretsSettings()

@@ -21,6 +21,7 @@ VERSIONS = "v"
 ALIASES = "a"
 DEAD_LETTERS = "d"
 SECRETS = "s"
+SCHEDULES = "sc"
 
 
 def check_limit(limit: int) -> int:

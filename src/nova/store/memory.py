@@ -24,6 +24,7 @@ from nova.store import cursors
 from nova.store.memory_events import MemoryEventQueue
 from nova.store.memory_secrets import MemorySecretRepository
 from nova.store.memory_state import MemoryState
+from nova.store.memory_triggers import MemoryRouteRepository, MemoryScheduleRepository
 from nova.store.memory_versions import (
     MemoryAliasRepository,
     MemoryChangeLog,
@@ -104,6 +105,7 @@ class MemoryFunctionRepository:
         for key in [key for key in state.history if key[0] == record.id]:
             del state.history[key]
         state.drop_unused_code(record.id, None)
+        state.drop_triggers(name)
         state.record_change(ChangeKind.FUNCTION_DELETED, record.id, name)
         return record
 
@@ -227,6 +229,8 @@ class MemoryStore:
         self.counters = MemoryCounterRepository(self._state)
         self.events = MemoryEventQueue()
         self.secrets = MemorySecretRepository(self._state)
+        self.routes = MemoryRouteRepository(self._state)
+        self.schedules = MemoryScheduleRepository(self._state, self.events)
         self.transaction_timings = TransactionTimings()  # no transactions: stays empty
 
     async def ping(self) -> None:

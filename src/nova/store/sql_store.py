@@ -11,6 +11,8 @@ from nova.store.functions import SqlFunctionRepository
 from nova.store.invocations import SqlInvocationLogRepository
 from nova.store.migrator import upgrade_to_head
 from nova.store.ports import Store
+from nova.store.routes import SqlRouteRepository
+from nova.store.schedules import SqlScheduleRepository
 from nova.store.secrets import SqlSecretRepository
 from nova.store.timings import TransactionTimings
 from nova.store.versions import SqlVersionRepository
@@ -27,6 +29,8 @@ class SqlStore:
         self.counters = SqlCounterRepository(database)
         self.events = SqlEventQueue(database)
         self.secrets = SqlSecretRepository(database)
+        self.routes = SqlRouteRepository(database)
+        self.schedules = SqlScheduleRepository(database)
 
     @property
     def transaction_timings(self) -> TransactionTimings:
