@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 
+from nova.core.builds import StoredBuild
 from nova.core.changes import Change, ChangeKind
 from nova.core.errors import StoreUnavailable
 from nova.core.models import CodeBundle, FunctionRecord, InvocationLog
@@ -27,6 +28,7 @@ class MemoryState:
         self.changes: list[Change] = []
         self.counters: dict[str, int] = {}
         self.secrets: dict[str, tuple[SealedSecret, SecretInfo]] = {}
+        self.builds: dict[str, StoredBuild] = {}  # by function id
         self.changed = asyncio.Event()
 
     def check_open(self) -> None:

@@ -1,0 +1,41 @@
+"""Zig and WebAssembly functions under gVisor (runsc): built on the host, run in the sandbox."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from nova.sandbox.gvisor.backend import GvisorBackend
+from tests.e2e import zig_wasm_cases as cases
+from tests.e2e.daemon_process import isolated_daemon_api, skip_unless_available
+
+_INFO = GvisorBackend.probe()
+skip_unless_available(_INFO)
+
+
+@pytest.fixture(scope="module")
+def gvisor_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
+    with isolated_daemon_api(tmp_path_factory.mktemp("data"), "gvisor") as client:
+        yield client
+
+
+def test_zig_and_wasm_are_available(gvisor_api: httpx.Client) -> None:
+    assert _INFO.available, _INFO.reason
+    cases.available(gvisor_api)
+
+
+def test_a_zig_function_answers_and_fails_clearly(gvisor_api: httpx.Client) -> None:
+    cases.zig_function_answers_and_fails_clearly(gvisor_api, "gv")
+
+
+def test_wasm_functions_answer_within_their_limits(
+    gvisor_api: httpx.Client, tmp_path: Path
+) -> None:
+    cases.wasm_functions_answer_within_their_limits(gvisor_api, "gv", tmp_path)
+
+
+def test_wasm_build_failures_say_why(gvisor_api: httpx.Client) -> None:
+    cases.wasm_build_failures_say_why(gvisor_api, "gv")
