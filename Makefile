@@ -51,7 +51,8 @@ system-deps:
 	$(NPM_INSTALL)
 
 # The language runtimes Nova runs beyond Python (`runtimes`): their interpreters and compilers
-# from Debian (Go, Rust and Java are compiled in the background after create/update).
+# from Debian (Go, Rust and Java are compiled in the background after create/update). Zig's
+# compiler and WebAssembly's engine are PyPI wheels pinned in pyproject.toml: `make venv`.
 # curl and gcc are for custom runtimes (the Bash and C example bootstraps and their tests).
 RUNTIME_CHECKS = command -v node >/dev/null || missing="$$missing nodejs npm"; \
 	command -v ruby >/dev/null || missing="$$missing ruby"; \

@@ -45,5 +45,13 @@ def test_a_failed_update_keeps_serving_the_good_build_after_restart(tmp_path: Pa
             assert "handler.zig:" in shown.stdout, shown
             assert invoke(api, "word", {})["output"] == {"says": "one"}
             assert api.get("/functions/word").json()["compile_status"] == "failed"
+        listed = second.cli("runtimes")
+        assert listed.returncode == 0, listed.stderr
+        rows = {line.split()[0]: line for line in listed.stdout.splitlines() if line.strip()}
+        assert "yes" in rows["zig"], rows["zig"]
+        assert "0.17.0" in rows["zig"]
+        assert "yes" in rows["wasm"], rows["wasm"]
+        assert "wasmtime 50.0.1" in rows["wasm"]
+        assert "Debian 12, PyPI or npm" in listed.stdout  # swift and dotnet say why not
     finally:
         second.stop()

@@ -159,8 +159,20 @@ BUILTIN_RUNTIMES: tuple[RuntimeSpec, ...] = (
     *(
         RuntimeSpec(name, "", "handler.handler", (), unsupported=reason)
         for name, reason in (
-            ("dotnet", _NOT_PACKAGED.format(what=".NET (Microsoft's own apt repository has one)")),
-            ("swift", _NOT_PACKAGED.format(what="Swift")),
+            (
+                "dotnet",
+                _NOT_PACKAGED.format(
+                    what=".NET (Microsoft's own apt repository has one; Debian 12's Mono 6.8 "
+                    "compiles C# for the older .NET Framework, not .NET)"
+                ),
+            ),
+            (
+                "swift",
+                _NOT_PACKAGED.format(
+                    what="Swift (Debian 12's `swift` package is OpenStack's object store; "
+                    "swiftlang comes with later Debian releases)"
+                ),
+            ),
         )
     ),
 )

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
+import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -169,8 +170,9 @@ def prepare_wasm(build: BuildInputs) -> BuildCommand:
     bootstrap = build.output / BOOTSTRAP
     # The distribution's Python under /usr, which every sandbox sees; -I -S: nothing but the
     # standard library and the build's own files.
+    names = f"{shlex.quote(export)} {shlex.quote(str(found.relative_to(build.source)))}"
     bootstrap.write_text(
-        f'#!/bin/sh\nexec /usr/bin/python3 -I -S "$(dirname "$0")/{WASM_RUNNER}" {export}\n'
+        f'#!/bin/sh\nexec /usr/bin/python3 -I -S "$(dirname "$0")/{WASM_RUNNER}" {names}\n'
     )
     bootstrap.chmod(0o755)
     target = build.output / "function.cwasm"

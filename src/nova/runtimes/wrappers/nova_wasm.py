@@ -9,7 +9,8 @@ the memory limit of the function (``AWS_LAMBDA_FUNCTION_MEMORY_SIZE``) and a fue
 (``WASM_FUEL`` instructions, else a billion per second of the function's timeout).
 
 The build (nova.runtimes.wasm_compile) compiled the module ahead of time into ``function.cwasm``
-with the same wasmtime and settings, so starting an instance compiles nothing.
+with the same wasmtime and settings, so starting an instance compiles nothing where the sandbox
+shows the host's CPU as it is.
 """
 
 import http.client
@@ -92,18 +93,31 @@ def run(
     return True, bytes(stdout)
 
 
+def _load(engine: "wasmtime.Engine", here: str, source: str) -> "wasmtime.Module":
+    """The module compiled by the build, else compiled here from its source: the build's code
+    is for the host's CPU, and a sandbox may hide some of its features (gVisor does)."""
+    try:
+        return wasmtime.Module.deserialize_file(engine, os.path.join(here, "function.cwasm"))
+    except wasmtime.WasmtimeError as exc:
+        print(f"nova: compiling {source} in the sandbox: {exc}".strip(), file=sys.stderr)
+    path = os.path.join(here, source)
+    if source.endswith(".wat"):
+        with open(path) as text:
+            return wasmtime.Module(engine, text.read())
+    with open(path, "rb") as binary:
+        return wasmtime.Module(engine, binary.read())
+
+
 def main() -> None:
     address = os.environ["AWS_LAMBDA_RUNTIME_API"]
     here = os.path.dirname(os.path.abspath(__file__))
-    export = sys.argv[1] if len(sys.argv) > 1 else "_start"
+    export, source = sys.argv[1], sys.argv[2]  # as the bootstrap names them
     fuel = int(os.environ.get("WASM_FUEL") or float(os.environ.get("NOVA_TIMEOUT_S") or 30) * 1e9)
     memory_bytes = int(os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE") or 128) << 20
     linker = wasmtime.Linker(engine())
     linker.define_wasi()
     try:
-        module = wasmtime.Module.deserialize_file(
-            linker.engine, os.path.join(here, "function.cwasm")
-        )
+        module = _load(linker.engine, here, source)
     except wasmtime.WasmtimeError as exc:
         _request(address, "POST", "/2018-06-01/runtime/init/error", _error("Wasm.Init", str(exc)))
         return
