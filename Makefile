@@ -51,7 +51,8 @@ system-deps:
 	$(NPM_INSTALL)
 
 # The language runtimes Nova runs beyond Python (`runtimes`): their interpreters and compilers
-# from Debian (Go, Rust and Java are compiled in the background after create/update).
+# from Debian (Go, Rust and Java are compiled in the background after create/update). Zig's
+# compiler and WebAssembly's engine are PyPI wheels pinned in pyproject.toml: `make venv`.
 # curl and gcc are for custom runtimes (the Bash and C example bootstraps and their tests).
 # Rust: Debian's /usr/bin/rustc, the one Nova runs first; a rustup shim on PATH is not enough
 # (without a default toolchain it fails every build).

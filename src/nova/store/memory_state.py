@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 
+from nova.core.builds import StoredBuild
 from nova.core.changes import Change, ChangeKind
 from nova.core.errors import StoreUnavailable
 from nova.core.models import CodeBundle, FunctionRecord, InvocationLog
@@ -31,6 +32,7 @@ class MemoryState:
         self.routes: dict[str, Route] = {}
         self.function_urls: dict[str, FunctionUrlConfig] = {}  # by function name
         self.schedules: dict[str, Schedule] = {}
+        self.builds: dict[str, StoredBuild] = {}  # by function id
         self.changed = asyncio.Event()
 
     def check_open(self) -> None:

@@ -18,6 +18,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
+from nova.core.builds import StoredBuild
 from nova.core.changes import Change
 from nova.core.events import AsyncEvent, AttemptError, EventFilter, NewEvent, QueueStats
 from nova.core.models import CodeBundle, FunctionConfig, FunctionRecord, InvocationLog, Page
@@ -406,6 +407,19 @@ class ScheduleRepository(Protocol):
         ...
 
 
+class BuildRepository(Protocol):
+    async def get(self, function_id: str) -> StoredBuild | None:
+        """The function's compile state; None when none was recorded (or the function is gone)."""
+        ...
+
+    async def record(
+        self, function_id: str, code_hash: str, status: str, output: str, key: str
+    ) -> StoredBuild | None:
+        """Record the function's latest build; a ``success`` also becomes its last good build,
+        which any other status keeps. None (nothing recorded) when the function is gone."""
+        ...
+
+
 class Store(Protocol):
     # Read-only properties rather than plain attributes so that an implementation may expose a
     # concrete subtype (mypy treats mutable protocol attributes as invariant).
@@ -438,6 +452,9 @@ class Store(Protocol):
 
     @property
     def schedules(self) -> ScheduleRepository: ...
+
+    @property
+    def builds(self) -> BuildRepository: ...
 
     @property
     def transaction_timings(self) -> TransactionTimings:

@@ -327,3 +327,17 @@ schedules = sa.Table(
     sa.Index(None, "enabled", "next_run_at"),
     sa.Index(None, "function_name", "id"),
 )
+# The compile state of a compiled function (nova.core.builds): its last build and the last one
+# that succeeded, named by the build key under every daemon's <data_dir>/compiled/.
+compile_states = sa.Table(
+    "compile_states",
+    metadata,
+    _function_id_key(),
+    sa.Column("code_hash", sa.String(64), nullable=False),
+    sa.Column("status", sa.String(), nullable=False),
+    sa.Column("output", sa.Text(), nullable=False),
+    sa.Column("build_key", sa.String(), nullable=False),
+    sa.Column("good_code_hash", sa.String(64), nullable=True),
+    sa.Column("good_build_key", sa.String(), nullable=True),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+)

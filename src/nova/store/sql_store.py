@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from nova.store.aliases import SqlAliasRepository
+from nova.store.builds import SqlBuildRepository
 from nova.store.changes import SqlChangeLog
 from nova.store.counters import SqlCounterRepository
 from nova.store.database import Database, create_engine, ensure_sqlite_directory, parse_url
@@ -31,6 +32,7 @@ class SqlStore:
         self.secrets = SqlSecretRepository(database)
         self.routes = SqlRouteRepository(database)
         self.schedules = SqlScheduleRepository(database)
+        self.builds = SqlBuildRepository(database)
 
     @property
     def transaction_timings(self) -> TransactionTimings:
