@@ -70,7 +70,7 @@ from nova.sandbox.linux.namespaced import (
     prepare_off_loop,
     spawn_with_agent_socket,
 )
-from nova.sandbox.linux.seccomp import deny_filter
+from nova.sandbox.linux.seccomp import deny_filter, template_filter
 from nova.sandbox.network.networks import InstanceNetwork, Networks
 from nova.sandbox.network.probe import networks_for, with_network
 
@@ -287,7 +287,7 @@ class ContainerBackend:
             placing = time.perf_counter()
             code_dir = create_instance_code_dir(spec.instance_id, spec.code_dir)
             code_ms = (time.perf_counter() - placing) * 1000
-            seccomp = None if template else deny_filter()
+            seccomp = template_filter() if template else deny_filter()
             files = open_instance_files(spec, code_dir, self._host, seccomp, sync_fds)
             module = "nova.agent.template" if template else "nova.agent"
             command = agent_argv(options.agent_python, 3, self._max_message_bytes, module)

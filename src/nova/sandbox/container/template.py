@@ -3,11 +3,14 @@
 
 The template runs in the same sandbox as any container instance (its own namespaces, the
 sandbox user, its own cgroups with the function's limits) with two differences: it keeps
-CAP_SYS_ADMIN, CAP_NET_ADMIN and CAP_SETPCAP inside its user namespace, and bwrap installs no
-seccomp filter. Both are what a child needs to make its own namespaces; each child then drops
-every capability and installs the filter itself (nova.agent.isolation) before the function's
-code runs again. The function's module-level code therefore runs once with those capabilities,
-over namespaces that hold nothing but this function's template.
+CAP_SYS_ADMIN, CAP_NET_ADMIN and CAP_SETPCAP inside its user namespace, and its seccomp filter
+is the deny list with ``unshare`` and ``mount`` let through for the arguments its forks use
+(seccomp.template_filter: no user or time namespace, no remount that makes anything writable,
+no netfilter netlink). That is what a child needs to make its own namespaces; each child then
+drops every capability and stacks the instance filter (nova.agent.isolation) before the
+function's code runs again. The function's module-level code therefore runs once under the
+template filter with those capabilities, over namespaces that hold nothing but this
+function's template (README, Snapshots: what that code can do that a handler cannot).
 """
 
 from __future__ import annotations
