@@ -130,3 +130,43 @@ def test_bad_snapshot_requests_answer_clear_errors(daemon: DaemonProcess) -> Non
         assert "secrets" in refused.json()["error"]["message"]
         assert api.delete("/functions/ghost/instances").status_code == 404
         assert daemon.cli("fn", "scale", "secretive", "2").returncode != 0
+
+
+SOCKET_AT_INIT = """
+import socket
+held = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+
+
+def handler(event, context):
+    print("handled")
+    return "ok"
+"""
+
+
+def test_init_code_that_opened_a_socket_is_warned_in_the_function_s_logs(
+    daemon: DaemonProcess,
+) -> None:
+    with daemon.client() as api:
+        body = {"name": "sockets", "runtime": "python", "code": SOCKET_AT_INIT}
+        api.post("/functions", json=body).raise_for_status()
+        api.post("/functions/sockets/snapshot").raise_for_status()
+        first = api.post("/functions/sockets/invoke", json={}).json()
+        assert first["start"] == "snapshot", first
+        second = api.post("/functions/sockets/invoke", json={}).json()
+        logs = _logs(api, "sockets", 2)
+    by_request = {item["id"]: item for item in logs}
+    warning = "socket(s) the module-level init code opened were closed"
+    assert warning in by_request[first["request_id"]]["stderr"]
+    assert warning not in by_request[second["request_id"]]["stderr"]  # once per instance
+    shown = daemon.cli("logs", "sockets")
+    assert warning in shown.stdout, shown.stdout
+
+
+def _logs(api: httpx.Client, function: str, count: int) -> list[dict[str, str]]:
+    deadline = time.monotonic() + 30  # log records are written in the background
+    while time.monotonic() < deadline:
+        items: list[dict[str, str]] = api.get(f"/functions/{function}/logs").json()["items"]
+        if len(items) >= count:
+            return items
+        time.sleep(0.1)
+    raise AssertionError(f"fewer than {count} log records of {function}")

@@ -203,6 +203,8 @@ class Executor:
         elif error.type == "Function.Timeout":
             self._timed_out(pool, instance)  # the agent stopped the handler, not its children
         stdout, stderr = str(reply.get("stdout", "")), str(reply.get("stderr", ""))
+        if instance.start_notice is not None:  # once, in its first invocation's logs
+            stderr, instance.start_notice = instance.start_notice + stderr, None
         if instance.secret_values:  # what is logged and shown never holds a secret's value
             stdout, stderr, error = _scrubbed(instance.secret_values, stdout, stderr, error)
         return InvocationResult(

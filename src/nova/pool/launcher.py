@@ -89,6 +89,7 @@ class SandboxLauncher:
             if snapshotting is not None and snapshotting.initialised:
                 reply = {"ok": True, "protocol": PROTOCOL_VERSION}  # Init ran before the save
                 instance.start_kind = StartKind.SNAPSHOT
+                instance.start_notice = snapshotting.start_notice
                 answered = time.perf_counter()
             else:
                 init = init_message(deployment, sandbox.code_dir, sandbox.tmp_dir, env)

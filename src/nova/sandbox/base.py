@@ -115,6 +115,12 @@ class SnapshottingInstance(Protocol):
         one exists). Never raises: a failed save only costs later starts a boot."""
         ...
 
+    @property
+    def start_notice(self) -> str | None:
+        """A line for the logs of the instance's first invocation about what its snapshot
+        changed of the function's state (None: nothing to say)."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class SnapshotInfo:

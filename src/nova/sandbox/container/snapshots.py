@@ -84,6 +84,18 @@ def snapshot_id(spec: InstanceSpec) -> str:
     return f"snap-{digest[:16]}"
 
 
+def socket_notice(sockets: int) -> str | None:
+    """What the first invocation of an instance forked from a template whose init code opened
+    ``sockets`` sockets logs (the fork closed them: one connection cannot serve many)."""
+    if not sockets:
+        return None
+    return (
+        f"[nova] this instance started from a snapshot: the {sockets} socket(s) the module-level "
+        "init code opened were closed in it (a socket cannot be shared between instances); "
+        "open connections in the handler, or lazily on first use\n"
+    )
+
+
 def can_snapshot(spec: InstanceSpec) -> bool:
     """Only persistent Python functions fork (other runtimes cannot), and only without
     network: true (whose instances get their network from the host at start)."""
@@ -155,6 +167,7 @@ class SnapshotManager:
                 self._fall_back(entry, spec, str(exc))
                 return None
         instance.adopt(spec)
+        instance.start_notice = socket_notice(len(entry.template.sockets))
         instance.start_boost(self._cpu_boost_s)
         entry.hits += 1
         self._counters.snapshot_starts += 1
