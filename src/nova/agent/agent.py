@@ -25,7 +25,7 @@ from nova.agent.environment import function_environment
 from nova.agent.errors import AgentError, ErrorType
 from nova.agent.forked_worker import compile_ahead
 from nova.agent.invocation import parse_exec
-from nova.agent.launch import BOOTSTRAPS
+from nova.agent.launch import BOOTSTRAPS, bootstrap_argv
 from nova.agent.protocol import (
     PROTOCOL_VERSION,
     MessageTooLarge,
@@ -42,6 +42,7 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up
 if TYPE_CHECKING:  # typing is only needed by the type checker; importing it costs start-up time
     from typing import Any
 
+    from nova.agent.prestart import Prestarted
     from nova.agent.runner import Runner
 
 EXIT_OK = 0
@@ -60,6 +61,8 @@ class Agent:
         self._runner: Runner | None = None
         self._lane: DirectLane | None = None
         self._drained = False  # between Drain and Reload: no worker runs, Exec is refused
+        self._prestarted: Prestarted | None = None  # a runtime started before Init (Prestart)
+        self._used_prestarted = False
         self._handlers: dict[int, Callable[[dict[str, Any]], bool]] = {
             MsgType.INIT: self._init,
             MsgType.PING: self._ping,
@@ -67,6 +70,7 @@ class Agent:
             MsgType.RELOAD: self._reload,
             MsgType.STOP: self._stop,
             MsgType.RESUME: self._resume,
+            MsgType.PRESTART: self._prestart,
         }
 
     def serve(self) -> int:
@@ -166,7 +170,20 @@ class Agent:
             pid=os.getpid(),
             init_ms=round((time.perf_counter() - started) * 1000, 3),
             direct=self._lane is not None,
+            prestarted=self._used_prestarted,
         )
+        return True
+
+    def _prestart(self, message: dict[str, Any]) -> bool:
+        from nova.agent.prestart import prestart
+
+        if self._spec is not None or self._prestarted is not None:
+            raise AgentError(ErrorType.ALREADY_INITIALIZED, "Prestart comes once, before Init")
+        started = time.perf_counter()
+        self._prestarted = prestart(message, self._fd, self._max)
+        startup_ms = round((time.perf_counter() - started) * 1000, 3)
+        pid = self._prestarted.worker.pid
+        self._channel.reply(message.get("id"), startup_ms=startup_ms, worker_pid=pid)
         return True
 
     def initialise(self, message: dict[str, Any]) -> None:
@@ -176,8 +193,15 @@ class Agent:
             raise AgentError(ErrorType.ALREADY_INITIALIZED, "Init was already accepted")
         spec = parse_init(message, os.environ)
         env = function_environment(spec, os.environ)
+        prestarted, self._prestarted = self._prestarted, None
+        if prestarted is not None and not (
+            direct_mode_fits(spec) and prestarted.fits(spec, bootstrap_argv(spec))
+        ):
+            prestarted.discard()
+            prestarted = None
+        self._used_prestarted = prestarted is not None
         if direct_mode_fits(spec):
-            lane = DirectLane(spec, env, self._channel, self._fd)
+            lane = DirectLane(spec, env, self._channel, self._fd, prestarted)
             try:
                 lane.start()
             except AgentError:
@@ -259,6 +283,9 @@ class Agent:
         lane, self._lane = self._lane, None
         if lane is not None:
             lane.stop()
+        prestarted, self._prestarted = self._prestarted, None
+        if prestarted is not None:
+            prestarted.discard()
 
 
 class FrameSource:
