@@ -170,3 +170,39 @@ def _logs(api: httpx.Client, function: str, count: int) -> list[dict[str, str]]:
             return items
         time.sleep(0.1)
     raise AssertionError(f"fewer than {count} log records of {function}")
+
+
+NODE_CODE = (
+    "let calls = 0;\nexports.handler = async () => ({ calls: ++calls, pid: process.pid });\n"
+)
+
+
+def test_a_node_cold_start_takes_a_prestarted_runtime(daemon: DaemonProcess) -> None:
+    with daemon.client() as api:
+        body = {"name": "nodefn", "runtime": "node", "handler": "index.handler", "code": NODE_CODE}
+        api.post("/functions", json=body).raise_for_status()
+        first = api.post("/functions/nodefn/invoke", json={}).json()
+        assert first["start"] == "cold", first  # a miss: the pool of its kind fills now
+        _wait_prestarted(api)
+        api.delete("/functions/nodefn/instances").raise_for_status()
+        second = api.post("/functions/nodefn/invoke", json={}).json()
+        assert (second["start"], second["cold_start"]) == ("prestarted", True), second
+        assert second["output"]["calls"] == 1
+        assert second["phases"]["init_ms"] is not None
+        pool = _wait_prestarted(api)
+        assert (pool["hits"], pool["misses"]) == (1, 1)
+        logs = _logs(api, "nodefn", 2)
+    assert {item["start"] for item in logs} == {"cold", "prestarted"}
+    listed = daemon.cli("snapshot", "list")
+    assert "prestarted" in listed.stdout, listed.stdout
+
+
+def _wait_prestarted(api: httpx.Client) -> dict[str, object]:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        items = api.get("/snapshots").json()["items"]
+        pools = [item for item in items if item["kind"] == "prestarted"]
+        if pools and pools[0]["state"] == "ready":
+            return pools[0]
+        time.sleep(0.05)
+    raise AssertionError("no ready pool of pre-started runtimes")

@@ -97,6 +97,8 @@ class SandboxLauncher:
                 answered = time.perf_counter()  # saving a snapshot is no part of this start
                 if snapshotting is not None and reply.get("ok"):
                     await snapshotting.save_snapshot()
+                if reply.get("prestarted"):  # the agent loaded it into a pre-started runtime
+                    instance.start_kind = StartKind.PRESTARTED
         except (TimeoutError, SandboxError) as exc:
             await instance.destroy()
             reason = scrub(str(exc) or "timed out", secret_values)

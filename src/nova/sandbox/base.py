@@ -140,6 +140,7 @@ class SnapshotInfo:
     created_at: float  # unix time
     last_used_at: float | None
     detail: str = ""  # why it failed or was dropped
+    kind: str = "template"  # or "prestarted": a pool of runtimes up with no function loaded
 
 
 class SnapshotStore(Protocol):

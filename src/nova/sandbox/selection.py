@@ -72,6 +72,7 @@ def build_backends(settings: Settings, counters: DaemonCounters | None = None) -
                 memory_budget_bytes=settings.sandbox.snapshot_memory_mb * 1024 * 1024,
             ),
             counters=counters,
+            prestart=settings.sandbox.prestarted_runtimes,
         )
     if gvisor.available:
         backends["gvisor"] = GvisorBackend(max_message_bytes)

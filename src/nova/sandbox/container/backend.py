@@ -45,6 +45,7 @@ from nova.images.ports import RuntimeImages
 from nova.sandbox.agent_launch import agent_argv, agent_env
 from nova.sandbox.base import BackendInfo, InstanceSpec, SandboxInstance
 from nova.sandbox.container import bwrap as bw
+from nova.sandbox.container.prestart import PrestartPools, prestart_key
 from nova.sandbox.container.probe import probe
 from nova.sandbox.container.roots import InstanceRoots
 from nova.sandbox.container.setup import (
@@ -91,10 +92,13 @@ class ContainerBackend:
         standby_dir: Path | None = None,
         snapshots: SnapshotPolicy | None = None,
         counters: DaemonCounters | None = None,
+        prestart: int = 0,
     ) -> None:
         """``standby`` blank instances are kept started under ``standby_dir`` so cold starts
         only pay for Init (container_standby.py); 0 turns that off. ``snapshots``: start
-        instances by forking function templates (snapshots.py); None turns that off."""
+        instances by forking function templates (snapshots.py); None turns that off.
+        ``prestart``: instances per pool of pre-started runtimes (prestart.py; needs
+        snapshots, whose manager owns the pools); 0 turns them off."""
         self._max_message_bytes = max_message_bytes
         self._options = options or ContainerOptions()
         self._instances: dict[str, ContainerInstance] = {}
@@ -123,6 +127,10 @@ class ContainerBackend:
                     counters or DaemonCounters(),
                     self._options.cpu_boost_s,
                 )
+                if prestart:
+                    self.function_snapshots.prestarted = PrestartPools(
+                        prestart, self._launch_prestarted, self.function_snapshots.room_bytes
+                    )
 
     @classmethod
     def probe(cls, options: ContainerOptions | None = None) -> BackendInfo:
@@ -165,11 +173,16 @@ class ContainerBackend:
             if forked is not None:
                 return forked
         layout, image_id = await self._roots.resolve(spec, self._host)
-        if self._standby is not None and self._standby_fits(spec, image_id):
-            limits = CgroupLimits.for_memory(spec.memory_mb, pids_max=self._options.pids_for(spec))
-            claimed = await self._standby.claim(spec, limits, self._options.cpu_boost_s)
+        limits = CgroupLimits.for_memory(spec.memory_mb, pids_max=self._options.pids_for(spec))
+        key = prestart_key(spec, image_id)
+        if self.function_snapshots is not None and key is not None:
+            claimed = await self.function_snapshots.claim_prestarted(spec, key, limits)
             if claimed is not None:
                 return cast(ContainerInstance, claimed)
+        if self._standby is not None and self._standby_fits(spec, image_id):
+            standby = await self._standby.claim(spec, limits, self._options.cpu_boost_s)
+            if standby is not None:
+                return cast(ContainerInstance, standby)
         return await self._launch(spec, layout, image_id, limit_cpu=True)
 
     def _watch_host_addresses(self) -> None:
@@ -192,6 +205,12 @@ class ContainerBackend:
         assert self._host is not None  # standby exists only for an available backend
         # No CPU quota while idle (an idle agent uses none); the claim starts the boost.
         return await self._launch(spec, self._host.layout, self._host.image_id, limit_cpu=False)
+
+    async def _launch_prestarted(self, spec: InstanceSpec) -> ContainerInstance:
+        assert self._host is not None  # the pools exist only for an available backend
+        layout, image_id = await self._roots.resolve(spec, self._host)
+        # No CPU quota while idle (an idle runtime uses none); the claim starts the boost.
+        return await self._launch(spec, layout, image_id, limit_cpu=False)
 
     async def _build_template(self, spec: InstanceSpec) -> FunctionTemplate:
         """Start a function template for ``spec``'s function and let it import the code."""

@@ -28,7 +28,9 @@ from nova.core.counters import DaemonCounters
 from nova.core.errors import NovaError, SandboxError
 from nova.sandbox.base import InstanceSpec, SnapshotInfo
 from nova.sandbox.container.forked import ForkedInstance
+from nova.sandbox.container.prestart import PrestartedInstance, PrestartKey, PrestartPools
 from nova.sandbox.container.template import FunctionTemplate
+from nova.sandbox.linux.cgroups import CgroupLimits
 
 logger = logging.getLogger(__name__)
 
@@ -124,6 +126,7 @@ class SnapshotManager:
         self._retired: dict[int, _Entry] = {}  # dropped, with instances still running
         self._tasks: set[asyncio.Task[None]] = set()
         self._maintenance: asyncio.Task[None] | None = None
+        self.prestarted: PrestartPools | None = None  # set by the backend when it has them
 
     @property
     def mode(self) -> SnapshotMode:
@@ -173,6 +176,15 @@ class SnapshotManager:
         self._counters.snapshot_starts += 1
         self._fork_ahead(entry)
         return instance
+
+    async def claim_prestarted(
+        self, spec: InstanceSpec, key: PrestartKey, limits: CgroupLimits
+    ) -> PrestartedInstance | None:
+        """A pre-started runtime's instance for ``spec`` (Init to come), or None."""
+        if self.prestarted is None:
+            return None
+        self._ensure_maintenance()
+        return await self.prestarted.claim(spec, key, limits, self._cpu_boost_s)
 
     async def _fork(self, entry: _Entry, spec: InstanceSpec) -> ForkedInstance:
         assert entry.template is not None  # callers checked
@@ -244,12 +256,20 @@ class SnapshotManager:
 
     def list(self) -> list[SnapshotInfo]:
         entries = [*self._entries.values(), *self._retired.values()]
-        return [self._info(entry) for entry in sorted(entries, key=lambda e: e.created_at)]
+        pools = self.prestarted.list() if self.prestarted is not None else []
+        infos = [*(self._info(entry) for entry in entries), *pools]
+        return sorted(infos, key=lambda info: info.created_at)
+
+    def room_bytes(self) -> int:
+        """What the memory budget leaves to pre-started runtimes after the templates."""
+        used = sum(e.template.memory_bytes() for e in self._entries.values() if e.template)
+        return self._policy.memory_budget_bytes - used
 
     async def delete(self, snapshot_id: str) -> bool:
         entry = self._entries.get(snapshot_id)
         if entry is None:
-            return False
+            prestarted = self.prestarted
+            return prestarted is not None and await prestarted.drop(snapshot_id, "on request")
         await self._drop(entry, "deleted on request")
         return True
 
@@ -405,6 +425,8 @@ class SnapshotManager:
             elif not await template.ping(2.0):
                 self._rebuild(entry, "the template failed its health check")
         await self._enforce_budget()
+        if self.prestarted is not None:
+            self._counters.snapshot_drops += await self.prestarted.expire(self._policy.ttl_s)
 
     def _spawn(self, work: Awaitable[None]) -> asyncio.Task[None]:
         async def run() -> None:
@@ -416,6 +438,8 @@ class SnapshotManager:
         return task
 
     async def close(self) -> None:
+        if self.prestarted is not None:
+            await self.prestarted.close()
         if self._maintenance is not None:
             self._maintenance.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -65,12 +65,7 @@ class FunctionTemplate:
 
     async def build(self, init: dict[str, Any], seccomp: bytes, tmp_bytes: int) -> None:
         """Make the template import the function; SandboxError if it did not."""
-        loop = asyncio.get_running_loop()
-        sock = self.instance.sock
-        await loop.sock_sendall(sock, encode_message(template_message(init, seccomp, tmp_bytes)))
-        header = await _receive_exactly(sock, HEADER.size)
-        (length,) = HEADER.unpack(header)
-        reply = orjson.loads(await _receive_exactly(sock, length))
+        reply = await ask(self.instance.sock, template_message(init, seccomp, tmp_bytes))
         if not reply.get("ok"):
             error = reply.get("error") or {}
             raise SandboxError(f"template refused: {error.get('message') or reply}")
@@ -139,13 +134,23 @@ class FunctionTemplate:
         await self.instance.kill()
 
 
+async def ask(sock: socket.socket, message: dict[str, Any]) -> dict[str, Any]:
+    """One request to an agent before the pool's connection takes its socket over (a
+    template's Template frame, a pre-started instance's Prestart)."""
+    loop = asyncio.get_running_loop()
+    await loop.sock_sendall(sock, encode_message(message))
+    (length,) = HEADER.unpack(await _receive_exactly(sock, HEADER.size))
+    reply: dict[str, Any] = orjson.loads(await _receive_exactly(sock, length))
+    return reply
+
+
 async def _receive_exactly(sock: socket.socket, size: int) -> bytes:
     loop = asyncio.get_running_loop()
     data = b""
     while len(data) < size:
         chunk = await loop.sock_recv(sock, size - len(data))
         if not chunk:
-            raise SandboxError("the template exited while importing the function (see its log)")
+            raise SandboxError("the instance's agent exited before it answered (see its log)")
         data += chunk
     return data
 
