@@ -35,7 +35,7 @@ from nova.agent.protocol import HEADER, PROTOCOL_VERSION, MsgType, decode_body, 
 from nova.sandbox.base import BackendInfo, InstanceSpec, SandboxInstance
 from nova.sandbox.container.backend import ContainerBackend
 from nova.sandbox.container.forked import ForkedInstance
-from nova.sandbox.container.snapshots import SnapshotPolicy
+from nova.sandbox.container.snapshot_policy import SnapshotPolicy
 from nova.sandbox.gvisor.backend import GvisorBackend
 
 MAX_MESSAGE_BYTES = 1 << 20

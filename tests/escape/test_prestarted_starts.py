@@ -20,7 +20,7 @@ import pytest_asyncio
 from nova.core.counters import DaemonCounters
 from nova.sandbox.base import InstanceSpec, SnapshotInfo
 from nova.sandbox.container.backend import ContainerBackend
-from nova.sandbox.container.snapshots import SnapshotPolicy
+from nova.sandbox.container.snapshot_policy import SnapshotPolicy
 from tests.escape.conftest import INTERPRETERS, MAX_MESSAGE_BYTES, AgentSession, init_message
 
 pytestmark = [

@@ -24,7 +24,7 @@ from nova.core.errors import SandboxError
 from nova.sandbox.base import InstanceSpec, SandboxInstance
 from nova.sandbox.container.backend import ContainerBackend
 from nova.sandbox.container.forked import ForkedInstance
-from nova.sandbox.container.snapshots import SnapshotMode, SnapshotPolicy, snapshot_id
+from nova.sandbox.container.snapshot_policy import SnapshotMode, SnapshotPolicy, snapshot_id
 from nova.sandbox.container.template import FunctionTemplate
 from tests.escape.conftest import MAX_MESSAGE_BYTES, AgentSession, init_message
 

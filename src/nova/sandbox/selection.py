@@ -19,7 +19,7 @@ from nova.core.errors import NovaError
 from nova.sandbox.base import BackendInfo, SandboxBackend
 from nova.sandbox.container.backend import ContainerBackend
 from nova.sandbox.container.setup import ContainerOptions
-from nova.sandbox.container.snapshots import SnapshotMode, SnapshotPolicy
+from nova.sandbox.container.snapshot_policy import SnapshotMode, SnapshotPolicy
 from nova.sandbox.gvisor.backend import GvisorBackend
 from nova.sandbox.microvm.backend import MicrovmBackend
 from nova.sandbox.microvm.layout import MicrovmOptions

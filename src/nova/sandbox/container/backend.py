@@ -45,6 +45,7 @@ from nova.images.ports import RuntimeImages
 from nova.sandbox.agent_launch import agent_argv, agent_env
 from nova.sandbox.base import BackendInfo, InstanceSpec, SandboxInstance
 from nova.sandbox.container import bwrap as bw
+from nova.sandbox.container.instance import ContainerInstance
 from nova.sandbox.container.prestart import PrestartPools, prestart_key
 from nova.sandbox.container.probe import probe
 from nova.sandbox.container.roots import InstanceRoots
@@ -56,17 +57,15 @@ from nova.sandbox.container.setup import (
     open_instance_files,
     wrapper_argv,
 )
-from nova.sandbox.container.snapshots import SnapshotManager, SnapshotMode, SnapshotPolicy
+from nova.sandbox.container.snapshot_policy import SnapshotMode, SnapshotPolicy
+from nova.sandbox.container.snapshots import SnapshotManager
 from nova.sandbox.container.standby import STANDBY_MEMORY_MB, StandbyPool
 from nova.sandbox.container.template import TEMPLATE_CAPS, FunctionTemplate
 from nova.sandbox.instance_code import (
     create_instance_code_dir,
-    instance_code_dir,
-    replace_code_dir,
 )
 from nova.sandbox.linux.cgroups import CgroupLayout, CgroupLimits, InstanceCgroup
 from nova.sandbox.linux.namespaced import (
-    NamespacedInstance,
     discard,
     prepare_off_loop,
     spawn_with_agent_socket,
@@ -355,24 +354,6 @@ class ContainerBackend:
         await asyncio.gather(*(i.kill() for i in list(self._instances.values())))
         if self._cgroups is not None:
             await asyncio.to_thread(self._cgroups.release)
-
-
-class ContainerInstance(NamespacedInstance):
-    network: InstanceNetwork | None = None  # network: true only; closed once the sandbox is gone
-
-    def adopt(self, spec: InstanceSpec, limits: CgroupLimits) -> None:
-        """Become an instance of ``spec``'s function (standby claim; blocking, in a thread):
-        its code into the bind source of /code, its limits onto this instance's cgroups."""
-        placing = time.perf_counter()
-        replace_code_dir(spec.code_dir, instance_code_dir(self._spec.instance_id))
-        self.code_ms = (time.perf_counter() - placing) * 1000
-        self._name = spec.instance_id
-        if self._cgroup is not None:
-            self._cgroup.set_limits(limits)
-
-    def _after_stop(self) -> None:
-        if self.network is not None:  # after the sandbox: see InstanceNetwork.close
-            self.network.close()
 
 
 @dataclass(slots=True)
