@@ -59,9 +59,9 @@ exports.handler = async (event) => {
 class Prestarts:
     """A container backend with pre-started runtimes, and a client for Node functions."""
 
-    def __init__(self, workspace: Path) -> None:
+    def __init__(self, workspace: Path, policy: SnapshotPolicy | None = None) -> None:
         self.counters = DaemonCounters()
-        policy = SnapshotPolicy(health_interval_s=3600)
+        policy = policy or SnapshotPolicy(health_interval_s=3600)
         self.backend = ContainerBackend(
             MAX_MESSAGE_BYTES, snapshots=policy, counters=self.counters, prestart=1
         )
@@ -192,3 +192,18 @@ async def test_another_memory_size_has_its_own_pool_and_pools_can_be_dropped(
     for info in pools:
         assert await prestarts.manager.delete(info.id)
     assert [info for info in prestarts.manager.list() if info.kind == "prestarted"] == []
+
+
+async def test_a_pool_is_not_refilled_past_the_memory_budget(workspace: Path) -> None:
+    box = Prestarts(workspace, SnapshotPolicy(memory_budget_bytes=1, health_interval_s=3600))
+    try:
+        await box.start()  # a miss: the pool makes its first instance (its size unknown yet)
+        await box.pool()
+        _, reply = await box.start()
+        assert reply["prestarted"] is True
+        # One instance's size is known now, and it does not fit a budget of one byte.
+        info = next(info for info in box.manager.list() if info.kind == "prestarted")
+        assert (info.forked_ahead, info.state) == (0, "empty")
+        assert "memory budget" in info.detail
+    finally:
+        await box.close()

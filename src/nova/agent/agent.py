@@ -195,7 +195,7 @@ class Agent:
         env = function_environment(spec, os.environ)
         prestarted, self._prestarted = self._prestarted, None
         if prestarted is not None and not (
-            direct_mode_fits(spec) and prestarted.fits(spec, bootstrap_argv(spec))
+            direct_mode_fits(spec) and prestarted.fits(bootstrap_argv(spec))
         ):
             prestarted.discard()
             prestarted = None

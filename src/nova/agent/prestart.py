@@ -47,8 +47,9 @@ class Prestarted:
         discard(self.worker)
         _close(self.lane_fd, self.state_fd)
 
-    def fits(self, spec: InitSpec, argv: list[str]) -> bool:
-        """Would a normal start of ``spec`` have started exactly this runtime?"""
+    def fits(self, argv: list[str]) -> bool:
+        """Would a normal start (``argv``: its worker's command line) have started exactly
+        this runtime?"""
         return argv[: len(self.argv)] == self.argv
 
     def specialise(self, spec: InitSpec, env: dict[str, str]) -> WorkerProcess:

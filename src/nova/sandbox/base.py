@@ -131,7 +131,9 @@ class SnapshotInfo:
     function: str
     version: str
     memory_mb: int
-    state: str  # building | ready | failed | retired (dropped, its instances still run) | dropped
+    # building | ready | failed | retired (dropped, its instances still run) | dropped; a pool
+    # of pre-started runtimes: building | ready | empty (its last start failed, or no room)
+    state: str
     size_bytes: int  # memory it holds (a template's cgroup)
     hits: int  # starts it served
     misses: int  # starts that found it not ready, and started the slow way

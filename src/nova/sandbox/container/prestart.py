@@ -99,6 +99,7 @@ class _Pool:
     last_used_at: float | None = None
     last_used: float = field(default_factory=time.monotonic)
     detail: str = ""
+    instance_bytes: int = 0  # what its last pre-started instance held when it came up
 
 
 class PrestartPools:
@@ -160,11 +161,10 @@ class PrestartPools:
         )
 
     def _refill(self, pool: _Pool) -> None:
-        while (
-            not self._closed
-            and len(pool.ready) + pool.starting < self._size
-            and self.memory_bytes() < self._budget()
-        ):
+        while not self._closed and len(pool.ready) + pool.starting < self._size:
+            if self.memory_bytes() + pool.instance_bytes > self._budget():
+                pool.detail = "not refilled: the snapshot memory budget is used up"
+                return
             pool.starting += 1
             task = asyncio.create_task(self._start_one(pool), name="container-prestart")
             self._tasks.add(task)
@@ -192,6 +192,7 @@ class PrestartPools:
             await instance.kill()
         else:
             pool.ready.append(instance)
+            pool.instance_bytes, pool.detail = _memory_bytes(instance), ""
 
     def memory_bytes(self) -> int:
         return sum(_memory_bytes(i) for pool in self._pools.values() for i in pool.ready)
@@ -206,7 +207,7 @@ class PrestartPools:
             function="",  # any function of the runtime and memory size
             version="",
             memory_mb=pool.key.memory_mb,
-            state="ready" if pool.ready else ("building" if pool.starting else "failed"),
+            state="ready" if pool.ready else ("building" if pool.starting else "empty"),
             size_bytes=sum(_memory_bytes(i) for i in pool.ready),
             hits=pool.hits,
             misses=pool.misses,
