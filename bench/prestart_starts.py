@@ -12,18 +12,13 @@ so it starts the normal way on the same daemon.
 
 from __future__ import annotations
 
-import argparse
-import json
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import httpx
 from rich.table import Table
 
-from bench import servers
-from bench.snapshot_starts import EVENT, SETTLE_S, percentiles
+from bench.snapshot_starts import EVENT, SETTLE_S, percentiles, run_alone
 
 CODE = "let calls = 0;\nexports.handler = async (event) => ({ calls: ++calls, event });\n"
 
@@ -89,18 +84,7 @@ def rows(table: Table, backend: str, result: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--starts", type=int, default=100)
-    args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="nova-bench-") as data_dir:
-        process, port = servers.start_nova(Path(data_dir), "container")
-        try:
-            with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as api:
-                report = measure(api, args.starts)
-        finally:
-            servers.stop(process)
-    print(json.dumps(report, indent=2))
-    return 0
+    return run_alone(measure, __doc__, argv)
 
 
 if __name__ == "__main__":

@@ -7,13 +7,11 @@ calls the forks make (README, Snapshots), everything else an instance is refused
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from errno import EPERM
 from pathlib import Path
 from typing import Any
 
 import pytest
-import pytest_asyncio
 
 from nova.sandbox.container.forked import ForkedInstance
 from tests.escape.test_snapshot_starts import Snapshots
@@ -80,15 +78,6 @@ def handler(event, context):
 """
 
 
-@pytest_asyncio.fixture(loop_scope="session")
-async def snapshots(workspace: Path) -> AsyncIterator[Snapshots]:
-    box = Snapshots(workspace)
-    try:
-        yield box
-    finally:
-        await box.close()
-
-
 async def _call(snapshots: Snapshots, spec: Any) -> Any:
     session = await snapshots.start(spec)
     reply = await session.request(
@@ -99,8 +88,16 @@ async def _call(snapshots: Snapshots, spec: Any) -> Any:
 
 
 async def test_init_code_in_a_template_is_refused_what_an_instance_is_refused(
-    snapshots: Snapshots,
+    workspace: Path,
 ) -> None:
+    snapshots = Snapshots(workspace)
+    try:
+        await _compare(snapshots)
+    finally:
+        await snapshots.close()
+
+
+async def _compare(snapshots: Snapshots) -> None:
     code_dir = snapshots.code(PROBES)
     spec = snapshots.spec(code_dir)
     await snapshots.manager.create(spec)
