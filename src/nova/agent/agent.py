@@ -199,7 +199,6 @@ class Agent:
         ):
             prestarted.discard()
             prestarted = None
-        self._used_prestarted = prestarted is not None
         if direct_mode_fits(spec):
             lane = DirectLane(spec, env, self._channel, self._fd, prestarted)
             try:
@@ -208,6 +207,7 @@ class Agent:
                 lane.stop()
                 raise
             self._lane = lane
+            self._used_prestarted = lane.used_prestarted
         else:
             self._runner = self._start_runner(spec, env)
         self._spec, self._env = spec, env

@@ -88,6 +88,7 @@ class DirectLane:
         self._env = dict(env)
         self._channel = channel
         self._prestarted = prestarted
+        self.used_prestarted = False  # its worker is the pre-started one (the Init reply says)
         if prestarted is not None:
             self._lane_fd, self._state_fd = prestarted.lane_fd, prestarted.state_fd
         else:
@@ -112,7 +113,7 @@ class DirectLane:
             worker = prestarted.specialise(spec, self._env)
             problem = worker.ready_problem(deadline, spec.init_timeout_s)
             if problem is None:
-                self._worker = worker
+                self._worker, self.used_prestarted = worker, True
                 return
             discard(worker)  # a fresh worker reports the function's own failure, if it is one
             report(f"the pre-started worker {problem}; starting a new one")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -87,3 +88,14 @@ def test_prestart_of_another_runtime_or_after_init_is_refused(
     write(code_dir, "index.js", HANDLER)
     agent.init("index.handler", runtime="node")
     assert _prestart(agent)["ok"] is False
+
+
+def test_a_prestarted_worker_that_died_is_replaced_at_init(
+    agent: AgentProcess, code_dir: Path
+) -> None:
+    write(code_dir, "index.js", HANDLER)
+    started = _prestart(agent)
+    os.kill(started["worker_pid"], signal.SIGKILL)
+    reply = agent.init("index.handler", runtime="node")
+    assert (reply["ok"], reply["prestarted"]) == (True, False)
+    assert agent.exec({})["output"]["calls"] == 1
