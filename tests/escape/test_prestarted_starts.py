@@ -11,6 +11,7 @@ import os
 import signal
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -207,3 +208,17 @@ async def test_a_pool_is_not_refilled_past_the_memory_budget(workspace: Path) ->
         assert "memory budget" in info.detail
     finally:
         await box.close()
+
+
+async def test_a_runtime_that_fails_to_pre_start_is_not_retried_on_every_start(
+    prestarts: Prestarts,
+) -> None:
+    broken = replace(prestarts.spec(), interpreter="/usr/bin/false")  # exits at once
+    instance = await prestarts.backend.start(broken)  # a miss: the pool tries to fill
+    await instance.kill()
+    info = await prestarts.pool("empty")
+    assert "could not pre-start node" in info.detail
+    again = await prestarts.backend.start(replace(broken, instance_id="pre-again"))
+    await again.kill()
+    info = next(info for info in prestarts.manager.list() if info.kind == "prestarted")
+    assert (info.state, info.misses) == ("empty", 2)  # no new pre-start was begun

@@ -38,6 +38,7 @@ logger = logging.getLogger(__name__)
 
 PRESTART_RUNTIMES = ("node",)
 PRESTART_TIMEOUT_S = 30.0  # a runtime's start-up takes tens of milliseconds
+RETRY_FAILED_S = 30.0  # after a failed pre-start, the pool is not refilled for this long
 
 
 class PrestartedInstance(Claimable, Protocol):
@@ -70,8 +71,9 @@ class PrestartKey:
 
 def prestart_key(spec: InstanceSpec, image_id: str) -> PrestartKey | None:
     """The pool a start of ``spec`` can take from, or None when none can serve it: another
-    runtime, a runtime that is not started the usual way (several workers, NODE_OPTIONS in
-    the function's environment, which node reads only at start-up), or network: true."""
+    runtime, a runtime that is not started the usual way (several workers, a NODE_* variable
+    in the function's environment, which node reads only at start-up), network: true, or no
+    Init to look at (an environment with secrets is not shown to the backend ahead)."""
     init = spec.init or {}
     env = init.get("env") or {}
     fits = (
@@ -100,6 +102,7 @@ class _Pool:
     last_used: float = field(default_factory=time.monotonic)
     detail: str = ""
     instance_bytes: int = 0  # what its last pre-started instance held when it came up
+    failed_at: float = -RETRY_FAILED_S  # monotonic time its last pre-start failed
 
 
 class PrestartPools:
@@ -161,6 +164,8 @@ class PrestartPools:
         )
 
     def _refill(self, pool: _Pool) -> None:
+        if time.monotonic() - pool.failed_at < RETRY_FAILED_S:
+            return  # each cold start would otherwise start a sandbox that fails the same way
         while not self._closed and len(pool.ready) + pool.starting < self._size:
             if self.memory_bytes() + pool.instance_bytes > self._budget():
                 pool.detail = "not refilled: the snapshot memory budget is used up"
@@ -182,6 +187,7 @@ class PrestartPools:
             await asyncio.wait_for(_prestart(instance, pool.key), PRESTART_TIMEOUT_S)
         except (NovaError, OSError, TimeoutError) as exc:
             pool.detail = f"could not pre-start {pool.key.runtime}: {exc}"
+            pool.failed_at = time.monotonic()
             logger.warning("%s", pool.detail)
             if instance is not None:
                 await instance.kill()
