@@ -4,8 +4,8 @@ real agent.
 A test writes a handler, starts an instance with :class:`Sandbox.start`, and calls
 :meth:`AgentSession.exec`; every assertion about isolation is made from *inside* a function.
 The ``sandbox`` fixture is parametrised over :data:`BACKENDS`, so each escape test runs on the
-container backend (on both start paths: a new sandbox, and a fork of the function's template)
-and on gVisor. A backend this host cannot run is skipped with the reason,
+container backend (on three start paths: a new sandbox, a fork of the function's template,
+and a sandbox claimed from a pool of pre-started runtimes) and on gVisor. A backend this host cannot run is skipped with the reason,
 except under CI=true, where it is a failure: CI must not go green by skipping it.
 
 Instances are slow to start under gVisor (~0.4 s), so read-only probes share one instance per
