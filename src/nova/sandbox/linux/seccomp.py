@@ -181,10 +181,11 @@ def template_filter() -> bytes:
 
     - ``unshare`` of mount, pid, net, ipc, uts and cgroup namespaces (never a user or time
       namespace, which would give the caller capabilities it does not have);
-    - ``mount``: the template's own mount namespace belongs to the host's user namespace
-      (bwrap makes it), so the kernel refuses it there; it works only in a mount namespace
-      the template made with ``unshare``, as each fork does for its /tmp, /dev/shm and /proc
-      (mounts copied from bwrap's stay locked: none can be made writable or moved);
+    - ``mount``: the template's own mount namespace belongs to bwrap's outer user namespace
+      (``--disable-userns`` runs the sandbox in a nested one), so the kernel refuses it there
+      (tested: EPERM with the capabilities); it works only in a mount namespace the template
+      made with ``unshare``, as each fork does for its /tmp, /dev/shm and /proc (mounts copied
+      from bwrap's stay locked: none can be made writable or moved);
     - and, always denied here, netfilter's netlink family: the template holds CAP_NET_ADMIN
       over its loopback-only network, which would reach nf_tables, a frequent exploit target.
     """
