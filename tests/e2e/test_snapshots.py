@@ -177,32 +177,43 @@ NODE_CODE = (
 )
 
 
-def test_a_node_cold_start_takes_a_prestarted_runtime(daemon: DaemonProcess) -> None:
+RUBY_CODE = {
+    "handler.rb": "$calls = 0\ndef handler(event:, context:)\n  { calls: $calls += 1 }\nend\n"
+}
+PRESTARTED = {
+    "node": {"handler": "index.handler", "code": NODE_CODE},
+    "ruby": {"files": RUBY_CODE},
+}
+
+
+@pytest.mark.parametrize("runtime", sorted(PRESTARTED))
+def test_a_cold_start_takes_a_prestarted_runtime(daemon: DaemonProcess, runtime: str) -> None:
+    name = f"{runtime}fn"
     with daemon.client() as api:
-        body = {"name": "nodefn", "runtime": "node", "handler": "index.handler", "code": NODE_CODE}
+        body = {"name": name, "runtime": runtime, **PRESTARTED[runtime]}
         api.post("/functions", json=body).raise_for_status()
-        first = api.post("/functions/nodefn/invoke", json={}).json()
+        first = api.post(f"/functions/{name}/invoke", json={}).json()
         assert first["start"] == "cold", first  # a miss: the pool of its kind fills now
-        _wait_prestarted(api)
-        api.delete("/functions/nodefn/instances").raise_for_status()
-        second = api.post("/functions/nodefn/invoke", json={}).json()
+        _wait_prestarted(api, runtime)
+        api.delete(f"/functions/{name}/instances").raise_for_status()
+        second = api.post(f"/functions/{name}/invoke", json={}).json()
         assert (second["start"], second["cold_start"]) == ("prestarted", True), second
         assert second["output"]["calls"] == 1
         assert second["phases"]["init_ms"] is not None
-        pool = _wait_prestarted(api)
+        pool = _wait_prestarted(api, runtime)
         assert (pool["hits"], pool["misses"]) == (1, 1)
-        logs = _logs(api, "nodefn", 2)
+        logs = _logs(api, name, 2)
     assert {item["start"] for item in logs} == {"cold", "prestarted"}
     listed = daemon.cli("snapshot", "list")
     assert "prestarted" in listed.stdout, listed.stdout
 
 
-def _wait_prestarted(api: httpx.Client) -> dict[str, object]:
+def _wait_prestarted(api: httpx.Client, runtime: str) -> dict[str, object]:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         items = api.get("/snapshots").json()["items"]
-        pools = [item for item in items if item["kind"] == "prestarted"]
+        pools = [i for i in items if i["kind"] == "prestarted" and runtime in str(i["detail"])]
         if pools and pools[0]["state"] == "ready":
             return pools[0]
         time.sleep(0.05)
-    raise AssertionError("no ready pool of pre-started runtimes")
+    raise AssertionError(f"no ready pool of pre-started {runtime} runtimes")

@@ -25,7 +25,7 @@ from nova.agent.environment import function_environment
 from nova.agent.errors import AgentError, ErrorType
 from nova.agent.forked_worker import compile_ahead
 from nova.agent.invocation import parse_exec
-from nova.agent.launch import BOOTSTRAPS, bootstrap_argv
+from nova.agent.launch import BOOTSTRAPS
 from nova.agent.protocol import (
     PROTOCOL_VERSION,
     MessageTooLarge,
@@ -42,7 +42,8 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up
 if TYPE_CHECKING:  # typing is only needed by the type checker; importing it costs start-up time
     from typing import Any
 
-    from nova.agent.prestart import Prestarted
+    from nova.agent.prestart import Prestarted, PrestartedWorker
+    from nova.agent.provided import RuntimeClient
     from nova.agent.runner import Runner
 
 EXIT_OK = 0
@@ -182,7 +183,7 @@ class Agent:
         started = time.perf_counter()
         self._prestarted = prestart(message, self._fd, self._max)
         startup_ms = round((time.perf_counter() - started) * 1000, 3)
-        pid = self._prestarted.worker.pid
+        pid = self._prestarted.pid
         self._channel.reply(message.get("id"), startup_ms=startup_ms, worker_pid=pid)
         return True
 
@@ -193,14 +194,9 @@ class Agent:
             raise AgentError(ErrorType.ALREADY_INITIALIZED, "Init was already accepted")
         spec = parse_init(message, os.environ)
         env = function_environment(spec, os.environ)
-        prestarted, self._prestarted = self._prestarted, None
-        if prestarted is not None and not (
-            direct_mode_fits(spec) and prestarted.fits(bootstrap_argv(spec))
-        ):
-            prestarted.discard()
-            prestarted = None
+        worker, client = self._take_prestarted(spec)
         if direct_mode_fits(spec):
-            lane = DirectLane(spec, env, self._channel, self._fd, prestarted)
+            lane = DirectLane(spec, env, self._channel, self._fd, worker)
             try:
                 lane.start()
             except AgentError:
@@ -209,8 +205,28 @@ class Agent:
             self._lane = lane
             self._used_prestarted = lane.used_prestarted
         else:
-            self._runner = self._start_runner(spec, env)
+            runner = make_runner(spec, env, self._channel, client)
+            runner.start()
+            self._runner = runner
+            self._used_prestarted = client is not None and client.specialised
         self._spec, self._env = spec, env
+
+    def _take_prestarted(
+        self, spec: InitSpec
+    ) -> tuple[PrestartedWorker | None, RuntimeClient | None]:
+        """The pre-started runtime, if ``spec``'s start would have started exactly it (as a
+        direct-mode worker, or a Runtime API client); any other is discarded."""
+        prestarted, self._prestarted = self._prestarted, None
+        if prestarted is None:
+            return None, None
+        from nova.agent.prestart import PrestartedWorker
+
+        if not prestarted.fits(spec):
+            prestarted.discard()
+            return None, None
+        if isinstance(prestarted, PrestartedWorker):
+            return prestarted, None
+        return None, prestarted.client
 
     def _ping(self, message: dict[str, Any]) -> bool:
         self._channel.reply(message.get("id"))

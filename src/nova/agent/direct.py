@@ -54,7 +54,7 @@ from nova.agent.worker import (
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
 if TYPE_CHECKING:
-    from nova.agent.prestart import Prestarted
+    from nova.agent.prestart import PrestartedWorker
 
 
 # Keep in step with the bootstraps (which cannot import nova).
@@ -82,7 +82,7 @@ class DirectLane:
         env: Mapping[str, str],
         channel: Channel,
         fd: int,
-        prestarted: Prestarted | None = None,  # its first worker, started before Init
+        prestarted: PrestartedWorker | None = None,  # its first worker, started before Init
     ) -> None:
         self._spec = spec
         self._env = dict(env)

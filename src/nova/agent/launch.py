@@ -30,7 +30,11 @@ READY_LINE = b'{"ready":true}'  # a persistent worker's first line: handler impo
 
 def runtime_api_client_argv(spec: InitSpec) -> list[str]:
     """The command line of the Runtime API client Nova ships for ``spec.runtime``."""
-    return [spec.interpreter, *_CLIENT_FLAGS.get(spec.runtime, ()), BOOTSTRAPS[spec.runtime]]
+    return client_argv(spec.runtime, spec.interpreter)
+
+
+def client_argv(runtime: str, interpreter: str) -> list[str]:
+    return [interpreter, *_CLIENT_FLAGS.get(runtime, ()), BOOTSTRAPS[runtime]]
 
 
 def bootstrap_argv(spec: InitSpec) -> list[str]:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from nova.agent.protocol import MsgType
 
@@ -82,9 +85,9 @@ def test_a_prestarted_worker_reports_the_function_s_import_error(
 def test_prestart_of_another_runtime_or_after_init_is_refused(
     agent: AgentProcess, code_dir: Path
 ) -> None:
-    refused = _prestart(agent, runtime="ruby")
+    refused = _prestart(agent, runtime="php")
     assert refused["ok"] is False
-    assert "cannot pre-start 'ruby'" in refused["error"]["message"]
+    assert "cannot pre-start 'php'" in refused["error"]["message"]
     write(code_dir, "index.js", HANDLER)
     agent.init("index.handler", runtime="node")
     assert _prestart(agent)["ok"] is False
@@ -99,3 +102,35 @@ def test_a_prestarted_worker_that_died_is_replaced_at_init(
     reply = agent.init("index.handler", runtime="node")
     assert (reply["ok"], reply["prestarted"]) == (True, False)
     assert agent.exec({})["output"]["calls"] == 1
+
+
+RUBY = shutil.which("ruby")
+RUBY_HANDLER = (
+    "CALLS = [0]\n"
+    "LOADED_IN = Dir.pwd\n"
+    "def handler(event:, context:)\n"
+    "  CALLS[0] += 1\n"
+    "  { 'pid' => Process.pid, 'cwd' => LOADED_IN, 'calls' => CALLS[0],\n"
+    "    'greeting' => ENV['GREETING'], 'env' => ENV.to_h.keys.sort }\n"
+    "end\n"
+)
+
+
+@pytest.mark.skipif(RUBY is None, reason="ruby is not installed on this host")
+def test_init_specialises_a_prestarted_ruby_client(agent: AgentProcess, code_dir: Path) -> None:
+    write(code_dir, "handler.rb", RUBY_HANDLER)
+    started = _prestart(agent, runtime="ruby", interpreter=RUBY)
+    assert started["ok"] is True, started
+    fields = {"runtime": "ruby", "interpreter": RUBY, "env": {"GREETING": "hi"}}
+    reply = agent.init("handler.handler", **fields)
+    assert (reply["ok"], reply["prestarted"]) == (True, True)
+    output = agent.exec({})["output"]
+    assert output["pid"] == started["worker_pid"]
+    assert (output["cwd"], output["greeting"], output["calls"]) == (str(code_dir), "hi", 1)
+    spawned = AgentProcess(code_dir, agent.tmp_dir, None)
+    try:
+        assert spawned.init("handler.handler", **fields)["prestarted"] is False
+        # Exactly the variables a client spawned for the function has.
+        assert spawned.exec({})["output"]["env"] == output["env"]
+    finally:
+        spawned.close()

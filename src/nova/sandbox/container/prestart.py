@@ -1,4 +1,4 @@
-"""Pre-started runtimes: for runtimes that cannot fork (Node), container instances whose
+"""Pre-started runtimes: for runtimes that cannot fork (Node, Ruby), container instances whose
 sandbox is up and whose agent has started the runtime with no function loaded
 (nova.agent.prestart), one pool per (runtime, interpreter, image, memory size).
 
@@ -36,7 +36,9 @@ from nova.sandbox.linux.cgroups import CgroupLimits, InstanceCgroup
 
 logger = logging.getLogger(__name__)
 
-PRESTART_RUNTIMES = ("node",)
+# Runtime -> the prefixes of environment variables it reads at start-up: a function that sets
+# one is started the normal way (a runtime started before would not have seen it).
+PRESTART_RUNTIMES = {"node": ("NODE_",), "ruby": ("RUBY", "GEM_")}
 PRESTART_TIMEOUT_S = 30.0  # a runtime's start-up takes tens of milliseconds
 RETRY_FAILED_S = 30.0  # after a failed pre-start, the pool is not refilled for this long
 
@@ -71,8 +73,8 @@ class PrestartKey:
 
 def prestart_key(spec: InstanceSpec, image_id: str) -> PrestartKey | None:
     """The pool a start of ``spec`` can take from, or None when none can serve it: another
-    runtime, a runtime that is not started the usual way (several workers, a NODE_* variable
-    in the function's environment, which node reads only at start-up), network: true, or no
+    runtime, a runtime that is not started the usual way (several workers, a variable in the
+    function's environment the runtime reads only at start-up), network: true, or no
     Init to look at (an environment with secrets is not shown to the backend ahead)."""
     init = spec.init or {}
     env = init.get("env") or {}
@@ -81,7 +83,7 @@ def prestart_key(spec: InstanceSpec, image_id: str) -> PrestartKey | None:
         and init.get("mode") == "persistent"
         and init.get("concurrency", 1) == 1
         and not spec.network
-        and not any(name.startswith("NODE_") for name in env)
+        and not any(name.startswith(PRESTART_RUNTIMES[spec.runtime]) for name in env)
     )
     if not fits:
         return None
