@@ -165,7 +165,7 @@ def measure_backend(backend: str, requests: int, seconds: int, cold_samples: int
                 if backend == "container":
                     console.print(f"[dim]{backend}: snapshot cold starts …[/]")
                     snapshots = snapshot_starts.measure(api, max(50, cold_samples))
-                    console.print(f"[dim]{backend}: node cold starts, pre-started …[/]")
+                    console.print(f"[dim]{backend}: node and ruby cold starts, pre-started …[/]")
                     snapshots |= prestart_starts.measure(api, max(50, cold_samples))
         finally:
             servers.stop(process)
