@@ -16,7 +16,6 @@ instance found dead when claimed is a counted fallback; the start then goes the 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 import socket
@@ -30,7 +29,7 @@ from nova.agent.protocol import MsgType
 from nova.core.errors import NovaError, SandboxError
 from nova.sandbox.base import InstanceSpec, SnapshotInfo
 from nova.sandbox.container import bwrap as bw
-from nova.sandbox.container.standby import Claimable
+from nova.sandbox.container.standby import Claimable, cancel_all
 from nova.sandbox.container.template import ask
 from nova.sandbox.linux.cgroups import CgroupLimits, InstanceCgroup
 
@@ -246,10 +245,7 @@ class PrestartPools:
 
     async def close(self) -> None:
         self._closed = True
-        for task in list(self._tasks):
-            task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_all(self._tasks)
         for pool_id in list(self._pools):
             await self.drop(pool_id, "the daemon stops")
 
