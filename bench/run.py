@@ -42,7 +42,7 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
-from bench import async_events, client, compat, microvm, servers, snapshot_starts
+from bench import async_events, client, compat, microvm, prestart_starts, servers, snapshot_starts
 
 HELLO = "def handler(event, context):\n    return {'message': 'Hello, ' + event.get('name', 'world') + '!'}\n"
 EVENT = b'{"name":"bench"}'
@@ -165,6 +165,8 @@ def measure_backend(backend: str, requests: int, seconds: int, cold_samples: int
                 if backend == "container":
                     console.print(f"[dim]{backend}: snapshot cold starts …[/]")
                     snapshots = snapshot_starts.measure(api, max(50, cold_samples))
+                    console.print(f"[dim]{backend}: node and ruby cold starts, pre-started …[/]")
+                    snapshots |= prestart_starts.measure(api, max(50, cold_samples))
         finally:
             servers.stop(process)
     return {
@@ -291,6 +293,7 @@ def render(report: dict[str, Any]) -> None:
             f"python3 spawn p50 {base['python_spawn_ms']['p50']:.1f}",
         )
         snapshot_starts.rows(table, backend, result)
+        prestart_starts.rows(table, backend, result)
     if "microvm" in report:
         microvm.rows(table, report["microvm"])
     table.add_row(

@@ -18,6 +18,7 @@ import json
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -143,19 +144,28 @@ def rows(table: Table, backend: str, result: dict[str, Any]) -> None:
         )
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
+def run_alone(
+    measuring: Callable[[httpx.Client, int], dict[str, Any]],
+    description: str | None,
+    argv: list[str] | None,
+) -> int:
+    """Run ``measuring`` against a daemon of its own on the container backend; print JSON."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--starts", type=int, default=100)
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="nova-bench-") as data_dir:
         process, port = servers.start_nova(Path(data_dir), "container")
         try:
             with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as api:
-                report = measure(api, args.starts)
+                report = measuring(api, args.starts)
         finally:
             servers.stop(process)
     print(json.dumps(report, indent=2))
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_alone(measure, __doc__, argv)
 
 
 if __name__ == "__main__":

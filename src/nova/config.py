@@ -193,6 +193,9 @@ class SandboxSettings(Section):
     snapshots: Literal["eager", "first_invoke", "off"] = "first_invoke"
     snapshot_ttl_s: float = Field(600.0, gt=0)  # a template no start used for this long goes
     snapshot_memory_mb: int = Field(512, ge=1)  # all templates together; past it, LRU goes
+    # Node/Ruby runtimes kept started per (runtime, image, memory size) once a function of that
+    # kind cold-started, waiting to load a function (0: off; needs snapshots on).
+    prestarted_runtimes: int = Field(1, ge=0, le=8)
     runtime_images: dict[str, Literal["host", "debian"]] = {}  # per-runtime exceptions
     # Guest RAM of a microvm instance beyond its memory_mb: the guest kernel and the agent.
     microvm_overhead_mb: int = Field(64, ge=32, le=1024)

@@ -130,3 +130,90 @@ def test_bad_snapshot_requests_answer_clear_errors(daemon: DaemonProcess) -> Non
         assert "secrets" in refused.json()["error"]["message"]
         assert api.delete("/functions/ghost/instances").status_code == 404
         assert daemon.cli("fn", "scale", "secretive", "2").returncode != 0
+
+
+SOCKET_AT_INIT = """
+import socket
+held = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+
+
+def handler(event, context):
+    print("handled")
+    return "ok"
+"""
+
+
+def test_init_code_that_opened_a_socket_is_warned_in_the_function_s_logs(
+    daemon: DaemonProcess,
+) -> None:
+    with daemon.client() as api:
+        body = {"name": "sockets", "runtime": "python", "code": SOCKET_AT_INIT}
+        api.post("/functions", json=body).raise_for_status()
+        api.post("/functions/sockets/snapshot").raise_for_status()
+        first = api.post("/functions/sockets/invoke", json={}).json()
+        assert first["start"] == "snapshot", first
+        second = api.post("/functions/sockets/invoke", json={}).json()
+        logs = _logs(api, "sockets", 2)
+    by_request = {item["id"]: item for item in logs}
+    warning = "socket(s) the module-level init code opened were closed"
+    assert warning in by_request[first["request_id"]]["stderr"]
+    assert warning not in by_request[second["request_id"]]["stderr"]  # once per instance
+    shown = daemon.cli("logs", "sockets")
+    assert warning in shown.stdout, shown.stdout
+
+
+def _logs(api: httpx.Client, function: str, count: int) -> list[dict[str, str]]:
+    deadline = time.monotonic() + 30  # log records are written in the background
+    while time.monotonic() < deadline:
+        items: list[dict[str, str]] = api.get(f"/functions/{function}/logs").json()["items"]
+        if len(items) >= count:
+            return items
+        time.sleep(0.1)
+    raise AssertionError(f"fewer than {count} log records of {function}")
+
+
+NODE_CODE = (
+    "let calls = 0;\nexports.handler = async () => ({ calls: ++calls, pid: process.pid });\n"
+)
+
+
+RUBY_CODE = {
+    "handler.rb": "$calls = 0\ndef handler(event:, context:)\n  { calls: $calls += 1 }\nend\n"
+}
+PRESTARTED = {
+    "node": {"handler": "index.handler", "code": NODE_CODE},
+    "ruby": {"files": RUBY_CODE},
+}
+
+
+@pytest.mark.parametrize("runtime", sorted(PRESTARTED))
+def test_a_cold_start_takes_a_prestarted_runtime(daemon: DaemonProcess, runtime: str) -> None:
+    name = f"{runtime}fn"
+    with daemon.client() as api:
+        body = {"name": name, "runtime": runtime, **PRESTARTED[runtime]}
+        api.post("/functions", json=body).raise_for_status()
+        first = api.post(f"/functions/{name}/invoke", json={}).json()
+        assert first["start"] == "cold", first  # a miss: the pool of its kind fills now
+        _wait_prestarted(api, runtime)
+        api.delete(f"/functions/{name}/instances").raise_for_status()
+        second = api.post(f"/functions/{name}/invoke", json={}).json()
+        assert (second["start"], second["cold_start"]) == ("prestarted", True), second
+        assert second["output"]["calls"] == 1
+        assert second["phases"]["init_ms"] is not None
+        pool = _wait_prestarted(api, runtime)
+        assert (pool["hits"], pool["misses"]) == (1, 1)
+        logs = _logs(api, name, 2)
+    assert {item["start"] for item in logs} == {"cold", "prestarted"}
+    listed = daemon.cli("snapshot", "list")
+    assert "prestarted" in listed.stdout, listed.stdout
+
+
+def _wait_prestarted(api: httpx.Client, runtime: str) -> dict[str, object]:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        items = api.get("/snapshots").json()["items"]
+        pools = [i for i in items if i["kind"] == "prestarted" and runtime in str(i["detail"])]
+        if pools and pools[0]["state"] == "ready":
+            return pools[0]
+        time.sleep(0.05)
+    raise AssertionError(f"no ready pool of pre-started {runtime} runtimes")

@@ -4,8 +4,8 @@ real agent.
 A test writes a handler, starts an instance with :class:`Sandbox.start`, and calls
 :meth:`AgentSession.exec`; every assertion about isolation is made from *inside* a function.
 The ``sandbox`` fixture is parametrised over :data:`BACKENDS`, so each escape test runs on the
-container backend (on both start paths: a new sandbox, and a fork of the function's template)
-and on gVisor. A backend this host cannot run is skipped with the reason,
+container backend (on three start paths: a new sandbox, a fork of the function's template,
+and a sandbox claimed from a pool of pre-started runtimes) and on gVisor. A backend this host cannot run is skipped with the reason,
 except under CI=true, where it is a failure: CI must not go green by skipping it.
 
 Instances are slow to start under gVisor (~0.4 s), so read-only probes share one instance per
@@ -26,23 +26,27 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import pytest_asyncio
 
 from nova.agent.protocol import HEADER, PROTOCOL_VERSION, MsgType, decode_body, encode_message
 from nova.sandbox.base import BackendInfo, InstanceSpec, SandboxInstance
-from nova.sandbox.container.backend import ContainerBackend
+from nova.sandbox.container.backend import ContainerBackend, ContainerOptions
 from nova.sandbox.container.forked import ForkedInstance
-from nova.sandbox.container.snapshots import SnapshotPolicy
+from nova.sandbox.container.prestart import PrestartKey
+from nova.sandbox.container.snapshot_policy import SnapshotPolicy
 from nova.sandbox.gvisor.backend import GvisorBackend
+from nova.sandbox.linux.cgroups import CgroupLimits
 
 MAX_MESSAGE_BYTES = 1 << 20
 INTERPRETERS = {"python": "/usr/bin/python3", "node": "/usr/bin/node"}
 # container-snapshot: the container backend, every instance of `Sandbox.start` forked from a
-# function template (its snapshot) rather than started the slow way.
-BACKENDS = ("container", "container-snapshot", "gvisor")
+# function template (its snapshot) rather than started the slow way. container-prestarted:
+# every instance of `Sandbox.start` claimed from a pool of pre-started runtimes (its sandbox
+# started ahead, a Node runtime waiting in it, which the Python Init replaces).
+BACKENDS = ("container", "container-snapshot", "container-prestarted", "gvisor")
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +69,9 @@ TRAITS = {
     "container-snapshot": Traits(
         oom_ends_instance=False, empty_sys_mount=False, latency_samples=20, has_network=True
     ),
+    "container-prestarted": Traits(
+        oom_ends_instance=False, empty_sys_mount=False, latency_samples=20, has_network=True
+    ),
     "gvisor": Traits(
         oom_ends_instance=True, empty_sys_mount=True, latency_samples=10, has_network=False
     ),
@@ -80,6 +87,8 @@ def make_backend(name: str) -> ContainerBackend | GvisorBackend:
         return ContainerBackend(MAX_MESSAGE_BYTES)
     if name == "container-snapshot":
         return ContainerBackend(MAX_MESSAGE_BYTES, snapshots=SnapshotPolicy())
+    if name == "container-prestarted":
+        return ContainerBackend(MAX_MESSAGE_BYTES, snapshots=SnapshotPolicy(), prestart=1)
     return GvisorBackend(MAX_MESSAGE_BYTES)
 
 
@@ -196,7 +205,10 @@ class Sandbox:
     ) -> AgentSession:
         if self.kind == "container-snapshot":
             return await self.start_forked(self.write_code(source), memory_mb, timeout_s)
-        session = await self.start_raw(self.write_code(source), memory_mb=memory_mb)
+        if self.kind == "container-prestarted":
+            session = await self.start_prestarted(self.write_code(source), memory_mb, timeout_s)
+        else:
+            session = await self.start_raw(self.write_code(source), memory_mb=memory_mb)
         reply = await session.init(memory_mb, timeout_s)
         assert reply.get("ok"), reply
         return session
@@ -233,6 +245,28 @@ class Sandbox:
         session = AgentSession(instance)
         self._sessions.append(session)
         return session
+
+    async def start_prestarted(
+        self, code_dir: Path, memory_mb: int, timeout_s: float
+    ) -> AgentSession:
+        """An instance claimed from the pool of pre-started Node runtimes of its memory size
+        (filled by the first claim, a miss), with the code's limits; Init still to come."""
+        assert isinstance(self.backend, ContainerBackend)
+        manager = self.backend.function_snapshots
+        assert manager is not None
+        assert manager.prestarted is not None
+        spec = self.snapshot_spec(code_dir, memory_mb, timeout_s)
+        image_id = self.backend.host_image_id or ""
+        key = PrestartKey("node", INTERPRETERS["node"], image_id, memory_mb)
+        limits = CgroupLimits.for_memory(memory_mb, pids_max=ContainerOptions().pids_for(spec))
+        for _ in range(600):
+            claimed = await manager.claim_prestarted(spec, key, limits)
+            if claimed is not None:
+                session = AgentSession(cast(SandboxInstance, claimed))
+                self._sessions.append(session)
+                return session
+            await asyncio.sleep(0.05)
+        raise AssertionError("no pre-started runtime came up")
 
     def snapshot_spec(self, code_dir: Path, memory_mb: int, timeout_s: float) -> InstanceSpec:
         instance_id = f"escape-{uuid.uuid4().hex[:10]}"

@@ -25,6 +25,7 @@ from nova.core.errors import SandboxError
 from nova.sandbox.base import InstanceSpec
 from nova.sandbox.instance_code import instance_code_dir
 from nova.sandbox.linux.cgroups import InstanceCgroup
+from nova.sandbox.linux.namespaced import NamespacedInstance
 from tests.escape.conftest import AgentSession, Sandbox
 
 pytestmark = [pytest.mark.escape, pytest.mark.asyncio(loop_scope="session")]
@@ -481,7 +482,8 @@ async def test_a_hot_reload_keeps_the_code_out_of_the_function_s_reach(sandbox: 
         return
     session = await sandbox.start(PROBES)
     instance = session.instance
-    host_copy = instance_code_dir(instance.instance_id)  # the bind source of /code
+    assert isinstance(instance, NamespacedInstance)
+    host_copy = instance.host_code_dir  # the bind source of /code
     new = sandbox.write_code(PROBES + "\n\ndef version(event):\n    return 2\n")
 
     # A hot reload as the pool does it: Drain, the host replaces the files, Reload.

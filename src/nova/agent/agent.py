@@ -42,6 +42,8 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up
 if TYPE_CHECKING:  # typing is only needed by the type checker; importing it costs start-up time
     from typing import Any
 
+    from nova.agent.prestart import Prestarted, PrestartedWorker
+    from nova.agent.provided import RuntimeClient
     from nova.agent.runner import Runner
 
 EXIT_OK = 0
@@ -60,6 +62,8 @@ class Agent:
         self._runner: Runner | None = None
         self._lane: DirectLane | None = None
         self._drained = False  # between Drain and Reload: no worker runs, Exec is refused
+        self._prestarted: Prestarted | None = None  # a runtime started before Init (Prestart)
+        self._used_prestarted = False
         self._handlers: dict[int, Callable[[dict[str, Any]], bool]] = {
             MsgType.INIT: self._init,
             MsgType.PING: self._ping,
@@ -67,6 +71,7 @@ class Agent:
             MsgType.RELOAD: self._reload,
             MsgType.STOP: self._stop,
             MsgType.RESUME: self._resume,
+            MsgType.PRESTART: self._prestart,
         }
 
     def serve(self) -> int:
@@ -166,7 +171,20 @@ class Agent:
             pid=os.getpid(),
             init_ms=round((time.perf_counter() - started) * 1000, 3),
             direct=self._lane is not None,
+            prestarted=self._used_prestarted,
         )
+        return True
+
+    def _prestart(self, message: dict[str, Any]) -> bool:
+        from nova.agent.prestart import prestart
+
+        if self._spec is not None or self._prestarted is not None:
+            raise AgentError(ErrorType.ALREADY_INITIALIZED, "Prestart comes once, before Init")
+        started = time.perf_counter()
+        self._prestarted = prestart(message, self._fd, self._max)
+        startup_ms = round((time.perf_counter() - started) * 1000, 3)
+        pid = self._prestarted.pid
+        self._channel.reply(message.get("id"), startup_ms=startup_ms, worker_pid=pid)
         return True
 
     def initialise(self, message: dict[str, Any]) -> None:
@@ -176,17 +194,39 @@ class Agent:
             raise AgentError(ErrorType.ALREADY_INITIALIZED, "Init was already accepted")
         spec = parse_init(message, os.environ)
         env = function_environment(spec, os.environ)
+        worker, client = self._take_prestarted(spec)
         if direct_mode_fits(spec):
-            lane = DirectLane(spec, env, self._channel, self._fd)
+            lane = DirectLane(spec, env, self._channel, self._fd, worker)
             try:
                 lane.start()
             except AgentError:
                 lane.stop()
                 raise
             self._lane = lane
+            self._used_prestarted = lane.used_prestarted
         else:
-            self._runner = self._start_runner(spec, env)
+            runner = make_runner(spec, env, self._channel, client)
+            runner.start()
+            self._runner = runner
+            self._used_prestarted = client is not None and client.specialised
         self._spec, self._env = spec, env
+
+    def _take_prestarted(
+        self, spec: InitSpec
+    ) -> tuple[PrestartedWorker | None, RuntimeClient | None]:
+        """The pre-started runtime, if ``spec``'s start would have started exactly it (as a
+        direct-mode worker, or a Runtime API client); any other is discarded."""
+        prestarted, self._prestarted = self._prestarted, None
+        if prestarted is None:
+            return None, None
+        from nova.agent.prestart import PrestartedWorker
+
+        if not prestarted.fits(spec):
+            prestarted.discard()
+            return None, None
+        if isinstance(prestarted, PrestartedWorker):
+            return prestarted, None
+        return None, prestarted.client
 
     def _ping(self, message: dict[str, Any]) -> bool:
         self._channel.reply(message.get("id"))
@@ -259,6 +299,9 @@ class Agent:
         lane, self._lane = self._lane, None
         if lane is not None:
             lane.stop()
+        prestarted, self._prestarted = self._prestarted, None
+        if prestarted is not None:
+            prestarted.discard()
 
 
 class FrameSource:

@@ -52,6 +52,11 @@ from nova.agent.worker import (
     timeout_message,
 )
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
+if TYPE_CHECKING:
+    from nova.agent.prestart import PrestartedWorker
+
+
 # Keep in step with the bootstraps (which cannot import nova).
 PHASE_IDLE, PHASE_READING, PHASE_RUNNING, PHASE_REPLYING, PHASE_HANDBACK = 0, 1, 2, 3, 4
 STATE_HEADER = struct.Struct("<BxxxId")  # phase, length of what follows, monotonic start time
@@ -65,14 +70,31 @@ def direct_mode_fits(spec: InitSpec) -> bool:
     )
 
 
+def lane_fd(fd: int) -> int:
+    """The host connection under a private number >= 3, for a direct-mode worker to keep."""
+    return fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3)
+
+
 class DirectLane:
-    def __init__(self, spec: InitSpec, env: Mapping[str, str], channel: Channel, fd: int) -> None:
+    def __init__(
+        self,
+        spec: InitSpec,
+        env: Mapping[str, str],
+        channel: Channel,
+        fd: int,
+        prestarted: PrestartedWorker | None = None,  # its first worker, started before Init
+    ) -> None:
         self._spec = spec
         self._env = dict(env)
         self._channel = channel
-        # A private number >= 3: the forked worker puts its own stdio on 0-2.
-        self._lane_fd = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3)
-        self._state_fd = open_anonymous_file("state", spec.tmp_dir)  # not O_APPEND: pwrite
+        self._prestarted = prestarted
+        self.used_prestarted = False  # its worker is the pre-started one (the Init reply says)
+        if prestarted is not None:
+            self._lane_fd, self._state_fd = prestarted.lane_fd, prestarted.state_fd
+        else:
+            # A private number >= 3: the forked worker puts its own stdio on 0-2.
+            self._lane_fd = lane_fd(fd)
+            self._state_fd = open_anonymous_file("state", spec.tmp_dir)  # not O_APPEND: pwrite
         self._worker: WorkerProcess | None = None
 
     def start(self) -> None:
@@ -85,6 +107,16 @@ class DirectLane:
             *("--lane-fd", str(self._lane_fd), "--state-fd", str(self._state_fd)),
             *("--max-message-bytes", str(self._channel.max_message_bytes)),
         ]
+        deadline = time.monotonic() + spec.init_timeout_s
+        prestarted, self._prestarted = self._prestarted, None
+        if prestarted is not None:
+            worker = prestarted.specialise(spec, self._env)
+            problem = worker.ready_problem(deadline, spec.init_timeout_s)
+            if problem is None:
+                self._worker, self.used_prestarted = worker, True
+                return
+            discard(worker)  # a fresh worker reports the function's own failure, if it is one
+            report(f"the pre-started worker {problem}; starting a new one")
         try:
             worker = WorkerProcess(
                 argv,
@@ -97,7 +129,7 @@ class DirectLane:
             )
         except OSError as exc:
             raise AgentError(ErrorType.INIT_FAILED, f"cannot start {argv[0]}: {exc}") from exc
-        problem = worker.ready_problem(time.monotonic() + spec.init_timeout_s, spec.init_timeout_s)
+        problem = worker.ready_problem(deadline, spec.init_timeout_s)
         if problem is not None:
             discard(worker)
             raise AgentError(ErrorType.INIT_FAILED, f"the worker {problem}")

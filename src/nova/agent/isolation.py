@@ -4,9 +4,11 @@ no_new_privs and the seccomp filter.
 
 The template runs in a user namespace where it holds only CAP_SYS_ADMIN, CAP_NET_ADMIN and
 CAP_SETPCAP, and only over namespaces that user namespace owns (its own mounts, its own network
-with nothing but loopback). A child uses them to make its own mount, pid, net, ipc and uts
-namespaces and mounts, then gives every capability up before any of the function's code runs
-again. Nothing here is reachable from the host: the user namespace maps one host uid, nobody.
+with nothing but loopback), under the template seccomp filter (only the unshare and mount calls
+made here are let through). A child uses them to make its own mount, pid, net, ipc and uts
+namespaces and mounts, then gives every capability up and stacks the instance filter before
+any of the function's code runs again. Nothing here is reachable from the host: the user
+namespace maps one host uid, nobody.
 
 libc is called through ctypes: the agent is stdlib-only, and Python 3.11 has no os.unshare.
 """

@@ -30,17 +30,30 @@ READY_LINE = b'{"ready":true}'  # a persistent worker's first line: handler impo
 
 def runtime_api_client_argv(spec: InitSpec) -> list[str]:
     """The command line of the Runtime API client Nova ships for ``spec.runtime``."""
-    return [spec.interpreter, *_CLIENT_FLAGS.get(spec.runtime, ()), BOOTSTRAPS[spec.runtime]]
+    return client_argv(spec.runtime, spec.interpreter)
+
+
+def client_argv(runtime: str, interpreter: str) -> list[str]:
+    return [interpreter, *_CLIENT_FLAGS.get(runtime, ()), BOOTSTRAPS[runtime]]
 
 
 def bootstrap_argv(spec: InitSpec) -> list[str]:
     """The command line of a worker, without the per-process ``--resp-fd`` / ``--once`` flags."""
-    argv = [spec.interpreter]
-    if spec.runtime == "python":
+    return [
+        *runtime_argv(spec.runtime, spec.interpreter, spec.memory_mb),
+        "--handler",
+        spec.handler,
+    ]
+
+
+def runtime_argv(runtime: str, interpreter: str, memory_mb: int) -> list[str]:
+    """The interpreter, its flags and the bootstrap: what a worker of any function of this
+    runtime and memory size starts with (a pre-started worker starts with just this)."""
+    argv = [interpreter]
+    if runtime == "python":
         # No site: the host's (or a venv's) site-packages must not be importable by functions.
         argv.append("-S")
-    if spec.runtime == "node":
+    if runtime == "node":
         # Let V8 collect garbage before the sandbox's memory limit kills the process.
-        argv.append(f"--max-old-space-size={max(16, spec.memory_mb * 7 // 8)}")
-    argv += [BOOTSTRAPS[spec.runtime], "--handler", spec.handler]
-    return argv
+        argv.append(f"--max-old-space-size={max(16, memory_mb * 7 // 8)}")
+    return [*argv, BOOTSTRAPS[runtime]]

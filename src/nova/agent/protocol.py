@@ -95,6 +95,7 @@ class MsgType(IntEnum):
     DRAIN = 7
     RESUME = 8
     TEMPLATE = 9  # to a function template (template.py), instead of Init
+    PRESTART = 10  # before Init: start a runtime worker that no function is loaded in yet
 
 
 class ProtocolError(Exception):

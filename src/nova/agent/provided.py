@@ -27,6 +27,7 @@ import contextlib
 import json
 import math
 import os
+import select
 import signal
 import subprocess
 import threading
@@ -77,18 +78,26 @@ def function_arn(name: str) -> str:
     return f"arn:aws:lambda:nova:000000000000:function:{name}"
 
 
-class _Bootstrap:
+class RuntimeClient:
     """One bootstrap process and its capture files."""
 
-    def __init__(self, argv: list[str], env: Mapping[str, str], cwd: str, tmp_dir: str) -> None:
+    def __init__(
+        self,
+        argv: list[str],
+        env: Mapping[str, str],
+        cwd: str,
+        tmp_dir: str,
+        ready_fd: int | None = None,  # pre-started (prestart_client): it waits on stdin
+    ) -> None:
         self.stdout_fd = open_capture_file("stdout", tmp_dir)
         self.stderr_fd = open_capture_file("stderr", tmp_dir)
         try:
             self.process = subprocess.Popen(
                 argv,
-                stdin=subprocess.DEVNULL,
+                stdin=subprocess.DEVNULL if ready_fd is None else subprocess.PIPE,
                 stdout=self.stdout_fd,
                 stderr=self.stderr_fd,
+                pass_fds=() if ready_fd is None else (ready_fd,),
                 env=env,
                 cwd=cwd,
                 start_new_session=True,  # killing the group ends what the bootstrap spawned
@@ -97,6 +106,16 @@ class _Bootstrap:
             self.close()
             raise
         self.marks = (0, 0)  # capture sizes when the current invocation was handed over
+        self.specialised = False  # a pre-started one became a function's
+
+    def specialise(self, env: Mapping[str, str], cwd: str) -> None:
+        """A pre-started client: go on as one started with ``env`` in ``cwd`` (OSError: it
+        died while it waited)."""
+        assert self.process.stdin is not None  # started with ready_fd
+        order = json.dumps({"env": dict(env), "cwd": cwd}).encode()
+        self.process.stdin.write(order + b"\n")
+        self.process.stdin.close()
+        self.specialised = True
 
     def mark(self) -> None:
         self.marks = (_size(self.stdout_fd), _size(self.stderr_fd))
@@ -114,12 +133,44 @@ class _Bootstrap:
                 os.close(fd)
 
 
+def prestart_client(argv: list[str], tmp_dir: str, timeout_s: float) -> RuntimeClient | None:
+    """A client started before any function is known: it loads its runtime and libraries,
+    says so on a pipe (``NOVA_PRESTART_FD``), then waits for :meth:`RuntimeClient.specialise`.
+    None if it did not come up within ``timeout_s``."""
+    ready_read, ready_write = os.pipe()
+    env = {**os.environ, "NOVA_PRESTART_FD": str(ready_write)}
+    try:
+        client = RuntimeClient(argv, env, tmp_dir, tmp_dir, ready_write)
+    except OSError:
+        os.close(ready_read)
+        return None
+    finally:
+        os.close(ready_write)
+    try:
+        ready = select.select([ready_read], [], [], timeout_s)[0] and os.read(ready_read, 64)
+    finally:
+        os.close(ready_read)
+    if ready and ready.strip() == b'{"prestarted":true}':
+        return client
+    client.kill()
+    client.process.wait()
+    client.close()
+    return None
+
+
 class ProvidedRunner:
     """The Runner (runner.py) for ``provided`` functions, and the Runtime API's state."""
 
-    def __init__(self, spec: InitSpec, env: Mapping[str, str], channel: Channel) -> None:
+    def __init__(
+        self,
+        spec: InitSpec,
+        env: Mapping[str, str],
+        channel: Channel,
+        prestarted: RuntimeClient | None = None,  # its first bootstrap, started before Init
+    ) -> None:
         self._spec = spec
         self._channel = channel
+        self._prestarted = prestarted
         if spec.runtime in BOOTSTRAPS:  # a language Nova ships a Runtime API client for
             self._argv = runtime_api_client_argv(spec)
         else:
@@ -127,7 +178,7 @@ class ProvidedRunner:
         self._server = RuntimeApiServer(self, channel.max_message_bytes - _LINE_SLACK)
         self._env = {**env, **runtime_api_environment(spec, self._server.address)}
         self._cond = threading.Condition()
-        self._bootstrap: _Bootstrap | None = None
+        self._bootstrap: RuntimeClient | None = None
         self._phase = "none"  # none | starting | waiting | busy | between
         self._queue: deque[Invocation] = deque()
         self._current: Invocation | None = None
@@ -246,7 +297,7 @@ class ProvidedRunner:
 
     def _spawn(self) -> None:  # lock held
         try:
-            self._bootstrap = _Bootstrap(
+            self._bootstrap = self._take_prestarted() or RuntimeClient(
                 self._argv, self._env, self._spec.code_dir, self._spec.tmp_dir
             )
         except OSError as exc:
@@ -265,6 +316,19 @@ class ProvidedRunner:
         )
         reaper.start()
         self._threads = [thread for thread in self._threads if thread.is_alive()] + [reaper]
+
+    def _take_prestarted(self) -> RuntimeClient | None:  # lock held
+        client, self._prestarted = self._prestarted, None
+        if client is None:
+            return None
+        try:
+            client.specialise(self._env, self._spec.code_dir)
+        except OSError:  # it died while it waited: a new one starts instead
+            client.kill()
+            client.process.wait()
+            client.close()
+            return None
+        return client
 
     def _fail_init(self, error: dict[str, Any]) -> None:  # lock held
         """Init failed: the waiting invocation, or else the next one, gets ``error``."""
@@ -304,7 +368,7 @@ class ProvidedRunner:
         stdout, stderr = bootstrap.output_since_mark() if bootstrap else ("", "")
         self._channel.result(job, output, error, stdout, stderr)
 
-    def _reap(self, bootstrap: _Bootstrap) -> None:
+    def _reap(self, bootstrap: RuntimeClient) -> None:
         """Wait for a bootstrap to end and answer for whatever it left open."""
         status = describe_exit(bootstrap.process.wait())
         bootstrap.kill()  # what it spawned goes with it

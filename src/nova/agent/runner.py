@@ -33,12 +33,19 @@ if TYPE_CHECKING:  # only the type checker needs the port; typing costs start-up
             """Kill every worker, answer what is still open with Runtime.Stopped, join threads."""
             ...
 
+    from nova.agent.provided import RuntimeClient
 
-def make_runner(spec: InitSpec, env: Mapping[str, str], channel: Channel) -> Runner:
+
+def make_runner(
+    spec: InitSpec,
+    env: Mapping[str, str],
+    channel: Channel,
+    prestarted: RuntimeClient | None = None,
+) -> Runner:
     if spec.runtime in RUNTIME_API_RUNTIMES:
         from nova.agent.provided import ProvidedRunner
 
-        return ProvidedRunner(spec, env, channel)
+        return ProvidedRunner(spec, env, channel, prestarted)
     if spec.mode == "process":
         from nova.agent.oneshot import ProcessRunner
 

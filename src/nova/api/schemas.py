@@ -74,7 +74,9 @@ class InvokeResponse(BaseModel):
         description="the daemon's time from arrival to answer, with queueing and cold start"
     )
     cold_start: bool
-    start: str = Field(description="warm, cold, prewarmed or snapshot: how the instance started")
+    start: str = Field(
+        description="warm, cold, prewarmed, snapshot or prestarted: how the instance started"
+    )
     phases: dict[str, float | None] | None = Field(
         description="a cold or snapshot start's time: sandbox_ms, code_ms, runtime_ms, init_ms"
     )

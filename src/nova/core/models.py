@@ -20,6 +20,7 @@ class StartKind(StrEnum):
     COLD = "cold"  # started for this invocation, which waited for it
     PREWARMED = "prewarmed"  # started ahead (min_replicas); this is its first invocation
     SNAPSHOT = "snapshot"  # restored from a function snapshot for this invocation
+    PRESTARTED = "prestarted"  # a pre-started runtime (sandbox and runtime up) loaded the function
 
 
 @dataclass(frozen=True, slots=True)

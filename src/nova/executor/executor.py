@@ -203,6 +203,8 @@ class Executor:
         elif error.type == "Function.Timeout":
             self._timed_out(pool, instance)  # the agent stopped the handler, not its children
         stdout, stderr = str(reply.get("stdout", "")), str(reply.get("stderr", ""))
+        if instance.start_notice is not None:  # once, in its first invocation's logs
+            stderr, instance.start_notice = instance.start_notice + stderr, None
         if instance.secret_values:  # what is logged and shown never holds a secret's value
             stdout, stderr, error = _scrubbed(instance.secret_values, stdout, stderr, error)
         return InvocationResult(
@@ -291,13 +293,14 @@ def _measure(metrics: InvocationMetrics, function: str, result: InvocationResult
         metrics.cold_start(function, start, result.phases, result.duration_ms)
 
 
+_KEPT_WHEN_COLD = (StartKind.SNAPSHOT, StartKind.PRESTARTED)  # else a cold start is "cold"
+
+
 def _how_it_started(instance: PooledInstance, cold: bool) -> tuple[StartKind, StartPhases | None]:
     """The invocation's start kind, and the start's phases when the invocation paid for them."""
     kind = instance.start_kind
     if cold:
-        return (StartKind.SNAPSHOT if kind is StartKind.SNAPSHOT else StartKind.COLD), (
-            instance.start_phases
-        )
+        return (kind if kind in _KEPT_WHEN_COLD else StartKind.COLD), instance.start_phases
     if kind is StartKind.PREWARMED and instance.invocations == 1:
         return StartKind.PREWARMED, None
     return StartKind.WARM, None

@@ -31,7 +31,7 @@ _MAX_LABEL_CHARS = 64
 PHASES: tuple[str, ...] = ("sandbox", "code", "runtime", "init", "execution")
 
 
-_COLD_STARTS = ("cold", "snapshot")  # the invocation waited for its instance to start
+_COLD_STARTS = ("cold", "snapshot", "prestarted")  # the invocation waited for its instance to start
 
 
 class Outcome:

@@ -42,6 +42,9 @@ class PooledInstance:
         # them; a pool pre-warming it marks it PREWARMED.
         self.start_kind = StartKind.COLD
         self.start_phases = StartPhases()
+        # Prepended to the stderr of its first invocation (set for a snapshot start that
+        # changed the function's state, e.g. closed its init code's sockets).
+        self.start_notice: str | None = None
         # Wall-clock time its launch began (before its secrets were read), and the secret
         # values its environment holds: its output and errors are scrubbed of them.
         self.launched_at = time.time()

@@ -89,6 +89,7 @@ class SandboxLauncher:
             if snapshotting is not None and snapshotting.initialised:
                 reply = {"ok": True, "protocol": PROTOCOL_VERSION}  # Init ran before the save
                 instance.start_kind = StartKind.SNAPSHOT
+                instance.start_notice = snapshotting.start_notice
                 answered = time.perf_counter()
             else:
                 init = init_message(deployment, sandbox.code_dir, sandbox.tmp_dir, env)
@@ -96,6 +97,8 @@ class SandboxLauncher:
                 answered = time.perf_counter()  # saving a snapshot is no part of this start
                 if snapshotting is not None and reply.get("ok"):
                     await snapshotting.save_snapshot()
+                if reply.get("prestarted"):  # the agent loaded it into a pre-started runtime
+                    instance.start_kind = StartKind.PRESTARTED
         except (TimeoutError, SandboxError) as exc:
             await instance.destroy()
             reason = scrub(str(exc) or "timed out", secret_values)

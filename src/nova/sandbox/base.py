@@ -115,6 +115,12 @@ class SnapshottingInstance(Protocol):
         one exists). Never raises: a failed save only costs later starts a boot."""
         ...
 
+    @property
+    def start_notice(self) -> str | None:
+        """A line for the logs of the instance's first invocation about what its snapshot
+        changed of the function's state (None: nothing to say)."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class SnapshotInfo:
@@ -125,7 +131,9 @@ class SnapshotInfo:
     function: str
     version: str
     memory_mb: int
-    state: str  # building | ready | failed | retired (dropped, its instances still run) | dropped
+    # building | ready | failed | retired (dropped, its instances still run) | dropped; a pool
+    # of pre-started runtimes: building | ready | empty (its last start failed, or no room)
+    state: str
     size_bytes: int  # memory it holds (a template's cgroup)
     hits: int  # starts it served
     misses: int  # starts that found it not ready, and started the slow way
@@ -134,6 +142,7 @@ class SnapshotInfo:
     created_at: float  # unix time
     last_used_at: float | None
     detail: str = ""  # why it failed or was dropped
+    kind: str = "template"  # or "prestarted": a pool of runtimes up with no function loaded
 
 
 class SnapshotStore(Protocol):

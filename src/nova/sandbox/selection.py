@@ -19,7 +19,7 @@ from nova.core.errors import NovaError
 from nova.sandbox.base import BackendInfo, SandboxBackend
 from nova.sandbox.container.backend import ContainerBackend
 from nova.sandbox.container.setup import ContainerOptions
-from nova.sandbox.container.snapshots import SnapshotMode, SnapshotPolicy
+from nova.sandbox.container.snapshot_policy import SnapshotMode, SnapshotPolicy
 from nova.sandbox.gvisor.backend import GvisorBackend
 from nova.sandbox.microvm.backend import MicrovmBackend
 from nova.sandbox.microvm.layout import MicrovmOptions
@@ -72,6 +72,7 @@ def build_backends(settings: Settings, counters: DaemonCounters | None = None) -
                 memory_budget_bytes=settings.sandbox.snapshot_memory_mb * 1024 * 1024,
             ),
             counters=counters,
+            prestart=settings.sandbox.prestarted_runtimes,
         )
     if gvisor.available:
         backends["gvisor"] = GvisorBackend(max_message_bytes)

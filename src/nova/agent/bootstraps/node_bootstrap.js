@@ -18,6 +18,10 @@
 //     and writes their Resp frames itself (see nova/agent/direct.py for the shared state file
 //     S and the handback). A watchdog thread sends this process SIGALRM at a call's deadline,
 //     which ends it wherever the handler is stuck; the agent reports Function.Timeout.
+//   pre-started: node node_bootstrap.js --prestart 1 --resp-fd N [direct-mode flags]
+//     started before any function is known (nova/agent/prestart.py): waits for one JSON line
+//     on stdin {"handler", "env", "cwd"}, becomes that function's worker (environment, working
+//     directory, module confinement) and goes on as above.
 // The handler module is loaded once and cached; Reload restarts the worker, so the require
 // cache is always fresh. Import errors, a missing handler and unserialisable results are
 // reported per invocation; the worker stays alive.
@@ -35,7 +39,7 @@ const SERIALIZATION_ERROR = 'Runtime.SerializationError';
 function parseArgs(argv) {
   const options = {};
   for (let i = 0; i + 1 < argv.length; i += 2) options[argv[i].replace(/^--/, '')] = argv[i + 1];
-  if (!options.handler || !options['resp-fd']) {
+  if (!(options.handler || options.prestart) || !options['resp-fd']) {
     process.stderr.write('usage: node_bootstrap.js --handler MOD.FN --resp-fd N [--once FILE]\n');
     process.exit(2);
   }
@@ -45,12 +49,9 @@ function parseArgs(argv) {
 const options = parseArgs(process.argv.slice(2));
 const respFd = Number(options['resp-fd']);
 const env = process.env;
-const codeDir = env.NOVA_CODE_DIR || process.cwd();
-const functionName = env.NOVA_FUNCTION_NAME || '';
-const functionVersion = env.NOVA_FUNCTION_VERSION || '';
-const memoryLimitInMB = Number(env.NOVA_MEMORY_LIMIT_MB || 0);
-const defaultTimeoutMs = Number(env.NOVA_TIMEOUT_S || 30) * 1000;
-const dot = options.handler.lastIndexOf('.');
+// What the function is: known at start, or once a pre-started worker is told (specialise).
+let codeDir, functionName, functionVersion, memoryLimitInMB, defaultTimeoutMs;
+let modulePath, functionKey;
 
 // A function sees its own code and node_modules, never the host's modules: require() would
 // also search NODE_PATH, ~/.node_modules, ~/.node_libraries, <prefix>/lib/node (Debian's node
@@ -69,9 +70,36 @@ function confineRequire(root) {
     return paths.filter(inside);
   };
 }
-confineRequire(path.resolve(codeDir));
-const modulePath = options.handler.slice(0, dot);
-const functionKey = options.handler.slice(dot + 1);
+
+function configure(handler) {
+  codeDir = env.NOVA_CODE_DIR || process.cwd();
+  functionName = env.NOVA_FUNCTION_NAME || '';
+  functionVersion = env.NOVA_FUNCTION_VERSION || '';
+  memoryLimitInMB = Number(env.NOVA_MEMORY_LIMIT_MB || 0);
+  defaultTimeoutMs = Number(env.NOVA_TIMEOUT_S || 30) * 1000;
+  const dot = handler.lastIndexOf('.');
+  modulePath = handler.slice(0, dot);
+  functionKey = handler.slice(dot + 1);
+  confineRequire(path.resolve(codeDir));
+}
+
+// A pre-started worker: block on stdin for the function it becomes (nothing else runs yet).
+function specialise() {
+  writeAll(respFd, '{"prestarted":true}\n');
+  const chunks = [];
+  const buffer = Buffer.alloc(65536);
+  for (;;) {
+    const n = fs.readSync(0, buffer, 0, buffer.length, null);
+    if (n === 0) process.exit(0); // the agent stopped before any function came
+    chunks.push(Buffer.from(buffer.subarray(0, n)));
+    if (buffer[n - 1] === 10) break;
+  }
+  const order = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+  for (const key of Object.keys(env)) delete env[key];
+  Object.assign(env, order.env);
+  process.chdir(order.cwd);
+  configure(order.handler);
+}
 
 function errorObject(type, message, stack) {
   return { type, message, stack: stack || [] };
@@ -444,6 +472,8 @@ function parseRequest(body) {
 }
 
 (async () => {
+  if (options.prestart) specialise();
+  else configure(options.handler);
   await load();
   if (options.once) return runOnce(options.once);
   if (options['lane-fd']) {

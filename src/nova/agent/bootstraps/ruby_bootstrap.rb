@@ -6,6 +6,15 @@ require 'net/http'
 
 $stdout.sync = true
 $stderr.sync = true
+# Pre-started (nova/agent/prestart.py): Ruby and the libraries are up before any function is
+# known; say so on the fd named, then wait for the function's environment and directory.
+if (ready_fd = ENV['NOVA_PRESTART_FD'])
+  IO.new(ready_fd.to_i, 'w').tap { |ready| ready.write("{\"prestarted\":true}\n") }.close
+  order = JSON.parse($stdin.gets || exit(0))
+  ENV.replace(order.fetch('env'))
+  Dir.chdir(order.fetch('cwd'))
+end
+$stdin.reopen(File::NULL)
 host, port = ENV.fetch('AWS_LAMBDA_RUNTIME_API').split(':')
 BASE = '/2018-06-01/runtime'
 HTTP = Net::HTTP.new(host, port.to_i)

@@ -18,7 +18,8 @@ app = typer.Typer(
 
 @app.command("list")
 def list_snapshots(ctx: typer.Context) -> None:
-    """List snapshots: function, state, memory held, hits, misses and fallbacks."""
+    """List snapshots (function templates, and pools of pre-started runtimes, whose FUNCTION
+    column names the runtime): state, memory held, hits, misses and fallbacks."""
     from nova.cli.render import fmt_bytes, fmt_time, fmt_unit, fmt_value
 
     state = state_of(ctx)
@@ -35,6 +36,7 @@ def list_snapshots(ctx: typer.Context) -> None:
     state.out.table(
         [
             "ID",
+            "KIND",
             "FUNCTION",
             "VERSION",
             "MEMORY",
@@ -48,7 +50,8 @@ def list_snapshots(ctx: typer.Context) -> None:
         (
             [
                 fmt_value(item.get("id")),
-                fmt_value(item.get("function")),
+                fmt_value(item.get("kind")),
+                fmt_value(item.get("function") or item.get("detail")),
                 fmt_value(item.get("version")),
                 fmt_unit(item.get("memory_mb"), "MB"),
                 fmt_value(item.get("state")),

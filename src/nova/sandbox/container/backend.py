@@ -45,6 +45,8 @@ from nova.images.ports import RuntimeImages
 from nova.sandbox.agent_launch import agent_argv, agent_env
 from nova.sandbox.base import BackendInfo, InstanceSpec, SandboxInstance
 from nova.sandbox.container import bwrap as bw
+from nova.sandbox.container.instance import ContainerInstance
+from nova.sandbox.container.prestart import PrestartPools, prestart_key
 from nova.sandbox.container.probe import probe
 from nova.sandbox.container.roots import InstanceRoots
 from nova.sandbox.container.setup import (
@@ -55,22 +57,20 @@ from nova.sandbox.container.setup import (
     open_instance_files,
     wrapper_argv,
 )
-from nova.sandbox.container.snapshots import SnapshotManager, SnapshotMode, SnapshotPolicy
+from nova.sandbox.container.snapshot_policy import SnapshotMode, SnapshotPolicy
+from nova.sandbox.container.snapshots import SnapshotManager
 from nova.sandbox.container.standby import STANDBY_MEMORY_MB, StandbyPool
 from nova.sandbox.container.template import TEMPLATE_CAPS, FunctionTemplate
 from nova.sandbox.instance_code import (
     create_instance_code_dir,
-    instance_code_dir,
-    replace_code_dir,
 )
 from nova.sandbox.linux.cgroups import CgroupLayout, CgroupLimits, InstanceCgroup
 from nova.sandbox.linux.namespaced import (
-    NamespacedInstance,
     discard,
     prepare_off_loop,
     spawn_with_agent_socket,
 )
-from nova.sandbox.linux.seccomp import deny_filter
+from nova.sandbox.linux.seccomp import deny_filter, template_filter
 from nova.sandbox.network.networks import InstanceNetwork, Networks
 from nova.sandbox.network.probe import networks_for, with_network
 
@@ -91,10 +91,13 @@ class ContainerBackend:
         standby_dir: Path | None = None,
         snapshots: SnapshotPolicy | None = None,
         counters: DaemonCounters | None = None,
+        prestart: int = 0,
     ) -> None:
         """``standby`` blank instances are kept started under ``standby_dir`` so cold starts
         only pay for Init (container_standby.py); 0 turns that off. ``snapshots``: start
-        instances by forking function templates (snapshots.py); None turns that off."""
+        instances by forking function templates (snapshots.py); None turns that off.
+        ``prestart``: instances per pool of pre-started runtimes (prestart.py; needs
+        snapshots, whose manager owns the pools); 0 turns them off."""
         self._max_message_bytes = max_message_bytes
         self._options = options or ContainerOptions()
         self._instances: dict[str, ContainerInstance] = {}
@@ -123,6 +126,10 @@ class ContainerBackend:
                     counters or DaemonCounters(),
                     self._options.cpu_boost_s,
                 )
+                if prestart:
+                    self.function_snapshots.prestarted = PrestartPools(
+                        prestart, self._launch_prestarted, self.function_snapshots.room_bytes
+                    )
 
     @classmethod
     def probe(cls, options: ContainerOptions | None = None) -> BackendInfo:
@@ -165,11 +172,16 @@ class ContainerBackend:
             if forked is not None:
                 return forked
         layout, image_id = await self._roots.resolve(spec, self._host)
-        if self._standby is not None and self._standby_fits(spec, image_id):
-            limits = CgroupLimits.for_memory(spec.memory_mb, pids_max=self._options.pids_for(spec))
-            claimed = await self._standby.claim(spec, limits, self._options.cpu_boost_s)
+        limits = CgroupLimits.for_memory(spec.memory_mb, pids_max=self._options.pids_for(spec))
+        key = prestart_key(spec, image_id)
+        if self.function_snapshots is not None and key is not None:
+            claimed = await self.function_snapshots.claim_prestarted(spec, key, limits)
             if claimed is not None:
                 return cast(ContainerInstance, claimed)
+        if self._standby is not None and self._standby_fits(spec, image_id):
+            standby = await self._standby.claim(spec, limits, self._options.cpu_boost_s)
+            if standby is not None:
+                return cast(ContainerInstance, standby)
         return await self._launch(spec, layout, image_id, limit_cpu=True)
 
     def _watch_host_addresses(self) -> None:
@@ -192,6 +204,12 @@ class ContainerBackend:
         assert self._host is not None  # standby exists only for an available backend
         # No CPU quota while idle (an idle agent uses none); the claim starts the boost.
         return await self._launch(spec, self._host.layout, self._host.image_id, limit_cpu=False)
+
+    async def _launch_prestarted(self, spec: InstanceSpec) -> ContainerInstance:
+        assert self._host is not None  # the pools exist only for an available backend
+        layout, image_id = await self._roots.resolve(spec, self._host)
+        # No CPU quota while idle (an idle runtime uses none); the claim starts the boost.
+        return await self._launch(spec, layout, image_id, limit_cpu=False)
 
     async def _build_template(self, spec: InstanceSpec) -> FunctionTemplate:
         """Start a function template for ``spec``'s function and let it import the code."""
@@ -287,7 +305,7 @@ class ContainerBackend:
             placing = time.perf_counter()
             code_dir = create_instance_code_dir(spec.instance_id, spec.code_dir)
             code_ms = (time.perf_counter() - placing) * 1000
-            seccomp = None if template else deny_filter()
+            seccomp = template_filter() if template else deny_filter()
             files = open_instance_files(spec, code_dir, self._host, seccomp, sync_fds)
             module = "nova.agent.template" if template else "nova.agent"
             command = agent_argv(options.agent_python, 3, self._max_message_bytes, module)
@@ -336,24 +354,6 @@ class ContainerBackend:
         await asyncio.gather(*(i.kill() for i in list(self._instances.values())))
         if self._cgroups is not None:
             await asyncio.to_thread(self._cgroups.release)
-
-
-class ContainerInstance(NamespacedInstance):
-    network: InstanceNetwork | None = None  # network: true only; closed once the sandbox is gone
-
-    def adopt(self, spec: InstanceSpec, limits: CgroupLimits) -> None:
-        """Become an instance of ``spec``'s function (standby claim; blocking, in a thread):
-        its code into the bind source of /code, its limits onto this instance's cgroups."""
-        placing = time.perf_counter()
-        replace_code_dir(spec.code_dir, instance_code_dir(self._spec.instance_id))
-        self.code_ms = (time.perf_counter() - placing) * 1000
-        self._name = spec.instance_id
-        if self._cgroup is not None:
-            self._cgroup.set_limits(limits)
-
-    def _after_stop(self) -> None:
-        if self.network is not None:  # after the sandbox: see InstanceNetwork.close
-            self.network.close()
 
 
 @dataclass(slots=True)

@@ -79,7 +79,7 @@ class InstanceMounts:
     code_dir: str
     agent_package_init: str  # host path of nova/__init__.py
     agent_package_dir: str  # host path of nova/agent/
-    seccomp_fd: int | None  # None: a function template's, which applies the filter per fork
+    seccomp_fd: int
     etc_data: Mapping[str, int]  # sandbox path -> readable fd with the content
     # network: true only (nova.sandbox.network.networks): bwrap writes the sandbox's pid and namespaces
     # to the first fd, then waits for a byte on the second before it runs the command.
@@ -87,8 +87,7 @@ class InstanceMounts:
 
     @property
     def fds(self) -> tuple[int, ...]:
-        seccomp = () if self.seccomp_fd is None else (self.seccomp_fd,)
-        return (*seccomp, *self.etc_data.values(), *(self.sync_fds or ()))
+        return (self.seccomp_fd, *self.etc_data.values(), *(self.sync_fds or ()))
 
 
 def bwrap_argv(
@@ -154,6 +153,5 @@ def bwrap_argv(
         "--chdir", TMP_DIR,
     ]
     # fmt: on
-    if mounts.seccomp_fd is not None:
-        argv += ["--seccomp", str(mounts.seccomp_fd)]
+    argv += ["--seccomp", str(mounts.seccomp_fd)]
     return [*argv, "--", *command]

@@ -52,6 +52,7 @@ class ForkedInstance:
         self._killed = False
         self._cpu_timer: asyncio.TimerHandle | None = None
         self.on_kill: Callable[[], None] | None = None  # the snapshot manager counts its forks
+        self.start_notice: str | None = None  # the snapshot manager's, for its first invocation
 
     @property
     def instance_id(self) -> str:

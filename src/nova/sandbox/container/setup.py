@@ -230,7 +230,7 @@ def open_instance_files(
     spec: InstanceSpec,
     code_dir: Path,  # the host directory to bind read-only at /code
     host: HostPaths,
-    seccomp_program: bytes | None,  # None: no filter (a function template applies it per fork)
+    seccomp_program: bytes,
     sync_fds: tuple[int, int] | None = None,  # network: true (nova.sandbox.network.networks)
 ) -> InstanceFiles:
     check_reachable(code_dir, host.drop_to_uid, directory=True)
@@ -257,7 +257,7 @@ def open_instance_files(
             code_dir=str(code_dir),
             agent_package_init=str(host.agent_init),
             agent_package_dir=str(host.agent_dir),
-            seccomp_fd=None if seccomp_program is None else data(seccomp_program),
+            seccomp_fd=data(seccomp_program),
             etc_data={path: data(content) for path, content in etc.items()},
             sync_fds=sync_fds,
         )

@@ -16,84 +16,31 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field, replace
-from enum import StrEnum
+from dataclasses import replace
 
 from nova.core.counters import DaemonCounters
 from nova.core.errors import NovaError, SandboxError
 from nova.sandbox.base import InstanceSpec, SnapshotInfo
 from nova.sandbox.container.forked import ForkedInstance
+from nova.sandbox.container.prestart import PrestartedInstance, PrestartKey, PrestartPools
+from nova.sandbox.container.snapshot_policy import (
+    Entry,
+    SnapshotMode,
+    SnapshotPolicy,
+    can_snapshot,
+    snapshot_id,
+    socket_notice,
+)
 from nova.sandbox.container.template import FunctionTemplate
+from nova.sandbox.linux.cgroups import CgroupLimits
 
 logger = logging.getLogger(__name__)
 
 RETRY_FAILED_BUILD_S = 30.0  # a template whose build failed is tried again after this
-
-
-class SnapshotMode(StrEnum):
-    EAGER = "eager"  # built when the function is created or updated
-    FIRST_INVOKE = "first_invoke"  # built by the first cold start, which starts the slow way
-    OFF = "off"
-
-
-@dataclass(frozen=True, slots=True)
-class SnapshotPolicy:
-    mode: SnapshotMode = SnapshotMode.FIRST_INVOKE
-    ttl_s: float = 600.0  # a template no start used for this long is dropped
-    memory_budget_bytes: int = 512 * 1024 * 1024  # all templates together; LRU past it
-    health_interval_s: float = 10.0
-    # Each ready template keeps one instance forked ahead, so a start takes it (and the next
-    # is forked off the start path): a fork makes network and pid namespaces, which costs
-    # more than the whole target here (docs/performance.md).
-    fork_ahead: bool = True
-    # first_invoke: the build waits this long after the miss, so it does not compete for the
-    # CPUs with the slow start it follows (and that start's first invocation).
-    build_delay_s: float = 2.0
-
-
-@dataclass(slots=True)
-class _Entry:
-    id: str
-    spec: InstanceSpec  # the start it was built for: what a rebuild builds again
-    state: str = "building"  # building | ready | failed | retired | dropped
-    template: FunctionTemplate | None = None
-    task: asyncio.Task[None] | None = None
-    hits: int = 0
-    misses: int = 0
-    fallbacks: int = 0
-    created_at: float = field(default_factory=time.time)
-    last_used_at: float | None = None
-    last_used: float = field(default_factory=time.monotonic)
-    detail: str = ""
-    children: set[ForkedInstance] = field(default_factory=set)
-    spare: ForkedInstance | None = None  # forked ahead (SnapshotPolicy.fork_ahead)
-    forking_spare: bool = False
-
-    @property
-    def version(self) -> str:
-        return str((self.spec.init or {}).get("function_version", ""))
-
-
-def snapshot_id(spec: InstanceSpec) -> str:
-    digest = hashlib.sha256(f"{spec.init_key}:{spec.memory_mb}".encode()).hexdigest()
-    return f"snap-{digest[:16]}"
-
-
-def can_snapshot(spec: InstanceSpec) -> bool:
-    """Only persistent Python functions fork (other runtimes cannot), and only without
-    network: true (whose instances get their network from the host at start)."""
-    init = spec.init or {}
-    return (
-        spec.init_key is not None
-        and init.get("runtime") == "python"
-        and init.get("mode") == "persistent"
-        and not spec.network
-    )
 
 
 class SnapshotManager:
@@ -108,10 +55,11 @@ class SnapshotManager:
         self._policy = policy
         self._counters = counters
         self._cpu_boost_s = cpu_boost_s
-        self._entries: dict[str, _Entry] = {}
-        self._retired: dict[int, _Entry] = {}  # dropped, with instances still running
+        self._entries: dict[str, Entry] = {}
+        self._retired: dict[int, Entry] = {}  # dropped, with instances still running
         self._tasks: set[asyncio.Task[None]] = set()
         self._maintenance: asyncio.Task[None] | None = None
+        self.prestarted: PrestartPools | None = None  # set by the backend when it has them
 
     @property
     def mode(self) -> SnapshotMode:
@@ -155,13 +103,23 @@ class SnapshotManager:
                 self._fall_back(entry, spec, str(exc))
                 return None
         instance.adopt(spec)
+        instance.start_notice = socket_notice(len(entry.template.sockets))
         instance.start_boost(self._cpu_boost_s)
         entry.hits += 1
         self._counters.snapshot_starts += 1
         self._fork_ahead(entry)
         return instance
 
-    async def _fork(self, entry: _Entry, spec: InstanceSpec) -> ForkedInstance:
+    async def claim_prestarted(
+        self, spec: InstanceSpec, key: PrestartKey, limits: CgroupLimits
+    ) -> PrestartedInstance | None:
+        """A pre-started runtime's instance for ``spec`` (Init to come), or None."""
+        if self.prestarted is None:
+            return None
+        self._ensure_maintenance()
+        return await self.prestarted.claim(spec, key, limits, self._cpu_boost_s)
+
+    async def _fork(self, entry: Entry, spec: InstanceSpec) -> ForkedInstance:
         assert entry.template is not None  # callers checked
         instance = await entry.template.fork(spec)
         entry.children.add(instance)
@@ -169,7 +127,7 @@ class SnapshotManager:
         self._spawn(entry.template.prepare_spare())
         return instance
 
-    def _fork_ahead(self, entry: _Entry) -> None:
+    def _fork_ahead(self, entry: Entry) -> None:
         if (
             self._policy.fork_ahead
             and entry.state == "ready"
@@ -179,7 +137,7 @@ class SnapshotManager:
             entry.forking_spare = True
             self._spawn(self._fork_spare(entry))
 
-    async def _fork_spare(self, entry: _Entry) -> None:
+    async def _fork_spare(self, entry: Entry) -> None:
         spec = entry.spec
         instance_id = f"{spec.function_name}-{uuid.uuid4().hex[:12]}"
         spec = replace(spec, instance_id=instance_id, work_dir=spec.work_dir.parent / instance_id)
@@ -195,7 +153,7 @@ class SnapshotManager:
         else:
             await spare.kill()
 
-    def _fall_back(self, entry: _Entry, spec: InstanceSpec, reason: str) -> None:
+    def _fall_back(self, entry: Entry, spec: InstanceSpec, reason: str) -> None:
         entry.fallbacks += 1
         self._counters.snapshot_fallbacks += 1
         logger.warning(
@@ -231,12 +189,20 @@ class SnapshotManager:
 
     def list(self) -> list[SnapshotInfo]:
         entries = [*self._entries.values(), *self._retired.values()]
-        return [self._info(entry) for entry in sorted(entries, key=lambda e: e.created_at)]
+        pools = self.prestarted.list() if self.prestarted is not None else []
+        infos = [*(self._info(entry) for entry in entries), *pools]
+        return sorted(infos, key=lambda info: info.created_at)
+
+    def room_bytes(self) -> int:
+        """What the memory budget leaves to pre-started runtimes after the templates."""
+        used = sum(e.template.memory_bytes() for e in self._entries.values() if e.template)
+        return self._policy.memory_budget_bytes - used
 
     async def delete(self, snapshot_id: str) -> bool:
         entry = self._entries.get(snapshot_id)
         if entry is None:
-            return False
+            prestarted = self.prestarted
+            return prestarted is not None and await prestarted.drop(snapshot_id, "on request")
         await self._drop(entry, "deleted on request")
         return True
 
@@ -251,7 +217,7 @@ class SnapshotManager:
             await self._drop(entry, reason)
         return len(entries)
 
-    def _info(self, entry: _Entry) -> SnapshotInfo:
+    def _info(self, entry: Entry) -> SnapshotInfo:
         template = entry.template
         return SnapshotInfo(
             id=entry.id,
@@ -271,16 +237,16 @@ class SnapshotManager:
         )
 
     def _begin_build(
-        self, spec: InstanceSpec, entry: _Entry | None = None, *, delay_s: float = 0.0
-    ) -> _Entry:
+        self, spec: InstanceSpec, entry: Entry | None = None, *, delay_s: float = 0.0
+    ) -> Entry:
         """Build into ``entry`` (a failed one tried again) or a new one."""
-        entry = entry or _Entry(snapshot_id(spec), spec)
+        entry = entry or Entry(snapshot_id(spec), spec)
         self._entries[entry.id] = entry
         entry.state, entry.detail, entry.last_used = "building", "", time.monotonic()
         entry.task = self._spawn(self._build_entry(entry, delay_s))
         return entry
 
-    async def _build_entry(self, entry: _Entry, delay_s: float) -> None:
+    async def _build_entry(self, entry: Entry, delay_s: float) -> None:
         if delay_s > 0:
             await asyncio.sleep(delay_s)
         started = time.perf_counter()
@@ -318,17 +284,17 @@ class SnapshotManager:
             if entry.spec.function_name == spec.function_name and entry.version == version:
                 self._drop_soon(entry, "the function changed (new code or config)")
 
-    def _rebuild(self, entry: _Entry, reason: str) -> None:
+    def _rebuild(self, entry: Entry, reason: str) -> None:
         self._drop_soon(entry, reason)
         self._begin_build(entry.spec)
 
-    def _drop_soon(self, entry: _Entry, reason: str) -> None:
+    def _drop_soon(self, entry: Entry, reason: str) -> None:
         """Out of service now (no start finds it); stopped in the background."""
         if self._entries.get(entry.id) is entry:
             del self._entries[entry.id]
         self._spawn(self._drop(entry, reason))
 
-    async def _drop(self, entry: _Entry, reason: str) -> None:
+    async def _drop(self, entry: Entry, reason: str) -> None:
         if self._entries.get(entry.id) is entry:
             del self._entries[entry.id]
         if entry.task is not None:
@@ -348,7 +314,7 @@ class SnapshotManager:
             return
         await template.kill()
 
-    def _child_gone(self, entry: _Entry, instance: ForkedInstance) -> None:
+    def _child_gone(self, entry: Entry, instance: ForkedInstance) -> None:
         entry.children.discard(instance)
         if not entry.children and entry.state == "retired":
             self._retired.pop(id(entry), None)
@@ -392,6 +358,8 @@ class SnapshotManager:
             elif not await template.ping(2.0):
                 self._rebuild(entry, "the template failed its health check")
         await self._enforce_budget()
+        if self.prestarted is not None:
+            self._counters.snapshot_drops += await self.prestarted.expire(self._policy.ttl_s)
 
     def _spawn(self, work: Awaitable[None]) -> asyncio.Task[None]:
         async def run() -> None:
@@ -403,6 +371,8 @@ class SnapshotManager:
         return task
 
     async def close(self) -> None:
+        if self.prestarted is not None:
+            await self.prestarted.close()
         if self._maintenance is not None:
             self._maintenance.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -122,9 +122,14 @@ class StandbyPool:
 
     async def close(self) -> None:
         self._closed = True
-        for task in list(self._tasks):
-            task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_all(self._tasks)
         ready, self._ready = self._ready, []
         await asyncio.gather(*(instance.kill() for instance in ready))
+
+
+async def cancel_all(tasks: set[asyncio.Task[None]]) -> None:
+    """Cancel the starts still under way and wait until they are gone."""
+    for task in list(tasks):
+        task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await asyncio.gather(*tasks, return_exceptions=True)

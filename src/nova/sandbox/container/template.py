@@ -3,11 +3,14 @@
 
 The template runs in the same sandbox as any container instance (its own namespaces, the
 sandbox user, its own cgroups with the function's limits) with two differences: it keeps
-CAP_SYS_ADMIN, CAP_NET_ADMIN and CAP_SETPCAP inside its user namespace, and bwrap installs no
-seccomp filter. Both are what a child needs to make its own namespaces; each child then drops
-every capability and installs the filter itself (nova.agent.isolation) before the function's
-code runs again. The function's module-level code therefore runs once with those capabilities,
-over namespaces that hold nothing but this function's template.
+CAP_SYS_ADMIN, CAP_NET_ADMIN and CAP_SETPCAP inside its user namespace, and its seccomp filter
+is the deny list with ``unshare`` and ``mount`` let through for the arguments its forks use
+(seccomp.template_filter: no user or time namespace, no remount that makes anything writable,
+no netfilter netlink). That is what a child needs to make its own namespaces; each child then
+drops every capability and stacks the instance filter (nova.agent.isolation) before the
+function's code runs again. The function's module-level code therefore runs once under the
+template filter with those capabilities, over namespaces that hold nothing but this
+function's template (README, Snapshots: what that code can do that a handler cannot).
 """
 
 from __future__ import annotations
@@ -62,12 +65,7 @@ class FunctionTemplate:
 
     async def build(self, init: dict[str, Any], seccomp: bytes, tmp_bytes: int) -> None:
         """Make the template import the function; SandboxError if it did not."""
-        loop = asyncio.get_running_loop()
-        sock = self.instance.sock
-        await loop.sock_sendall(sock, encode_message(template_message(init, seccomp, tmp_bytes)))
-        header = await _receive_exactly(sock, HEADER.size)
-        (length,) = HEADER.unpack(header)
-        reply = orjson.loads(await _receive_exactly(sock, length))
+        reply = await ask(self.instance.sock, template_message(init, seccomp, tmp_bytes))
         if not reply.get("ok"):
             error = reply.get("error") or {}
             raise SandboxError(f"template refused: {error.get('message') or reply}")
@@ -136,13 +134,23 @@ class FunctionTemplate:
         await self.instance.kill()
 
 
+async def ask(sock: socket.socket, message: dict[str, Any]) -> dict[str, Any]:
+    """One request to an agent before the pool's connection takes its socket over (a
+    template's Template frame, a pre-started instance's Prestart)."""
+    loop = asyncio.get_running_loop()
+    await loop.sock_sendall(sock, encode_message(message))
+    (length,) = HEADER.unpack(await _receive_exactly(sock, HEADER.size))
+    reply: dict[str, Any] = orjson.loads(await _receive_exactly(sock, length))
+    return reply
+
+
 async def _receive_exactly(sock: socket.socket, size: int) -> bytes:
     loop = asyncio.get_running_loop()
     data = b""
     while len(data) < size:
         chunk = await loop.sock_recv(sock, size - len(data))
         if not chunk:
-            raise SandboxError("the template exited while importing the function (see its log)")
+            raise SandboxError("the instance's agent exited before it answered (see its log)")
         data += chunk
     return data
 

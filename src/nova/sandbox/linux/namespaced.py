@@ -53,6 +53,12 @@ class NamespacedInstance:
         return self._name
 
     @property
+    def host_code_dir(self) -> Path:
+        """The host directory bound at /code (named by the id it started with: a claimed
+        standby or pre-started instance keeps it under its new name)."""
+        return instance_code_dir(self._spec.instance_id)
+
+    @property
     def sock(self) -> socket.socket:
         return self._sock
 
@@ -97,7 +103,7 @@ class NamespacedInstance:
         the boost: 100 ms from Drain to the first reply of a hello, ~12 ms boosted)."""
         # The bind source of /code: the sandbox sees the new files at once (containers share
         # the host's page cache; gVisor revalidates this one mount, see gvisor/spec.py).
-        await asyncio.to_thread(replace_code_dir, source, instance_code_dir(self._spec.instance_id))
+        await asyncio.to_thread(replace_code_dir, source, self.host_code_dir)
         if self._cgroup is not None and self._cpu_boost is not None:
             self._cgroup.lift_cpu_limit()  # one cgroupfs write, as limit_cpu
             self.limit_cpu_after(*self._cpu_boost)

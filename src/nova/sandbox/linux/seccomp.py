@@ -169,6 +169,30 @@ def _check(rc: int, what: str) -> None:
 @functools.cache
 def deny_filter() -> bytes:
     """The compiled filter (built once per process; a few hundred bytes)."""
+    return _compile(template=False)
+
+
+@functools.cache
+def template_filter() -> bytes:
+    """The filter a function template runs its function's module-level init code under: the
+    deny list, except for the few calls its forks make their namespaces with, narrowed by
+    their arguments (each fork then stacks :func:`deny_filter` on it before the function's
+    code runs again).
+
+    - ``unshare`` of mount, pid, net, ipc, uts and cgroup namespaces (never a user or time
+      namespace, which would give the caller capabilities it does not have);
+    - ``mount``: the template's own mount namespace belongs to bwrap's outer user namespace
+      (``--disable-userns`` runs the sandbox in a nested one), so the kernel refuses it there
+      (tested: EPERM with the capabilities); it works only in a mount namespace the template
+      made with ``unshare``, as each fork does for its /tmp, /dev/shm and /proc (mounts copied
+      from bwrap's stay locked: none can be made writable or moved);
+    - and, always denied here, netfilter's netlink family: the template holds CAP_NET_ADMIN
+      over its loopback-only network, which would reach nf_tables, a frequent exploit target.
+    """
+    return _compile(template=True)
+
+
+def _compile(*, template: bool) -> bytes:
     lib = _libseccomp()
     ctx = lib.seccomp_init(_ACT_ALLOW)
     if not ctx:
@@ -177,6 +201,7 @@ def deny_filter() -> bytes:
         # Only the native ABI is in the filter; anything else (x32, i386 via int 0x80) kills
         # the process instead of reaching syscalls that the deny list names only natively.
         _check(lib.seccomp_attr_set(ctx, _FLTATR_ACT_BADARCH, _ACT_KILL_PROCESS), "badarch")
+        narrowed = TEMPLATE_NARROWED if template else ()
         for names, action in (
             (DENIED_SYSCALLS, _act_errno(errno.EPERM)),
             (ENOSYS_SYSCALLS, _act_errno(errno.ENOSYS)),
@@ -185,18 +210,41 @@ def deny_filter() -> bytes:
                 nr = lib.seccomp_syscall_resolve_name(name.encode())
                 if nr == _NR_SCMP_ERROR:
                     continue  # not a syscall on this architecture (e.g. iopl on arm64)
+                if name in narrowed:
+                    continue  # allowed but for the arguments denied below
                 _check(lib.seccomp_rule_add_array(ctx, action, nr, 0, None), f"deny {name}")
-        clone = lib.seccomp_syscall_resolve_name(b"clone")
+        # One rule per flag: "flags & FLAG == FLAG" (libseccomp has no "masked != 0").
         for flag in CLONE_NAMESPACE_FLAGS:
-            # One rule per flag: "flags & FLAG == FLAG" (libseccomp has no "masked != 0").
-            cmp = _ArgCmp(arg=_clone_flags_arg(), op=_CMP_MASKED_EQ, datum_a=flag, datum_b=flag)
-            _check(
-                lib.seccomp_rule_add_array(ctx, _act_errno(errno.EPERM), clone, 1, cmp),
-                "clone flags",
-            )
+            _deny_masked(lib, ctx, "clone", _clone_flags_arg(), flag, flag)
+        if template:
+            for flag in TEMPLATE_DENIED_UNSHARE:
+                _deny_masked(lib, ctx, "unshare", 0, flag, flag)
+            _deny_netfilter_netlink(lib, ctx)
         return _export(lib, ctx)
     finally:
         lib.seccomp_release(ctx)
+
+
+# What a template's filter allows of the deny list, narrowed by the rules below.
+TEMPLATE_NARROWED = ("unshare", "mount")
+TEMPLATE_DENIED_UNSHARE = (0x10000000, 0x00000080)  # CLONE_NEWUSER, CLONE_NEWTIME
+_AF_NETLINK, _NETLINK_NETFILTER = 16, 12
+_CMP_EQ = 4
+
+
+def _deny_masked(lib: ctypes.CDLL, ctx: int, name: str, arg: int, mask: int, value: int) -> None:
+    nr = lib.seccomp_syscall_resolve_name(name.encode())
+    cmp = _ArgCmp(arg=arg, op=_CMP_MASKED_EQ, datum_a=mask, datum_b=value)
+    _check(lib.seccomp_rule_add_array(ctx, _act_errno(errno.EPERM), nr, 1, cmp), f"{name} args")
+
+
+def _deny_netfilter_netlink(lib: ctypes.CDLL, ctx: int) -> None:
+    nr = lib.seccomp_syscall_resolve_name(b"socket")
+    cmps = (_ArgCmp * 2)(
+        _ArgCmp(arg=0, op=_CMP_EQ, datum_a=_AF_NETLINK, datum_b=0),
+        _ArgCmp(arg=2, op=_CMP_EQ, datum_a=_NETLINK_NETFILTER, datum_b=0),
+    )
+    _check(lib.seccomp_rule_add_array(ctx, _act_errno(errno.EPERM), nr, 2, cmps), "netlink")
 
 
 def _clone_flags_arg() -> int:

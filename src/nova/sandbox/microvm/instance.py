@@ -135,6 +135,10 @@ class MicrovmInstance:
     def initialised(self) -> bool:
         return self._initialised
 
+    @property
+    def start_notice(self) -> str | None:
+        return None  # a VM snapshot keeps the guest's connections as they were
+
     async def save_snapshot(self) -> None:
         key, self.snapshot_key = self.snapshot_key, None  # once
         if key is not None and not self._killed:
