@@ -172,10 +172,11 @@ async def test_a_pool_instance_that_died_falls_back_counted(prestarts: Prestarts
     assert waiting.cgroup is not None
     for pid in waiting.cgroup.pids():
         os.kill(pid, signal.SIGKILL)  # as an OOM kill of the idle runtime would
-    for _ in range(200):
+    for _ in range(1000):  # a loaded host takes a while to reap the killed chain
         if not waiting.alive():
             break
         await asyncio.sleep(0.02)
+    assert not waiting.alive()
 
     session, reply = await prestarts.start()
     assert reply["prestarted"] is False
