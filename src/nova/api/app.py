@@ -26,6 +26,7 @@ from nova.api.routes import (
     slo,
     snapshots,
     timeseries,
+    triggers,
     vm_snapshots,
 )
 from nova.api.routes.invocations import DeadLetterSelection
@@ -65,6 +66,7 @@ def create_app(lifespan: Lifespan) -> ASGIApp:
     api.include_router(secrets.router)
     api.include_router(vm_snapshots.router)
     api.include_router(snapshots.router)
+    api.include_router(triggers.router)
 
     def get_services() -> Services:
         result: Services = api.state.services

@@ -26,6 +26,7 @@ from nova.runtimes.registry import RuntimeRegistry
 from nova.sandbox.registry import BackendRegistry
 from nova.secrets.service import SecretService
 from nova.store.ports import Store
+from nova.triggers.service import TriggerService
 
 
 @dataclass(slots=True)
@@ -46,6 +47,7 @@ class Services:
     counters: CounterFlusher  # this daemon's counts, added to the store's running totals
     invocations: AsyncInvocations  # submit and follow asynchronous invocations
     async_worker: AsyncWorker  # runs them
+    triggers: TriggerService  # queue triggers and this daemon's consumers of them
     secrets: SecretService
     snapshots: SnapshotService  # function snapshots of every backend, scale to zero
     metrics: MetricsRegistry  # what GET /metrics reports

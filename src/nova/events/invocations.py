@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 
 import orjson
@@ -156,6 +156,33 @@ class AsyncInvocations:
         )
         error = AttemptError(0, error_type, reason, datetime.now(UTC))
         stored_id, created = await self._queue.submit(event, dead=error)
+        if created:
+            self._counters.async_dead_lettered += 1
+        return stored_id
+
+    async def bury(
+        self,
+        function: str,
+        qualifier: str | None,
+        payload: bytes,
+        errors: Sequence[AttemptError],
+        *,
+        source: str,
+        idempotency_key: str | None = None,
+    ) -> str:
+        """Store an event that a source already ran and gave up on (a queue trigger, after its
+        retry policy's attempts) in the dead letters with ``errors``, one per attempt, and
+        return its request id; a replay runs it through this queue. With an
+        ``idempotency_key`` stored before (a redelivered message), nothing new is stored."""
+        event = NewEvent(
+            id=ids.request_id(),
+            function=function,
+            qualifier=qualifier or "",
+            payload=payload,
+            idempotency_key=idempotency_key,
+            source=source,
+        )
+        stored_id, created = await self._queue.submit(event, dead=errors)
         if created:
             self._counters.async_dead_lettered += 1
         return stored_id

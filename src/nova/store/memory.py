@@ -24,6 +24,7 @@ from nova.store import cursors
 from nova.store.memory_events import MemoryEventQueue
 from nova.store.memory_secrets import MemorySecretRepository
 from nova.store.memory_state import MemoryState
+from nova.store.memory_triggers import MemoryTriggerRepository
 from nova.store.memory_versions import (
     MemoryAliasRepository,
     MemoryChangeLog,
@@ -227,6 +228,7 @@ class MemoryStore:
         self.counters = MemoryCounterRepository(self._state)
         self.events = MemoryEventQueue()
         self.secrets = MemorySecretRepository(self._state)
+        self.triggers = MemoryTriggerRepository(self._state)
         self.transaction_timings = TransactionTimings()  # no transactions: stays empty
 
     async def ping(self) -> None:

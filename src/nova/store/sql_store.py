@@ -13,6 +13,7 @@ from nova.store.migrator import upgrade_to_head
 from nova.store.ports import Store
 from nova.store.secrets import SqlSecretRepository
 from nova.store.timings import TransactionTimings
+from nova.store.triggers import SqlTriggerRepository
 from nova.store.versions import SqlVersionRepository
 
 
@@ -27,6 +28,7 @@ class SqlStore:
         self.counters = SqlCounterRepository(database)
         self.events = SqlEventQueue(database)
         self.secrets = SqlSecretRepository(database)
+        self.triggers = SqlTriggerRepository(database)
 
     @property
     def transaction_timings(self) -> TransactionTimings:
