@@ -31,6 +31,7 @@ from nova.cli.commands import (
     slo,
     snapshot,
     stats,
+    trigger,
     version,
     vm_snapshot,
 )
@@ -177,6 +178,7 @@ app.add_typer(admin.app, name="admin")
 app.command("invoke")(invoke.invoke)
 app.add_typer(invocations.app, name="invocations")
 app.add_typer(dlq.app, name="dlq")
+app.add_typer(trigger.app, name="trigger")
 app.add_typer(vm_snapshot.app, name="vm-snapshot")
 app.command("logs")(logs.logs)
 app.command("runtimes")(runtimes.runtimes)

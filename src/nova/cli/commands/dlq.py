@@ -126,7 +126,7 @@ def _selection(
 
 
 def _post(state: CliState, action: str, body: dict[str, Any]) -> int:
-    answer = state.client.call("POST", f"/dead-letters/{action}", json=body)
+    answer = state.client.call("POST", f"/dead-letters/{action}", json_body=body)
     key = "replayed" if action == "replay" else "purged"
     return int(answer.get(key, 0)) if isinstance(answer, dict) else 0
 
