@@ -145,7 +145,9 @@ def test_messages_run_once_are_acked_and_failures_dead_letter(
 
 
 @pytest.mark.parametrize("source", SOURCES)
-def test_daemon_killed_mid_message_gets_it_again(source: str, tmp_path: Path) -> None:
+def test_daemon_killed_mid_message_gets_it_again_and_a_backlog_runs(
+    source: str, tmp_path: Path
+) -> None:
     sink = tmp_path / "sink.jsonl"
     # A short ack wait: NATS redelivers, and Redis lets another consumer claim, after it.
     env = {**daemon_env(ack_wait_s=2), "NOVA_DATABASE_URL": f"sqlite:///{tmp_path}/nova.db"}
@@ -161,12 +163,16 @@ def test_daemon_killed_mid_message_gets_it_again(source: str, tmp_path: Path) ->
                 _wait(lambda: marks.exists(), "the first run to start")
         finally:
             first.stop(signal.SIGKILL)
+        # Published while no daemon runs: waiting in the broker for the next one.
+        ch.publish(*(json.dumps({"down": n}).encode() for n in range(10)))
         second = DaemonProcess(tmp_path / "data", env=env).start()
         try:
             with second.client() as api:
-                _wait(lambda: _lines(sink) == [{"hold": "h1"}], "the message again", 90)
-                _wait(lambda: _consumer(api, ch.trigger).get("acked") == 1, "its ack")
+                _wait(lambda: {"hold": "h1"} in _lines(sink), "the message again", 90)
+                _wait(lambda: _consumer(api, ch.trigger).get("acked") == 11, "every ack")
                 assert marks.read_text().count("run") == 2
+                down = sorted(line["down"] for line in _lines(sink) if "down" in line)
+                assert down == list(range(10))  # each once
                 assert ch.pending() == 0
         finally:
             second.stop()
@@ -205,6 +211,8 @@ def test_redis_consumer_reconnects_and_health_shows_it(
             return entry if entry["reconnects"] >= 1 and entry["state"] == "connected" else None
 
         entry = _wait(reconnected, "/health to show the reconnect")
+        [stats] = api.get("/stats").json()["triggers"]
+        assert (stats["name"], stats["reconnects"]) == ("reconnect", 1)
         assert entry["source"] == "redis"
         assert entry["last_error"] is None
         ch.publish(b'{"after": "reconnect"}')

@@ -113,6 +113,10 @@ class TriggerConsumer:
         running are handed back, unacknowledged), and disconnect."""
         self._stopping = True
         if self._task is not None:
+            # A fetch notices the stop within FETCH_WAIT_S; a reconnect backoff may be long.
+            _, running = await asyncio.wait({self._task}, timeout=2 * FETCH_WAIT_S)
+            for task in running:
+                task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
         tasks = list(self._held)
         if tasks:

@@ -192,6 +192,17 @@ async def test_state_shows_the_last_error_while_reconnecting() -> None:
     await rig.consumer.close()
 
 
+async def test_close_does_not_wait_out_a_reconnect_backoff() -> None:
+    timing = dataclasses.replace(TIMING, reconnect_initial_s=3600, reconnect_max_s=3600)
+    rig = Rig([ok], broker=FakeBroker(connect_failures=1), timing=timing)
+    rig.consumer._sleep = asyncio.sleep  # a real hour-long backoff
+    rig.consumer.start()
+    await rig.until(lambda: rig.consumer.state is ConsumerState.RECONNECTING)
+    async with asyncio.timeout(30):  # not a speed check: without the cancel it takes an hour
+        await rig.consumer.close()
+    assert rig.consumer.state is ConsumerState.STOPPED
+
+
 def _highs(sleeps: list[float]) -> list[float]:
     """The backoff each sleep was drawn from: between half of it and all of it."""
     highs = []

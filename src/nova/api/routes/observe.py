@@ -132,6 +132,7 @@ async def stats(request: Request) -> dict[str, Any]:
         "inflight": svc.executor.inflight.count,
         "logs": asdict(svc.log_batcher.stats()),
         "async": await _async_stats(svc),
+        "triggers": _trigger_stats(svc),
     }
 
 
@@ -144,6 +145,14 @@ async def _async_stats(svc: Services) -> dict[str, Any]:
     except NovaError:
         queue, available = {}, False
     return {**queue, "running_here": svc.async_worker.running, "persisted": available}
+
+
+def _trigger_stats(svc: Services) -> list[dict[str, Any]]:
+    """This daemon's queue-trigger consumers: state and message counts since it started."""
+    return [
+        {"name": c.trigger.name, "source": c.trigger.source.value, **consumer_out(c)}
+        for c in svc.triggers.manager.consumers()
+    ]
 
 
 @router.get(
@@ -164,10 +173,7 @@ async def health(request: Request) -> JSONResponse:
             "instances": sum(s.instances for s in svc.pools.stats()),
         },
         "uptime_s": round(time.monotonic() - svc.started_at, 3),
-        "triggers": [
-            {"name": c.trigger.name, "source": c.trigger.source.value, **consumer_out(c)}
-            for c in svc.triggers.manager.consumers()
-        ],
+        "triggers": _trigger_stats(svc),
     }
     return JSONResponse(body, status_code=200 if store_ok else 503)
 
