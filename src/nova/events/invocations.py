@@ -146,19 +146,10 @@ class AsyncInvocations:
         The payload kept is ``body`` as a JSON string (undecodable bytes replaced), which a
         replay passes to the function."""
         payload = orjson.dumps(body[: self._max_payload_bytes].decode("utf-8", "replace"))
-        event = NewEvent(
-            id=ids.request_id(),
-            function=function,
-            qualifier=qualifier or "",
-            payload=payload,
-            idempotency_key=idempotency_key,
-            source=source,
-        )
         error = AttemptError(0, error_type, reason, datetime.now(UTC))
-        stored_id, created = await self._queue.submit(event, dead=error)
-        if created:
-            self._counters.async_dead_lettered += 1
-        return stored_id
+        return await self.bury(
+            function, qualifier, payload, [error], source=source, idempotency_key=idempotency_key
+        )
 
     async def bury(
         self,

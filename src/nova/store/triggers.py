@@ -66,20 +66,16 @@ class SqlTriggerRepository:
             sa.update(queue_triggers)
             .where(_t.name == name)
             .values(enabled=enabled, updated_at=datetime.now(UTC))
-            .returning(*queue_triggers.c)
         )
-        async with self._db.transaction(write_lock=True) as conn:
-            row = (await conn.execute(statement)).first()
-            if row is None:
-                raise TriggerNotFound(name)
-            trigger = _trigger(row)
-            await _changed(conn, trigger)
-        return trigger
+        return await self._change(name, statement)
 
     async def delete(self, name: str) -> QueueTrigger:
-        statement = sa.delete(queue_triggers).where(_t.name == name).returning(*queue_triggers.c)
+        return await self._change(name, sa.delete(queue_triggers).where(_t.name == name))
+
+    async def _change(self, name: str, statement: sa.Update | sa.Delete) -> QueueTrigger:
+        """Run ``statement`` on the trigger and log the change; the row as it came back."""
         async with self._db.transaction(write_lock=True) as conn:
-            row = (await conn.execute(statement)).first()
+            row = (await conn.execute(statement.returning(*queue_triggers.c))).first()
             if row is None:
                 raise TriggerNotFound(name)
             trigger = _trigger(row)
