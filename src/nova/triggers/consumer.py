@@ -7,7 +7,8 @@ backoff per kind of error, ``async_max_age_s``; see :mod:`nova.events.policy`); 
 attempt the event goes to the dead letters with every attempt's error, where ``nova dlq
 replay`` runs it again through the asynchronous queue.
 
-Up to ``concurrency`` messages run at once, fetched ``batch_size`` at a time. When the broker
+Up to ``concurrency`` messages run at once, fetched ``batch_size`` at a time (the next batch
+as soon as a slot is free). When the broker
 goes away the consumer reconnects after an exponential backoff with jitter; its state
 (connected / reconnecting and the last error) is what ``/health`` shows.
 """
@@ -97,7 +98,8 @@ class TriggerConsumer:
         self.state = ConsumerState.CONNECTING
         self.last_error: str | None = None
         self.stats = ConsumerStats()
-        self._held: dict[asyncio.Task[None], Message] = {}
+        self._held: dict[asyncio.Task[None], Message] = {}  # fetched, not yet settled
+        self._slots = asyncio.Semaphore(trigger.concurrency)  # messages running at once
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
 
@@ -166,11 +168,12 @@ class TriggerConsumer:
                 last_keepalive = now
                 for message in list(self._held.values()):
                     await message.keepalive()
-            room = trigger.concurrency - len(self._held)
-            if room <= 0:
+            # The next batch is fetched once a slot is free, so up to concurrency - 1 +
+            # batch_size messages are held, and a slot never waits for a round trip.
+            if len(self._held) >= trigger.concurrency:
                 await asyncio.wait(list(self._held), timeout=FETCH_WAIT_S)
                 continue
-            for message in await self._broker.fetch(min(room, trigger.batch_size), FETCH_WAIT_S):
+            for message in await self._broker.fetch(trigger.batch_size, FETCH_WAIT_S):
                 self.stats.received += 1
                 task = asyncio.create_task(self._handle(message), name=f"msg-{message.id}")
                 self._held[task] = message
@@ -178,7 +181,9 @@ class TriggerConsumer:
 
     async def _handle(self, message: Message) -> None:
         try:
-            if await self._outcome(message):
+            async with self._slots:
+                done = await self._outcome(message)
+            if done:
                 await message.ack()
                 self.stats.acked += 1
             else:

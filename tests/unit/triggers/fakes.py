@@ -52,10 +52,13 @@ class FakeBroker:
             self._lost = False
             raise BrokerUnavailable("connection reset")
         try:
-            message_id, body = await asyncio.wait_for(self._queue.get(), min(timeout_s, 0.05))
+            first = await asyncio.wait_for(self._queue.get(), min(timeout_s, 0.05))
         except TimeoutError:
             return []
-        return [self._message(message_id, body)]
+        batch = [first]
+        while len(batch) < limit and not self._queue.empty():
+            batch.append(self._queue.get_nowait())
+        return [self._message(message_id, body) for message_id, body in batch]
 
     async def lag(self) -> int | None:
         return self._queue.qsize()

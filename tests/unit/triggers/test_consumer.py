@@ -142,9 +142,9 @@ async def test_messages_held_are_kept_alive_every_third_of_the_ack_wait() -> Non
 async def test_concurrency_bounds_the_messages_held() -> None:
     rig = Rig([ok], concurrency=2)
     rig.invoker.release = asyncio.Event()
-    rig.consumer.start()
     for n in range(5):
-        rig.broker.put(f"m{n}", b"{}")
+        rig.broker.put(f"m{n}", b"{}")  # one fetch gets them all: the slots hold them back
+    rig.consumer.start()
     await rig.until(lambda: len(rig.invoker.calls) == 2)
     await asyncio.sleep(0.1)
     assert len(rig.invoker.calls) == 2  # the others wait in the broker

@@ -36,7 +36,7 @@ def open_broker(
     if trigger.source is TriggerSource.RABBITMQ:
         from nova.triggers.brokers.rabbitmq import RabbitBroker
 
-        prefetch = max(trigger.batch_size, trigger.concurrency)
+        prefetch = trigger.batch_size + trigger.concurrency  # what a consumer may hold
         return RabbitBroker(url, trigger.target, prefetch, f"{group}-{daemon_id}")
     from nova.triggers.brokers.redis import RedisBroker
 
