@@ -16,6 +16,7 @@ goes away the consumer reconnects after an exponential backoff with jitter; its 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -195,12 +196,13 @@ class TriggerConsumer:
                 "trigger %s: cannot acknowledge %s: %s", self.trigger.name, message.id, exc
             )
         except NovaError as exc:
+            # The dead letter could not be stored: hand the message back rather than hold it
+            # (RabbitMQ would never redeliver it while this connection lives).
             logger.warning(
-                "trigger %s: message %s left unacknowledged: %s",
-                self.trigger.name,
-                message.id,
-                exc.message,
+                "trigger %s: message %s handed back: %s", self.trigger.name, message.id, exc.message
             )
+            with contextlib.suppress(BrokerUnavailable):  # gone with the connection anyway
+                await message.nak()
         except Exception:
             logger.exception("trigger %s: message %s failed", self.trigger.name, message.id)
 
