@@ -225,9 +225,11 @@ def test_redis_consumer_reconnects_and_health_shows_it(
         )
 
 
-def test_two_daemons_share_messages_and_follow_trigger_changes(tmp_path: Path) -> None:
+def test_two_daemons_share_messages_and_follow_trigger_changes(
+    tmp_path: Path, store_url: str
+) -> None:
     sink = tmp_path / "sink.jsonl"
-    env = {**daemon_env(), "NOVA_DATABASE_URL": f"sqlite:///{tmp_path}/shared.db"}
+    env = {**daemon_env(), "NOVA_DATABASE_URL": store_url}
     env["NOVA_STORE__CHANGE_POLL_S"] = "0.2"
     a = DaemonProcess(tmp_path / "a", env=env).start()
     b = DaemonProcess(tmp_path / "b", env=env).start()
