@@ -127,6 +127,11 @@ def test_messages_run_once_are_acked_and_failures_dead_letter(
         assert (consumer["received"], consumer["failed"], consumer["dead_lettered"]) == (3, 2, 1)
         assert ch.pending() == 0  # every message acknowledged on the broker
         assert len(_lines(sink)) == 2  # each ran once
+        metrics = api.get("/metrics").text
+        labels = f'source="{source}",trigger="{ch.trigger}"'
+        for result, count in [("received", 3), ("acked", 3), ("failed", 2), ("dead_lettered", 1)]:
+            assert f'nova_trigger_messages_total{{result="{result}",{labels}}} {count}.0' in metrics
+        assert 'nova_async_queue_events{status="dead"} 1.0' in metrics
 
         # After a fix, the dead letter replays through the asynchronous queue.
         api.patch("/functions/sink", json={"code": FIXED}).raise_for_status()
