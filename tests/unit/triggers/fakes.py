@@ -87,10 +87,12 @@ class ScriptedInvoker:
     def __init__(self, script: list[Callable[[], InvocationResult]]) -> None:
         self.script = script
         self.calls: list[bytes] = []
+        self.qualifiers: list[object] = []
         self.release: asyncio.Event | None = None  # when set, calls wait for it
 
     async def invoke(self, name: str, event: bytes, **kwargs: object) -> InvocationResult:
         self.calls.append(event)
+        self.qualifiers.append(kwargs.get("qualifier"))
         if self.release is not None:
             await self.release.wait()
         return self.script[min(len(self.calls), len(self.script)) - 1]()

@@ -37,6 +37,12 @@ async def test_success_is_acked_once_with_the_body_as_the_event() -> None:
     assert (rig.consumer.stats.received, rig.consumer.stats.failed) == (1, 0)
 
 
+async def test_the_triggers_qualifier_is_invoked() -> None:
+    rig = Rig([ok], qualifier="prod")
+    await _run(rig, ("m1", b"{}"), acked=1)
+    assert rig.invoker.qualifiers == ["prod"]
+
+
 async def test_a_failure_is_retried_after_the_rules_backoff_then_acked() -> None:
     rig = Rig([fails(), fails(), ok])
     await _run(rig, ("m1", b"{}"), acked=1)
