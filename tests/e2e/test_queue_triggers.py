@@ -302,9 +302,12 @@ S3_EVENT = {
 }
 
 
-def test_s3_event_record_arrives_unchanged(trigger_daemon: DaemonProcess, tmp_path: Path) -> None:
+@pytest.mark.parametrize("source", SOURCES)
+def test_s3_event_record_arrives_unchanged(
+    source: str, trigger_daemon: DaemonProcess, tmp_path: Path
+) -> None:
     sink = tmp_path / "sink.jsonl"
-    with channel("nats", "s3-events") as ch, trigger_daemon.client() as api:
+    with channel(source, f"s3-{source}") as ch, trigger_daemon.client() as api:
         _create_sink(api, sink)
         _add_trigger(api, ch)
         _wait(lambda: _connected(api, ch.trigger), "the consumer to connect")

@@ -84,3 +84,9 @@ async def _consume_share_lag_and_reconnect(source: str, ch: Channel, name: str) 
         await asyncio.to_thread(ch.publish, b'{"after": true}')
         await first.until(lambda: b'{"after": true}' in first.invoker.calls, 20)
         await first.until(lambda: first.consumer.stats.acked == acked + 1, 5)
+    if source == "redis":  # a consumer that stopped cleanly leaves no name in the group
+        client = redis.from_url(broker_url("redis"))
+        try:
+            assert await client.xinfo_consumers(ch.target, f"nova-{name}") == []
+        finally:
+            await client.aclose()

@@ -95,9 +95,21 @@ class RedisBroker:
 
     async def close(self) -> None:
         client, self._client = self._client, None
-        if client is not None:
-            with contextlib.suppress(Exception):  # closing a broken connection may fail
-                await client.aclose()
+        if client is None:
+            return
+        with contextlib.suppress(Exception):  # a broken connection: the name stays behind
+            await self._forget(client)
+        with contextlib.suppress(Exception):  # closing a broken connection may fail
+            await client.aclose()
+
+    async def _forget(self, client: redis.Redis) -> None:
+        """Remove this consumer's name from the group when it holds no pending entry, so
+        daemon restarts do not pile names up (one with pending entries stays: deleting it
+        would make them unclaimable)."""
+        consumers: Any = await client.xinfo_consumers(self._stream, self._group)
+        for consumer in consumers:
+            if _text(consumer.get("name")) == self._consumer and not consumer.get("pending"):
+                await client.xgroup_delconsumer(self._stream, self._group, self._consumer)
 
     def _live(self) -> redis.Redis:
         if self._client is None:
