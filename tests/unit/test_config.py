@@ -130,3 +130,22 @@ def test_secret_and_rate_limit_settings(monkeypatch: pytest.MonkeyPatch) -> None
     assert settings.rate_limits.redis_url.get_secret_value().endswith("6379/0")
     with pytest.raises(ValidationError, match="unknown tier"):
         load_settings(None, {"rate_limits": {"keys": {"ip:10.0.0.1": "gold"}}})
+
+
+def test_queue_trigger_brokers_default_to_the_local_servers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for source in ("NATS", "RABBITMQ", "REDIS"):
+        monkeypatch.delenv(f"NOVA_TRIGGERS__{source}_URL", raising=False)
+    triggers = load_settings().triggers
+    assert triggers.nats_url.get_secret_value() == "nats://127.0.0.1:4222"
+    assert triggers.rabbitmq_url.get_secret_value() == "amqp://guest:guest@127.0.0.1:5672/"
+    assert triggers.redis_url.get_secret_value() == "redis://127.0.0.1:6379/0"
+    assert "guest:guest" not in repr(triggers)  # a URL's password never reaches a log line
+    config = tmp_path / "nova.yaml"
+    config.write_text("triggers: {nats_url: 'nats://file:4222', ack_wait_s: 60}\n")
+    monkeypatch.setenv("NOVA_TRIGGERS__REDIS_URL", "redis://env:6379/1")
+    triggers = load_settings(config).triggers
+    assert triggers.nats_url.get_secret_value() == "nats://file:4222"
+    assert triggers.redis_url.get_secret_value() == "redis://env:6379/1"
+    assert triggers.ack_wait_s == 60
