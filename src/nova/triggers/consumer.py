@@ -138,6 +138,9 @@ class TriggerConsumer:
                 self.state, self.last_error = ConsumerState.CONNECTED, None
                 delay_s = self._timing.reconnect_initial_s
                 await self._consume()
+                # Stopping: the connection stays up for the messages still running to be
+                # acknowledged; close() disconnects after them.
+                return
             except BrokerUnavailable as exc:
                 self._lost(str(exc))
             except Exception as exc:  # a broker library failing in a way it does not document
@@ -188,6 +191,9 @@ class TriggerConsumer:
                 await message.ack()
                 self.stats.acked += 1
             else:
+                # The daemon is draining: fetch nothing more (every message would come back
+                # the same way) and hand this one to another daemon, or to the next start.
+                self._stopping = True
                 await message.nak()
         except BrokerUnavailable as exc:
             # Not acknowledged: the broker delivers it again (to us after the reconnect, or to

@@ -33,6 +33,7 @@ class FakeBroker:
         self.naked: list[str] = []
         self.kept_alive: list[str] = []
         self.ack_fails = False
+        self.closed = False
         self._queue: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue()
         self._lost = False
 
@@ -43,6 +44,7 @@ class FakeBroker:
         self._lost = True
 
     async def connect(self) -> None:
+        self.closed = False
         self.connects += 1
         if self.connects <= self.connect_failures:
             raise BrokerUnavailable(f"refused #{self.connects}")
@@ -64,11 +66,12 @@ class FakeBroker:
         return self._queue.qsize()
 
     async def close(self) -> None:
+        self.closed = True
         self.closes += 1
 
     def _message(self, message_id: str, body: bytes) -> Message:
         async def ack() -> None:
-            if self.ack_fails:
+            if self.ack_fails or self.closed:
                 raise BrokerUnavailable("gone")
             self.acked.append(message_id)
 

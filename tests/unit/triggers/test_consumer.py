@@ -159,6 +159,37 @@ async def test_concurrency_bounds_the_messages_held() -> None:
     await rig.consumer.close()
 
 
+async def test_close_lets_running_messages_finish_and_acks_them() -> None:
+    rig = Rig([ok])
+    rig.invoker.release = asyncio.Event()
+    rig.consumer.start()
+    rig.broker.put("m1", b"{}")
+    await rig.until(lambda: len(rig.invoker.calls) == 1)
+    closing = asyncio.create_task(rig.consumer.close())
+    await asyncio.sleep(0.05)
+    rig.invoker.release.set()
+    await closing
+    assert rig.broker.acked == ["m1"]  # acknowledged before the disconnect
+    assert rig.broker.closed
+
+
+async def test_a_draining_daemon_stops_fetching() -> None:
+    def stopping() -> InvocationResult:
+        raise ShuttingDown()
+
+    rig = Rig([stopping])
+    rig.consumer.start()
+    rig.broker.put("m1", b"{}")
+    await rig.until(lambda: rig.broker.naked == ["m1"])
+    task = rig.consumer._task
+    await rig.until(lambda: task is not None and task.done())  # no more fetches
+    rig.broker.put("m2", b"{}")
+    await asyncio.sleep(0.1)
+    assert len(rig.invoker.calls) == 1  # m2 stays in the broker for another daemon
+    assert not rig.broker.closed  # close() disconnects, once the running messages are done
+    await rig.consumer.close()
+
+
 async def test_a_lost_ack_leaves_the_message_to_the_broker() -> None:
     rig = Rig([ok])
     rig.broker.ack_fails = True
