@@ -40,7 +40,7 @@ from nova.config import (
 from nova.core.counters import DaemonCounters
 from nova.core.errors import ConfigInvalid, DaemonStartFailed, NovaError
 from nova.core.models import FunctionConfig
-from nova.core.triggers import QueueTrigger
+from nova.core.queue_triggers import QueueTrigger
 from nova.events.invocations import AsyncInvocations
 from nova.events.worker import AsyncWorker, ConfigOf, WorkerLimits
 from nova.examples import EXAMPLE_NAME, ensure_example

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import redis.asyncio as redis
 
-from nova.core.triggers import TriggerSource
+from nova.core.queue_triggers import TriggerSource
 from nova.triggers.brokers import BrokerUrls, open_broker
 from nova.triggers.consumer import ConsumerState
 from tests.brokers import SOURCES, Channel, broker_url, channel

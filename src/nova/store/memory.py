@@ -22,9 +22,9 @@ from nova.core.errors import (
 from nova.core.models import CodeBundle, FunctionConfig, FunctionRecord, InvocationLog, Page
 from nova.store import cursors
 from nova.store.memory_events import MemoryEventQueue
+from nova.store.memory_queue_triggers import MemoryTriggerRepository
 from nova.store.memory_secrets import MemorySecretRepository
 from nova.store.memory_state import MemoryState
-from nova.store.memory_triggers import MemoryTriggerRepository
 from nova.store.memory_versions import (
     MemoryAliasRepository,
     MemoryChangeLog,

@@ -21,8 +21,8 @@ from typing import Any, Protocol
 from nova.core.changes import Change
 from nova.core.events import AsyncEvent, AttemptError, EventFilter, NewEvent, QueueStats
 from nova.core.models import CodeBundle, FunctionConfig, FunctionRecord, InvocationLog, Page
+from nova.core.queue_triggers import QueueTrigger
 from nova.core.secrets import SealedSecret, SecretInfo
-from nova.core.triggers import QueueTrigger
 from nova.core.versions import (
     AliasChange,
     AliasRecord,

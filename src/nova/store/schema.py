@@ -262,7 +262,7 @@ secrets = sa.Table(
 )
 
 
-# Queue triggers (nova.core.triggers): what each daemon consumes. No foreign key to functions:
+# Queue triggers (nova.core.queue_triggers): what each daemon consumes. No foreign key to functions:
 # a trigger outlives its function's deletion (its messages then fail with Function.NotFound and
 # reach the dead letters) so re-creating the function resumes it.
 queue_triggers = sa.Table(

@@ -11,9 +11,9 @@ from nova.store.functions import SqlFunctionRepository
 from nova.store.invocations import SqlInvocationLogRepository
 from nova.store.migrator import upgrade_to_head
 from nova.store.ports import Store
+from nova.store.queue_triggers import SqlTriggerRepository
 from nova.store.secrets import SqlSecretRepository
 from nova.store.timings import TransactionTimings
-from nova.store.triggers import SqlTriggerRepository
 from nova.store.versions import SqlVersionRepository
 
 

@@ -8,9 +8,9 @@ attempt the event goes to the dead letters with every attempt's error, where ``n
 replay`` runs it again through the asynchronous queue.
 
 Up to ``concurrency`` messages run at once, fetched ``batch_size`` at a time (the next batch
-as soon as a slot is free). When the broker
-goes away the consumer reconnects after an exponential backoff with jitter; its state
-(connected / reconnecting and the last error) is what ``/health`` shows.
+as soon as a slot is free). When the broker goes away the consumer reconnects after an
+exponential backoff with jitter; its state (connected / reconnecting and the last error) is
+what ``/health`` shows.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from nova.core.errors import (
     VersionNotFound,
 )
 from nova.core.events import AttemptError
-from nova.core.triggers import QueueTrigger
+from nova.core.queue_triggers import QueueTrigger
 from nova.events.invocations import AsyncInvocations
 from nova.events.policy import DEFAULT_RULES, RetryPolicy
 from nova.events.worker import ConfigOf, Invoker

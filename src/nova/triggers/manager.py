@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable
 
 from nova.core.errors import NovaError
-from nova.core.triggers import QueueTrigger
+from nova.core.queue_triggers import QueueTrigger
 from nova.store.ports import TriggerRepository
 from nova.triggers.consumer import TriggerConsumer
 

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 from nova.core.errors import RequestInvalid
 from nova.core.models import Page
 from nova.core.names import split_reference
-from nova.core.triggers import (
+from nova.core.queue_triggers import (
     MAX_BATCH_SIZE,
     MAX_CONCURRENCY,
     TRIGGER_NAME,

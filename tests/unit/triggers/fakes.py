@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from nova.core.counters import DaemonCounters
 from nova.core.errors import FunctionNotFound
 from nova.core.models import FunctionConfig, InvocationError
-from nova.core.triggers import QueueTrigger, TriggerSource
+from nova.core.queue_triggers import QueueTrigger, TriggerSource
 from nova.events.invocations import AsyncInvocations
 from nova.executor.result import InvocationResult
 from nova.store.memory_events import MemoryEventQueue

@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 
 from nova.core.errors import StoreUnavailable
-from nova.core.triggers import QueueTrigger
+from nova.core.queue_triggers import QueueTrigger
 from nova.store.memory import MemoryStore
 from nova.triggers.consumer import ConsumerState, TriggerConsumer
 from nova.triggers.manager import TriggerManager

@@ -12,7 +12,7 @@ from nova.api.bodies import read_json_model
 from nova.api.openapi import json_body
 from nova.api.routes.functions import services
 from nova.core.errors import RequestInvalid
-from nova.core.triggers import QueueTrigger, TriggerSource
+from nova.core.queue_triggers import QueueTrigger, TriggerSource
 from nova.triggers.consumer import TriggerConsumer
 from nova.triggers.service import TriggerService, TriggerSpec
 

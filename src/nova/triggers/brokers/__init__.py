@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from nova.core.triggers import QueueTrigger, TriggerSource
+from nova.core.queue_triggers import QueueTrigger, TriggerSource
 from nova.triggers.broker import Broker
 
 

@@ -1,7 +1,7 @@
 """Queue triggers: a function per NATS subject, RabbitMQ queue or Redis stream.
 
 Revision ID: 0013
-Revises: 0007
+Revises: 0014
 Create Date: 2026-12-06
 """
 
@@ -14,7 +14,7 @@ KEYSET_TEXT = sa.String().with_variant(sa.String(collation="C"), "postgresql")
 TIME = sa.DateTime(timezone=True)
 
 revision = "0013"
-down_revision: str | None = "0007"
+down_revision: str | None = "0014"
 branch_labels: str | None = None
 depends_on: str | None = None
 

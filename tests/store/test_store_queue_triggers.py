@@ -9,7 +9,12 @@ from datetime import UTC, datetime
 import pytest
 
 from nova.core.changes import ChangeKind
-from nova.core.triggers import QueueTrigger, TriggerAlreadyExists, TriggerNotFound, TriggerSource
+from nova.core.queue_triggers import (
+    QueueTrigger,
+    TriggerAlreadyExists,
+    TriggerNotFound,
+    TriggerSource,
+)
 from nova.store import Store
 
 EPOCH = datetime(2000, 1, 1, tzinfo=UTC)

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from nova.core.changes import ChangeKind
 from nova.core.models import Page
-from nova.core.triggers import QueueTrigger, TriggerAlreadyExists, TriggerNotFound
+from nova.core.queue_triggers import QueueTrigger, TriggerAlreadyExists, TriggerNotFound
 from nova.store import cursors
 from nova.store.memory_state import MemoryState
 from nova.store.ports import DEFAULT_PAGE_LIMIT

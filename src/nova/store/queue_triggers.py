@@ -15,7 +15,12 @@ from sqlalchemy.exc import IntegrityError
 
 from nova.core.changes import ChangeKind
 from nova.core.models import Page
-from nova.core.triggers import QueueTrigger, TriggerAlreadyExists, TriggerNotFound, TriggerSource
+from nova.core.queue_triggers import (
+    QueueTrigger,
+    TriggerAlreadyExists,
+    TriggerNotFound,
+    TriggerSource,
+)
 from nova.store import cursors
 from nova.store.changes import record_change
 from nova.store.database import Database
