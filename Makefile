@@ -51,13 +51,16 @@ system-deps:
 	$(NPM_INSTALL)
 
 # The language runtimes Nova runs beyond Python (`runtimes`): their interpreters and compilers
-# from Debian (Go, Rust and Java are compiled in the background after create/update).
+# from Debian (Go, Rust and Java are compiled in the background after create/update). Zig's
+# compiler and WebAssembly's engine are PyPI wheels pinned in pyproject.toml: `make venv`.
 # curl and gcc are for custom runtimes (the Bash and C example bootstraps and their tests).
+# Rust: Debian's /usr/bin/rustc, the one Nova runs first; a rustup shim on PATH is not enough
+# (without a default toolchain it fails every build).
 RUNTIME_CHECKS = command -v node >/dev/null || missing="$$missing nodejs npm"; \
 	command -v ruby >/dev/null || missing="$$missing ruby"; \
 	command -v php >/dev/null || missing="$$missing php-cli"; \
 	[ -x /usr/lib/go/bin/go ] || command -v go >/dev/null || missing="$$missing golang-go"; \
-	[ -x /usr/bin/rustc ] || command -v rustc >/dev/null || missing="$$missing rustc"; \
+	[ -x /usr/bin/rustc ] || missing="$$missing rustc"; \
 	[ -x /usr/bin/javac ] || command -v javac >/dev/null || missing="$$missing default-jdk-headless"; \
 	command -v lua5.4 >/dev/null || missing="$$missing lua5.4"; \
 	lua5.4 -e 'require "socket.http"' 2>/dev/null || missing="$$missing lua-socket"; \

@@ -1,4 +1,5 @@
-"""`make bench` rows for Lambda compatibility: warm invokes through the Lambda Invoke API and
+"""`make bench` rows for Lambda compatibility: warm invokes through the Lambda Invoke API, the
+function URL (`/fn/hello/`: the request as a function-URL event, the answer as a response) and
 through `provided` bootstraps (the Bash example and the compiled C one), each in rounds that
 alternate with native invokes of the Python hello, so all see the same machine."""
 
@@ -21,12 +22,13 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "provided"
 EVENT = b'{"name":"bench"}'
 NATIVE = "/functions/hello/invoke"
 LAMBDA = "/2015-03-31/functions/hello/invocations"
+FUNCTION_URL = "/fn/hello/"
 ROUNDS = 4
 
 
 def measure(api: httpx.Client, port: int, requests: int) -> dict[str, Any]:
     """Percentile dicts (via ``percentiles``) are made by the caller; raw samples here."""
-    paths = {"lambda_invoke": LAMBDA}
+    paths = {"lambda_invoke": LAMBDA, "function_url": FUNCTION_URL}
     if shutil.which("curl"):
         _create(api, "bench-bash", (EXAMPLES / "bash" / "bootstrap").read_bytes())
         paths["provided_bash"] = "/functions/bench-bash/invoke"
@@ -54,6 +56,7 @@ def rows(table: Table, backend: str, result: dict[str, Any]) -> None:
         return
     labels = {
         "lambda_invoke_ms": "warm via Lambda Invoke API",
+        "function_url_ms": "warm via function URL (/fn/hello/)",
         "provided_bash_ms": "warm provided (Bash bootstrap)",
         "provided_c_ms": "warm provided (C bootstrap)",
     }

@@ -44,7 +44,8 @@ from nova.images.service import ImageService
 from nova.images.store import ImageStore
 from nova.sandbox.base import InstanceSpec, SandboxInstance, SnapshottingInstance
 from nova.sandbox.container.roots import image_mount_points
-from nova.sandbox.microvm.backend import MicrovmBackend, MicrovmOptions
+from nova.sandbox.microvm.backend import MicrovmBackend
+from nova.sandbox.microvm.layout import MicrovmOptions
 
 HELLO = "def handler(event, context=None):\n    return {'message': 'hello'}\n"
 INTERPRETER = "/usr/bin/python3"

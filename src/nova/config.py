@@ -40,7 +40,15 @@ ENV_SHORTCUTS: dict[str, tuple[str, str]] = {
 }
 
 
-class DaemonSettings(BaseModel):
+class Section(BaseModel):
+    """A section of the settings: a key it does not know is an error, not ignored, so a
+    misspelt setting (in the config file or a NOVA_SECTION__KEY variable) never silently
+    leaves its default in place."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class DaemonSettings(Section):
     host: str = "0.0.0.0"
     port: int = Field(9000, ge=0, le=65535)
     data_dir: Path = Path(".nova-data")
@@ -48,7 +56,7 @@ class DaemonSettings(BaseModel):
     max_payload_bytes: int = Field(6 * 1024 * 1024, gt=0)
 
 
-class PoolSettings(BaseModel):
+class PoolSettings(Section):
     idle_ttl_s: float = Field(60.0, gt=0)
     cleanup_interval_s: float = Field(10.0, gt=0)
     health_check_interval_s: float = Field(30.0, gt=0)
@@ -58,7 +66,7 @@ class PoolSettings(BaseModel):
     max_queue_per_function: int = Field(1000, ge=0)
 
 
-class ExecutorSettings(BaseModel):
+class ExecutorSettings(Section):
     log_batch_size: int = Field(100, gt=0)
     # Invocation-log records held in memory before they spill to the spool.
     log_buffer_size: int = Field(10_000, gt=0)
@@ -80,7 +88,7 @@ class ExecutorSettings(BaseModel):
     log_retention_interval_s: float = Field(3600.0, gt=0)
 
 
-class FunctionSettings(BaseModel):
+class FunctionSettings(Section):
     """Upper bounds of function fields (the lower ones are what the agent can honour)."""
 
     max_memory_mb: int = Field(10240, ge=64)
@@ -90,7 +98,7 @@ class FunctionSettings(BaseModel):
     max_instance_concurrency: int = Field(8, ge=1, le=256)  # the agent runs at most 256
 
 
-class CodeSettings(BaseModel):
+class CodeSettings(Section):
     """How much code a function may have, and where ``code_path`` may read it from."""
 
     # A create or update request body (JSON with code or files) or a zip upload.
@@ -113,7 +121,7 @@ class CodeSettings(BaseModel):
         return paths
 
 
-class CompileSettings(BaseModel):
+class CompileSettings(Section):
     """Compiled languages (Go, Rust, Java): the build after each create or update."""
 
     timeout_s: float = Field(600.0, gt=0, le=3600)  # one build, then it fails
@@ -125,9 +133,9 @@ class CompileSettings(BaseModel):
     cache_dir: Path | None = None
 
 
-class StoreSettings(BaseModel):
-    # Empty means SQLite at <data_dir>/nova.db.
-    database_url: str = ""
+class StoreSettings(Section):
+    # Empty means SQLite at <data_dir>/nova.db. Secret: it may carry a password.
+    database_url: SecretStr = SecretStr("")
     # How often the change log is read for changes made through other daemons (on PostgreSQL
     # a NOTIFY wakes the reader at once; this is then only the fallback).
     change_poll_s: float = Field(0.5, gt=0, le=60)
@@ -137,12 +145,12 @@ class StoreSettings(BaseModel):
     counters_flush_s: float = Field(1.0, gt=0, le=300)
 
 
-class CanarySettings(BaseModel):
+class CanarySettings(Section):
     # How often aliases with a canary policy are analysed.
     check_interval_s: float = Field(5.0, gt=0, le=3600)
 
 
-class EventSettings(BaseModel):
+class EventSettings(Section):
     """Asynchronous invocations (``X-Nova-Invocation-Type: Event``): the durable queue's workers."""
 
     concurrency: int = Field(64, ge=1, le=10_000)  # events this daemon runs at once
@@ -153,7 +161,7 @@ class EventSettings(BaseModel):
     retention_days: float = Field(7.0, ge=0)  # succeeded events are deleted after (0: kept)
 
 
-class TriggerSettings(BaseModel):
+class TriggerSettings(Section):
     """Queue triggers: where each broker is (a trigger may name its own URL) and how its
     consumers behave."""
 
@@ -169,7 +177,25 @@ class TriggerSettings(BaseModel):
     lag_interval_s: float = Field(10.0, gt=0, le=3600)  # how often the broker is asked
 
 
-class SandboxSettings(BaseModel):
+class HttpTriggerSettings(Section):
+    """Function URLs (/fn/{name}/...) and custom routes."""
+
+    # How often a daemon re-reads routes and function URL settings that other daemons changed
+    # (its own changes apply at once).
+    refresh_s: float = Field(2.0, gt=0, le=3600)
+
+
+class ScheduleSettings(Section):
+    """Schedules: cron and @every ticks fired through the async event queue."""
+
+    enabled: bool = True  # false: this daemon fires no schedules (others sharing the store may)
+    poll_s: float = Field(1.0, gt=0, le=60)  # how often due schedules are looked for
+    # catch_up "none": a tick at most this late still runs (a slow poll is not downtime).
+    grace_s: float = Field(60.0, ge=0, le=86400)
+    max_catch_up: int = Field(100, ge=1, le=10_000)  # catch_up "all": at most this many ticks
+
+
+class SandboxSettings(Section):
     backend: Literal["auto", "process", "container", "gvisor", "microvm"] = "auto"
     # The process backend gives no isolation; it must be asked for explicitly.
     allow_process_backend: bool = False
@@ -193,18 +219,18 @@ class SandboxSettings(BaseModel):
     disabled_backends: list[Literal["container", "gvisor", "microvm", "process"]] = []
 
 
-class SecretsSettings(BaseModel):
+class SecretsSettings(Section):
     # base64 of 32 bytes (or 64 hex digits); unset: the key file below, created on first start.
     master_key: SecretStr | None = None
     key_file: Path | None = None  # None: <data_dir>/master-key
 
 
-class RateLimitTier(BaseModel):
+class RateLimitTier(Section):
     rps: float = Field(gt=0)  # tokens added per second
     burst: int = Field(ge=1)  # bucket size: requests allowed at once after a quiet spell
 
 
-class RateLimitSettings(BaseModel):
+class RateLimitSettings(Section):
     """Token buckets per credential (and per function, for the functions listed)."""
 
     enabled: bool = False
@@ -236,7 +262,7 @@ def _ascending(buckets: list[float]) -> list[float]:
     return buckets
 
 
-class MetricsSettings(BaseModel):
+class MetricsSettings(Section):
     """What GET /metrics reports beyond the daemon's state (which it always reports)."""
 
     # Per-invocation metrics (latency, errors, throttles, cold-start phases, pool waits).
@@ -254,7 +280,7 @@ class MetricsSettings(BaseModel):
     _buckets = field_validator("latency_buckets_s", "cold_start_buckets_s")(_ascending)
 
 
-class TracingSettings(BaseModel):
+class TracingSettings(Section):
     """OpenTelemetry spans of invocations, exported with OTLP over HTTP (off by default)."""
 
     enabled: bool = False
@@ -265,16 +291,14 @@ class TracingSettings(BaseModel):
     service_name: str = "nova"
 
 
-class SloTargetSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")  # a misspelt target would silently not apply
-
+class SloTargetSettings(Section):
     success_rate: float = Field(0.999, gt=0, lt=1)
     warm_p95_ms: float = Field(100.0, gt=0)
     cold_p95_ms: float = Field(3000.0, gt=0)
     cold_start_ratio: float = Field(0.1, ge=0, le=1)
 
 
-class SloSettings(BaseModel):
+class SloSettings(Section):
     """What GET /slo measures functions against, over how long by default."""
 
     window_s: int = Field(3600, ge=60, le=86400)
@@ -298,7 +322,7 @@ class SloSettings(BaseModel):
         return SloTargetSettings(**{**self.targets.model_dump(), **override})
 
 
-class LoggingSettings(BaseModel):
+class LoggingSettings(Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["text", "json"] = "text"
 
@@ -321,6 +345,8 @@ class Settings(BaseSettings):
     canary: CanarySettings = CanarySettings()
     events: EventSettings = EventSettings()
     triggers: TriggerSettings = TriggerSettings()
+    http_triggers: HttpTriggerSettings = HttpTriggerSettings()
+    schedules: ScheduleSettings = ScheduleSettings()
     sandbox: SandboxSettings = SandboxSettings()
     logging: LoggingSettings = LoggingSettings()
     secrets: SecretsSettings = SecretsSettings()
@@ -338,8 +364,9 @@ class Settings(BaseSettings):
 
     @property
     def database_url(self) -> str:
-        if self.store.database_url:
-            return self.store.database_url
+        configured = self.store.database_url.get_secret_value()
+        if configured:
+            return configured
         return f"sqlite+aiosqlite:///{(self.daemon.data_dir / 'nova.db').resolve()}"
 
     @classmethod
@@ -395,6 +422,12 @@ def read_config_file(path: Path) -> dict[str, Any]:
         return {}
     if not isinstance(data, dict):
         raise ConfigFileError(f"config file {path} must hold a mapping of sections")
+    unknown = sorted(str(key) for key in data if key not in Settings.model_fields)
+    if unknown:
+        raise ConfigFileError(
+            f"config file {path} has unknown section(s) {', '.join(unknown)}; the sections are "
+            f"{', '.join(Settings.model_fields)} (README, Configuration)"
+        )
     return data
 
 

@@ -52,6 +52,7 @@ from nova.functions.resolver import FunctionResolver
 from nova.functions.rules import FunctionLimits
 from nova.functions.service import FunctionService
 from nova.functions.snapshots import SnapshotService
+from nova.http_triggers.service import RouteService
 from nova.images.debootstrap import DebootstrapBuilder, host_mirror, host_suite
 from nova.images.recipe import ImagePolicy, debian_recipes
 from nova.images.service import ImageService
@@ -66,6 +67,7 @@ from nova.observability.logging import configure_logging
 from nova.observability.metrics import InvocationMetrics
 from nova.observability.prometheus import MetricsRegistry
 from nova.observability.tracing import InvocationTracer, tracer_provider
+from nova.observability.trigger_metrics import TriggerMetrics
 from nova.pool.function_pool import FunctionPool, PoolLimits
 from nova.pool.launcher import SandboxLauncher
 from nova.pool.manager import PoolManager
@@ -80,6 +82,8 @@ from nova.sandbox.container.roots import image_mount_points
 from nova.sandbox.microvm.backend import MicrovmBackend
 from nova.sandbox.registry import BackendUnavailable
 from nova.sandbox.selection import build_backends
+from nova.schedules.scheduler import Scheduler, SchedulerLimits
+from nova.schedules.service import ScheduleService
 from nova.secrets.master_key import load_master_key
 from nova.secrets.service import SecretService
 from nova.server import DrainingServer
@@ -164,6 +168,9 @@ async def _lifespan(
         services.counters.start()
         services.pools.start_background()
         services.async_worker.start()
+        await services.http_routes.start()
+        if settings.schedules.enabled:
+            services.scheduler.start()
         await _prewarm(services)
         if deploy_example:
             await ensure_example(services.functions)
@@ -317,6 +324,8 @@ async def build_services(settings: Settings) -> Services:
     event_sources = EventSourceCollector(
         lambda: map(_trigger_sample, triggers.manager.consumers()), invocations.stats
     )
+    trigger_metrics = TriggerMetrics()
+    schedule_settings = settings.schedules
     return Services(
         settings=settings,
         store=store,
@@ -362,10 +371,22 @@ async def build_services(settings: Settings) -> Services:
             resolver, launcher, sandboxes, pools, eager=settings.sandbox.snapshots == "eager"
         ),
         metrics=MetricsRegistry(
-            [invocation_metrics, daemon_metrics, event_sources], [event_sources.refresh]
+            [invocation_metrics, daemon_metrics, trigger_metrics, event_sources],
+            [event_sources.refresh],
         ),
         series=invocation_metrics.series,
         tracer=tracer,
+        http_routes=RouteService(store.routes, secrets, settings.http_triggers.refresh_s),
+        schedules=ScheduleService(store.schedules, settings.daemon.max_payload_bytes),
+        scheduler=Scheduler(
+            store.schedules,
+            invocations.signals.submitted,
+            trigger_metrics,
+            SchedulerLimits(
+                schedule_settings.poll_s, schedule_settings.grace_s, schedule_settings.max_catch_up
+            ),
+        ),
+        trigger_metrics=trigger_metrics,
         started_at=time.monotonic(),
     )
 
@@ -552,6 +573,8 @@ async def shutdown(services: Services) -> None:
     timeout_s = services.settings.daemon.shutdown_timeout_s
     # No new messages; those running finish (or go back to their broker unacknowledged).
     await services.triggers.manager.close()
+    await services.scheduler.close()  # no new ticks: what it queued runs or waits in the store
+    await services.http_routes.close()
     # No new claims; events running finish within the drain below (or keep their leases and
     # run again after the restart).
     await services.async_worker.close(timeout_s)

@@ -14,6 +14,8 @@ from tests.e2e.daemon_process import DaemonProcess
 from tests.store.backends import _unreachable, postgres_url
 
 pytestmark = pytest.mark.e2e
+# The cases several backends' modules share get pytest's assertion messages too.
+pytest.register_assert_rewrite("tests.e2e.zig_wasm_cases")
 
 
 @pytest.fixture

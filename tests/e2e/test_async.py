@@ -3,6 +3,7 @@ replay after a fix, destinations, and the refusals at submit."""
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -142,6 +143,23 @@ def test_exhausted_retries_dead_letter_then_replay_after_a_fix(
     queue = api.get("/stats").json()["async"]
     assert queue["dead"] == 0
     assert queue["persisted"] is True
+
+
+def test_the_cli_replays_and_purges_dead_letters(api: httpx.Client, daemon: DaemonProcess) -> None:
+    retry = {"handler_error": {"attempts": 1}}
+    _create(api, "doomed", BROKEN, async_retry=retry)
+    first, second = _submit(api, "doomed", 1), _submit(api, "doomed", 2)
+    assert _finished(api, first)["status"] == _finished(api, second)["status"] == "dead"
+    api.patch("/functions/doomed", json={"code": FIXED}).raise_for_status()
+
+    replayed = daemon.cli("dlq", "replay", first)
+    assert replayed.returncode == 0, replayed.stderr
+    assert "1" in replayed.stdout
+    assert _finished(api, first)["status"] == "succeeded"
+    purged = daemon.cli("--json", "dlq", "purge", "--function", "doomed", "--yes")
+    assert purged.returncode == 0, purged.stderr
+    assert json.loads(purged.stdout) == {"purged": 1}
+    assert api.get("/dead-letters", params={"function": "doomed"}).json()["items"] == []
 
 
 def test_on_success_destination(api: httpx.Client, tmp_path: Path) -> None:

@@ -51,6 +51,16 @@ def test_a_daemon_with_an_invalid_config_file_exits_usage(tmp_path: Path) -> Non
     assert "idle_ttl_s" in result.stderr
 
 
+def test_a_daemon_with_a_misspelt_config_key_exits_usage(tmp_path: Path) -> None:
+    config = tmp_path / "nova.yaml"
+    config.write_text("pool: {idle_ttl: 5}\n")  # idle_ttl_s: a typo must not be ignored
+
+    result = run_daemon(tmp_path / "data", "--config", str(config))
+
+    assert result.returncode == ExitCode.USAGE, result.stderr
+    assert "idle_ttl" in result.stderr
+
+
 def test_invoke_past_an_explicit_timeout_exits_timed_out(
     daemon: DaemonProcess, tmp_path: Path
 ) -> None:

@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from tests.e2e.test_custom_runtime import BASH_BOOTSTRAP
+from tests.e2e.zig_wasm_cases import ECHO_WAT, EXAMPLES
 
 HELLO: dict[str, dict[str, str]] = {
     "python": {"handler.py": "def handler(event, context):\n    return {'hi': event['name']}\n"},
@@ -46,8 +47,10 @@ HELLO: dict[str, dict[str, str]] = {
         '        return "{\\"hi\\":\\"" + event.split("\\"")[3] + "\\"}";\n'
         "    }\n}\n"
     },
+    "zig": {"handler.zig": (EXAMPLES / "zig" / "handler.zig").read_text()},
+    "wasm": {"handler.wat": ECHO_WAT},
 }
-EXPECTED = {"provided": {"echo": {"name": "nova"}}}
+EXPECTED = {"provided": {"echo": {"name": "nova"}}, "wasm": {"name": "nova"}}
 
 
 def test_hello_in_every_available_runtime(api: httpx.Client) -> None:
@@ -69,9 +72,22 @@ def test_hello_in_every_available_runtime(api: httpx.Client) -> None:
             assert result["output"] == expected, (runtime, result)
 
 
-# What `make system-deps` (and `make runtimes`) installs: each must be available where it ran,
-# so under CI=true (where a skip fails) a missing install step cannot pass unnoticed.
-INSTALLED_BY_MAKE = ("node", "ruby", "php", "lua", "deno", "bun", "go", "rust", "java")
+# What `make system-deps` (and `make runtimes`) installs, and `make venv` for zig and wasm (their
+# toolchains are PyPI wheels): each must be available where it ran, so under CI=true (where a
+# skip fails) a missing install step cannot pass unnoticed.
+INSTALLED_BY_MAKE = (
+    "node",
+    "ruby",
+    "php",
+    "lua",
+    "deno",
+    "bun",
+    "go",
+    "rust",
+    "java",
+    "zig",
+    "wasm",
+)
 
 
 def test_every_runtime_make_installs_is_available(api: httpx.Client) -> None:

@@ -30,6 +30,10 @@ from tests.escape.conftest import AgentSession, Sandbox
 pytestmark = [pytest.mark.escape, pytest.mark.asyncio(loop_scope="session")]
 
 REPO = str(Path(__file__).resolve().parents[2])
+# In the environment of the process that starts the instances (the daemon's, in production)
+# before any instance starts: no process a function can see may carry it.
+LEAK_CANARY = "NOVA_ESCAPE_LEAK_CANARY"
+os.environ.setdefault(LEAK_CANARY, "the-daemon-environment-leaked")
 
 
 def _all_gone(pids: list[int]) -> bool:
@@ -120,6 +124,22 @@ def processes(event):
                     found[pid] = f.read().replace(b"\\0", b" ").decode(errors="replace")
             except OSError:
                 pass
+    return found
+
+
+def environments(event):
+    # Every environment a function can read: its own and that of every process in /proc.
+    found = {"self": dict(os.environ)}
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                with open(f"/proc/{pid}/environ", "rb") as f:
+                    entries = f.read().split(b"\\0")
+            except OSError as exc:
+                found[pid] = errno.errorcode.get(exc.errno, str(exc.errno))
+                continue
+            pairs = (entry.decode(errors="replace").partition("=") for entry in entries if entry)
+            found[pid] = {name: value for name, _, value in pairs}
     return found
 
 
@@ -275,6 +295,23 @@ async def test_proc_shows_only_the_sandbox(probes: AgentSession) -> None:
     assert "1" in processes
     assert not any("pytest" in cmdline for cmdline in processes.values())
     assert str(os.getpid()) not in processes or "pytest" not in processes[str(os.getpid())]
+
+
+async def test_no_process_in_the_sandbox_sees_the_daemon_s_environment(
+    shared_sandbox: Sandbox, probes: AgentSession
+) -> None:
+    environments = await probes.output({"probe": "environments"})
+
+    assert "1" in environments  # the sandbox's PID 1: readable, or refused below
+    host_paths = (REPO, str(shared_sandbox.workspace), os.environ.get("VIRTUAL_ENV") or REPO)
+    for pid, environment in environments.items():
+        if isinstance(environment, str):  # not readable: another user's process
+            assert environment in ("EACCES", "EPERM"), (pid, environment)
+            continue
+        assert LEAK_CANARY not in environment, pid
+        assert "PYTEST_CURRENT_TEST" not in environment, pid
+        for name, value in environment.items():
+            assert not any(path in value for path in host_paths), (pid, name, value)
 
 
 async def test_only_tmp_is_writable(probes: AgentSession) -> None:

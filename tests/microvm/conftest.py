@@ -20,7 +20,8 @@ from nova.images.manifest import ImageManifest
 from nova.images.recipe import ImagePolicy
 from nova.images.service import ImageService
 from nova.images.store import ImageStore
-from nova.sandbox.microvm.backend import MicrovmBackend, MicrovmOptions
+from nova.sandbox.microvm.backend import MicrovmBackend
+from nova.sandbox.microvm.layout import MicrovmOptions
 from tests.escape.conftest import MAX_MESSAGE_BYTES
 from tests.images.conftest import image_store, python_image  # noqa: F401 (fixtures)
 

@@ -19,7 +19,8 @@ from nova.images.service import ImageService
 from nova.images.store import ImageStore
 from nova.sandbox.container.setup import ContainerOptions
 from nova.sandbox.microvm import guest
-from nova.sandbox.microvm.backend import MicrovmBackend, MicrovmOptions
+from nova.sandbox.microvm.backend import MicrovmBackend
+from nova.sandbox.microvm.layout import MicrovmOptions
 from nova.sandbox.network.networks import Networks
 from nova.sandbox.network.probe import probe_network
 from tests.escape.conftest import MAX_MESSAGE_BYTES, AgentSession

@@ -149,3 +149,29 @@ def test_queue_trigger_brokers_default_to_the_local_servers(
     assert triggers.nats_url.get_secret_value() == "nats://file:4222"
     assert triggers.redis_url.get_secret_value() == "redis://env:6379/1"
     assert triggers.ack_wait_s == 60
+
+
+def test_unknown_keys_in_the_config_file_are_errors(tmp_path: Path) -> None:
+    misspelt_key = tmp_path / "key.yaml"
+    misspelt_key.write_text("pool:\n  idle_ttl: 5\n")  # idle_ttl_s
+    with pytest.raises(ValidationError, match="idle_ttl"):
+        load_settings(misspelt_key)
+    misspelt_section = tmp_path / "section.yaml"
+    misspelt_section.write_text("pools:\n  idle_ttl_s: 5\n")
+    with pytest.raises(ConfigFileError, match=r"unknown section.*pools"):
+        load_settings(misspelt_section)
+
+
+def test_an_unknown_nested_variable_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NOVA_POOL__IDLE_TTL", "5")
+    with pytest.raises(ValidationError, match="idle_ttl"):
+        load_settings()
+
+
+def test_the_database_url_is_never_shown(monkeypatch: pytest.MonkeyPatch) -> None:
+    url = "postgresql+asyncpg://nova:hunter2@db:5432/nova"
+    monkeypatch.setenv("NOVA_DATABASE_URL", url)
+    settings = load_settings()
+    assert settings.database_url == url
+    assert "hunter2" not in repr(settings)
+    assert "hunter2" not in str(settings.model_dump())

@@ -11,10 +11,12 @@ from starlette.types import ASGIApp
 from nova import __version__
 from nova.api import errors, openapi
 from nova.api.context import Services
+from nova.api.http_trigger import HttpTriggers
 from nova.api.invoke import InvokeFastPath
 from nova.api.release_bodies import AliasPut, VersionPublish
 from nova.api.routes import (
     functions,
+    http_routes,
     images,
     invocations,
     lambda_api,
@@ -22,6 +24,7 @@ from nova.api.routes import (
     metrics,
     observe,
     releases,
+    schedules,
     secrets,
     slo,
     snapshots,
@@ -29,7 +32,9 @@ from nova.api.routes import (
     triggers,
     vm_snapshots,
 )
+from nova.api.routes.http_routes import FunctionUrlPut, RouteCreate
 from nova.api.routes.invocations import DeadLetterSelection
+from nova.api.routes.schedules import ScheduleCreate, SchedulePatch
 from nova.api.routes.secrets import MasterKeyRotate, SecretPut
 from nova.api.schemas import FunctionCreate, FunctionPatch
 
@@ -50,6 +55,10 @@ def create_app(lifespan: Lifespan) -> ASGIApp:
             DeadLetterSelection,
             SecretPut,
             MasterKeyRotate,
+            RouteCreate,
+            FunctionUrlPut,
+            ScheduleCreate,
+            SchedulePatch,
         ],
     )
     api.include_router(openapi.invoke_router)
@@ -67,9 +76,16 @@ def create_app(lifespan: Lifespan) -> ASGIApp:
     api.include_router(vm_snapshots.router)
     api.include_router(snapshots.router)
     api.include_router(triggers.router)
+    api.include_router(http_routes.router)
+    api.include_router(schedules.router)
 
     def get_services() -> Services:
         result: Services = api.state.services
         return result
 
-    return InvokeFastPath(api, get_services)
+    def services_if_built() -> Services | None:
+        built: Services | None = getattr(api.state, "services", None)
+        return built
+
+    # The invoke fast path matches first, so function URLs and routes cost it nothing.
+    return InvokeFastPath(HttpTriggers(api, services_if_built), get_services)

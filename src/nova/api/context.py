@@ -14,16 +14,20 @@ from nova.functions.releases import ReleaseService
 from nova.functions.resolver import FunctionResolver
 from nova.functions.service import FunctionService
 from nova.functions.snapshots import SnapshotService
+from nova.http_triggers.service import RouteService
 from nova.observability.counter_flusher import CounterFlusher
 from nova.observability.invocation_logs import InvocationLogBatcher
 from nova.observability.log_retention import LogRetention
 from nova.observability.prometheus import MetricsRegistry
 from nova.observability.timeseries import InvocationSeries
 from nova.observability.tracing import InvocationTracer
+from nova.observability.trigger_metrics import TriggerMetrics
 from nova.pool.manager import PoolManager
 from nova.runtimes.registered import RegisteredRuntimes
 from nova.runtimes.registry import RuntimeRegistry
 from nova.sandbox.registry import BackendRegistry
+from nova.schedules.scheduler import Scheduler
+from nova.schedules.service import ScheduleService
 from nova.secrets.service import SecretService
 from nova.store.ports import Store
 from nova.triggers.service import TriggerService
@@ -53,6 +57,10 @@ class Services:
     metrics: MetricsRegistry  # what GET /metrics reports
     series: InvocationSeries  # GET /metrics/timeseries, /functions/{name}/metrics, /slo
     tracer: InvocationTracer | None  # None: tracing is off
+    http_routes: RouteService  # custom routes and function URL settings, held in memory
+    schedules: ScheduleService
+    scheduler: Scheduler  # fires due schedules through the async queue
+    trigger_metrics: TriggerMetrics
     registered_runtimes: RegisteredRuntimes | None = None  # where POST /runtimes keeps them
     started: bool = False
     started_at: float = 0.0

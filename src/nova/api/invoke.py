@@ -132,15 +132,15 @@ def _query_qualifier(query: bytes, in_path: str | None) -> str | None:
 async def _read_event(headers: dict[bytes, bytes], receive: Receive, limit: int) -> bytes:
     declared = headers.get(b"content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(_too_large(int(declared), limit))
+        raise PayloadTooLarge(too_large(int(declared), limit))
     message = await receive()
     if message["type"] == "http.disconnect":
         raise MalformedJson(_DISCONNECTED)
     event: bytes = message.get("body", b"")
     if message.get("more_body", False):
-        event = await _read_rest(event, receive, limit)
+        event = await read_rest(event, receive, limit)
     elif len(event) > limit:
-        raise PayloadTooLarge(_too_large(len(event), limit))
+        raise PayloadTooLarge(too_large(len(event), limit))
     try:
         orjson.loads(event)
     except orjson.JSONDecodeError as exc:
@@ -150,7 +150,7 @@ async def _read_event(headers: dict[bytes, bytes], receive: Receive, limit: int)
     return event
 
 
-async def _read_rest(first: bytes, receive: Receive, limit: int) -> bytes:
+async def read_rest(first: bytes, receive: Receive, limit: int) -> bytes:
     """The body of a request that arrived in several messages (large or slow uploads)."""
     chunks = [first]
     size = len(first)
@@ -162,13 +162,13 @@ async def _read_rest(first: bytes, receive: Receive, limit: int) -> bytes:
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
-            raise PayloadTooLarge(_too_large(size, limit))
+            raise PayloadTooLarge(too_large(size, limit))
         chunks.append(chunk)
         more = message.get("more_body", False)
     return b"".join(chunks)
 
 
-def _too_large(size: int, limit: int) -> str:
+def too_large(size: int, limit: int) -> str:
     return (
         f"the event is {size} bytes, over the {limit}-byte limit; send large data by reference "
         "(e.g. a URL) or raise daemon.max_payload_bytes"

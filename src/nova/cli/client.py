@@ -10,7 +10,7 @@ import json
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from typing import Any, TypedDict, Unpack
 from urllib.parse import quote
 
 import httpx
@@ -25,6 +25,18 @@ def function_path(name: str, *rest: str) -> str:
     """``/functions/{name}[/rest...]`` with the name escaped (``:`` kept for qualifiers)."""
     parts = [quote(name, safe=":"), *(quote(part, safe="") for part in rest)]
     return "/functions/" + "/".join(parts)
+
+
+class SendOptions(TypedDict, total=False):
+    """:meth:`ApiClient.send`'s keyword options, for :meth:`ApiClient.call`."""
+
+    params: Mapping[str, str | int] | None
+    json_body: Any
+    content: bytes | None
+    headers: Mapping[str, str] | None
+    data: Mapping[str, str] | None
+    files: Mapping[str, tuple[str, bytes, str]] | None
+    timeout: httpx.Timeout | None
 
 
 class ApiClient:
@@ -122,9 +134,11 @@ class ApiClient:
         except httpx.TransportError as exc:
             raise Unreachable(self.endpoint, _reason(exc)) from exc
 
-    def call(self, method: str, path: str, **kwargs: Any) -> Any:
-        """:meth:`send` and return the decoded JSON body (``None`` for an empty body)."""
-        return decode(self.send(method, path, **kwargs))
+    def call(self, method: str, path: str, **options: Unpack[SendOptions]) -> Any:
+        """:meth:`send` and return the decoded JSON body (``None`` for an empty body). The
+        options are typed (not ``**kwargs: Any``) so a misspelt one is a type error, not a
+        crash of the command."""
+        return decode(self.send(method, path, **options))
 
     def collect(self, path: str, params: Mapping[str, str | int] | None = None) -> list[Any]:
         """Every item of a ``{"items", "next"}`` collection, following ``next`` cursors."""

@@ -26,7 +26,9 @@ from nova.cli.commands import (
     invocations,
     invoke,
     logs,
+    route,
     runtimes,
+    schedule,
     secret,
     slo,
     snapshot,
@@ -179,6 +181,8 @@ app.command("invoke")(invoke.invoke)
 app.add_typer(invocations.app, name="invocations")
 app.add_typer(dlq.app, name="dlq")
 app.add_typer(trigger.app, name="trigger")
+app.add_typer(route.app, name="route")
+app.add_typer(schedule.app, name="schedule")
 app.add_typer(vm_snapshot.app, name="vm-snapshot")
 app.command("logs")(logs.logs)
 app.command("runtimes")(runtimes.runtimes)

@@ -4,19 +4,25 @@ The code is read from the store only when that code hash is not on disk yet (the
 keyed by the same SHA-256). A compiled language's code runs from its build (runtimes/compiler.py),
 which starts as soon as the code is on disk and which a deployment waits for. Which (function, version) to deploy, and when, is the resolver's
 business (nova.functions.resolver).
+
+Each build's outcome is also recorded in the store (its status, the compiler's output, and the
+last build that succeeded), so a restarted daemon, or another one sharing the store, knows it:
+a $LATEST whose newest build failed keeps serving the last good build, found on this daemon's
+disk by its key, instead of failing after a restart.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from nova.code.cache import CodeCache
-from nova.core.errors import StoreUnavailable
-from nova.core.models import CodeBundle, FunctionConfig, FunctionRecord
+from nova.core.errors import CompileFailed, StoreUnavailable
+from nova.core.models import LATEST_VERSION, CodeBundle, FunctionConfig, FunctionRecord
 from nova.pool.deployment import Deployment
 from nova.pool.function_pool import FunctionPool
 from nova.pool.manager import PoolManager
@@ -25,6 +31,8 @@ from nova.runtimes.dependencies import BuildLog, DependencyBuilder
 from nova.runtimes.registry import RuntimeRegistry
 from nova.sandbox.registry import BackendRegistry
 from nova.store.ports import Store
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -56,6 +64,8 @@ class Deployer:
         self._cache = cache
         self._runtimes = runtimes
         self._backends = backends
+        self._recording: set[tuple[str, str]] = set()  # (function id, build key) being watched
+        self._records: set[asyncio.Task[None]] = set()
 
     @contextlib.asynccontextmanager
     async def code_staged(self, code: CodeBundle, runtime: str) -> AsyncIterator[StagedCode]:
@@ -84,7 +94,32 @@ class Deployer:
         others, and for code already built or not on this daemon's disk yet)."""
         job = self._compile_job(function_id, config, code_hash)
         if job is not None and job.source.is_dir():
-            self._compiler.start(job)
+            self._start_compile(function_id, job)
+
+    def _start_compile(self, function_id: str, job: CompileJob) -> None:
+        """Start the build (unless built or building) and record its outcome when it ends."""
+        task = self._compiler.start(job)
+        watched = (function_id, self._compiler.key(job))
+        if task is None or watched in self._recording:
+            return
+        self._recording.add(watched)
+
+        async def record() -> None:
+            await asyncio.wait({task})
+            self._recording.discard(watched)
+            state = self._compiler.state(job)
+            if state.status not in ("success", "failed"):
+                return  # stopped with the daemon: the next one builds it again
+            try:
+                await self._store.builds.record(
+                    function_id, job.code_hash, state.status, state.output, state.key
+                )
+            except StoreUnavailable as exc:
+                logger.warning("cannot record the build of %s: %s", function_id, exc.message)
+
+        recording = asyncio.get_running_loop().create_task(record())
+        self._records.add(recording)
+        recording.add_done_callback(self._records.discard)
 
     async def compiled(
         self, function_id: str, config: FunctionConfig, code_hash: str, wait_s: float | None
@@ -93,14 +128,33 @@ class Deployer:
         (CompileFailed, StillCompiling)."""
         job = self._compile_job(function_id, config, code_hash)
         if job is not None:
+            self._start_compile(function_id, job)
             await self._compiler.built(job, wait_s)
 
-    def compile_state(
+    async def compile_state(
         self, function_id: str, config: FunctionConfig, code_hash: str
     ) -> CompileState | None:
-        """Where the build of this code is; None for a language that is not compiled."""
+        """Where the build of this code is (None for a language that is not compiled): what
+        this daemon knows, else what the store recorded of the same build."""
         job = self._compile_job(function_id, config, code_hash)
-        return None if job is None else self._compiler.state(job)
+        if job is None:
+            return None
+        state = self._compiler.state(job)
+        if state.status != "pending" or self._compiler.building(job):
+            return state
+        stored = await self._store.builds.get(function_id)
+        if stored is not None and stored.key == state.key:
+            return CompileState(stored.status, stored.output, stored.key)
+        return state
+
+    async def _last_good_build(self, function_id: str) -> tuple[Path, str] | None:
+        """The directory and code hash of the function's last successful build, when this
+        daemon's disk has it."""
+        stored = await self._store.builds.get(function_id)
+        if stored is None or stored.good_key is None or stored.good_code_hash is None:
+            return None
+        built = self._compiler.built_dir(stored.good_key)
+        return None if built is None else (built, stored.good_code_hash)
 
     def _compile_job(
         self, function_id: str, config: FunctionConfig, code_hash: str
@@ -149,7 +203,16 @@ class Deployer:
             )
         job = self._compile_job(function_id, config, code_hash)
         if job is not None:
-            code_dir = await self._compiler.built(job, self._compile_wait_s)
+            self._start_compile(function_id, job)
+            try:
+                code_dir = await self._compiler.built(job, self._compile_wait_s)
+            except CompileFailed:
+                # A $LATEST whose newest build failed serves its last good one, as it did
+                # before this daemon (re)started; a version's code never changes: it fails.
+                good = await self._last_good_build(function_id)
+                if version != LATEST_VERSION or good is None:
+                    raise
+                code_dir, code_hash = good
         deployment = Deployment(
             function_id=function_id,
             config=config,

@@ -60,6 +60,8 @@ HANDLER_EXTENSIONS: dict[str, tuple[str, ...]] = {
     "go": (".go",),
     "rust": (".rs",),
     "java": (".java",),
+    "zig": (".zig",),
+    "wasm": (".wasm", ".wat"),
 }
 DOTTED_MODULES = frozenset({"python"})
 # Runtimes that start one fixed file instead of the handler's module: the package must hold it,

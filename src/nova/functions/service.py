@@ -137,15 +137,15 @@ class FunctionService:
         """The log of the function's current build: its compilation in a compiled language,
         else the installation of the dependencies its code names."""
         record = await self._store.functions.get(name)
-        compiled = self.compile_state(record)
+        compiled = await self.compile_state(record)
         if compiled is not None:
             return BuildLog(compiled.status, compiled.output, compiled.key)
         code = await self._store.functions.get_code(name)
         return self._deployer.build_log(record.config.runtime, code)
 
-    def compile_state(self, record: FunctionRecord) -> CompileState | None:
+    async def compile_state(self, record: FunctionRecord) -> CompileState | None:
         """Where the build of the function's code is (None: not a compiled language)."""
-        return self._deployer.compile_state(record.id, record.config, record.code_hash)
+        return await self._deployer.compile_state(record.id, record.config, record.code_hash)
 
     async def get(self, name: str) -> FunctionRecord:
         return await self._store.functions.get(name)

@@ -11,7 +11,8 @@ hash, the handler (Nova's main calls it by name), the toolchain's version and No
 equal code builds once across functions and versions and a new toolchain or main builds anew; each build's output
 is kept beside it as ``<key>.log``. A failed build leaves only its log, so the same code does not
 build again (a change of code or toolchain does). What a build is doing right now is this
-daemon's knowledge: another daemon serving the same function builds it there on first use.
+daemon's knowledge: another daemon serving the same function builds it there on first use. How
+builds ended is recorded in the store too (functions/deployer.py).
 
 The compilers run on the daemon's host, outside any sandbox; they compile, they never run the
 function's code (Go's and Rust's compilers run no user code; ``go`` fetches modules a go.mod
@@ -72,6 +73,15 @@ class Compiler:
     def key(job: CompileJob) -> str:
         parts = (job.runtime, job.code_hash, job.handler, job.version, WRAPPERS_DIGEST)
         return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:32]
+
+    def building(self, job: CompileJob) -> bool:
+        """Whether this daemon is building ``job`` (or waiting to) right now."""
+        return self.key(job) in self._running
+
+    def built_dir(self, key: str) -> Path | None:
+        """The runnable tree of the build ``key`` when this daemon's disk has it."""
+        path = self._root / key
+        return path if path.is_dir() else None
 
     def state(self, job: CompileJob) -> CompileState:
         """Where the build of ``job`` is; ``pending`` also when it was never started here."""

@@ -6,6 +6,7 @@ invoke path only reads a dict.
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 import subprocess
 import sys
@@ -56,6 +57,13 @@ def _python_candidates() -> tuple[str, ...]:
     # The distribution's interpreter keeps Nova's own dependencies out of user functions; fall
     # back to the daemon's interpreter on hosts without one.
     return ("/usr/bin/python3", sys.executable)
+
+
+def _zig_candidates() -> tuple[str, ...]:
+    """The compiler PyPI's ziglang package installs beside Nova, then one on PATH."""
+    spec = importlib.util.find_spec("ziglang")
+    shipped = (str(Path(spec.origin).parent / "zig"),) if spec and spec.origin else ()
+    return (*shipped, "zig")
 
 
 BUILTIN_RUNTIMES: tuple[RuntimeSpec, ...] = (
@@ -121,13 +129,50 @@ BUILTIN_RUNTIMES: tuple[RuntimeSpec, ...] = (
         agent_runtime="provided",
         sandbox_interpreter="/bin/sh",
     ),
+    RuntimeSpec(
+        "zig",
+        ".zig",
+        "handler.handler",
+        _zig_candidates(),
+        version_args=("version",),
+        interpreted=False,
+        agent_runtime="provided",
+        sandbox_interpreter="/bin/sh",
+    ),
+    # WebAssembly (WASI commands): "compiled" ahead of time by wasmtime in the daemon's own
+    # Python, which must import it; the handler names the module file and its export.
+    RuntimeSpec(
+        "wasm",
+        ".wat",
+        "handler._start",
+        (sys.executable,),
+        version_args=(
+            "-I",
+            "-c",
+            "import importlib.metadata as m, wasmtime; print('wasmtime', m.version('wasmtime'))",
+        ),
+        interpreted=False,
+        agent_runtime="provided",
+        sandbox_interpreter="/bin/sh",
+        aliases=("wasi", "webassembly"),
+    ),
     *(
         RuntimeSpec(name, "", "handler.handler", (), unsupported=reason)
         for name, reason in (
-            ("dotnet", _NOT_PACKAGED.format(what=".NET (Microsoft's own apt repository has one)")),
-            ("swift", _NOT_PACKAGED.format(what="Swift")),
-            ("zig", "not built yet: zig is on PyPI (ziglang) but Nova has no main for Zig yet"),
-            ("wasm", "not built yet: wasmtime (PyPI) would run it, Nova has no WASI main yet"),
+            (
+                "dotnet",
+                _NOT_PACKAGED.format(
+                    what=".NET (Microsoft's own apt repository has one; Debian 12's Mono 6.8 "
+                    "compiles C# for the older .NET Framework, not .NET)"
+                ),
+            ),
+            (
+                "swift",
+                _NOT_PACKAGED.format(
+                    what="Swift (Debian 12's `swift` package is OpenStack's object store; "
+                    "swiftlang comes with later Debian releases)"
+                ),
+            ),
         )
     ),
 )

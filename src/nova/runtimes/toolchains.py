@@ -14,12 +14,15 @@ copy of the source and returns the command that writes the ``bootstrap`` into ``
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
+import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from nova.code import bundle as bundles
+from nova.code.cache import link_tree
 
 WRAPPERS = Path(__file__).parent / "wrappers"
 BOOTSTRAP = "bootstrap"
@@ -120,8 +123,75 @@ def prepare_java(build: BuildInputs) -> BuildCommand:
     return BuildCommand(argv, {})
 
 
+def prepare_zig(build: BuildInputs) -> BuildCommand:
+    """``zig build-exe`` of Nova's main (nova_main.zig, which imports the handler's file, and
+    the Runtime API client nova_main.c) against musl, which Zig ships: a static binary that
+    runs in any sandbox whatever libc it has. Zig runs a function's comptime code in its own
+    interpreter, which reaches no file outside the build and no network."""
+    module, function = _parts(build.handler)
+    main = _wrapper("nova_main.zig", NOVA_PATH=f"{module}.zig", NOVA_FUNCTION=function)
+    (build.source / "nova_main.zig").write_text(main)
+    (build.source / "nova_main.c").write_text(_wrapper("nova_main.c"))
+    argv = [
+        build.compiler,
+        "build-exe",
+        "nova_main.zig",
+        "nova_main.c",
+        "-lc",
+        "-target",
+        "native-linux-musl",
+        "-O",
+        "ReleaseSafe",
+        f"-femit-bin={build.output / BOOTSTRAP}",
+        "--global-cache-dir",
+        str(build.cache / "zig"),
+    ]
+    return BuildCommand(argv, {})
+
+
+WASM_RUNNER = "nova_wasm.py"
+
+
+def prepare_wasm(build: BuildInputs) -> BuildCommand:
+    """Compiles the handler's module (``<module>.wasm``, else ``<module>.wat``) ahead of time
+    with wasmtime into ``function.cwasm`` (nova.runtimes.wasm_compile, in a Python that does
+    not import from the build's directory); the bootstrap is Nova's WASI host (nova_wasm.py)
+    with its own copy of the wasmtime package, as the sandbox sees nothing of Nova's."""
+    module, export = _parts(build.handler)
+    binary, text = build.source / f"{module}.wasm", build.source / f"{module}.wat"
+    found = binary if binary.is_file() else text
+    if not found.is_file():
+        raise FileNotFoundError(f"the handler names {binary.name} or {text.name}: neither is there")
+    (build.output / WASM_RUNNER).write_text(_wrapper(WASM_RUNNER))
+    spec = importlib.util.find_spec("wasmtime")
+    if spec is None or spec.origin is None:
+        raise FileNotFoundError("the wasmtime package is not installed beside Nova")
+    link_tree(Path(spec.origin).parent, build.output / "wasmtime")
+    bootstrap = build.output / BOOTSTRAP
+    # The distribution's Python under /usr, which every sandbox sees; -I -S: nothing but the
+    # standard library and the build's own files.
+    names = f"{shlex.quote(export)} {shlex.quote(str(found.relative_to(build.source)))}"
+    bootstrap.write_text(
+        f'#!/bin/sh\nexec /usr/bin/python3 -I -S "$(dirname "$0")/{WASM_RUNNER}" {names}\n'
+    )
+    bootstrap.chmod(0o755)
+    target = build.output / "function.cwasm"
+    argv = [
+        build.compiler,
+        "-I",
+        "-m",
+        "nova.runtimes.wasm_compile",
+        str(found),
+        export,
+        str(target),
+    ]
+    return BuildCommand(argv, {})
+
+
 TOOLCHAINS: dict[str, Callable[[BuildInputs], BuildCommand]] = {
     "go": prepare_go,
     "rust": prepare_rust,
     "java": prepare_java,
+    "zig": prepare_zig,
+    "wasm": prepare_wasm,
 }

@@ -21,7 +21,8 @@ from nova.sandbox.container.backend import ContainerBackend
 from nova.sandbox.container.setup import ContainerOptions
 from nova.sandbox.container.snapshots import SnapshotMode, SnapshotPolicy
 from nova.sandbox.gvisor.backend import GvisorBackend
-from nova.sandbox.microvm.backend import MicrovmBackend, MicrovmOptions
+from nova.sandbox.microvm.backend import MicrovmBackend
+from nova.sandbox.microvm.layout import MicrovmOptions
 from nova.sandbox.network.probe import networks_for
 from nova.sandbox.process.backend import ProcessBackend
 from nova.sandbox.registry import BackendRegistry

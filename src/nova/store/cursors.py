@@ -22,6 +22,7 @@ ALIASES = "a"
 DEAD_LETTERS = "d"
 SECRETS = "s"
 TRIGGERS = "t"
+SCHEDULES = "sc"
 
 
 def check_limit(limit: int) -> int:

@@ -45,7 +45,7 @@ class SqlEventQueue:
         self, event: NewEvent, dead: AttemptError | Sequence[AttemptError] | None = None
     ) -> tuple[str, bool]:
         now = datetime.now(UTC)
-        row = _new_row(event, now)
+        row = new_event_row(event, now)
         if dead is not None:
             errors = as_errors(dead)
             row |= {
@@ -225,7 +225,7 @@ class SqlEventQueue:
                 return False
             if follow_up is not None:
                 await conn.execute(
-                    sa.insert(async_events), _new_row(follow_up, values["updated_at"])
+                    sa.insert(async_events), new_event_row(follow_up, values["updated_at"])
                 )
             return True
 
@@ -306,7 +306,7 @@ class SqlEventQueue:
             return int(result.rowcount)
 
 
-def _new_row(event: NewEvent, now: datetime) -> dict[str, Any]:
+def new_event_row(event: NewEvent, now: datetime) -> dict[str, Any]:
     return {
         "id": event.id,
         "function_name": event.function,

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from nova.core.builds import StoredBuild
 from nova.core.changes import ChangeKind
 from nova.core.errors import (
     FunctionAlreadyExists,
@@ -25,6 +26,7 @@ from nova.store.memory_events import MemoryEventQueue
 from nova.store.memory_queue_triggers import MemoryTriggerRepository
 from nova.store.memory_secrets import MemorySecretRepository
 from nova.store.memory_state import MemoryState
+from nova.store.memory_triggers import MemoryRouteRepository, MemoryScheduleRepository
 from nova.store.memory_versions import (
     MemoryAliasRepository,
     MemoryChangeLog,
@@ -104,7 +106,9 @@ class MemoryFunctionRepository:
         state.aliases.pop(record.id, None)
         for key in [key for key in state.history if key[0] == record.id]:
             del state.history[key]
+        state.builds.pop(record.id, None)
         state.drop_unused_code(record.id, None)
+        state.drop_triggers(name)
         state.record_change(ChangeKind.FUNCTION_DELETED, record.id, name)
         return record
 
@@ -217,6 +221,32 @@ class MemoryCounterRepository:
         return dict(self._state.counters)
 
 
+class MemoryBuildRepository:
+    def __init__(self, state: MemoryState) -> None:
+        self._state = state
+
+    async def get(self, function_id: str) -> StoredBuild | None:
+        self._state.check_open()
+        return self._state.builds.get(function_id)
+
+    async def record(
+        self, function_id: str, code_hash: str, status: str, output: str, key: str
+    ) -> StoredBuild | None:
+        self._state.check_open()
+        if not any(record.id == function_id for record, _ in self._state.functions.values()):
+            return None  # deleted while it was building
+        previous = self._state.builds.get(function_id)
+        good_hash: str | None = None
+        good_key: str | None = None
+        if status == "success":
+            good_hash, good_key = code_hash, key
+        elif previous is not None:
+            good_hash, good_key = previous.good_code_hash, previous.good_key
+        build = StoredBuild(function_id, code_hash, status, output, key, good_hash, good_key)
+        self._state.builds[function_id] = build
+        return build
+
+
 class MemoryStore:
     def __init__(self) -> None:
         self._state = MemoryState()
@@ -229,6 +259,9 @@ class MemoryStore:
         self.events = MemoryEventQueue()
         self.secrets = MemorySecretRepository(self._state)
         self.triggers = MemoryTriggerRepository(self._state)
+        self.routes = MemoryRouteRepository(self._state)
+        self.schedules = MemoryScheduleRepository(self._state, self.events)
+        self.builds = MemoryBuildRepository(self._state)
         self.transaction_timings = TransactionTimings()  # no transactions: stays empty
 
     async def ping(self) -> None:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 
+from nova.core.builds import StoredBuild
 from nova.core.changes import Change, ChangeKind
 from nova.core.errors import StoreUnavailable
 from nova.core.models import CodeBundle, FunctionRecord, InvocationLog
 from nova.core.secrets import SealedSecret, SecretInfo
+from nova.core.triggers import FunctionUrlConfig, Route, Schedule
 from nova.core.versions import AliasChange, AliasRecord, FunctionVersion
 
 
@@ -27,6 +29,10 @@ class MemoryState:
         self.changes: list[Change] = []
         self.counters: dict[str, int] = {}
         self.secrets: dict[str, tuple[SealedSecret, SecretInfo]] = {}
+        self.routes: dict[str, Route] = {}
+        self.function_urls: dict[str, FunctionUrlConfig] = {}  # by function name
+        self.schedules: dict[str, Schedule] = {}
+        self.builds: dict[str, StoredBuild] = {}  # by function id
         self.changed = asyncio.Event()
 
     def check_open(self) -> None:
@@ -47,6 +53,14 @@ class MemoryState:
         at = datetime.now(UTC)
         self.changes.append(Change(seq, kind, function_id, name, version, alias, at, secret))
         self.changed.set()
+
+    def drop_triggers(self, name: str) -> None:
+        """What the SQL store's ON DELETE CASCADE removes with a function's triggers."""
+        self.function_urls.pop(name, None)
+        for key in [key for key, route in self.routes.items() if route.spec.function == name]:
+            del self.routes[key]
+        for key in [key for key, sched in self.schedules.items() if sched.function == name]:
+            del self.schedules[key]
 
     def drop_unused_code(self, function_id: str, latest_hash: str | None) -> None:
         in_use = {latest_hash} | {v.code_hash for v in self.versions.get(function_id, {}).values()}

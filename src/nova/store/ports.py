@@ -18,11 +18,13 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
+from nova.core.builds import StoredBuild
 from nova.core.changes import Change
 from nova.core.events import AsyncEvent, AttemptError, EventFilter, NewEvent, QueueStats
 from nova.core.models import CodeBundle, FunctionConfig, FunctionRecord, InvocationLog, Page
 from nova.core.queue_triggers import QueueTrigger
 from nova.core.secrets import SealedSecret, SecretInfo
+from nova.core.triggers import FunctionUrlConfig, NewSchedule, Route, RouteSpec, Schedule
 from nova.core.versions import (
     AliasChange,
     AliasRecord,
@@ -361,6 +363,94 @@ class TriggerRepository(Protocol):
         ...
 
 
+class RouteRepository(Protocol):
+    """Custom HTTP routes and function URL settings; both go with their function."""
+
+    async def add(self, method: str, path_prefix: str, spec: RouteSpec) -> Route:
+        """``FunctionNotFound``; ``RouteConflict`` when (method, prefix) has a route."""
+        ...
+
+    async def get(self, route_id: str) -> Route:
+        """``RouteNotFound`` if there is no such route."""
+        ...
+
+    async def all(self) -> list[Route]:
+        """Every route, by path prefix then method (a daemon keeps them all in memory)."""
+        ...
+
+    async def delete(self, route_id: str) -> Route: ...
+
+    async def put_url(self, config: FunctionUrlConfig) -> FunctionUrlConfig:
+        """Store a function URL's settings; ``FunctionNotFound``."""
+        ...
+
+    async def urls(self) -> list[FunctionUrlConfig]:
+        """Every stored function URL setting (functions without one have the defaults)."""
+        ...
+
+
+class ScheduleRepository(Protocol):
+    """Schedules, and the claim of their ticks (see ``fire``). They go with their function."""
+
+    async def add(self, schedule: NewSchedule) -> Schedule:
+        """``FunctionNotFound`` if the function does not exist."""
+        ...
+
+    async def get(self, schedule_id: str) -> Schedule:
+        """``ScheduleNotFound`` if there is no such schedule."""
+        ...
+
+    async def list(
+        self,
+        *,
+        function: str | None = None,
+        limit: int = DEFAULT_PAGE_LIMIT,
+        cursor: str | None = None,
+    ) -> Page[Schedule]:
+        """Ordered by id."""
+        ...
+
+    async def update(self, schedule: Schedule, expected_next_run_at: datetime) -> Schedule | None:
+        """Write the schedule's changeable fields (qualifier, expression, timezone, payload,
+        catch_up, enabled, next_run_at) unless its ``next_run_at`` is no longer
+        ``expected_next_run_at`` (a daemon claimed a tick meanwhile): then ``None``, and the
+        caller reads it again. ``ScheduleNotFound``."""
+        ...
+
+    async def delete(self, schedule_id: str) -> Schedule: ...
+
+    async def due(self, now: datetime, limit: int) -> Sequence[Schedule]:
+        """Enabled schedules whose ``next_run_at`` is at or before ``now``, earliest first."""
+        ...
+
+    async def fire(
+        self,
+        schedule_id: str,
+        tick: datetime,
+        next_run_at: datetime,
+        events: Sequence[NewEvent],
+    ) -> bool:
+        """Claim the tick: in one transaction, move the schedule's ``next_run_at`` from
+        ``tick`` to ``next_run_at`` and store ``events`` on the event queue (pending; an event
+        whose idempotency key the function has already is skipped). False, with nothing
+        written, when the schedule's ``next_run_at`` is not ``tick`` any more (another daemon
+        claimed it), the schedule is paused, or it is gone."""
+        ...
+
+
+class BuildRepository(Protocol):
+    async def get(self, function_id: str) -> StoredBuild | None:
+        """The function's compile state; None when none was recorded (or the function is gone)."""
+        ...
+
+    async def record(
+        self, function_id: str, code_hash: str, status: str, output: str, key: str
+    ) -> StoredBuild | None:
+        """Record the function's latest build; a ``success`` also becomes its last good build,
+        which any other status keeps. None (nothing recorded) when the function is gone."""
+        ...
+
+
 class Store(Protocol):
     # Read-only properties rather than plain attributes so that an implementation may expose a
     # concrete subtype (mypy treats mutable protocol attributes as invariant).
@@ -390,6 +480,15 @@ class Store(Protocol):
 
     @property
     def triggers(self) -> TriggerRepository: ...
+
+    @property
+    def routes(self) -> RouteRepository: ...
+
+    @property
+    def schedules(self) -> ScheduleRepository: ...
+
+    @property
+    def builds(self) -> BuildRepository: ...
 
     @property
     def transaction_timings(self) -> TransactionTimings:

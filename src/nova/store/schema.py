@@ -261,10 +261,90 @@ secrets = sa.Table(
     sa.Column("updated_at", UTCDateTime(), nullable=False),
 )
 
+# Custom HTTP routes (nova.core.triggers): method + path prefix -> function[:qualifier]. One
+# route per (method, prefix); "ANY" is a method of its own. ``signature`` is the webhook HMAC
+# check as JSON (the secret by reference only). Deleted with their function.
+http_routes = sa.Table(
+    "http_routes",
+    metadata,
+    sa.Column("id", sa.String(), primary_key=True),
+    sa.Column("method", sa.String(), nullable=False),
+    sa.Column("path_prefix", sa.String(), nullable=False),
+    sa.Column(
+        "function_id",
+        sa.String(36),
+        sa.ForeignKey("functions.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("function_name", sa.String(), nullable=False),
+    sa.Column("qualifier", sa.String(), nullable=False),
+    sa.Column("auth", sa.String(), nullable=False),
+    sa.Column("signature", sa.JSON(), nullable=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.UniqueConstraint("method", "path_prefix"),
+)
 
-# Queue triggers (nova.core.queue_triggers): what each daemon consumes. No foreign key to functions:
-# a trigger outlives its function's deletion (its messages then fail with Function.NotFound and
-# reach the dead letters) so re-creating the function resumes it.
+# The settings of a function's URL (/fn/{name}) where they differ from the defaults.
+function_urls = sa.Table(
+    "function_urls",
+    metadata,
+    sa.Column(
+        "function_id",
+        sa.String(36),
+        sa.ForeignKey("functions.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("auth", sa.String(), nullable=False),
+    sa.Column("signature", sa.JSON(), nullable=True),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+# Schedules (nova.schedules): ``next_run_at`` is the next tick no daemon has claimed. A daemon
+# claims a tick by moving it forward with ``WHERE next_run_at = <the tick it read>`` in the
+# transaction that stores the tick's event, so one tick runs once however many daemons share
+# the store (the event's idempotency key, schedule id + tick, is a second guard).
+schedules = sa.Table(
+    "schedules",
+    metadata,
+    sa.Column("id", _keyset_text(), primary_key=True),
+    sa.Column(
+        "function_id",
+        sa.String(36),
+        sa.ForeignKey("functions.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("function_name", sa.String(), nullable=False),
+    sa.Column("qualifier", sa.String(), nullable=False),
+    sa.Column("expression", sa.String(), nullable=False),
+    sa.Column("timezone", sa.String(), nullable=False),
+    sa.Column("payload", sa.LargeBinary(), nullable=False),
+    sa.Column("catch_up", sa.String(), nullable=False),
+    sa.Column("enabled", sa.Boolean(), nullable=False),
+    sa.Column("next_run_at", UTCDateTime(), nullable=False),
+    sa.Column("last_run_at", UTCDateTime(), nullable=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.Index(None, "enabled", "next_run_at"),
+    sa.Index(None, "function_name", "id"),
+)
+# The compile state of a compiled function (nova.core.builds): its last build and the last one
+# that succeeded, named by the build key under every daemon's <data_dir>/compiled/.
+compile_states = sa.Table(
+    "compile_states",
+    metadata,
+    _function_id_key(),
+    sa.Column("code_hash", sa.String(64), nullable=False),
+    sa.Column("status", sa.String(), nullable=False),
+    sa.Column("output", sa.Text(), nullable=False),
+    sa.Column("build_key", sa.String(), nullable=False),
+    sa.Column("good_code_hash", sa.String(64), nullable=True),
+    sa.Column("good_build_key", sa.String(), nullable=True),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+# Queue triggers (nova.core.queue_triggers): what each daemon consumes. No foreign key to
+# functions: a trigger outlives its function's deletion (its messages then fail with
+# Function.NotFound and reach the dead letters), so re-creating the function resumes it.
 queue_triggers = sa.Table(
     "queue_triggers",
     metadata,

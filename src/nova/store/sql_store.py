@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from nova.store.aliases import SqlAliasRepository
+from nova.store.builds import SqlBuildRepository
 from nova.store.changes import SqlChangeLog
 from nova.store.counters import SqlCounterRepository
 from nova.store.database import Database, create_engine, ensure_sqlite_directory, parse_url
@@ -12,6 +13,8 @@ from nova.store.invocations import SqlInvocationLogRepository
 from nova.store.migrator import upgrade_to_head
 from nova.store.ports import Store
 from nova.store.queue_triggers import SqlTriggerRepository
+from nova.store.routes import SqlRouteRepository
+from nova.store.schedules import SqlScheduleRepository
 from nova.store.secrets import SqlSecretRepository
 from nova.store.timings import TransactionTimings
 from nova.store.versions import SqlVersionRepository
@@ -29,6 +32,9 @@ class SqlStore:
         self.events = SqlEventQueue(database)
         self.secrets = SqlSecretRepository(database)
         self.triggers = SqlTriggerRepository(database)
+        self.routes = SqlRouteRepository(database)
+        self.schedules = SqlScheduleRepository(database)
+        self.builds = SqlBuildRepository(database)
 
     @property
     def transaction_timings(self) -> TransactionTimings:

@@ -15,8 +15,8 @@ from nova.core.errors import SandboxError
 from nova.sandbox.base import InstanceSpec
 from nova.sandbox.microvm import drives, guest
 from nova.sandbox.microvm.accel import HostFacts, choose_accel
-from nova.sandbox.microvm.backend import MicrovmOptions, vcpus_for, vm_config
 from nova.sandbox.microvm.channel import choose_channel, vhost_vsock_present
+from nova.sandbox.microvm.layout import MicrovmOptions, vcpus_for, vm_config
 from nova.sandbox.microvm.qemu import QemuDriver
 from nova.sandbox.microvm.snapshots import SnapshotStore
 from nova.sandbox.microvm.vmm import SnapshotFiles

@@ -52,7 +52,7 @@ async def create_function(request: Request) -> dict[str, Any]:
     fields = {**body.config_fields(), "name": body.name}
     functions = services(request).functions
     record = await functions.create(fields, source)
-    return function_out(record, functions.compile_state(record))
+    return function_out(record, await functions.compile_state(record))
 
 
 @router.get("/functions", summary="List functions")
@@ -61,7 +61,7 @@ async def list_functions(
 ) -> dict[str, Any]:
     functions = services(request).functions
     page = await functions.list(limit, cursor)
-    items = [function_out(record, functions.compile_state(record)) for record in page.items]
+    items = [function_out(record, await functions.compile_state(record)) for record in page.items]
     return {"items": items, "next": page.next}
 
 
@@ -69,7 +69,7 @@ async def list_functions(
 async def get_function(request: Request, name: str) -> dict[str, Any]:
     functions = services(request).functions
     record = await functions.get(validate_function_name(name))
-    return function_out(record, functions.compile_state(record))
+    return function_out(record, await functions.compile_state(record))
 
 
 @router.get(
@@ -96,7 +96,7 @@ async def update_function(request: Request, name: str) -> dict[str, Any]:
         changes["name"] = body.name
     functions = services(request).functions
     record = await functions.update(name, changes, source)
-    return function_out(record, functions.compile_state(record))
+    return function_out(record, await functions.compile_state(record))
 
 
 @router.put(
@@ -113,7 +113,7 @@ async def put_function_code(request: Request, name: str) -> dict[str, Any]:
     limit = service.settings.code.max_upload_bytes
     data = await read_body(request, limit, "zip: the archive", CODE_LIMIT)
     record = await service.functions.update(name, {}, CodeSource(zip_bytes=data))
-    return function_out(record, service.functions.compile_state(record))
+    return function_out(record, await service.functions.compile_state(record))
 
 
 @router.delete("/functions/{name}", summary="Delete a function and stop its instances")

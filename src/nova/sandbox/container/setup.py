@@ -40,8 +40,11 @@ while [ "$n" -gt 0 ]; do echo $$ > "$1"; shift; n=$((n - 1)); done
 echo 500 > /proc/self/oom_score_adj
 ulimit -n "$nofile"; ulimit -c 0; ulimit -f "$fsize"
 exec 3<&0 </dev/null
+unset PWD OLDPWD
 exec "$@"
 """
+# unset: the shell exports PWD (the daemon's working directory, a host path); bwrap's own
+# process, PID 1 in the sandbox, would keep it in the environ every function can read.
 
 # Inherited fds are renumbered to at least this, so none of them can sit on 0-9 where the
 # wrapper's redirection (fd 3) would clobber it.

@@ -11,8 +11,7 @@ Start-up of one instance::
 
 The agent speaks the same protocol as in a container; the VM is the isolation boundary (the
 function runs as root *inside* it, with no device to reach the host but its drives and the
-port). Memory: the guest gets memory_mb plus ``overhead_mb`` for its kernel and the agent;
-QEMU's own ~30 MB come on top on the host. vCPUs: one, two from 2 GiB (the host has 2).
+port). Sizes and the VM's files: layout.py; the instance and its agent connection: instance.py.
 No network device unless ``network: true``: then a virtio-net device on QEMU's user-mode
 network, QEMU itself in a network namespace behind the instance firewall (:meth:`_network_for`).
 """
@@ -23,14 +22,12 @@ import asyncio
 import contextlib
 import logging
 import os
-import secrets
 import shutil
 import socket
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from nova.agent.protocol import HEADER, MsgType, ProtocolError, decode_body, encode_message
 from nova.core.counters import DaemonCounters
 from nova.core.errors import SandboxError
 from nova.images.ports import ImageRoot, RuntimeImages
@@ -39,41 +36,18 @@ from nova.sandbox.base import BackendInfo, InstanceSpec, SandboxInstance
 from nova.sandbox.microvm import guest as guest_boot
 from nova.sandbox.microvm.accel import Accel
 from nova.sandbox.microvm.drives import code_drive, rootfs_drive
+from nova.sandbox.microvm.instance import MicrovmInstance, connect_channel, resume_agent
+from nova.sandbox.microvm.layout import MicrovmOptions, discard, memory_file, vm_config
 from nova.sandbox.microvm.probe import probe
-from nova.sandbox.microvm.qemu import QemuDriver, qemu_log_tail
+from nova.sandbox.microvm.qemu import QemuDriver
 from nova.sandbox.microvm.snapshots import Snapshot, SnapshotStore, snapshot_key
-from nova.sandbox.microvm.vmm import Drive, SnapshotFiles, Vm, VmConfig, VmmDriver
+from nova.sandbox.microvm.vmm import SnapshotFiles, Vm, VmConfig, VmmDriver
 from nova.sandbox.network import rules
 from nova.sandbox.network.networks import InstanceNetwork, Networks
 
 logger = logging.getLogger(__name__)
 
-CONNECT_TIMEOUT_S = 5.0
 HOST_ADDRESS_REFRESH_S = 10.0  # how often networked VMs' firewalls re-read host addresses
-
-
-@dataclass(frozen=True, slots=True)
-class MicrovmOptions:
-    cache_dir: Path  # kernels, initramfs and rootfs drives (content-addressed)
-    overhead_mb: int = 64  # guest RAM beyond memory_mb: the guest kernel and the agent
-    tmp_mb: int = 512  # /tmp cap; at most half of memory_mb (tmpfs lives in guest RAM)
-    pids_max: int = 64  # processes + threads in the guest per invocation it runs at once
-    max_message_bytes: int = 8 * 1024 * 1024
-    snapshots: bool = True  # save initialised VMs and restore later starts from them
-    snapshots_max_bytes: int = 4 << 30  # disk for snapshots; the least recently used go past it
-    resume_timeout_s: float = 10.0  # a restored agent's answer to Resume
-
-
-def guest_memory_mb(memory_mb: int, overhead_mb: int) -> int:
-    return memory_mb + overhead_mb
-
-
-def vcpus_for(memory_mb: int) -> int:
-    return 2 if memory_mb >= 2048 else 1
-
-
-def tmp_mb_for(tmp_mb: int, memory_mb: int) -> int:
-    return max(1, min(tmp_mb, memory_mb // 2))
 
 
 class MicrovmBackend:
@@ -180,7 +154,7 @@ class MicrovmBackend:
             placing = time.perf_counter()
             code = code_drive(spec.code_dir, spec.work_dir / "code.ext4")
             code_ms = (time.perf_counter() - placing) * 1000
-            memory = _memory_file(spec) if key is not None else None
+            memory = memory_file(spec) if key is not None else None
             return vm_config(self._options, spec, base.boot, base.rootfs, code, memory), code_ms
 
         config, code_ms = await asyncio.to_thread(prepare)
@@ -192,7 +166,7 @@ class MicrovmBackend:
         except BaseException:
             if network is not None:
                 await asyncio.to_thread(network.close)
-            _discard(spec, config)
+            discard(spec, config)
             raise
         try:
             sock = await connect_channel(config.channel, vm, hello=True)
@@ -200,7 +174,7 @@ class MicrovmBackend:
             await self._driver.stop(vm)
             if network is not None:
                 await asyncio.to_thread(network.close)
-            _discard(spec, config)
+            discard(spec, config)
             raise
         instance = MicrovmInstance(self, spec, vm, sock, image_id, initialised=False)
         instance.code_ms = code_ms
@@ -289,7 +263,7 @@ class MicrovmBackend:
         except BaseException:
             for sock in connected:
                 sock.close()
-            _discard(spec, config)
+            discard(spec, config)
             raise
         sock = connected[0]
         try:
@@ -299,7 +273,7 @@ class MicrovmBackend:
         except BaseException:
             sock.close()
             await self._driver.stop(vm)
-            _discard(spec, config)
+            discard(spec, config)
             raise
         self.counters.vm_restores += 1
         instance = MicrovmInstance(self, spec, vm, sock, image_id, initialised=True)
@@ -345,7 +319,10 @@ class MicrovmBackend:
         if self._saving:
             await asyncio.gather(*self._saving, return_exceptions=True)
 
-    def _forget(self, instance_id: str) -> None:
+    async def stop_vm(self, vm: Vm) -> None:
+        await self._driver.stop(vm)
+
+    def forget(self, instance_id: str) -> None:
         self._instances.pop(instance_id, None)
 
     async def close(self) -> None:
@@ -370,179 +347,4 @@ class _Base:
     rootfs: Path
 
 
-def _memory_file(spec: InstanceSpec) -> Path:
-    """Guest RAM of a VM that will be snapshotted: in /dev/shm where it exists, so the guest's
-    writes never go to disk."""
-    shm = Path("/dev/shm")
-    directory = shm / "nova-vm" if shm.is_dir() else spec.work_dir
-    directory.mkdir(mode=0o700, exist_ok=True)
-    return directory / f"{spec.instance_id}.ram"
-
-
-def _discard(spec: InstanceSpec, config: VmConfig) -> None:
-    if config.memory_file is not None:
-        config.memory_file.unlink(missing_ok=True)
-    shutil.rmtree(spec.work_dir, ignore_errors=True)
-
-
-def vm_config(
-    options: MicrovmOptions,
-    spec: InstanceSpec,
-    boot: guest_boot.GuestBoot,
-    rootfs: Path,
-    code: Path,
-    memory_file: Path | None = None,
-) -> VmConfig:
-    tmp_mb = tmp_mb_for(options.tmp_mb, spec.memory_mb)
-    cmdline = (
-        f"{guest_boot.KERNEL_ARGS} nova_tmp_mb={tmp_mb} "
-        f"nova_pids={options.pids_max * spec.concurrency} "
-        f"nova_max_message={options.max_message_bytes}"
-        f"{' nova_net=1' if spec.network else ''}"
-    )
-    work = spec.work_dir
-    return VmConfig(
-        kernel=boot.kernel,
-        initrd=boot.initrd,
-        cmdline=cmdline,
-        memory_mb=guest_memory_mb(spec.memory_mb, options.overhead_mb),
-        vcpus=vcpus_for(spec.memory_mb),
-        drives=(Drive(rootfs), Drive(code)),
-        channel=work / "agent.sock",
-        control=work / "qmp.sock",
-        console_log=work / "console.log",
-        memory_file=memory_file,
-    )
-
-
-async def connect_channel(path: Path, vm: Vm, *, hello: bool) -> socket.socket:
-    """Connect to the VM's agent port; after a boot, send the hello byte /init waits for."""
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.setblocking(False)
-    loop = asyncio.get_running_loop()
-    try:
-        await asyncio.wait_for(loop.sock_connect(sock, str(path)), CONNECT_TIMEOUT_S)
-        if hello:
-            await loop.sock_sendall(sock, guest_boot.HELLO)
-    except (OSError, TimeoutError) as exc:
-        sock.close()
-        raise SandboxError(f"could not connect to the VM's agent port: {exc}") from exc
-    if not vm.alive():
-        sock.close()
-        raise SandboxError(f"the VM exited at start: {qemu_log_tail(vm.config)}")
-    return sock
-
-
-async def resume_agent(sock: socket.socket, max_message_bytes: int, timeout_s: float) -> None:
-    """Send a restored agent the time and fresh RNG seed bytes; wait for its answer."""
-    loop = asyncio.get_running_loop()
-    message = {
-        "type": MsgType.RESUME,
-        "id": "resume",
-        "time_ns": time.time_ns(),
-        "seed": secrets.token_hex(32),
-    }
-    try:
-        async with asyncio.timeout(timeout_s):
-            await loop.sock_sendall(sock, encode_message(message, max_message_bytes))
-            (length,) = HEADER.unpack(await _read(sock, HEADER.size))
-            reply = decode_body(await _read(sock, length))
-    except (OSError, TimeoutError, ProtocolError) as exc:
-        raise SandboxError(f"the restored agent did not resume: {exc or 'timed out'}") from exc
-    if not reply.get("ok"):
-        raise SandboxError(f"the restored agent refused Resume: {reply.get('error')}")
-
-
-async def _read(sock: socket.socket, size: int) -> bytes:
-    loop = asyncio.get_running_loop()
-    data = b""
-    while len(data) < size:
-        chunk = await loop.sock_recv(sock, size - len(data))
-        if not chunk:
-            raise ProtocolError("the agent closed the connection")
-        data += chunk
-    return data
-
-
-class MicrovmInstance:
-    def __init__(
-        self,
-        backend: MicrovmBackend,
-        spec: InstanceSpec,
-        vm: Vm,
-        sock: socket.socket,
-        image_id: str,
-        *,
-        initialised: bool,
-    ) -> None:
-        self._backend = backend
-        self.spec = spec
-        self.vm = vm
-        self._sock = sock
-        self._image_id = image_id
-        self._initialised = initialised
-        self.snapshot_key: str | None = None  # set on booted instances a snapshot may follow
-        self.code_ms: float | None = None  # a restore reuses the snapshot's code drive
-        self.network: InstanceNetwork | None = None  # network: true only; closed with the VM
-        self._killed = False
-
-    @property
-    def config(self) -> VmConfig:
-        return self.vm.config
-
-    @property
-    def instance_id(self) -> str:
-        return self.spec.instance_id
-
-    @property
-    def sock(self) -> socket.socket:
-        return self._sock
-
-    @property
-    def pid(self) -> int | None:
-        return self.vm.pid
-
-    @property
-    def code_dir(self) -> str:
-        return guest_boot.CODE_DIR
-
-    @property
-    def tmp_dir(self) -> str:
-        return guest_boot.TMP_DIR
-
-    @property
-    def image_id(self) -> str:
-        return self._image_id
-
-    @property
-    def initialised(self) -> bool:
-        return self._initialised
-
-    async def save_snapshot(self) -> None:
-        key, self.snapshot_key = self.snapshot_key, None  # once
-        if key is not None and not self._killed:
-            await self._backend.save(self, key)
-
-    def alive(self) -> bool:
-        return self.vm.alive()
-
-    def oom_kills(self) -> int:
-        return 0  # the guest kernel's OOM kills are not visible to the host
-
-    async def replace_code(self, source: Path) -> None:
-        raise SandboxError("microvm instances cannot reload code in place: the pool replaces them")
-
-    async def kill(self) -> None:
-        if self._killed:
-            return
-        self._killed = True
-        await self._backend._driver.stop(self.vm)
-        if self.network is not None:  # after the VM: see InstanceNetwork.close
-            await asyncio.to_thread(self.network.close)
-        with contextlib.suppress(OSError):
-            self._sock.close()
-        await asyncio.to_thread(_discard, self.spec, self.config)
-        self._backend._forget(self.spec.instance_id)
-
-
-__all__ = ["MicrovmBackend", "MicrovmInstance", "MicrovmOptions"]
+__all__ = ["MicrovmBackend"]
