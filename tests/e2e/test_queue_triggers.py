@@ -84,6 +84,13 @@ def _add_trigger(api: httpx.Client, ch: Channel, function: str = "sink", **extra
     assert response.status_code == 201, response.text
 
 
+def _consuming(api: httpx.Client, ch: Channel, sink: Path, **extra: Any) -> None:
+    """The sink function, a trigger on ``ch`` for it, and its consumer connected."""
+    _create_sink(api, sink)
+    _add_trigger(api, ch, **extra)
+    _wait(lambda: _connected(api, ch.trigger), "the consumer to connect")
+
+
 def _consumer(api: httpx.Client, trigger: str) -> dict[str, Any]:
     consumer: dict[str, Any] = api.get(f"/triggers/{trigger}").json()["consumer"] or {}
     return consumer
@@ -106,9 +113,7 @@ def test_messages_run_once_are_acked_and_failures_dead_letter(
 ) -> None:
     sink = tmp_path / "sink.jsonl"
     with channel(source, f"t-{source}") as ch, trigger_daemon.client() as api:
-        _create_sink(api, sink)
-        _add_trigger(api, ch, batch_size=5, concurrency=2)
-        _wait(lambda: _connected(api, ch.trigger), "the consumer to connect")
+        _consuming(api, ch, sink, batch_size=5, concurrency=2)
         ch.publish(b'{"n": 1}')
         _wait(lambda: _consumer(api, ch.trigger).get("acked") == 1, "the first ack")
         assert _lines(sink) == [{"n": 1}]
@@ -160,9 +165,7 @@ def test_daemon_killed_mid_message_gets_it_again_and_a_backlog_runs(
     with channel(source, f"crash-{source}") as ch:
         try:
             with first.client() as api:
-                _create_sink(api, sink)
-                _add_trigger(api, ch)
-                _wait(lambda: _connected(api, ch.trigger), "the consumer to connect")
+                _consuming(api, ch, sink)
                 ch.publish(b'{"hold": "h1"}')
                 marks = Path(f"{sink}.h1")
                 _wait(lambda: marks.exists(), "the first run to start")
@@ -205,9 +208,7 @@ def test_redis_consumer_reconnects_and_health_shows_it(
 
     sink = tmp_path / "sink.jsonl"
     with channel("redis", "reconnect") as ch, trigger_daemon.client() as api:
-        _create_sink(api, sink)
-        _add_trigger(api, ch)
-        _wait(lambda: _connected(api, ch.trigger), "the consumer to connect")
+        _consuming(api, ch, sink)
         assert asyncio.run(kill_consumer_connections("nova-reconnect")) >= 1
 
         def reconnected() -> dict[str, Any] | None:
@@ -308,9 +309,7 @@ def test_s3_event_record_arrives_unchanged(
 ) -> None:
     sink = tmp_path / "sink.jsonl"
     with channel(source, f"s3-{source}") as ch, trigger_daemon.client() as api:
-        _create_sink(api, sink)
-        _add_trigger(api, ch)
-        _wait(lambda: _connected(api, ch.trigger), "the consumer to connect")
+        _consuming(api, ch, sink)
         ch.publish(json.dumps(S3_EVENT).encode())
         assert _wait(lambda: _lines(sink), "the S3 event") == [S3_EVENT]
 
