@@ -1,8 +1,9 @@
 """The submit side of asynchronous invocation, and what callers may ask about an event.
 
-Any source of events (the invoke API with ``X-Nova-Invocation-Type: Event``, HTTP, cron and
-queue triggers) hands them to :meth:`AsyncInvocations.submit`, which returns once the event is
-durably stored - that is when a source may acknowledge it. The outcome is read with
+Sources of asynchronous events (the invoke API with ``X-Nova-Invocation-Type: Event``, cron)
+hand them to :meth:`AsyncInvocations.submit`, which returns once the event is durably stored.
+Queue triggers run their messages themselves (nova.triggers) and store only those that failed
+every attempt, with :meth:`AsyncInvocations.bury`. The outcome is read with
 :meth:`AsyncInvocations.get`, or awaited with :meth:`AsyncInvocations.wait`::
 
     request_id = await invocations.submit("resize", None, b'{"key": "a.png"}',
