@@ -17,6 +17,8 @@ Measures, for each sandbox backend asked for:
          next to a bare fork + pipe and a bare unshare + fork (bench/snapshot_starts.py);
   async  asynchronous invocation (bench/async_events.py): events accepted per second,
          completed per second, and submit -> finish latency p50/p99;
+  triggers messages per second through one queue trigger per broker: NATS JetStream, RabbitMQ,
+         Redis Streams (bench/queue_triggers.py; --queue-triggers 0 skips it);
   microvm boot and snapshot restore to first reply (p50/p95) and warm invoke of the microvm
          backend (bench/microvm.py; --microvm 0 skips it).
 """
@@ -42,7 +44,16 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
-from bench import async_events, client, compat, microvm, prestart_starts, servers, snapshot_starts
+from bench import (
+    async_events,
+    client,
+    compat,
+    microvm,
+    prestart_starts,
+    queue_triggers,
+    servers,
+    snapshot_starts,
+)
 
 HELLO = "def handler(event, context):\n    return {'message': 'Hello, ' + event.get('name', 'world') + '!'}\n"
 EVENT = b'{"name":"bench"}'
@@ -330,6 +341,8 @@ def render(report: dict[str, Any]) -> None:
     Console().print(logs)
     if "async" in report:
         Console().print(async_events.render(report["async"]))
+    if "triggers" in report:
+        Console().print(queue_triggers.render(report["triggers"]))
     if "observability" in report:
         from bench import observability
 
@@ -354,6 +367,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cold", type=int, default=20)
     parser.add_argument("--backends", default="process,container,gvisor")
     parser.add_argument("--async-events", type=int, default=2000, help="0 skips async")
+    parser.add_argument(
+        "--queue-triggers", type=int, default=2000, help="messages per broker; 0 skips"
+    )
     parser.add_argument(
         "--microvm", type=int, default=5, help="boots and restores of a microVM; 0 skips"
     )
@@ -383,6 +399,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.async_events:
         console.print("[dim]async: accepted/s, completed/s, submit -> finish latency …[/]")
         report["async"] = async_events.measure(args.async_events, 200)
+    if args.queue_triggers:
+        console.print("[dim]triggers: messages/s through one queue trigger per broker …[/]")
+        report["triggers"] = queue_triggers.measure(args.queue_triggers, 50, 8)
     if args.microvm:
         report["microvm"] = asyncio.run(microvm.measure(args.microvm, 200, args.microvm_cache))
     if args.observability_rounds:

@@ -161,6 +161,22 @@ class EventSettings(Section):
     retention_days: float = Field(7.0, ge=0)  # succeeded events are deleted after (0: kept)
 
 
+class TriggerSettings(Section):
+    """Queue triggers: where each broker is (a trigger may name its own URL) and how its
+    consumers behave."""
+
+    nats_url: SecretStr = SecretStr("nats://127.0.0.1:4222")
+    rabbitmq_url: SecretStr = SecretStr("amqp://guest:guest@127.0.0.1:5672/")
+    redis_url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
+    # A message a daemon holds is redelivered (NATS ack wait) or claimed by another daemon
+    # (Redis pending entries idle this long) after it; held messages are kept alive every
+    # third of it, so only a daemon that died loses them. RabbitMQ requeues on disconnect.
+    ack_wait_s: float = Field(300.0, ge=1, le=86400)
+    reconnect_initial_s: float = Field(0.5, gt=0, le=60)  # backoff after a broker went away
+    reconnect_max_s: float = Field(30.0, gt=0, le=3600)
+    lag_interval_s: float = Field(10.0, gt=0, le=3600)  # how often the broker is asked
+
+
 class HttpTriggerSettings(Section):
     """Function URLs (/fn/{name}/...) and custom routes."""
 
@@ -331,6 +347,7 @@ class Settings(BaseSettings):
     store: StoreSettings = StoreSettings()
     canary: CanarySettings = CanarySettings()
     events: EventSettings = EventSettings()
+    triggers: TriggerSettings = TriggerSettings()
     http_triggers: HttpTriggerSettings = HttpTriggerSettings()
     schedules: ScheduleSettings = ScheduleSettings()
     sandbox: SandboxSettings = SandboxSettings()

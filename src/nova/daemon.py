@@ -13,6 +13,7 @@ import ipaddress
 import logging
 import sys
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -39,8 +40,9 @@ from nova.config import (
 from nova.core.counters import DaemonCounters
 from nova.core.errors import ConfigInvalid, DaemonStartFailed, NovaError
 from nova.core.models import FunctionConfig
+from nova.core.queue_triggers import QueueTrigger
 from nova.events.invocations import AsyncInvocations
-from nova.events.worker import AsyncWorker, WorkerLimits
+from nova.events.worker import AsyncWorker, ConfigOf, WorkerLimits
 from nova.examples import EXAMPLE_NAME, ensure_example
 from nova.executor.executor import Executor
 from nova.functions.deployer import Deployer
@@ -57,6 +59,7 @@ from nova.images.service import ImageService
 from nova.images.store import ImageStore
 from nova.observability.counter_flusher import CounterFlusher
 from nova.observability.daemon_metrics import DaemonCollector, PoolSample
+from nova.observability.event_metrics import MESSAGE_RESULTS, EventSourceCollector, TriggerSample
 from nova.observability.invocation_logs import InvocationLogBatcher, LogLimits
 from nova.observability.log_retention import LogRetention
 from nova.observability.log_spool import LogSpool
@@ -84,7 +87,12 @@ from nova.schedules.service import ScheduleService
 from nova.secrets.master_key import load_master_key
 from nova.secrets.service import SecretService
 from nova.server import DrainingServer
+from nova.store.ports import Store
 from nova.store.sql_store import open_store
+from nova.triggers.brokers import BrokerUrls, open_broker
+from nova.triggers.consumer import ConsumerState, ConsumerTiming, TriggerConsumer
+from nova.triggers.manager import TriggerManager
+from nova.triggers.service import TriggerService
 
 logger = logging.getLogger("nova.daemon")
 
@@ -155,6 +163,7 @@ async def _lifespan(
         services.log_retention.start()
         await services.secrets.start()  # finishes a master-key rotation left half done
         await services.follower.start()
+        await services.triggers.manager.reconcile()
         services.canary.start()
         services.counters.start()
         services.pools.start_background()
@@ -311,6 +320,10 @@ async def build_services(settings: Settings) -> Services:
         counters,
         is_closing=lambda: executor.inflight.closing,
     )
+    triggers = trigger_service(settings, store, executor, config_of, invocations, resolver)
+    event_sources = EventSourceCollector(
+        lambda: map(_trigger_sample, triggers.manager.consumers()), invocations.stats
+    )
     trigger_metrics = TriggerMetrics()
     schedule_settings = settings.schedules
     return Services(
@@ -346,16 +359,21 @@ async def build_services(settings: Settings) -> Services:
             poll_s=settings.store.change_poll_s,
             retention_s=settings.store.change_retention_s,
             secret_changed=pools.renew_secret_users,
+            triggers_changed=triggers.manager.reconcile,
         ),
         canary=CanaryAnalyzer(store, resolver.refresh, settings.canary.check_interval_s),
         counters=CounterFlusher(store.counters, counters, settings.store.counters_flush_s),
         invocations=invocations,
         async_worker=worker,
+        triggers=triggers,
         secrets=secrets,
         snapshots=SnapshotService(
             resolver, launcher, sandboxes, pools, eager=settings.sandbox.snapshots == "eager"
         ),
-        metrics=MetricsRegistry([invocation_metrics, daemon_metrics, trigger_metrics]),
+        metrics=MetricsRegistry(
+            [invocation_metrics, daemon_metrics, trigger_metrics, event_sources],
+            [event_sources.refresh],
+        ),
         series=invocation_metrics.series,
         tracer=tracer,
         http_routes=RouteService(store.routes, secrets, settings.http_triggers.refresh_s),
@@ -370,6 +388,58 @@ async def build_services(settings: Settings) -> Services:
         ),
         trigger_metrics=trigger_metrics,
         started_at=time.monotonic(),
+    )
+
+
+def trigger_service(
+    settings: Settings,
+    store: Store,
+    executor: Executor,
+    config_of: ConfigOf,
+    invocations: AsyncInvocations,
+    resolver: FunctionResolver,
+) -> TriggerService:
+    """Queue triggers: one consumer per enabled trigger, each on the broker its source
+    names, invoking through the executor."""
+    config = settings.triggers
+    urls = BrokerUrls(
+        nats=config.nats_url.get_secret_value(),
+        rabbitmq=config.rabbitmq_url.get_secret_value(),
+        redis=config.redis_url.get_secret_value(),
+    )
+    timing = ConsumerTiming(
+        ack_wait_s=config.ack_wait_s,
+        reconnect_initial_s=config.reconnect_initial_s,
+        reconnect_max_s=config.reconnect_max_s,
+        lag_interval_s=config.lag_interval_s,
+    )
+    daemon_id = uuid.uuid4().hex[:12]  # names this daemon's Redis consumers
+
+    def consumer(trigger: QueueTrigger) -> TriggerConsumer:
+        broker = open_broker(trigger, urls, daemon_id, config.ack_wait_s)
+        return TriggerConsumer(
+            trigger,
+            broker,
+            executor,
+            config_of,
+            invocations,
+            settings.daemon.max_payload_bytes,
+            timing,
+        )
+
+    manager = TriggerManager(store.triggers, consumer, settings.daemon.shutdown_timeout_s)
+    return TriggerService(store.triggers, manager, resolver.resolve)
+
+
+def _trigger_sample(consumer: TriggerConsumer) -> TriggerSample:
+    stats = consumer.stats
+    return TriggerSample(
+        trigger=consumer.trigger.name,
+        source=consumer.trigger.source.value,
+        connected=consumer.state is ConsumerState.CONNECTED,
+        reconnects=stats.reconnects,
+        counts={result: getattr(stats, result) for result in MESSAGE_RESULTS},
+        lag=stats.lag,
     )
 
 
@@ -501,6 +571,8 @@ async def _prewarm(services: Services) -> None:
 
 async def shutdown(services: Services) -> None:
     timeout_s = services.settings.daemon.shutdown_timeout_s
+    # No new messages; those running finish (or go back to their broker unacknowledged).
+    await services.triggers.manager.close()
     await services.scheduler.close()  # no new ticks: what it queued runs or waits in the store
     await services.http_routes.close()
     # No new claims; events running finish within the drain below (or keep their leases and

@@ -310,6 +310,7 @@ async def test_ordered_text_columns_compare_bytes_on_postgres() -> None:
         "functions.name",
         "invocation_logs.function_name",
         "invocation_logs.id",
+        "queue_triggers.name",
         "schedules.id",
         "secrets.name",
     ]

@@ -132,6 +132,25 @@ def test_secret_and_rate_limit_settings(monkeypatch: pytest.MonkeyPatch) -> None
         load_settings(None, {"rate_limits": {"keys": {"ip:10.0.0.1": "gold"}}})
 
 
+def test_queue_trigger_brokers_default_to_the_local_servers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for source in ("NATS", "RABBITMQ", "REDIS"):
+        monkeypatch.delenv(f"NOVA_TRIGGERS__{source}_URL", raising=False)
+    triggers = load_settings().triggers
+    assert triggers.nats_url.get_secret_value() == "nats://127.0.0.1:4222"
+    assert triggers.rabbitmq_url.get_secret_value() == "amqp://guest:guest@127.0.0.1:5672/"
+    assert triggers.redis_url.get_secret_value() == "redis://127.0.0.1:6379/0"
+    assert "guest:guest" not in repr(triggers)  # a URL's password never reaches a log line
+    config = tmp_path / "nova.yaml"
+    config.write_text("triggers: {nats_url: 'nats://file:4222', ack_wait_s: 60}\n")
+    monkeypatch.setenv("NOVA_TRIGGERS__REDIS_URL", "redis://env:6379/1")
+    triggers = load_settings(config).triggers
+    assert triggers.nats_url.get_secret_value() == "nats://file:4222"
+    assert triggers.redis_url.get_secret_value() == "redis://env:6379/1"
+    assert triggers.ack_wait_s == 60
+
+
 def test_unknown_keys_in_the_config_file_are_errors(tmp_path: Path) -> None:
     misspelt_key = tmp_path / "key.yaml"
     misspelt_key.write_text("pool:\n  idle_ttl: 5\n")  # idle_ttl_s

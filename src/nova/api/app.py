@@ -29,6 +29,7 @@ from nova.api.routes import (
     slo,
     snapshots,
     timeseries,
+    triggers,
     vm_snapshots,
 )
 from nova.api.routes.http_routes import FunctionUrlPut, RouteCreate
@@ -74,6 +75,7 @@ def create_app(lifespan: Lifespan) -> ASGIApp:
     api.include_router(secrets.router)
     api.include_router(vm_snapshots.router)
     api.include_router(snapshots.router)
+    api.include_router(triggers.router)
     api.include_router(http_routes.router)
     api.include_router(schedules.router)
 

@@ -30,6 +30,7 @@ from nova.schedules.scheduler import Scheduler
 from nova.schedules.service import ScheduleService
 from nova.secrets.service import SecretService
 from nova.store.ports import Store
+from nova.triggers.service import TriggerService
 
 
 @dataclass(slots=True)
@@ -50,6 +51,7 @@ class Services:
     counters: CounterFlusher  # this daemon's counts, added to the store's running totals
     invocations: AsyncInvocations  # submit and follow asynchronous invocations
     async_worker: AsyncWorker  # runs them
+    triggers: TriggerService  # queue triggers and this daemon's consumers of them
     secrets: SecretService
     snapshots: SnapshotService  # function snapshots of every backend, scale to zero
     metrics: MetricsRegistry  # what GET /metrics reports

@@ -33,6 +33,7 @@ from nova.cli.commands import (
     slo,
     snapshot,
     stats,
+    trigger,
     version,
     vm_snapshot,
 )
@@ -179,6 +180,7 @@ app.add_typer(admin.app, name="admin")
 app.command("invoke")(invoke.invoke)
 app.add_typer(invocations.app, name="invocations")
 app.add_typer(dlq.app, name="dlq")
+app.add_typer(trigger.app, name="trigger")
 app.add_typer(route.app, name="route")
 app.add_typer(schedule.app, name="schedule")
 app.add_typer(vm_snapshot.app, name="vm-snapshot")

@@ -7,6 +7,7 @@ once its retry policy gives up. A dead event can be replayed: it becomes ``pendi
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -63,6 +64,11 @@ class AttemptError:
             str(data["message"]),
             datetime.fromisoformat(str(data["at"])),
         )
+
+
+def as_errors(dead: AttemptError | Sequence[AttemptError]) -> tuple[AttemptError, ...]:
+    """One error or several (every attempt a queue trigger made) as a tuple."""
+    return (dead,) if isinstance(dead, AttemptError) else tuple(dead)
 
 
 @dataclass(frozen=True, slots=True)

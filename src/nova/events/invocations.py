@@ -1,8 +1,9 @@
 """The submit side of asynchronous invocation, and what callers may ask about an event.
 
-Any source of events (the invoke API with ``X-Nova-Invocation-Type: Event``, HTTP, cron and
-queue triggers) hands them to :meth:`AsyncInvocations.submit`, which returns once the event is
-durably stored - that is when a source may acknowledge it. The outcome is read with
+Sources of asynchronous events (the invoke API with ``X-Nova-Invocation-Type: Event``, cron)
+hand them to :meth:`AsyncInvocations.submit`, which returns once the event is durably stored.
+Queue triggers run their messages themselves (nova.triggers) and store only those that failed
+every attempt, with :meth:`AsyncInvocations.bury`. The outcome is read with
 :meth:`AsyncInvocations.get`, or awaited with :meth:`AsyncInvocations.wait`::
 
     request_id = await invocations.submit("resize", None, b'{"key": "a.png"}',
@@ -22,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 
 import orjson
@@ -146,6 +147,25 @@ class AsyncInvocations:
         The payload kept is ``body`` as a JSON string (undecodable bytes replaced), which a
         replay passes to the function."""
         payload = orjson.dumps(body[: self._max_payload_bytes].decode("utf-8", "replace"))
+        error = AttemptError(0, error_type, reason, datetime.now(UTC))
+        return await self.bury(
+            function, qualifier, payload, [error], source=source, idempotency_key=idempotency_key
+        )
+
+    async def bury(
+        self,
+        function: str,
+        qualifier: str | None,
+        payload: bytes,
+        errors: Sequence[AttemptError],
+        *,
+        source: str,
+        idempotency_key: str | None = None,
+    ) -> str:
+        """Store an event that a source already ran and gave up on (a queue trigger, after its
+        retry policy's attempts) in the dead letters with ``errors``, one per attempt, and
+        return its request id; a replay runs it through this queue. With an
+        ``idempotency_key`` stored before (a redelivered message), nothing new is stored."""
         event = NewEvent(
             id=ids.request_id(),
             function=function,
@@ -154,8 +174,7 @@ class AsyncInvocations:
             idempotency_key=idempotency_key,
             source=source,
         )
-        error = AttemptError(0, error_type, reason, datetime.now(UTC))
-        stored_id, created = await self._queue.submit(event, dead=error)
+        stored_id, created = await self._queue.submit(event, dead=errors)
         if created:
             self._counters.async_dead_lettered += 1
         return stored_id

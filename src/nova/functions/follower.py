@@ -1,7 +1,8 @@
 """Following the store's change log, so a change made through any daemon reaches this one.
 
 Each daemon starts at the log's head (it has nothing cached yet) and from then on refreshes
-every function a new entry names, and renews the instances using a secret an entry names, at
+every function a new entry names, renews the instances using a secret an entry names, and
+reconciles its queue-trigger consumers when an entry says a trigger changed, at
 most ``poll_s`` after the commit (PostgreSQL wakes it at once with NOTIFY). Refreshing
 re-reads the function, so entries are not applied one by one and a refresh that comes twice
 changes nothing. When the store was unreachable for longer than the log is kept, entries may
@@ -17,6 +18,7 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
+from nova.core.changes import ChangeKind
 from nova.core.errors import NovaError
 from nova.store.ports import ChangeLog
 
@@ -35,9 +37,12 @@ class ChangeFollower:
         poll_s: float,
         retention_s: float,
         secret_changed: Callable[[str, float], object] | None = None,
+        triggers_changed: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         """``secret_changed(name, before)`` runs for a secret set or deleted: instances launched
-        before ``before`` (a ``time.time()``) are replaced."""
+        before ``before`` (a ``time.time()``) are replaced. ``triggers_changed()`` runs once
+        per batch that added, changed or deleted queue triggers (and after a reload of all)."""
+        self._triggers_changed = triggers_changed
         self._changes = changes
         self._secret_changed = secret_changed
         self._refresh = refresh
@@ -75,6 +80,8 @@ class ChangeFollower:
             if now - last_ok > self._retention_s / 2:
                 logger.warning("the change log was out of reach for a long time: reloading all")
                 await self._refresh_all()
+                if self._triggers_changed is not None:
+                    await self._triggers_changed()
             last_ok = now
 
     async def catch_up(self) -> None:
@@ -83,9 +90,12 @@ class ChangeFollower:
             batch = await self._changes.since(self._seq)
             if not batch:
                 return
-            functions = [change.function_name for change in batch if change.secret is None]
+            functions = [change.function_name for change in batch if change.function_name]
             for name in dict.fromkeys(functions):
                 await self._refresh(name)
+            triggers = any(change.kind is ChangeKind.TRIGGER_CHANGED for change in batch)
+            if triggers and self._triggers_changed is not None:
+                await self._triggers_changed()
             if self._secret_changed is not None:
                 # This daemon's clock, now: an instance launched before the entry was read may
                 # hold the old value, and the writer's clock (change.at) may run ahead of ours.

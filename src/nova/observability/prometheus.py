@@ -6,7 +6,7 @@ A registry of its own rather than prometheus_client's global one, so every daemo
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from prometheus_client import (
@@ -23,13 +23,24 @@ TEXT_CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 
 class MetricsRegistry:
-    def __init__(self, collectors: Iterable[Collector]) -> None:
+    def __init__(
+        self,
+        collectors: Iterable[Collector],
+        refreshers: Iterable[Callable[[], Awaitable[None]]] = (),
+    ) -> None:
+        """``refreshers`` read what collectors cannot read synchronously (the store)."""
+        self._refreshers = tuple(refreshers)
         self._registry = CollectorRegistry(auto_describe=False)
         for collector in collectors:
             self._registry.register(collector)
         ProcessCollector(registry=self._registry)
         PlatformCollector(registry=self._registry)
         GCCollector(registry=self._registry)
+
+    async def refresh(self) -> None:
+        """Called before each scrape."""
+        for refresh in self._refreshers:
+            await refresh()
 
     def text(self) -> bytes:
         """The Prometheus text exposition format."""

@@ -21,6 +21,7 @@ VERSIONS = "v"
 ALIASES = "a"
 DEAD_LETTERS = "d"
 SECRETS = "s"
+TRIGGERS = "t"
 SCHEDULES = "sc"
 
 

@@ -24,6 +24,7 @@ from nova.core.events import (
     EventStatus,
     NewEvent,
     QueueStats,
+    as_errors,
 )
 from nova.core.models import Page
 from nova.store import cursors
@@ -40,15 +41,19 @@ class SqlEventQueue:
         self._db = database
         self._postgres = database.url.get_backend_name() == "postgresql"
 
-    async def submit(self, event: NewEvent, dead: AttemptError | None = None) -> tuple[str, bool]:
+    async def submit(
+        self, event: NewEvent, dead: AttemptError | Sequence[AttemptError] | None = None
+    ) -> tuple[str, bool]:
         now = datetime.now(UTC)
         row = new_event_row(event, now)
         if dead is not None:
+            errors = as_errors(dead)
             row |= {
                 "status": EventStatus.DEAD.value,
                 "finished_at": now,
-                "errors": [dead.document()],
-                "last_error_type": dead.type,
+                "attempts": max(error.attempt for error in errors),
+                "errors": [error.document() for error in errors],
+                "last_error_type": errors[-1].type,
             }
         try:
             async with self._db.transaction() as conn:

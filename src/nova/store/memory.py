@@ -23,6 +23,7 @@ from nova.core.errors import (
 from nova.core.models import CodeBundle, FunctionConfig, FunctionRecord, InvocationLog, Page
 from nova.store import cursors
 from nova.store.memory_events import MemoryEventQueue
+from nova.store.memory_queue_triggers import MemoryTriggerRepository
 from nova.store.memory_secrets import MemorySecretRepository
 from nova.store.memory_state import MemoryState
 from nova.store.memory_triggers import MemoryRouteRepository, MemoryScheduleRepository
@@ -257,6 +258,7 @@ class MemoryStore:
         self.counters = MemoryCounterRepository(self._state)
         self.events = MemoryEventQueue()
         self.secrets = MemorySecretRepository(self._state)
+        self.triggers = MemoryTriggerRepository(self._state)
         self.routes = MemoryRouteRepository(self._state)
         self.schedules = MemoryScheduleRepository(self._state, self.events)
         self.builds = MemoryBuildRepository(self._state)

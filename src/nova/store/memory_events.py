@@ -18,6 +18,7 @@ from nova.core.events import (
     EventStatus,
     NewEvent,
     QueueStats,
+    as_errors,
 )
 from nova.core.models import Page
 from nova.store import cursors
@@ -29,7 +30,9 @@ class MemoryEventQueue:
         self._events: dict[str, AsyncEvent] = {}
         self._owners: dict[str, str] = {}  # event id -> the worker holding its lease
 
-    async def submit(self, event: NewEvent, dead: AttemptError | None = None) -> tuple[str, bool]:
+    async def submit(
+        self, event: NewEvent, dead: AttemptError | Sequence[AttemptError] | None = None
+    ) -> tuple[str, bool]:
         if event.idempotency_key is not None:
             for stored in self._events.values():
                 if (stored.function, stored.idempotency_key) == (
@@ -42,8 +45,13 @@ class MemoryEventQueue:
         now = datetime.now(UTC)
         self._add(event, now)
         if dead is not None:
+            errors = as_errors(dead)
             self._events[event.id] = dataclasses.replace(
-                self._events[event.id], status=EventStatus.DEAD, finished_at=now, errors=(dead,)
+                self._events[event.id],
+                status=EventStatus.DEAD,
+                finished_at=now,
+                attempts=max(error.attempt for error in errors),
+                errors=errors,
             )
         return event.id, True
 

@@ -4,7 +4,7 @@ Everything above the store codes against these Protocols and the value types of
 :mod:`nova.core.models`; no SQL, session or driver type ever crosses this line. Failures surface
 as :mod:`nova.core.errors` values: ``FunctionNotFound``, ``FunctionAlreadyExists``,
 ``RequestInvalid`` (a malformed ``cursor`` or ``limit``), ``VersionNotFound``, ``VersionInUse``,
-``AliasNotFound``, ``AliasConflict`` and ``StoreUnavailable`` (the database cannot be reached, or
+``AliasNotFound``, ``AliasConflict``, ``TriggerNotFound``, ``TriggerAlreadyExists`` and ``StoreUnavailable`` (the database cannot be reached, or
 the store was closed). Every write of a function, version or alias appends to the change log in
 its own transaction.
 
@@ -22,6 +22,7 @@ from nova.core.builds import StoredBuild
 from nova.core.changes import Change
 from nova.core.events import AsyncEvent, AttemptError, EventFilter, NewEvent, QueueStats
 from nova.core.models import CodeBundle, FunctionConfig, FunctionRecord, InvocationLog, Page
+from nova.core.queue_triggers import QueueTrigger
 from nova.core.secrets import SealedSecret, SecretInfo
 from nova.core.triggers import FunctionUrlConfig, NewSchedule, Route, RouteSpec, Schedule
 from nova.core.versions import (
@@ -223,11 +224,14 @@ class EventQueue(Protocol):
     attempt's outcome.
     """
 
-    async def submit(self, event: NewEvent, dead: AttemptError | None = None) -> tuple[str, bool]:
+    async def submit(
+        self, event: NewEvent, dead: AttemptError | Sequence[AttemptError] | None = None
+    ) -> tuple[str, bool]:
         """Store ``event`` as pending and return ``(its id, True)``. When the function
         already has an event with the same ``idempotency_key``, store nothing and return
         ``(that event's id, False)``. With ``dead``, the event goes straight to the dead
-        letters with that error (it could not be run as it came: e.g. not JSON).
+        letters with that error (it could not be run as it came: e.g. not JSON), or those
+        errors (every attempt a queue trigger made), counted as its attempts.
         ``InvocationAlreadyExists`` when ``event.id`` is taken."""
         ...
 
@@ -329,6 +333,33 @@ class SecretRepository(Protocol):
     async def reseal_all(self, reseal: Callable[[SealedSecret], SealedSecret]) -> int:
         """Replace every row by ``reseal(row)`` in one transaction (all or none); returns how
         many. A master-key rotation: the values do not change, so no change-log entry."""
+        ...
+
+
+class TriggerRepository(Protocol):
+    """Queue triggers by name. Every write appends a ``trigger.changed`` entry to the change log
+    in the same transaction, so every daemon starts or stops its consumer."""
+
+    async def create(self, trigger: QueueTrigger) -> QueueTrigger:
+        """``TriggerAlreadyExists`` if the name is taken."""
+        ...
+
+    async def get(self, name: str) -> QueueTrigger:
+        """``TriggerNotFound`` if there is no such trigger."""
+        ...
+
+    async def list(
+        self, *, limit: int = DEFAULT_PAGE_LIMIT, cursor: str | None = None
+    ) -> Page[QueueTrigger]:
+        """Triggers ordered by name."""
+        ...
+
+    async def set_enabled(self, name: str, enabled: bool) -> QueueTrigger:
+        """Pause (False) or resume (True); ``TriggerNotFound``."""
+        ...
+
+    async def delete(self, name: str) -> QueueTrigger:
+        """``TriggerNotFound`` if there is no such trigger."""
         ...
 
 
@@ -446,6 +477,9 @@ class Store(Protocol):
 
     @property
     def secrets(self) -> SecretRepository: ...
+
+    @property
+    def triggers(self) -> TriggerRepository: ...
 
     @property
     def routes(self) -> RouteRepository: ...

@@ -341,3 +341,22 @@ compile_states = sa.Table(
     sa.Column("good_build_key", sa.String(), nullable=True),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
 )
+
+# Queue triggers (nova.core.queue_triggers): what each daemon consumes. No foreign key to
+# functions: a trigger outlives its function's deletion (its messages then fail with
+# Function.NotFound and reach the dead letters), so re-creating the function resumes it.
+queue_triggers = sa.Table(
+    "queue_triggers",
+    metadata,
+    sa.Column("name", _keyset_text(), primary_key=True),
+    sa.Column("function_name", sa.String(), nullable=False),
+    sa.Column("qualifier", sa.String(), nullable=False),
+    sa.Column("source", sa.String(), nullable=False),
+    sa.Column("target", sa.String(), nullable=False),
+    sa.Column("url", sa.String(), nullable=False),
+    sa.Column("batch_size", sa.Integer(), nullable=False),
+    sa.Column("concurrency", sa.Integer(), nullable=False),
+    sa.Column("enabled", sa.Boolean(), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+)

@@ -12,6 +12,7 @@ from nova.store.functions import SqlFunctionRepository
 from nova.store.invocations import SqlInvocationLogRepository
 from nova.store.migrator import upgrade_to_head
 from nova.store.ports import Store
+from nova.store.queue_triggers import SqlTriggerRepository
 from nova.store.routes import SqlRouteRepository
 from nova.store.schedules import SqlScheduleRepository
 from nova.store.secrets import SqlSecretRepository
@@ -30,6 +31,7 @@ class SqlStore:
         self.counters = SqlCounterRepository(database)
         self.events = SqlEventQueue(database)
         self.secrets = SqlSecretRepository(database)
+        self.triggers = SqlTriggerRepository(database)
         self.routes = SqlRouteRepository(database)
         self.schedules = SqlScheduleRepository(database)
         self.builds = SqlBuildRepository(database)

@@ -15,7 +15,9 @@ router = APIRouter(tags=["observe"])
 
 @router.get("/metrics", summary="Prometheus metrics (text exposition format)")
 async def metrics(request: Request) -> Response:
-    return Response(services(request).metrics.text(), media_type=TEXT_CONTENT_TYPE)
+    registry = services(request).metrics
+    await registry.refresh()
+    return Response(registry.text(), media_type=TEXT_CONTENT_TYPE)
 
 
 @router.get("/metrics/prometheus", summary="Prometheus metrics (the same as GET /metrics)")
@@ -25,4 +27,6 @@ async def metrics_prometheus(request: Request) -> Response:
 
 @router.get("/metrics/json", summary="The Prometheus metrics as JSON: family -> samples")
 async def metrics_json(request: Request) -> dict[str, Any]:
-    return services(request).metrics.as_json()
+    registry = services(request).metrics
+    await registry.refresh()
+    return registry.as_json()

@@ -12,6 +12,7 @@ from starlette.responses import JSONResponse
 
 from nova.api.context import Services
 from nova.api.routes.functions import services
+from nova.api.routes.triggers import consumer_out
 from nova.core.errors import MalformedJson, NovaError
 from nova.core.models import InvocationLog
 from nova.core.names import validate_function_name
@@ -131,6 +132,7 @@ async def stats(request: Request) -> dict[str, Any]:
         "inflight": svc.executor.inflight.count,
         "logs": asdict(svc.log_batcher.stats()),
         "async": await _async_stats(svc),
+        "triggers": _trigger_stats(svc),
     }
 
 
@@ -145,7 +147,19 @@ async def _async_stats(svc: Services) -> dict[str, Any]:
     return {**queue, "running_here": svc.async_worker.running, "persisted": available}
 
 
-@router.get("/health", summary="Detailed health: store, pools, backend")
+def _trigger_stats(svc: Services) -> list[dict[str, Any]]:
+    """This daemon's queue-trigger consumers: state and message counts since it started."""
+    return [
+        {"name": c.trigger.name, "source": c.trigger.source.value, **consumer_out(c)}
+        for c in svc.triggers.manager.consumers()
+    ]
+
+
+@router.get(
+    "/health",
+    summary="Detailed health: store, pools, backend, and each queue trigger's consumer "
+    "(connected, or reconnecting with the last error)",
+)
 async def health(request: Request) -> JSONResponse:
     svc = services(request)
     store_ok, store_error = await _store_status(request)
@@ -159,6 +173,7 @@ async def health(request: Request) -> JSONResponse:
             "instances": sum(s.instances for s in svc.pools.stats()),
         },
         "uptime_s": round(time.monotonic() - svc.started_at, 3),
+        "triggers": _trigger_stats(svc),
     }
     return JSONResponse(body, status_code=200 if store_ok else 503)
 
