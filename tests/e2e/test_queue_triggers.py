@@ -1,6 +1,6 @@
 """Queue triggers end to end on the real brokers (NATS JetStream, RabbitMQ, Redis Streams):
-each message runs the function once and is acknowledged; a body that is not JSON arrives
-wrapped; a failing message is retried by the function's policy, reaches the dead letters with
+each message runs the function once and is acknowledged; a body that is not JSON goes to the
+dead letters at once, with the reason, and is acknowledged; a failing message is retried by the function's policy, reaches the dead letters with
 every attempt's error, is acknowledged, and replays after a fix; a daemon killed mid-message
 has the message delivered again; a trigger added or deleted through one daemon starts and
 stops consumers on another, which share the messages (each runs once); an S3 event record
@@ -8,7 +8,6 @@ arrives unchanged; bad trigger input is refused with 4xx."""
 
 from __future__ import annotations
 
-import base64
 import json
 import signal
 import time
@@ -120,32 +119,34 @@ def test_messages_run_once_are_acked_and_failures_dead_letter(
 
         ch.publish(b"not json \xff", b'{"fail": true}')
         _wait(lambda: _consumer(api, ch.trigger).get("acked") == 3, "both acks")
-        wrapped = _lines(sink)[1]
-        assert base64.b64decode(wrapped["body_base64"]) == b"not json \xff"
-        assert wrapped["source"] == source
         dead = api.get("/dead-letters", params={"function": "sink"}).json()["items"]
-        assert len(dead) == 1, dead
-        assert dead[0]["source"] == f"trigger:{ch.trigger}"
-        assert dead[0]["payload"] == {"fail": True}
-        assert [e["type"] for e in dead[0]["errors"]] == ["ValueError", "ValueError"]
+        assert len(dead) == 2, dead
+        by_error = {item["errors"][-1]["type"]: item for item in dead}
+        not_json = by_error["Event.InvalidJson"]  # never run: dead at once, with the reason
+        assert not_json["source"] == f"trigger:{ch.trigger}"
+        assert "not JSON" in not_json["errors"][0]["message"]
+        failed = by_error["ValueError"]
+        assert failed["source"] == f"trigger:{ch.trigger}"
+        assert failed["payload"] == {"fail": True}
+        assert [e["type"] for e in failed["errors"]] == ["ValueError", "ValueError"]
         consumer = _consumer(api, ch.trigger)
-        assert (consumer["received"], consumer["failed"], consumer["dead_lettered"]) == (3, 2, 1)
+        assert (consumer["received"], consumer["failed"], consumer["dead_lettered"]) == (3, 2, 2)
         assert ch.pending() == 0  # every message acknowledged on the broker
-        assert len(_lines(sink)) == 2  # each ran once
+        assert len(_lines(sink)) == 1  # the JSON one ran once; the others never succeeded
         metrics = api.get("/metrics").text
         labels = f'source="{source}",trigger="{ch.trigger}"'
-        for result, count in [("received", 3), ("acked", 3), ("failed", 2), ("dead_lettered", 1)]:
+        for result, count in [("received", 3), ("acked", 3), ("failed", 2), ("dead_lettered", 2)]:
             assert f'nova_trigger_messages_total{{result="{result}",{labels}}} {count}.0' in metrics
-        assert 'nova_async_queue_events{status="dead"} 1.0' in metrics
+        assert 'nova_async_queue_events{status="dead"} 2.0' in metrics
 
         # After a fix, the dead letter replays through the asynchronous queue.
         api.patch("/functions/sink", json={"code": FIXED}).raise_for_status()
-        replayed = trigger_daemon.cli("dlq", "replay", dead[0]["request_id"])
+        replayed = trigger_daemon.cli("dlq", "replay", failed["request_id"])
         assert replayed.stdout.strip() == "replayed 1 dead letter(s)", replayed.stderr
         event = _wait(
             lambda: (
                 body
-                if (body := api.get(f"/invocations/{dead[0]['request_id']}").json())["status"]
+                if (body := api.get(f"/invocations/{failed['request_id']}").json())["status"]
                 == "succeeded"
                 else None
             ),

@@ -8,7 +8,6 @@ boundary, with a message saying what to check.
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
@@ -28,7 +27,7 @@ async def _nothing() -> None:
 class Message:
     """One delivery. ``id`` is unique per message of the source (stream sequence, entry id,
     message id) and stable across redeliveries; ``metadata`` is what the broker says about it
-    (subject, headers, ...) and goes into the event of a body that is not JSON."""
+    (subject, headers, ...), shown in the trigger's logs and tests."""
 
     id: str
     body: bytes
@@ -59,20 +58,10 @@ class Broker(Protocol):
         ...
 
 
-def event_payload(message: Message, source: str) -> bytes:
-    """The event a function gets for ``message``: the body itself when it is JSON (passed on
-    unparsed), else a JSON object with the body in base64 and what the broker says about it::
-
-        {"body_base64": "...", "source": "nats", "id": "...", "metadata": {"subject": ...}}
-    """
+def is_json(body: bytes) -> bool:
+    """Whether a message body can be an event (it is then passed on unparsed)."""
     try:
-        orjson.loads(message.body)
+        orjson.loads(body)
     except orjson.JSONDecodeError:
-        wrapper = {
-            "body_base64": base64.b64encode(message.body).decode("ascii"),
-            "source": source,
-            "id": message.id,
-            "metadata": dict(message.metadata),
-        }
-        return orjson.dumps(wrapper, default=str)
-    return message.body
+        return False
+    return True

@@ -38,7 +38,7 @@ from nova.core.queue_triggers import QueueTrigger
 from nova.events.invocations import AsyncInvocations
 from nova.events.policy import DEFAULT_RULES, RetryPolicy
 from nova.events.worker import ConfigOf, Invoker
-from nova.triggers.broker import Broker, BrokerUnavailable, Message, event_payload
+from nova.triggers.broker import Broker, BrokerUnavailable, Message, is_json
 
 logger = logging.getLogger(__name__)
 
@@ -217,8 +217,21 @@ class TriggerConsumer:
         it), or the daemon is stopping (False: hand it back). Raises NovaError when the dead
         letter could not be stored (then it must not be acknowledged)."""
         trigger = self.trigger
-        payload = event_payload(message, trigger.source.value)
+        payload = message.body
         key = f"{trigger.name}:{message.id}"[:256]
+        if not is_json(payload):  # it could never run: a dead letter with the reason at once
+            await self._invocations.reject(
+                trigger.function,
+                trigger.qualifier or None,
+                payload,
+                "Event.InvalidJson",
+                f"the message body is not JSON ({len(payload)} bytes): queue triggers pass "
+                "JSON events; publish JSON (binary data base64 in a field)",
+                source=self.source,
+                idempotency_key=key,
+            )
+            self.stats.dead_lettered += 1
+            return True
         if len(payload) > self._max_payload_bytes:
             await self._invocations.reject(
                 trigger.function,

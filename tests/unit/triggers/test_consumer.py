@@ -6,15 +6,12 @@ jitter, keepalives, and the event a non-JSON body becomes."""
 from __future__ import annotations
 
 import asyncio
-import base64
 import dataclasses
-
-import orjson
 
 from nova.core.errors import ShuttingDown, StoreUnavailable
 from nova.core.events import EventStatus
 from nova.executor.result import InvocationResult
-from nova.triggers.broker import Message, event_payload
+from nova.triggers.broker import Message, is_json
 from nova.triggers.consumer import ConsumerState
 from tests.unit.triggers.fakes import TIMING, FakeBroker, Rig, fails, ok
 
@@ -249,18 +246,8 @@ def _highs(sleeps: list[float]) -> list[float]:
     return highs
 
 
-def test_json_bodies_pass_unparsed_and_others_are_wrapped() -> None:
-    async def nothing() -> None:
-        return None
-
-    body = b'{"a":  [1, 2]}'
-    message = Message("id-1", body, {"subject": "s", "headers": {"h": "v"}}, nothing)
-    assert event_payload(message, "nats") is body
-    raw = Message("id-2", b"\xff\x00 not json", {"subject": "s"}, nothing)
-    wrapped = orjson.loads(event_payload(raw, "redis"))
-    assert base64.b64decode(wrapped["body_base64"]) == b"\xff\x00 not json"
-    assert (wrapped["source"], wrapped["id"], wrapped["metadata"]) == (
-        "redis",
-        "id-2",
-        {"subject": "s"},
-    )
+def test_only_json_bodies_are_events() -> None:
+    assert is_json(b'{"a":  [1, 2]}')
+    assert is_json(b'"text"')
+    assert not is_json(b"\xff\x00 not json")
+    assert not is_json(b"")
