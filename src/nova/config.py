@@ -37,6 +37,7 @@ ENV_SHORTCUTS: dict[str, tuple[str, str]] = {
     "NOVA_IMAGE": ("sandbox", "image"),
     "NOVA_MASTER_KEY": ("secrets", "master_key"),
     "NOVA_REDIS_URL": ("rate_limits", "redis_url"),
+    "NOVA_AUTH_PEPPER": ("auth", "pepper"),
 }
 
 
@@ -46,6 +47,8 @@ class DaemonSettings(BaseModel):
     data_dir: Path = Path(".nova-data")
     shutdown_timeout_s: float = Field(30.0, gt=0)
     max_payload_bytes: int = Field(6 * 1024 * 1024, gt=0)
+    # Allows auth.enabled=false on an address beyond loopback (anyone reaching it runs code).
+    insecure: bool = False
 
 
 class PoolSettings(BaseModel):
@@ -183,6 +186,21 @@ class SecretsSettings(BaseModel):
     key_file: Path | None = None  # None: <data_dir>/master-key
 
 
+class AuthSettings(BaseModel):
+    """API keys (nova.auth). Off only on purpose: a daemon without authentication refuses to
+    listen beyond loopback unless ``daemon.insecure`` (``--insecure``) says so."""
+
+    enabled: bool = True
+    # Paths served without a key; each covers itself and every path below it.
+    public_paths: list[str] = ["/health"]
+    # The HMAC key of stored key hashes; unset: <data_dir>/auth-pepper, created on first
+    # start. Daemons sharing a store must share it (like the master key).
+    pepper: SecretStr | None = None
+    admin_key_file: Path | None = None  # None: <data_dir>/admin-key
+    # How often when keys were last used is written to the store (in one batch).
+    last_used_flush_s: float = Field(30.0, gt=0, le=3600)
+
+
 class RateLimitTier(BaseModel):
     rps: float = Field(gt=0)  # tokens added per second
     burst: int = Field(ge=1)  # bucket size: requests allowed at once after a quiet spell
@@ -194,8 +212,8 @@ class RateLimitSettings(BaseModel):
     enabled: bool = False
     tiers: dict[str, RateLimitTier] = {"default": RateLimitTier(rps=100, burst=200)}
     default_tier: str = "default"
-    # Credential -> tier: "key:<first 16 hex digits of the SHA-256 of the API key or bearer
-    # token>" or "ip:<client address>" for requests without one.
+    # Credential -> tier: "key:<API key name>", or with authentication off "key:<first 16 hex
+    # digits of the SHA-256 of the key sent>" / "ip:<client address>" for requests without one.
     keys: dict[str, str] = {}
     # Function name -> tier: a budget the function's invocations share, whoever calls.
     functions: dict[str, str] = {}
@@ -307,6 +325,7 @@ class Settings(BaseSettings):
     sandbox: SandboxSettings = SandboxSettings()
     logging: LoggingSettings = LoggingSettings()
     secrets: SecretsSettings = SecretsSettings()
+    auth: AuthSettings = AuthSettings()
     rate_limits: RateLimitSettings = RateLimitSettings()
     metrics: MetricsSettings = MetricsSettings()
     tracing: TracingSettings = TracingSettings()

@@ -41,6 +41,11 @@ def lam(daemon: DaemonProcess, api: httpx.Client) -> Iterator[Any]:
         aws_secret_access_key="nova",
         config=Config(retries={"max_attempts": 1}),
     )
+
+    def carry_key(request: Any, **_: Any) -> None:
+        request.headers["X-API-Key"] = daemon.api_key
+
+    client.meta.events.register("before-sign.lambda.*", carry_key)
     yield client
     client.close()
 
@@ -131,16 +136,21 @@ def test_aws_error_shapes(daemon: DaemonProcess, lam: Any) -> None:
     too_big = httpx.post(
         f"{daemon.url}/2015-03-31/functions/echo/invocations",
         content=b"[" + b"1," * 4_000_000 + b"1]",
+        headers=daemon.auth_headers,
     )
     assert too_big.status_code == 413
     assert too_big.headers["x-amzn-ErrorType"] == "RequestTooLargeException"
     assert too_big.json()["__type"] == "RequestTooLargeException"
-    bad = httpx.post(f"{daemon.url}/2015-03-31/functions/echo/invocations", content=b"{nope")
+    bad = httpx.post(
+        f"{daemon.url}/2015-03-31/functions/echo/invocations",
+        content=b"{nope",
+        headers=daemon.auth_headers,
+    )
     assert bad.status_code == 400
     assert bad.json()["Type"] == "User"
     assert bad.headers["x-amzn-ErrorType"] == "InvalidRequestContentException"
     kind = httpx.post(
         f"{daemon.url}/2015-03-31/functions/echo/invocations",
-        headers={"X-Amz-Invocation-Type": "Later"},
+        headers={"X-Amz-Invocation-Type": "Later", **daemon.auth_headers},
     )
     assert kind.headers["x-amzn-ErrorType"] == "InvalidParameterValueException"

@@ -17,6 +17,7 @@ from nova.api.routes import (
     functions,
     images,
     invocations,
+    keys,
     lambda_api,
     log_stream,
     metrics,
@@ -49,6 +50,7 @@ def create_app(lifespan: Lifespan) -> ASGIApp:
             DeadLetterSelection,
             SecretPut,
             MasterKeyRotate,
+            keys.KeyCreate,
         ],
     )
     api.include_router(openapi.invoke_router)
@@ -65,6 +67,7 @@ def create_app(lifespan: Lifespan) -> ASGIApp:
     api.include_router(secrets.router)
     api.include_router(vm_snapshots.router)
     api.include_router(snapshots.router)
+    api.include_router(keys.router)
 
     def get_services() -> Services:
         result: Services = api.state.services

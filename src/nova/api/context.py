@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from nova.auth.service import KeyService
+from nova.auth.verifier import KeyVerifier
 from nova.canary.analyzer import CanaryAnalyzer
 from nova.config import Settings
 from nova.events.invocations import AsyncInvocations
@@ -51,6 +53,8 @@ class Services:
     metrics: MetricsRegistry  # what GET /metrics reports
     series: InvocationSeries  # GET /metrics/timeseries, /functions/{name}/metrics, /slo
     tracer: InvocationTracer | None  # None: tracing is off
+    keys: KeyService  # API keys: create, list, disable, delete
+    verifier: KeyVerifier | None  # None: authentication is off
     registered_runtimes: RegisteredRuntimes | None = None  # where POST /runtimes keeps them
     started: bool = False
     started_at: float = 0.0

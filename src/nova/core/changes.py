@@ -1,6 +1,6 @@
 """The control plane's change log: one entry per change, in commit order.
 
-Every create, update or delete of a function, version, alias or secret writes an entry in the
+Every create, update or delete of a function, version, alias, secret or API key writes an entry in the
 same transaction, numbered by a sequence that only grows. Each daemon follows the log from the last
 number it has seen, so a change made through any daemon on a shared store reaches all of them.
 """
@@ -23,6 +23,8 @@ class ChangeKind(StrEnum):
     # A secret's value was set or it was deleted: instances of functions whose env refers to
     # it are replaced, so their next start sees what is stored now.
     SECRET_CHANGED = "secret.changed"
+    # An API key was created, changed or deleted: every daemon reloads its key cache.
+    KEY_CHANGED = "key.changed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,3 +37,4 @@ class Change:
     alias: str | None
     at: datetime
     secret: str | None = None  # the secret a SECRET_CHANGED entry names (no function then)
+    api_key: str | None = None  # the key id a KEY_CHANGED entry names (no function then)

@@ -1,7 +1,8 @@
 """Following the store's change log, so a change made through any daemon reaches this one.
 
 Each daemon starts at the log's head (it has nothing cached yet) and from then on refreshes
-every function a new entry names, and renews the instances using a secret an entry names, at
+every function a new entry names, renews the instances using a secret an entry names, and
+reloads the API keys when an entry names one, at
 most ``poll_s`` after the commit (PostgreSQL wakes it at once with NOTIFY). Refreshing
 re-reads the function, so entries are not applied one by one and a refresh that comes twice
 changes nothing. When the store was unreachable for longer than the log is kept, entries may
@@ -35,11 +36,13 @@ class ChangeFollower:
         poll_s: float,
         retention_s: float,
         secret_changed: Callable[[str, float], object] | None = None,
+        keys_changed: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         """``secret_changed(name, before)`` runs for a secret set or deleted: instances launched
         before ``before`` (a ``time.time()``) are replaced."""
         self._changes = changes
         self._secret_changed = secret_changed
+        self._keys_changed = keys_changed
         self._refresh = refresh
         self._refresh_all = refresh_all
         self._poll_s = poll_s
@@ -75,6 +78,8 @@ class ChangeFollower:
             if now - last_ok > self._retention_s / 2:
                 logger.warning("the change log was out of reach for a long time: reloading all")
                 await self._refresh_all()
+                if self._keys_changed is not None:
+                    await self._keys_changed()
             last_ok = now
 
     async def catch_up(self) -> None:
@@ -83,7 +88,11 @@ class ChangeFollower:
             batch = await self._changes.since(self._seq)
             if not batch:
                 return
-            functions = [change.function_name for change in batch if change.secret is None]
+            functions = [
+                change.function_name
+                for change in batch
+                if change.secret is None and change.api_key is None
+            ]
             for name in dict.fromkeys(functions):
                 await self._refresh(name)
             if self._secret_changed is not None:
@@ -93,6 +102,8 @@ class ChangeFollower:
                 for change in batch:
                     if change.secret is not None:
                         self._secret_changed(change.secret, now)
+            if self._keys_changed is not None and any(c.api_key for c in batch):
+                await self._keys_changed()  # keys are few: all of them are read again
             self._seq = batch[-1].seq
             self.applied += len(batch)
 

@@ -21,6 +21,8 @@ VERSIONS = "v"
 ALIASES = "a"
 DEAD_LETTERS = "d"
 SECRETS = "s"
+AUDIT = "u"
+KEYS = "k"
 
 
 def check_limit(limit: int) -> int:

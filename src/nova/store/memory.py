@@ -21,6 +21,7 @@ from nova.core.errors import (
 )
 from nova.core.models import CodeBundle, FunctionConfig, FunctionRecord, InvocationLog, Page
 from nova.store import cursors
+from nova.store.memory_auth import MemoryApiKeyRepository, MemoryAuditRepository
 from nova.store.memory_events import MemoryEventQueue
 from nova.store.memory_secrets import MemorySecretRepository
 from nova.store.memory_state import MemoryState
@@ -227,6 +228,8 @@ class MemoryStore:
         self.counters = MemoryCounterRepository(self._state)
         self.events = MemoryEventQueue()
         self.secrets = MemorySecretRepository(self._state)
+        self.api_keys = MemoryApiKeyRepository(self._state)
+        self.audit = MemoryAuditRepository(self._state)
         self.transaction_timings = TransactionTimings()  # no transactions: stays empty
 
     async def ping(self) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 
+from nova.core.audit import AuditEntry
+from nova.core.auth import ApiKey
 from nova.core.changes import Change, ChangeKind
 from nova.core.errors import StoreUnavailable
 from nova.core.models import CodeBundle, FunctionRecord, InvocationLog
@@ -27,6 +29,8 @@ class MemoryState:
         self.changes: list[Change] = []
         self.counters: dict[str, int] = {}
         self.secrets: dict[str, tuple[SealedSecret, SecretInfo]] = {}
+        self.api_keys: dict[str, ApiKey] = {}  # by name
+        self.audit: list[AuditEntry] = []
         self.changed = asyncio.Event()
 
     def check_open(self) -> None:
@@ -42,10 +46,13 @@ class MemoryState:
         version: int | None = None,
         alias: str | None = None,
         secret: str | None = None,
+        api_key: str | None = None,
     ) -> None:
         seq = self.changes[-1].seq + 1 if self.changes else 1
         at = datetime.now(UTC)
-        self.changes.append(Change(seq, kind, function_id, name, version, alias, at, secret))
+        self.changes.append(
+            Change(seq, kind, function_id, name, version, alias, at, secret, api_key)
+        )
         self.changed.set()
 
     def drop_unused_code(self, function_id: str, latest_hash: str | None) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from nova.store.aliases import SqlAliasRepository
+from nova.store.api_keys import SqlApiKeyRepository
+from nova.store.audit import SqlAuditRepository
 from nova.store.changes import SqlChangeLog
 from nova.store.counters import SqlCounterRepository
 from nova.store.database import Database, create_engine, ensure_sqlite_directory, parse_url
@@ -27,6 +29,8 @@ class SqlStore:
         self.counters = SqlCounterRepository(database)
         self.events = SqlEventQueue(database)
         self.secrets = SqlSecretRepository(database)
+        self.api_keys = SqlApiKeyRepository(database)
+        self.audit = SqlAuditRepository(database)
 
     @property
     def transaction_timings(self) -> TransactionTimings:

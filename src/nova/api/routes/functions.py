@@ -6,6 +6,7 @@ from typing import Any, TypeVar
 
 from fastapi import APIRouter, Query, Request
 
+from nova.api.auth_gate import sees
 from nova.api.bodies import (
     CODE_LIMIT,
     is_multipart,
@@ -16,6 +17,7 @@ from nova.api.bodies import (
 from nova.api.context import Services
 from nova.api.openapi import ZIP_BODY, function_body
 from nova.api.schemas import FunctionCreate, FunctionFields, FunctionPatch, function_out
+from nova.core.auth import OutOfScope
 from nova.core.errors import RequestInvalid
 from nova.core.names import validate_function_name
 from nova.functions.service import CodeSource
@@ -49,6 +51,8 @@ async def read_function_body(request: Request, model: type[Body]) -> tuple[Body,
 )
 async def create_function(request: Request) -> dict[str, Any]:
     body, source = await read_function_body(request, FunctionCreate)
+    if not sees(request.scope, body.name):
+        raise OutOfScope()
     fields = {**body.config_fields(), "name": body.name}
     functions = services(request).functions
     record = await functions.create(fields, source)
@@ -61,7 +65,11 @@ async def list_functions(
 ) -> dict[str, Any]:
     functions = services(request).functions
     page = await functions.list(limit, cursor)
-    items = [function_out(record, functions.compile_state(record)) for record in page.items]
+    items = [
+        function_out(record, functions.compile_state(record))
+        for record in page.items
+        if sees(request.scope, record.name)
+    ]
     return {"items": items, "next": page.next}
 
 
