@@ -24,9 +24,11 @@ from pydantic import ValidationError
 from starlette.types import ASGIApp
 
 from nova.api.app import create_app
-from nova.api.auth_gate import AuthGate
+from nova.api.audit_trail import AuditTrail
+from nova.api.auth_gate import AuthGate, Refusal
 from nova.api.context import Services
 from nova.api.rate_limit import RateLimitGate
+from nova.auth.audit import AuditLog
 from nova.auth.permissions import PublicPaths
 from nova.auth.service import KeyService
 from nova.auth.tokens import load_pepper
@@ -106,8 +108,9 @@ def run_daemon(config_file: Path | None, overrides: dict[str, Any], deploy_examp
     built: list[Services] = []  # filled by the lifespan once the services exist
     closers: list[Callable[[], Awaitable[None]]] = []  # what the lifespan closes at the end
     app = create_app(lambda api: _lifespan(api, settings, deploy_example, built, closers))
-    app = rate_limited(app, settings.rate_limits, closers)
-    app = authenticated(app, settings, built)
+    trail = AuditTrail(app, lambda: built[0].audit)
+    app = rate_limited(trail, settings.rate_limits, closers)
+    app = authenticated(app, settings, built, trail.refused)
 
     async def drain(timeout_s: float) -> bool:
         return await built[0].executor.inflight.drain(timeout_s) if built else True
@@ -163,6 +166,7 @@ async def _lifespan(
                 show_admin_key(admin_key, admin_key_file(settings))
             await services.verifier.start()
         await services.follower.start()
+        services.audit.start()
         services.canary.start()
         services.counters.start()
         services.pools.start_background()
@@ -374,6 +378,7 @@ async def build_services(settings: Settings) -> Services:
         tracer=tracer,
         keys=KeyService(store.api_keys, pepper, verifier.reload if verifier else None),
         verifier=verifier,
+        audit=AuditLog(store.audit),
         started_at=time.monotonic(),
     )
 
@@ -426,7 +431,9 @@ def rate_limited(
     return RateLimitGate(app, policy, buckets)
 
 
-def authenticated(app: ASGIApp, settings: Settings, built: list[Services]) -> ASGIApp:
+def authenticated(
+    app: ASGIApp, settings: Settings, built: list[Services], refused: Refusal
+) -> ASGIApp:
     """``app`` behind the authentication gate (unless auth is off), whose verifier the
     lifespan builds: no request is served before it has."""
     if not settings.auth.enabled:
@@ -438,7 +445,7 @@ def authenticated(app: ASGIApp, settings: Settings, built: list[Services]) -> AS
             raise TypeError("authentication is on but no verifier was built")
         return key_verifier
 
-    return AuthGate(app, verifier, PublicPaths(settings.auth.public_paths))
+    return AuthGate(app, verifier, PublicPaths(settings.auth.public_paths), refused)
 
 
 def check_exposure(settings: Settings) -> None:
@@ -572,6 +579,7 @@ async def shutdown(services: Services) -> None:
         await services.verifier.close()  # writes the last uses still held
     await services.log_retention.close()
     await services.log_batcher.close()
+    await services.audit.close()  # the refusals still buffered
     await services.counters.close()  # after the drain: the last invocations are counted
     if services.tracer is not None:
         await asyncio.to_thread(services.tracer.shutdown)  # exports the spans still pending

@@ -14,6 +14,7 @@ from nova.api.context import Services
 from nova.api.invoke import InvokeFastPath
 from nova.api.release_bodies import AliasPut, VersionPublish
 from nova.api.routes import (
+    audit,
     functions,
     images,
     invocations,
@@ -68,6 +69,7 @@ def create_app(lifespan: Lifespan) -> ASGIApp:
     api.include_router(vm_snapshots.router)
     api.include_router(snapshots.router)
     api.include_router(keys.router)
+    api.include_router(audit.router)
 
     def get_services() -> Services:
         result: Services = api.state.services

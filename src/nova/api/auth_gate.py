@@ -77,8 +77,17 @@ class AuthGate:
         if scope["type"] == "lifespan" or self._public.is_public(scope["path"]):
             await self._app(scope, receive, send)
             return
+        verifier = self._verifier
+        if verifier is None:
+            verifier = self._verifier = self._get_verifier()
         try:
-            scope[SCOPE_KEY] = await self._authorize(scope)
+            token = credential(scope["headers"])
+            if token is None:
+                raise MissingCredentials()
+            key = verifier.lookup(token)  # no await on the usual path: a known key
+            key = verifier.check(key) if key is not None else await verifier.verify(token)
+            scope[SCOPE_KEY] = key  # known from here on: a refusal below is audited as its
+            _authorize(key, scope.get("method", "GET"), scope["path"])
         except NovaError as exc:
             if self._on_refused is not None:
                 self._on_refused(scope, exc)
@@ -86,25 +95,18 @@ class AuthGate:
             return
         await self._app(scope, receive, send)
 
-    async def _authorize(self, scope: Scope) -> ApiKey:
-        token = credential(scope["headers"])
-        if token is None:
-            raise MissingCredentials()
-        verifier = self._verifier
-        if verifier is None:
-            verifier = self._verifier = self._get_verifier()
-        key = verifier.lookup(token)
-        key = verifier.check(key) if key is not None else await verifier.verify(token)
-        rule, function = rule_for(scope["method"], scope["path"])
-        if not allowed(key.role, rule.permission):
-            raise Forbidden(key.role, rule.permission)
-        if not key.unscoped:
-            if function is not None:
-                if not key.sees(function):
-                    raise FunctionNotFound(function)
-            elif not rule.lists_functions:
-                raise OutOfScope()
-        return key
+
+def _authorize(key: ApiKey, method: str, path: str) -> None:
+    """Refuse what the key's role or scope does not allow (403, or 404 outside its scope)."""
+    rule, function = rule_for(method, path)
+    if not allowed(key.role, rule.permission):
+        raise Forbidden(key.role, rule.permission)
+    if not key.unscoped:
+        if function is not None:
+            if not key.sees(function):
+                raise FunctionNotFound(function)
+        elif not rule.lists_functions:
+            raise OutOfScope()
 
 
 async def _refuse(scope: Scope, error: NovaError, send: Send) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from nova.auth.audit import AuditLog
 from nova.auth.service import KeyService
 from nova.auth.verifier import KeyVerifier
 from nova.canary.analyzer import CanaryAnalyzer
@@ -55,6 +56,7 @@ class Services:
     tracer: InvocationTracer | None  # None: tracing is off
     keys: KeyService  # API keys: create, list, disable, delete
     verifier: KeyVerifier | None  # None: authentication is off
+    audit: AuditLog  # changes and refused requests
     registered_runtimes: RegisteredRuntimes | None = None  # where POST /runtimes keeps them
     started: bool = False
     started_at: float = 0.0

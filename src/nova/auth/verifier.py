@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from nova.auth.tokens import token_hash
+from nova.auth.tokens import TokenHasher
 from nova.core.auth import ApiKey, InvalidKey, KeyDisabled, KeyExpired
 from nova.core.periodic import Periodic
 from nova.store.ports import ApiKeyRepository
@@ -38,7 +38,7 @@ class KeyVerifier:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._keys = keys
-        self._pepper = pepper
+        self._hash = TokenHasher(pepper)
         self._clock = clock
         self._by_hash: dict[bytes, ApiKey] = {}
         self._used: dict[str, float] = {}  # key id -> when, not yet written
@@ -47,10 +47,6 @@ class KeyVerifier:
         self._toucher = Periodic(
             "api-key-last-use", touch_every_s, self.flush, logger, "cannot record key use"
         )
-
-    @property
-    def pepper(self) -> bytes:
-        return self._pepper
 
     async def start(self) -> None:
         await self.reload()
@@ -65,7 +61,7 @@ class KeyVerifier:
 
     def lookup(self, token: bytes) -> ApiKey | None:
         """The key ``token`` is, without checking that it is usable; None if none."""
-        return self._by_hash.get(token_hash(self._pepper, token))
+        return self._by_hash.get(self._hash(token))
 
     def check(self, key: ApiKey) -> ApiKey:
         """``key`` if it may be used now (and note its use); else the 401 to answer."""

@@ -19,6 +19,7 @@ from typer.core import TyperGroup
 from nova.cli.commands import (
     admin,
     alias,
+    audit,
     daemon,
     dlq,
     fn,
@@ -209,6 +210,7 @@ app.command("runtimes")(runtimes.runtimes)
 app.command("health")(health.health)
 app.command("stats")(stats.stats)
 app.command("slo")(slo.slo)
+app.command("audit")(audit.audit)
 
 
 def run() -> None:

@@ -3,13 +3,14 @@ ones are refused with their codes; uses are written in batches, not per request.
 
 from __future__ import annotations
 
+import hmac
 import stat
 from pathlib import Path
 
 import pytest
 
 from nova.auth.service import KeyService
-from nova.auth.tokens import load_pepper
+from nova.auth.tokens import TokenHasher, load_pepper
 from nova.auth.verifier import KeyVerifier
 from nova.core.auth import InvalidKey, KeyDisabled, KeyExpired, LastAdminKey
 from nova.core.errors import RequestInvalid
@@ -116,6 +117,12 @@ async def test_bad_fields_and_the_last_admin_are_refused(tmp_path: Path) -> None
         await keys.disable("admin")
     await keys.create("second", "admin")
     await keys.disable("admin")
+
+
+@pytest.mark.parametrize("pepper", [b"short-pepper-0123", b"p" * 64, b"long" * 40])
+def test_the_fast_hasher_is_hmac_sha256(pepper: bytes) -> None:
+    for token in (b"", b"nova_NKX_secret", b"t" * 500):
+        assert TokenHasher(pepper)(token) == hmac.digest(pepper, token, "sha256")
 
 
 def test_the_pepper_file_is_created_private(tmp_path: Path) -> None:

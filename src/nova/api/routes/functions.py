@@ -6,6 +6,7 @@ from typing import Any, TypeVar
 
 from fastapi import APIRouter, Query, Request
 
+from nova.api.audit_trail import TARGET
 from nova.api.auth_gate import sees
 from nova.api.bodies import (
     CODE_LIMIT,
@@ -51,6 +52,7 @@ async def read_function_body(request: Request, model: type[Body]) -> tuple[Body,
 )
 async def create_function(request: Request) -> dict[str, Any]:
     body, source = await read_function_body(request, FunctionCreate)
+    request.scope[TARGET] = body.name  # the audit log's target (the path does not name it)
     if not sees(request.scope, body.name):
         raise OutOfScope()
     fields = {**body.config_fields(), "name": body.name}

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import JSONResponse
 
+from nova.api.audit_trail import TARGET
 from nova.api.bodies import read_json_model
 from nova.api.openapi import json_body
 from nova.api.routes.functions import services
@@ -54,6 +55,7 @@ def key_out(request: Request, key: ApiKey) -> dict[str, Any]:
 )
 async def create_key(request: Request) -> JSONResponse:
     body = await read_json_model(request, KeyCreate)
+    request.scope[TARGET] = body.name  # the audit log's target (the path does not name it)
     created = await keys_of(request).create(body.name, body.role, body.scope, body.expires_in_s)
     return JSONResponse({**key_out(request, created.key), "key": created.token}, status_code=201)
 
