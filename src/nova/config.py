@@ -186,6 +186,36 @@ class SecretsSettings(BaseModel):
     key_file: Path | None = None  # None: <data_dir>/master-key
 
 
+class JwtSettings(BaseModel):
+    """JSON Web Tokens accepted besides API keys (off unless a secret or a JWKS file is set)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    algorithms: list[Literal["HS256", "RS256"]] = ["HS256", "RS256"]
+    hs256_secret: SecretStr | None = None  # at least 32 characters
+    jwks_file: Path | None = None  # RS256 public keys, {"keys": [...]}
+    issuer: str | None = None  # required "iss" when set
+    audience: str | None = None  # required "aud" when set
+    leeway_s: float = Field(30.0, ge=0, le=600)  # clock skew allowed on exp, nbf, iat
+    role_claim: str = "nova_role"
+    scope_claim: str = "nova_scope"  # "*" or patterns (a string or a list); absent: "*"
+    # Claim value -> role, besides the role names themselves (e.g. {"platform-team": "admin"}).
+    role_map: dict[str, Literal["admin", "developer", "invoker", "viewer"]] = {}
+    # The role of a token without the role claim; None: such tokens are refused.
+    default_role: Literal["admin", "developer", "invoker", "viewer"] | None = None
+
+    @field_validator("hs256_secret")
+    @classmethod
+    def _long_enough(cls, secret: SecretStr | None) -> SecretStr | None:
+        if secret is not None and len(secret.get_secret_value()) < 32:
+            raise ValueError("auth.jwt.hs256_secret must be at least 32 characters")
+        return secret
+
+    @property
+    def enabled(self) -> bool:
+        return self.hs256_secret is not None or self.jwks_file is not None
+
+
 class AuthSettings(BaseModel):
     """API keys (nova.auth). Off only on purpose: a daemon without authentication refuses to
     listen beyond loopback unless ``daemon.insecure`` (``--insecure``) says so."""
@@ -199,6 +229,7 @@ class AuthSettings(BaseModel):
     admin_key_file: Path | None = None  # None: <data_dir>/admin-key
     # How often when keys were last used is written to the store (in one batch).
     last_used_flush_s: float = Field(30.0, gt=0, le=3600)
+    jwt: JwtSettings = JwtSettings()
 
 
 class RateLimitTier(BaseModel):

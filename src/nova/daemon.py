@@ -29,6 +29,7 @@ from nova.api.auth_gate import AuthGate, Refusal
 from nova.api.context import Services
 from nova.api.rate_limit import RateLimitGate
 from nova.auth.audit import AuditLog
+from nova.auth.jwt_tokens import JwtPolicy, JwtVerifier, load_jwks
 from nova.auth.permissions import PublicPaths
 from nova.auth.service import KeyService
 from nova.auth.tokens import load_pepper
@@ -38,11 +39,13 @@ from nova.code.cache import CodeCache
 from nova.code.policy import CodePolicy
 from nova.config import (
     ConfigFileError,
+    JwtSettings,
     RateLimitSettings,
     Settings,
     TracingSettings,
     load_settings,
 )
+from nova.core.auth import Role
 from nova.core.counters import DaemonCounters
 from nova.core.errors import ConfigInvalid, DaemonStartFailed, NovaError
 from nova.core.models import FunctionConfig
@@ -445,7 +448,34 @@ def authenticated(
             raise TypeError("authentication is on but no verifier was built")
         return key_verifier
 
-    return AuthGate(app, verifier, PublicPaths(settings.auth.public_paths), refused)
+    public = PublicPaths(settings.auth.public_paths)
+    return AuthGate(app, verifier, public, refused, jwt_verifier(settings.auth.jwt))
+
+
+def jwt_verifier(settings: JwtSettings) -> JwtVerifier | None:
+    """The JWT checker when a secret or JWKS file is configured (ConfigInvalid if unusable)."""
+    if not settings.enabled:
+        return None
+    try:
+        jwks = load_jwks(settings.jwks_file) if settings.jwks_file is not None else None
+    except ValueError as exc:
+        raise ConfigInvalid(f"auth.jwt.jwks_file: {exc}") from None
+    secret = settings.hs256_secret
+    roles = {role.value: role for role in Role}
+    policy = JwtPolicy(
+        algorithms=tuple(settings.algorithms),
+        hs256_secret=secret.get_secret_value().encode() if secret is not None else None,
+        jwks=jwks,
+        issuer=settings.issuer,
+        audience=settings.audience,
+        leeway_s=settings.leeway_s,
+        role_claim=settings.role_claim,
+        scope_claim=settings.scope_claim,
+        role_map={**roles, **{claim: Role(role) for claim, role in settings.role_map.items()}},
+        default_role=Role(settings.default_role) if settings.default_role else None,
+    )
+    logger.info("JWTs accepted: %s", ", ".join(settings.algorithms))
+    return JwtVerifier(policy)
 
 
 def check_exposure(settings: Settings) -> None:

@@ -239,3 +239,48 @@ def test_the_invoke_fast_path_takes_either_header(
         answer = client.post("/functions/fast/invoke", json={}, headers={header: value})
         assert answer.json()["output"] == {"ok": True}
         assert client.post("/functions/fast/invoke", json={}).status_code == 401
+
+
+def test_jwts_are_accepted_with_their_role(tmp_path: Path) -> None:
+    import jwt
+
+    secret = "a-shared-secret-of-at-least-32-bytes!"
+    env = {
+        "NOVA_AUTH__JWT__HS256_SECRET": secret,
+        "NOVA_AUTH__JWT__AUDIENCE": "nova",
+        "NOVA_AUTH__JWT__ISSUER": "https://idp.example",
+    }
+    daemon = DaemonProcess(tmp_path / "data", env=env).start()
+
+    def token(**claims: Any) -> dict[str, str]:
+        now = int(time.time())
+        body = {
+            "sub": "ada",
+            "iss": "https://idp.example",
+            "aud": "nova",
+            "exp": now + 600,
+            "nova_role": "viewer",
+            **claims,
+        }
+        return {"Authorization": f"Bearer {jwt.encode(body, secret, 'HS256')}"}
+
+    try:
+        with httpx.Client(base_url=daemon.url, timeout=30) as client:
+            assert client.get("/functions", headers=token()).status_code == 200
+            deploy = client.post("/functions", json={"name": "x"}, headers=token())
+            assert (deploy.status_code, _code(deploy)) == (403, "Auth.Forbidden")
+            late = client.get("/functions", headers=token(exp=int(time.time()) - 300))
+            assert (late.status_code, _code(late)) == (401, "Auth.Expired")
+            other = client.get("/functions", headers=token(aud="elsewhere"))
+            assert (other.status_code, _code(other)) == (401, "Auth.InvalidToken")
+            admin = token(nova_role="admin", sub="ops")
+            assert client.get("/keys", headers=admin).status_code == 200
+            deadline = time.monotonic() + 10  # refusals are written in batches
+            actors: set[str] = set()
+            while "ada" not in actors and time.monotonic() < deadline:
+                time.sleep(0.2)
+                entries = client.get("/audit", headers=admin).json()["items"]
+                actors = {entry["actor"]["name"] for entry in entries}
+            assert "ada" in actors  # the viewer's refused deploy, by its subject
+    finally:
+        daemon.stop()

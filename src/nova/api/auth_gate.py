@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from nova.api.errors import error_body
 from nova.api.lambda_shapes import LambdaError, error_response
+from nova.auth.jwt_tokens import JwtVerifier, looks_like_jwt
 from nova.auth.permissions import PublicPaths, allowed, rule_for
 from nova.auth.verifier import KeyVerifier
 from nova.core.auth import (
@@ -65,6 +66,7 @@ class AuthGate:
         get_verifier: Callable[[], KeyVerifier],
         public: PublicPaths,
         on_refused: Refusal | None = None,
+        tokens: JwtVerifier | None = None,
     ) -> None:
         """``get_verifier`` is called at the first request (the lifespan builds it)."""
         self._app = app
@@ -72,6 +74,7 @@ class AuthGate:
         self._verifier: KeyVerifier | None = None
         self._public = public
         self._on_refused = on_refused
+        self._tokens = tokens  # None: JWTs are not accepted
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan" or self._public.is_public(scope["path"]):
@@ -85,7 +88,12 @@ class AuthGate:
             if token is None:
                 raise MissingCredentials()
             key = verifier.lookup(token)  # no await on the usual path: a known key
-            key = verifier.check(key) if key is not None else await verifier.verify(token)
+            if key is not None:
+                key = verifier.check(key)
+            elif self._tokens is not None and looks_like_jwt(token):
+                key = self._tokens.verify(token)
+            else:
+                key = await verifier.verify(token)
             scope[SCOPE_KEY] = key  # known from here on: a refusal below is audited as its
             _authorize(key, scope.get("method", "GET"), scope["path"])
         except NovaError as exc:
