@@ -449,7 +449,8 @@ def authenticated(
         return key_verifier
 
     public = PublicPaths(settings.auth.public_paths)
-    return AuthGate(app, verifier, public, refused, jwt_verifier(settings.auth.jwt))
+    tokens = jwt_verifier(settings.auth.jwt)
+    return AuthGate(app, verifier, public, refused, tokens, settings.daemon.max_payload_bytes)
 
 
 def jwt_verifier(settings: JwtSettings) -> JwtVerifier | None:

@@ -28,24 +28,25 @@ HANDLER = (
 )
 
 
+def _client(daemon: DaemonProcess, access_key_id: str, secret: str) -> Any:
+    """boto3's Lambda client on the daemon, signing with a Nova key's id and secret."""
+    return boto3.client(
+        "lambda",
+        endpoint_url=daemon.url,
+        region_name="us-east-1",
+        aws_access_key_id=access_key_id,
+        aws_secret_access_key=secret,
+        config=Config(retries={"max_attempts": 1}),
+    )
+
+
 @pytest.fixture
 def lam(daemon: DaemonProcess, api: httpx.Client) -> Iterator[Any]:
     api.post(
         "/functions", json={"name": "echo", "runtime": "python", "code": HANDLER}
     ).raise_for_status()
-    client = boto3.client(
-        "lambda",
-        endpoint_url=daemon.url,
-        region_name="us-east-1",
-        aws_access_key_id="nova",
-        aws_secret_access_key="nova",
-        config=Config(retries={"max_attempts": 1}),
-    )
-
-    def carry_key(request: Any, **_: Any) -> None:
-        request.headers["X-API-Key"] = daemon.api_key
-
-    client.meta.events.register("before-sign.lambda.*", carry_key)
+    key = api.post("/keys", json={"name": "sdk", "role": "developer"}).json()
+    client = _client(daemon, key["access_key_id"], key["secret_access_key"])
     yield client
     client.close()
 
@@ -154,3 +155,30 @@ def test_aws_error_shapes(daemon: DaemonProcess, lam: Any) -> None:
         headers={"X-Amz-Invocation-Type": "Later", **daemon.auth_headers},
     )
     assert kind.headers["x-amzn-ErrorType"] == "InvalidParameterValueException"
+
+
+def test_sigv4_signatures_are_checked(daemon: DaemonProcess, api: httpx.Client, lam: Any) -> None:
+    key = api.post("/keys", json={"name": "other", "role": "invoker"}).json()
+    invoker = _client(daemon, key["access_key_id"], key["secret_access_key"])
+    answer = invoker.invoke(FunctionName="echo", Payload=b'{"n": 2}', Qualifier="$LATEST")
+    assert answer["StatusCode"] == 200
+    arn = "arn:aws:lambda:us-east-1:000000000000:function:echo:$LATEST"  # %3A in the path
+    assert invoker.invoke(FunctionName=arn, Payload=b"{}")["StatusCode"] == 200
+    wrong = _client(daemon, key["access_key_id"], key["secret_access_key"] + "x")
+    with pytest.raises(wrong.exceptions.ClientError) as refused:
+        wrong.invoke(FunctionName="echo", Payload=b"{}")
+    assert refused.value.response["Error"]["Code"] == "InvalidSignatureException"
+    assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+    unknown = _client(daemon, "NKUNKNOWN", key["secret_access_key"])
+    with pytest.raises(unknown.exceptions.ClientError) as refused:
+        unknown.invoke(FunctionName="echo", Payload=b"{}")
+    assert refused.value.response["Error"]["Code"] == "UnrecognizedClientException"
+    with pytest.raises(invoker.exceptions.ClientError) as refused:
+        invoker.list_functions()  # an invoker may invoke, not list
+    assert refused.value.response["Error"]["Code"] == "AccessDeniedException"
+    api.post("/keys/other/disable").raise_for_status()
+    with pytest.raises(invoker.exceptions.ClientError) as refused:
+        invoker.invoke(FunctionName="echo", Payload=b"{}")
+    assert refused.value.response["Error"]["Code"] == "UnrecognizedClientException"
+    for client in (invoker, wrong, unknown):
+        client.close()

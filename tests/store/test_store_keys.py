@@ -24,6 +24,7 @@ def _key(name: str, key_id: str, key_hash: str, **fields: object) -> ApiKey:
         "enabled": True,
         "created_at": NOW,
         "expires_at": NOW + timedelta(days=1),
+        "sealed_secret": b"\x00nonce-and-ciphertext\xff",
         **fields,
     }
     return ApiKey(**values)  # type: ignore[arg-type]

@@ -14,10 +14,12 @@ from collections.abc import Callable
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from nova.api.aws_signature import aws_authorization, signed_key
 from nova.api.errors import error_body
 from nova.api.lambda_shapes import LambdaError, error_response
 from nova.auth.jwt_tokens import JwtVerifier, looks_like_jwt
 from nova.auth.permissions import PublicPaths, allowed, rule_for
+from nova.auth.sigv4 import InvalidSignature
 from nova.auth.verifier import KeyVerifier
 from nova.core.auth import (
     ApiKey,
@@ -26,7 +28,7 @@ from nova.core.auth import (
     MissingCredentials,
     OutOfScope,
 )
-from nova.core.errors import FunctionNotFound, NovaError
+from nova.core.errors import FunctionNotFound, MalformedJson, NovaError, PayloadTooLarge
 
 SCOPE_KEY = "nova.key"
 _BEARER = b"bearer "
@@ -67,14 +69,17 @@ class AuthGate:
         public: PublicPaths,
         on_refused: Refusal | None = None,
         tokens: JwtVerifier | None = None,
+        max_body_bytes: int = 6 * 1024 * 1024,
     ) -> None:
-        """``get_verifier`` is called at the first request (the lifespan builds it)."""
+        """``get_verifier`` is called at the first request (the lifespan builds it);
+        ``max_body_bytes`` bounds what a signed request's body may be (it is hashed)."""
         self._app = app
         self._get_verifier = get_verifier
         self._verifier: KeyVerifier | None = None
         self._public = public
         self._on_refused = on_refused
         self._tokens = tokens  # None: JWTs are not accepted
+        self._max_body = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan" or self._public.is_public(scope["path"]):
@@ -85,11 +90,14 @@ class AuthGate:
             verifier = self._verifier = self._get_verifier()
         try:
             token = credential(scope["headers"])
-            if token is None:
+            known = verifier.lookup(token) if token is not None else None
+            aws = None if token is not None else _aws_signed(scope)
+            if known is not None:  # the usual path: no await
+                key = verifier.check(known)
+            elif aws is not None:
+                key, receive = await signed_key(scope, receive, aws, verifier, self._max_body)
+            elif token is None:
                 raise MissingCredentials()
-            key = verifier.lookup(token)  # no await on the usual path: a known key
-            if key is not None:
-                key = verifier.check(key)
             elif self._tokens is not None and looks_like_jwt(token):
                 key = self._tokens.verify(token)
             else:
@@ -102,6 +110,11 @@ class AuthGate:
             await _refuse(scope, exc, send)
             return
         await self._app(scope, receive, send)
+
+
+def _aws_signed(scope: Scope) -> bytes | None:
+    """An AWS signature, where one is accepted: on the Lambda API paths."""
+    return aws_authorization(scope["headers"]) if scope["path"].startswith(_LAMBDA_PREFIX) else None
 
 
 def _authorize(key: ApiKey, method: str, path: str) -> None:
@@ -144,6 +157,12 @@ def _as_lambda(error: NovaError) -> LambdaError:
     """The exception an AWS SDK raises for the same refusal."""
     if isinstance(error, MissingCredentials):
         return LambdaError("MissingAuthenticationTokenException", 403, error.message)
+    if isinstance(error, InvalidSignature):
+        return LambdaError("InvalidSignatureException", 403, error.message)
+    if isinstance(error, PayloadTooLarge):
+        return LambdaError("RequestTooLargeException", 413, error.message)
+    if isinstance(error, MalformedJson):
+        return LambdaError("InvalidRequestContentException", 400, error.message)
     if isinstance(error, AuthError):
         return LambdaError("UnrecognizedClientException", 403, error.message)
     if isinstance(error, Forbidden):

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from nova.auth.sigv4 import SecretSealer
 from nova.auth.tokens import new_token, token_hash, write_secret_file
 from nova.core.auth import (
     ApiKey,
@@ -32,6 +33,7 @@ class NewKey:
 
     key: ApiKey
     token: str
+    secret: str  # the token's secret part: with the key's id, an AWS secret access key
 
 
 class KeyService:
@@ -45,6 +47,7 @@ class KeyService:
         once (the others when their follower reads the change log)."""
         self._keys = keys
         self._pepper = pepper
+        self._sealer = SecretSealer(pepper)
         self._changed = changed
 
     async def _after_change(self, key: ApiKey) -> ApiKey:
@@ -65,7 +68,7 @@ class KeyService:
         if expires_in_s is not None and expires_in_s <= 0:
             raise RequestInvalid("expires_in_s: must be positive (omit it for a key that lasts)")
         now = datetime.now(UTC)
-        key_id, token = new_token()
+        key_id, secret, token = new_token()
         key = ApiKey(
             id=key_id,
             name=name,
@@ -75,8 +78,9 @@ class KeyService:
             enabled=True,
             created_at=now,
             expires_at=None if expires_in_s is None else now + timedelta(seconds=expires_in_s),
+            sealed_secret=self._sealer.seal(key_id, secret),
         )
-        return NewKey(await self._after_change(await self._keys.create(key)), token)
+        return NewKey(await self._after_change(await self._keys.create(key)), token, secret)
 
     async def list(self) -> list[ApiKey]:
         return await self._keys.all()

@@ -29,11 +29,11 @@ _SECRET_BYTES = 32
 _BLOCK = 64  # SHA-256's block size: HMAC pads (or first hashes) the key to it
 
 
-def new_token() -> tuple[str, str]:
-    """A fresh ``(key id, token)``."""
+def new_token() -> tuple[str, str, str]:
+    """A fresh ``(key id, secret, token)``: the token is ``nova_<id>_<secret>``."""
     key_id = "NK" + base64.b32encode(secrets.token_bytes(_ID_BYTES)).decode().rstrip("=")
     secret = secrets.token_urlsafe(_SECRET_BYTES)
-    return key_id, f"{PREFIX}{key_id}_{secret}"
+    return key_id, secret, f"{PREFIX}{key_id}_{secret}"
 
 
 def token_hash(pepper: bytes, token: bytes) -> bytes:

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from nova.auth.sigv4 import SecretSealer, UnrecognizedClient
 from nova.auth.tokens import TokenHasher
 from nova.core.auth import ApiKey, InvalidKey, KeyDisabled, KeyExpired
 from nova.core.periodic import Periodic
@@ -41,6 +42,9 @@ class KeyVerifier:
         self._hash = TokenHasher(pepper)
         self._clock = clock
         self._by_hash: dict[bytes, ApiKey] = {}
+        self._by_id: dict[str, ApiKey] = {}
+        self._sealer = SecretSealer(pepper)
+        self._secrets: dict[str, str] = {}  # key id -> secret, opened once
         self._used: dict[str, float] = {}  # key id -> when, not yet written
         self._reload_lock = asyncio.Lock()
         self._reloaded_at = 0.0
@@ -57,6 +61,8 @@ class KeyVerifier:
         async with self._reload_lock:
             keys = await self._keys.all()
             self._by_hash = {bytes.fromhex(key.key_hash): key for key in keys}
+            self._by_id = {key.id: key for key in keys}
+            self._secrets = {}
             self._reloaded_at = time.monotonic()
 
     def lookup(self, token: bytes) -> ApiKey | None:
@@ -82,6 +88,20 @@ class KeyVerifier:
         if key is None:
             raise InvalidKey()
         return self.check(key)
+
+    async def by_access_key(self, key_id: str) -> tuple[ApiKey, str]:
+        """The usable key of an AWS access key id and its secret (for SigV4); the same
+        refusals as :meth:`verify`."""
+        key = self._by_id.get(key_id)
+        if key is None and time.monotonic() - self._reloaded_at > MISS_RELOAD_EVERY_S:
+            await self.reload()
+            key = self._by_id.get(key_id)
+        if key is None or key.sealed_secret is None:
+            raise UnrecognizedClient()
+        secret = self._secrets.get(key.id)
+        if secret is None:
+            secret = self._secrets[key.id] = self._sealer.open(key.id, key.sealed_secret)
+        return self.check(key), secret
 
     def last_used_at(self, key: ApiKey) -> datetime | None:
         """When ``key`` was last used, counting uses not yet written to the store."""

@@ -77,6 +77,8 @@ class ApiKey:
     created_at: datetime
     expires_at: datetime | None = None
     last_used_at: datetime | None = None
+    # The key's secret sealed for AWS-style signing (nova.auth.sigv4); None: JWT principals.
+    sealed_secret: bytes | None = None
 
     @property
     def unscoped(self) -> bool:

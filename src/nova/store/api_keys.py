@@ -91,6 +91,7 @@ def _row(key: ApiKey) -> dict[str, Any]:
         "created_at": key.created_at,
         "expires_at": key.expires_at,
         "last_used_at": key.last_used_at,
+        "secret_sealed": key.sealed_secret,
     }
 
 
@@ -105,4 +106,5 @@ def _key(row: Any) -> ApiKey:
         created_at=row.created_at,
         expires_at=row.expires_at,
         last_used_at=row.last_used_at,
+        sealed_secret=bytes(row.secret_sealed) if row.secret_sealed is not None else None,
     )

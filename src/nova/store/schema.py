@@ -277,6 +277,8 @@ api_keys = sa.Table(
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("expires_at", UTCDateTime(), nullable=True),
     sa.Column("last_used_at", UTCDateTime(), nullable=True),
+    # The secret, sealed under a key derived from the pepper: SigV4 needs it in clear.
+    sa.Column("secret_sealed", sa.LargeBinary(), nullable=True),
 )
 
 # The audit log: append-only, one row per change and per refused request.

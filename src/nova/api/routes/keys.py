@@ -57,7 +57,13 @@ async def create_key(request: Request) -> JSONResponse:
     body = await read_json_model(request, KeyCreate)
     request.scope[TARGET] = body.name  # the audit log's target (the path does not name it)
     created = await keys_of(request).create(body.name, body.role, body.scope, body.expires_in_s)
-    return JSONResponse({**key_out(request, created.key), "key": created.token}, status_code=201)
+    shown_once = {
+        "key": created.token,
+        # The same key for AWS SDKs (SigV4 on the Lambda API paths).
+        "access_key_id": created.key.id,
+        "secret_access_key": created.secret,
+    }
+    return JSONResponse({**key_out(request, created.key), **shown_once}, status_code=201)
 
 
 @router.get("/keys", summary="List API keys (never the keys themselves)")

@@ -46,7 +46,9 @@ def create_key(
     state.out.line(str(created.get("key")))
     state.out.note(
         f"created {created.get('role')} key {name} (id {created.get('id')}); it is shown "
-        "only now: use it as 'Authorization: Bearer <key>' or NOVA_API_KEY"
+        "only now: use it as 'Authorization: Bearer <key>' or NOVA_API_KEY; for AWS SDKs "
+        f"(Lambda API): aws_access_key_id={created.get('access_key_id')} "
+        f"aws_secret_access_key={created.get('secret_access_key')}"
     )
 
 

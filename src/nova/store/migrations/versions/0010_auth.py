@@ -32,6 +32,7 @@ def upgrade() -> None:
         sa.Column("created_at", TIME, nullable=False),
         sa.Column("expires_at", TIME, nullable=True),
         sa.Column("last_used_at", TIME, nullable=True),
+        sa.Column("secret_sealed", sa.LargeBinary(), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_api_keys")),
         sa.UniqueConstraint("name", name=op.f("uq_api_keys_name")),
         sa.UniqueConstraint("key_hash", name=op.f("uq_api_keys_key_hash")),
