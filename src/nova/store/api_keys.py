@@ -48,18 +48,16 @@ class SqlApiKeyRepository:
         return [_key(row) for row in rows]
 
     async def set_enabled(self, name: str, enabled: bool) -> ApiKey:
-        statement = (
-            sa.update(api_keys).where(_k.name == name).values(enabled=enabled).returning(api_keys)
-        )
-        async with self._db.transaction(write_lock=True) as conn:
-            row = (await conn.execute(statement)).first()
-            if row is None:
-                raise KeyNotFound(name)
-            await record_change(conn, ChangeKind.KEY_CHANGED, "", "", api_key=row.id)
-        return _key(row)
+        update = sa.update(api_keys).where(_k.name == name).values(enabled=enabled)
+        return await self._change(name, update.returning(api_keys))
 
     async def delete(self, name: str) -> ApiKey:
-        statement = sa.delete(api_keys).where(_k.name == name).returning(api_keys)
+        return await self._change(
+            name, sa.delete(api_keys).where(_k.name == name).returning(api_keys)
+        )
+
+    async def _change(self, name: str, statement: sa.Executable) -> ApiKey:
+        """Run a change of the key ``name`` returning its row, with its change-log entry."""
         async with self._db.transaction(write_lock=True) as conn:
             row = (await conn.execute(statement)).first()
             if row is None:
