@@ -14,7 +14,7 @@ Use it to judge a change to the hot path in seconds, before the end-to-end `benc
 
 ``--rate-limits memory`` (or ``redis``, on NOVA_REDIS_URL or the local Redis) puts the
 rate-limit gate in front, with a tier too large to refuse anything, to price the gate.
-``--auth`` puts the authentication gate and the audit trail in front, the request carrying a
+``--auth`` puts the authentication gate in front, the request carrying a
 developer key (as the daemon does), to price authentication.
 ``--no-metrics`` turns the per-invocation metrics off; ``--tracing RATIO`` turns tracing on at
 that sampling ratio, exporting to an OTLP receiver in this process that discards what it gets
@@ -39,7 +39,7 @@ from starlette.types import ASGIApp
 
 from bench.otlp_sink import DiscardingReceiver
 from bench.run import EVENT, HELLO, HELLO_FUNCTION
-from nova.api.audit_trail import AuditTrail
+from nova.api.audit_trail import refusal_recorder
 from nova.api.invoke import InvokeFastPath
 from nova.config import load_settings
 from nova.daemon import authenticated, build_services, rate_limited, shutdown
@@ -126,8 +126,8 @@ async def main(
                     *_SCOPE["headers"],
                     (b"authorization", b"Bearer " + key.encode()),
                 ]
-                trail = AuditTrail(app, lambda: services.audit)
-                app = authenticated(trail, settings, [services], trail.refused)
+                refused = refusal_recorder(lambda: services.audit)
+                app = authenticated(app, settings, [services], refused)
             app = rate_limited(app, settings.rate_limits, closers)
             await _batch(app, 400, 16)  # start four instances and warm up
             results: dict[str, list[float]] = {"sequential": [], "16 concurrent": []}

@@ -24,7 +24,7 @@ from pydantic import ValidationError
 from starlette.types import ASGIApp
 
 from nova.api.app import create_app
-from nova.api.audit_trail import AuditTrail
+from nova.api.audit_trail import AuditTrail, refusal_recorder
 from nova.api.auth_gate import AuthGate, Refusal
 from nova.api.context import Services
 from nova.api.rate_limit import RateLimitGate
@@ -110,10 +110,16 @@ def run_daemon(config_file: Path | None, overrides: dict[str, Any], deploy_examp
     settings.daemon.data_dir.mkdir(parents=True, exist_ok=True)
     built: list[Services] = []  # filled by the lifespan once the services exist
     closers: list[Callable[[], Awaitable[None]]] = []  # what the lifespan closes at the end
-    app = create_app(lambda api: _lifespan(api, settings, deploy_example, built, closers))
-    trail = AuditTrail(app, lambda: built[0].audit)
-    app = rate_limited(trail, settings.rate_limits, closers)
-    app = authenticated(app, settings, built, trail.refused)
+
+    def audit() -> AuditLog:
+        return built[0].audit
+
+    app = create_app(
+        lambda api: _lifespan(api, settings, deploy_example, built, closers),
+        lambda routes: AuditTrail(routes, audit),
+    )
+    app = rate_limited(app, settings.rate_limits, closers)
+    app = authenticated(app, settings, built, refusal_recorder(audit))
 
     async def drain(timeout_s: float) -> bool:
         return await built[0].executor.inflight.drain(timeout_s) if built else True

@@ -3,7 +3,8 @@
 Every request that changes something (POST, PUT, PATCH, DELETE; invocations are not changes)
 is recorded after its answer went out, with the key that sent it, what it did
 (:func:`describe`), its target, the outcome (``ok`` or the error code answered) and the client
-address. The gate reports refused requests through :meth:`AuditTrail.refused`. Entries name
+address. It sits behind the invoke fast path (invocations are no changes); the gate reports refused
+requests through :func:`refusal_recorder`. Entries name
 things (functions, secrets, keys) and never hold a body: no secret value or key can reach them.
 """
 
@@ -84,6 +85,18 @@ def _entry(scope: Scope, action: str, target: str, outcome: str, status: int) ->
     )
 
 
+def refusal_recorder(get_audit: Callable[[], AuditLog]) -> Callable[[Scope, NovaError], None]:
+    """The authentication gate's hook: each refused request (of any method) as an entry."""
+
+    def refused(scope: Scope, error: NovaError) -> None:
+        action, target = describe(scope["method"], scope["path"])
+        if action == "request":
+            action, target = "auth.refused", f"{scope['method']} {scope['path']}"
+        get_audit().add(_entry(scope, action, target, error.code, error.status))
+
+    return refused
+
+
 class AuditTrail:
     def __init__(self, app: ASGIApp, get_audit: Callable[[], AuditLog]) -> None:
         """``get_audit`` is called at the first request (the lifespan builds the log)."""
@@ -96,13 +109,6 @@ class AuditTrail:
         if self._log is None:
             self._log = self._get_audit()
         return self._log
-
-    def refused(self, scope: Scope, error: NovaError) -> None:
-        """The gate's hook: a refused request, of any method."""
-        action, target = describe(scope["method"], scope["path"])
-        if action == "request":
-            action, target = "auth.refused", f"{scope['method']} {scope['path']}"
-        self._audit.add(_entry(scope, action, target, error.code, error.status))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope.get("method") not in _CHANGES or _NOT_CHANGES.match(scope["path"]):

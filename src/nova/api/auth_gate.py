@@ -33,6 +33,7 @@ from nova.core.errors import FunctionNotFound, MalformedJson, NovaError, Payload
 SCOPE_KEY = "nova.key"
 _BEARER = b"bearer "
 _LAMBDA_PREFIX = "/2015-03-31/"
+_GRANTED_MAX = 10_000
 
 # Called for every refused request: (scope, the error); the audit log records them.
 Refusal = Callable[[Scope, NovaError], None]
@@ -80,6 +81,9 @@ class AuthGate:
         self._on_refused = on_refused
         self._tokens = tokens  # None: JWTs are not accepted
         self._max_body = max_body_bytes
+        # (key id, role, method, path) already authorized: the rules and a key's role and
+        # scope never change, so a repeated request skips the rule match. Bounded.
+        self._granted: set[tuple[str, str, str, str]] = set()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan" or self._public.is_public(scope["path"]):
@@ -103,7 +107,12 @@ class AuthGate:
             else:
                 key = await verifier.verify(token)
             scope[SCOPE_KEY] = key  # known from here on: a refusal below is audited as its
-            _authorize(key, scope.get("method", "GET"), scope["path"])
+            decision = (key.id, key.role, scope.get("method", "GET"), scope["path"])
+            if decision not in self._granted:
+                _authorize(key, decision[2], decision[3])
+                if len(self._granted) >= _GRANTED_MAX:
+                    self._granted.clear()
+                self._granted.add(decision)
         except NovaError as exc:
             if self._on_refused is not None:
                 self._on_refused(scope, exc)

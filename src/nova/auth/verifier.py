@@ -6,6 +6,9 @@ disabled or deleted through any daemon takes effect everywhere within the follow
 A token that matches nothing may be a key created a moment ago through another daemon: it
 reloads the cache once, at most once a second, so random tokens cannot flood the store.
 
+A token seen once is remembered with its key until the next reload, so a client's later
+requests cost a dict lookup without the HMAC.
+
 When a key was last used is kept in memory and written in one batch every ``touch_every_s``
 (and at close): a store write per request would cost more than the request.
 """
@@ -27,6 +30,7 @@ from nova.store.ports import ApiKeyRepository
 logger = logging.getLogger(__name__)
 
 MISS_RELOAD_EVERY_S = 1.0
+SEEN_MAX = 10_000  # tokens remembered after their first hash (then all are forgotten)
 
 
 class KeyVerifier:
@@ -43,6 +47,9 @@ class KeyVerifier:
         self._clock = clock
         self._by_hash: dict[bytes, ApiKey] = {}
         self._by_id: dict[str, ApiKey] = {}
+        # Tokens already hashed -> their key: a client's next requests skip the HMAC. Emptied
+        # at every reload, so a deleted or changed key is never served from here.
+        self._seen: dict[bytes, ApiKey] = {}
         self._sealer = SecretSealer(pepper)
         self._secrets: dict[str, str] = {}  # key id -> secret, opened once
         self._used: dict[str, float] = {}  # key id -> when, not yet written
@@ -63,11 +70,19 @@ class KeyVerifier:
             self._by_hash = {bytes.fromhex(key.key_hash): key for key in keys}
             self._by_id = {key.id: key for key in keys}
             self._secrets = {}
+            self._seen = {}
             self._reloaded_at = time.monotonic()
 
     def lookup(self, token: bytes) -> ApiKey | None:
         """The key ``token`` is, without checking that it is usable; None if none."""
-        return self._by_hash.get(self._hash(token))
+        key = self._seen.get(token)
+        if key is None:
+            key = self._by_hash.get(self._hash(token))
+            if key is not None:
+                if len(self._seen) >= SEEN_MAX:
+                    self._seen.clear()
+                self._seen[token] = key
+        return key
 
     def check(self, key: ApiKey) -> ApiKey:
         """``key`` if it may be used now (and note its use); else the 401 to answer."""

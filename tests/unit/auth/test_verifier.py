@@ -72,6 +72,7 @@ async def test_unknown_disabled_and_expired_keys_are_refused() -> None:
     await other.reload()
     with pytest.raises(InvalidKey):  # the same key under another pepper is no key
         await other.verify(created.token.encode())
+    assert (await verifier.verify(created.token.encode())).name == "ci"  # now remembered
     await keys.disable("ci")
     await verifier.reload()
     with pytest.raises(KeyDisabled):
