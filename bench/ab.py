@@ -100,19 +100,20 @@ def measure(
 ) -> dict[str, float | None]:
     environment = {"PYTHONPATH": str(tree.resolve()), **(env or {})}
     with tempfile.TemporaryDirectory(prefix="nova-ab-") as data_dir:
-        process, port = servers.start_nova(Path(data_dir), backend, environment)
+        process, port = servers.start_nova(Path(data_dir), backend, environment, auth=True)
         try:
             api = f"http://127.0.0.1:{port}/functions"
-            httpx.post(api, json=HELLO_FUNCTION).raise_for_status()
+            headers = servers.admin_headers(Path(data_dir))  # none for a tree without keys
+            httpx.post(api, json=HELLO_FUNCTION, headers=headers).raise_for_status()
             path = "/functions/hello/invoke"
-            client.sequential_latencies_ms(port, path, EVENT, 300, warmup=0)  # start + warm up
+            client.sequential_latencies_ms(port, path, EVENT, 300, 0, headers)  # start + warm up
             meter = CpuMeter(process.pid)
-            samples = client.sequential_latencies_ms(port, path, EVENT, requests, warmup=0)
+            samples = client.sequential_latencies_ms(port, path, EVENT, requests, 0, headers)
             daemon_us, writer_us, sandbox_us = meter.per_call_us(requests)
             rps = loaded_daemon_us = loaded_writer_us = None
             if seconds and client.wrk_available():
                 meter = CpuMeter(process.pid)  # after the latency run: its instance is warm
-                rps = client.wrk_requests_per_second(port, path, EVENT, 16, seconds)
+                rps = client.wrk_requests_per_second(port, path, EVENT, 16, seconds, headers)
                 calls = round(rps * seconds)
                 loaded_daemon_us, loaded_writer_us, _ = meter.per_call_us(calls)
         finally:

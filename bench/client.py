@@ -12,7 +12,8 @@ from pathlib import Path
 
 
 class KeepAliveClient:
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, headers: dict[str, str] | None = None) -> None:
+        self._extra = "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items())
         self._sock = socket.create_connection(("127.0.0.1", port))
         self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._buffer = b""
@@ -20,7 +21,7 @@ class KeepAliveClient:
     def post(self, path: str, body: bytes) -> tuple[int, bytes]:
         request = (
             f"POST {path} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n"
+            f"{self._extra}Content-Length: {len(body)}\r\n\r\n"
         ).encode() + body
         self._sock.sendall(request)
         while b"\r\n\r\n" not in self._buffer:
@@ -48,9 +49,14 @@ class KeepAliveClient:
 
 
 def sequential_latencies_ms(
-    port: int, path: str, body: bytes, count: int, warmup: int
+    port: int,
+    path: str,
+    body: bytes,
+    count: int,
+    warmup: int,
+    headers: dict[str, str] | None = None,
 ) -> list[float]:
-    client = KeepAliveClient(port)
+    client = KeepAliveClient(port, headers)
     try:
         for _ in range(warmup):
             client.post(path, body)
@@ -71,12 +77,20 @@ def wrk_available() -> bool:
 
 
 def wrk_requests_per_second(
-    port: int, path: str, body: bytes, connections: int, seconds: int
+    port: int,
+    path: str,
+    body: bytes,
+    connections: int,
+    seconds: int,
+    headers: dict[str, str] | None = None,
 ) -> float:
     script = Path(tempfile.mkstemp(suffix=".lua")[1])
+    extra = "".join(
+        f'wrk.headers["{name}"] = "{value}"\n' for name, value in (headers or {}).items()
+    )
     script.write_text(
         'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
-        f"wrk.body = [[{body.decode()}]]\n"  # a Lua long string: no quoting of the JSON needed
+        f"{extra}wrk.body = [[{body.decode()}]]\n"  # a Lua long string: no JSON quoting needed
     )
     try:
         output = subprocess.run(

@@ -14,6 +14,8 @@ Use it to judge a change to the hot path in seconds, before the end-to-end `benc
 
 ``--rate-limits memory`` (or ``redis``, on NOVA_REDIS_URL or the local Redis) puts the
 rate-limit gate in front, with a tier too large to refuse anything, to price the gate.
+``--auth`` puts the authentication gate in front, the request carrying a
+developer key (as the daemon does), to price authentication.
 ``--no-metrics`` turns the per-invocation metrics off; ``--tracing RATIO`` turns tracing on at
 that sampling ratio, exporting to an OTLP receiver in this process that discards what it gets
 (its CPU counts: exporting is part of the price).
@@ -37,12 +39,13 @@ from starlette.types import ASGIApp
 
 from bench.otlp_sink import DiscardingReceiver
 from bench.run import EVENT, HELLO, HELLO_FUNCTION
+from nova.api.audit_trail import refusal_recorder
 from nova.api.invoke import InvokeFastPath
 from nova.config import load_settings
-from nova.daemon import build_services, rate_limited, shutdown
+from nova.daemon import authenticated, build_services, rate_limited, shutdown
 from nova.functions.service import CodeSource
 
-_SCOPE = {
+_SCOPE: dict[str, Any] = {
     "type": "http",
     "method": "POST",
     "path": "/functions/hello/invoke",
@@ -91,6 +94,7 @@ async def main(
     rate_limits: str = "off",
     metrics: bool = True,
     tracing: float | None = None,
+    auth: bool = False,
 ) -> None:
     receiver = DiscardingReceiver() if tracing is not None else None
     with tempfile.TemporaryDirectory(prefix="nova-hotpath-") as data_dir:
@@ -106,6 +110,7 @@ async def main(
                 "rate_limits": _limits(rate_limits),
                 "metrics": {"enabled": metrics},
                 "tracing": traces,
+                "auth": {"enabled": auth},
             },
         )
         services = await build_services(settings)
@@ -114,9 +119,16 @@ async def main(
         try:
             meta = {key: value for key, value in HELLO_FUNCTION.items() if key != "code"}
             await services.functions.create(meta, CodeSource(code=HELLO))
-            app = rate_limited(
-                InvokeFastPath(_not_found, lambda: services), settings.rate_limits, closers
-            )
+            app: ASGIApp = InvokeFastPath(_not_found, lambda: services)
+            if auth:
+                key = (await services.keys.create("bench", "developer")).token
+                _SCOPE["headers"] = [
+                    *_SCOPE["headers"],
+                    (b"authorization", b"Bearer " + key.encode()),
+                ]
+                refused = refusal_recorder(lambda: services.audit)
+                app = authenticated(app, settings, [services], refused)
+            app = rate_limited(app, settings.rate_limits, closers)
             await _batch(app, 400, 16)  # start four instances and warm up
             results: dict[str, list[float]] = {"sequential": [], "16 concurrent": []}
             profiler = cProfile.Profile() if profile else None
@@ -153,6 +165,7 @@ if __name__ == "__main__":
     parser.add_argument("--rate-limits", choices=["off", "memory", "redis"], default="off")
     parser.add_argument("--no-metrics", action="store_true", help="per-invocation metrics off")
     parser.add_argument("--tracing", type=float, metavar="RATIO", help="tracing on at RATIO")
+    parser.add_argument("--auth", action="store_true", help="authentication gate in front")
     args = parser.parse_args()
     uvloop.run(
         main(
@@ -162,5 +175,6 @@ if __name__ == "__main__":
             args.rate_limits,
             metrics=not args.no_metrics,
             tracing=args.tracing,
+            auth=args.auth,
         )
     )

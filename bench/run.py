@@ -156,6 +156,8 @@ def measure_backend(backend: str, requests: int, seconds: int, cold_samples: int
                 )
                 console.print(f"[dim]{backend}: warm through a 90/10 alias …[/]")
                 routed = _alias_against_plain(api, port, requests)
+                console.print(f"[dim]{backend}: warm with authentication on, against off …[/]")
+                authenticated = _auth_against_off(backend, port, requests)
                 console.print(f"[dim]{backend}: throughput …[/]")
                 rps = (
                     client.wrk_requests_per_second(
@@ -186,6 +188,7 @@ def measure_backend(backend: str, requests: int, seconds: int, cold_samples: int
         "cold_ms": cold,
         "logs": logs,
         **routed,
+        **authenticated,
         **compatible,
         **snapshots,
     }
@@ -226,6 +229,30 @@ def _alias_against_plain(api: httpx.Client, port: int, requests: int) -> dict[st
             port, "/functions/hello:live/invoke", EVENT, requests // rounds, warmup=50
         )
     return {"plain_interleaved_ms": percentiles(plain), "alias_9010_ms": percentiles(routed)}
+
+
+def _auth_against_off(backend: str, port: int, requests: int) -> dict[str, Any]:
+    """Warm invokes of hello on this daemon (authentication off, as every bench daemon) against
+    a second daemon with it on (the default: each request carries a key), in alternating
+    rounds so both see the same machine."""
+    with tempfile.TemporaryDirectory(prefix="nova-bench-auth-") as data_dir:
+        process, auth_port = servers.start_nova(Path(data_dir), backend, auth=True)
+        try:
+            headers = servers.admin_headers(Path(data_dir))
+            url = f"http://127.0.0.1:{auth_port}/functions"
+            httpx.post(url, json=HELLO_FUNCTION, headers=headers, timeout=60).raise_for_status()
+            path = "/functions/hello/invoke"
+            off: list[float] = []
+            on: list[float] = []
+            rounds = 6
+            for _ in range(rounds):
+                off += client.sequential_latencies_ms(port, path, EVENT, requests // rounds, 50)
+                on += client.sequential_latencies_ms(
+                    auth_port, path, EVENT, requests // rounds, 50, headers
+                )
+        finally:
+            servers.stop(process)
+    return {"auth_off_ms": percentiles(off), "auth_on_ms": percentiles(on)}
 
 
 def _cold_starts(api: httpx.Client, count: int) -> list[float]:
@@ -292,6 +319,17 @@ def render(report: dict[str, Any]) -> None:
                 "-",
                 f"p50 {routed['p50'] / plain['p50'] - 1:+.1%} vs plain {plain['p50']:.3f} "
                 "(alternating rounds)",
+            )
+        if "auth_on_ms" in result:
+            off, on = result["auth_off_ms"], result["auth_on_ms"]
+            table.add_row(
+                f"{backend}: warm, authentication on",
+                f"{on['p50']:.3f}",
+                f"{on['p95']:.3f}",
+                f"{on['p99']:.3f}",
+                "-",
+                f"p50 {on['p50'] / off['p50'] - 1:+.1%} vs off {off['p50']:.3f} "
+                "(alternating rounds, two daemons)",
             )
         compat.rows(table, backend, result)
         cold = result["cold_ms"]

@@ -57,11 +57,14 @@ def start_bare_uvicorn(app: str = "bench.bare_app:app") -> tuple[subprocess.Pope
 
 
 def start_nova(
-    data_dir: Path, backend: str, extra_env: dict[str, str] | None = None
+    data_dir: Path, backend: str, extra_env: dict[str, str] | None = None, *, auth: bool = False
 ) -> tuple[subprocess.Popen[bytes], int]:
+    """A daemon on 127.0.0.1; without ``auth`` its API needs no key (the benches measure the
+    platform; ab.py and hotpath.py measure authentication on its own)."""
     port = free_port()
     env = {
         **os.environ,
+        "NOVA_AUTH__ENABLED": "true" if auth else "false",
         **(extra_env or {}),
         "NOVA_BACKEND": backend,
         "NOVA_SANDBOX__ALLOW_PROCESS_BACKEND": "true",
@@ -82,6 +85,13 @@ def start_nova(
     )
     wait_http(f"http://127.0.0.1:{port}/health/live", process)
     return process, port
+
+
+def admin_headers(data_dir: Path) -> dict[str, str]:
+    """The admin key a daemon wrote to its data dir as a header (none: auth is off, or a tree
+    from before API keys)."""
+    key_file = data_dir / "admin-key"
+    return {"Authorization": f"Bearer {key_file.read_text().strip()}"} if key_file.exists() else {}
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:

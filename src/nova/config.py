@@ -37,6 +37,7 @@ ENV_SHORTCUTS: dict[str, tuple[str, str]] = {
     "NOVA_IMAGE": ("sandbox", "image"),
     "NOVA_MASTER_KEY": ("secrets", "master_key"),
     "NOVA_REDIS_URL": ("rate_limits", "redis_url"),
+    "NOVA_AUTH_PEPPER": ("auth", "pepper"),
 }
 
 
@@ -54,6 +55,8 @@ class DaemonSettings(Section):
     data_dir: Path = Path(".nova-data")
     shutdown_timeout_s: float = Field(30.0, gt=0)
     max_payload_bytes: int = Field(6 * 1024 * 1024, gt=0)
+    # Allows auth.enabled=false on an address beyond loopback (anyone reaching it runs code).
+    insecure: bool = False
 
 
 class PoolSettings(Section):
@@ -228,6 +231,50 @@ class SecretsSettings(Section):
     key_file: Path | None = None  # None: <data_dir>/master-key
 
 
+class JwtSettings(Section):
+    """JSON Web Tokens accepted besides API keys (off unless a secret or a JWKS file is set)."""
+
+    algorithms: list[Literal["HS256", "RS256"]] = ["HS256", "RS256"]
+    hs256_secret: SecretStr | None = None  # at least 32 characters
+    jwks_file: Path | None = None  # RS256 public keys, {"keys": [...]}
+    issuer: str | None = None  # required "iss" when set
+    audience: str | None = None  # required "aud" when set
+    leeway_s: float = Field(30.0, ge=0, le=600)  # clock skew allowed on exp, nbf, iat
+    role_claim: str = "nova_role"
+    scope_claim: str = "nova_scope"  # "*" or patterns (a string or a list); absent: "*"
+    # Claim value -> role, besides the role names themselves (e.g. {"platform-team": "admin"}).
+    role_map: dict[str, Literal["admin", "developer", "invoker", "viewer"]] = {}
+    # The role of a token without the role claim; None: such tokens are refused.
+    default_role: Literal["admin", "developer", "invoker", "viewer"] | None = None
+
+    @field_validator("hs256_secret")
+    @classmethod
+    def _long_enough(cls, secret: SecretStr | None) -> SecretStr | None:
+        if secret is not None and len(secret.get_secret_value()) < 32:
+            raise ValueError("auth.jwt.hs256_secret must be at least 32 characters")
+        return secret
+
+    @property
+    def enabled(self) -> bool:
+        return self.hs256_secret is not None or self.jwks_file is not None
+
+
+class AuthSettings(Section):
+    """API keys (nova.auth). Off only on purpose: a daemon without authentication refuses to
+    listen beyond loopback unless ``daemon.insecure`` (``--insecure``) says so."""
+
+    enabled: bool = True
+    # Paths served without a key; each covers itself and every path below it.
+    public_paths: list[str] = ["/health"]
+    # The HMAC key of stored key hashes; unset: <data_dir>/auth-pepper, created on first
+    # start. Daemons sharing a store must share it (like the master key).
+    pepper: SecretStr | None = None
+    admin_key_file: Path | None = None  # None: <data_dir>/admin-key
+    # How often when keys were last used is written to the store (in one batch).
+    last_used_flush_s: float = Field(30.0, gt=0, le=3600)
+    jwt: JwtSettings = JwtSettings()
+
+
 class RateLimitTier(Section):
     rps: float = Field(gt=0)  # tokens added per second
     burst: int = Field(ge=1)  # bucket size: requests allowed at once after a quiet spell
@@ -239,8 +286,8 @@ class RateLimitSettings(Section):
     enabled: bool = False
     tiers: dict[str, RateLimitTier] = {"default": RateLimitTier(rps=100, burst=200)}
     default_tier: str = "default"
-    # Credential -> tier: "key:<first 16 hex digits of the SHA-256 of the API key or bearer
-    # token>" or "ip:<client address>" for requests without one.
+    # Credential -> tier: "key:<API key name>", or with authentication off "key:<first 16 hex
+    # digits of the SHA-256 of the key sent>" / "ip:<client address>" for requests without one.
     keys: dict[str, str] = {}
     # Function name -> tier: a budget the function's invocations share, whoever calls.
     functions: dict[str, str] = {}
@@ -353,6 +400,7 @@ class Settings(BaseSettings):
     sandbox: SandboxSettings = SandboxSettings()
     logging: LoggingSettings = LoggingSettings()
     secrets: SecretsSettings = SecretsSettings()
+    auth: AuthSettings = AuthSettings()
     rate_limits: RateLimitSettings = RateLimitSettings()
     metrics: MetricsSettings = MetricsSettings()
     tracing: TracingSettings = TracingSettings()

@@ -25,18 +25,28 @@ from pydantic import ValidationError
 from starlette.types import ASGIApp
 
 from nova.api.app import create_app
+from nova.api.audit_trail import AuditTrail, refusal_recorder
+from nova.api.auth_gate import AuthGate, Refusal
 from nova.api.context import Services
 from nova.api.rate_limit import RateLimitGate
+from nova.auth.audit import AuditLog
+from nova.auth.jwt_tokens import JwtPolicy, JwtVerifier, load_jwks
+from nova.auth.permissions import PublicPaths
+from nova.auth.service import KeyService
+from nova.auth.tokens import load_pepper
+from nova.auth.verifier import KeyVerifier
 from nova.canary.analyzer import CanaryAnalyzer
 from nova.code.cache import CodeCache
 from nova.code.policy import CodePolicy
 from nova.config import (
     ConfigFileError,
+    JwtSettings,
     RateLimitSettings,
     Settings,
     TracingSettings,
     load_settings,
 )
+from nova.core.auth import Role
 from nova.core.counters import DaemonCounters
 from nova.core.errors import ConfigInvalid, DaemonStartFailed, NovaError
 from nova.core.models import FunctionConfig
@@ -108,11 +118,20 @@ def run_daemon(config_file: Path | None, overrides: dict[str, Any], deploy_examp
     except (ConfigFileError, ValidationError) as exc:
         raise ConfigInvalid(f"invalid configuration: {exc}") from exc
     configure_logging(settings.logging.level, settings.logging.format)
+    check_exposure(settings)
     settings.daemon.data_dir.mkdir(parents=True, exist_ok=True)
     built: list[Services] = []  # filled by the lifespan once the services exist
     closers: list[Callable[[], Awaitable[None]]] = []  # what the lifespan closes at the end
-    app = create_app(lambda api: _lifespan(api, settings, deploy_example, built, closers))
+
+    def audit() -> AuditLog:
+        return built[0].audit
+
+    app = create_app(
+        lambda api: _lifespan(api, settings, deploy_example, built, closers),
+        lambda routes: AuditTrail(routes, audit),
+    )
     app = rate_limited(app, settings.rate_limits, closers)
+    app = authenticated(app, settings, built, refusal_recorder(audit))
 
     async def drain(timeout_s: float) -> bool:
         return await built[0].executor.inflight.drain(timeout_s) if built else True
@@ -162,8 +181,14 @@ async def _lifespan(
         await services.log_batcher.start()
         services.log_retention.start()
         await services.secrets.start()  # finishes a master-key rotation left half done
+        if services.verifier is not None:
+            admin_key = await services.keys.bootstrap(admin_key_file(settings))
+            if admin_key is not None:
+                show_admin_key(admin_key, admin_key_file(settings))
+            await services.verifier.start()
         await services.follower.start()
         await services.triggers.manager.reconcile()
+        services.audit.start()
         services.canary.start()
         services.counters.start()
         services.pools.start_background()
@@ -205,6 +230,16 @@ async def build_services(settings: Settings) -> Services:
         if not status.available and status.spec.unsupported is None:  # not merely "not yet"
             logger.warning("runtime %s unavailable: %s", status.spec.name, status.reason)
     pool_settings = settings.pool
+    try:
+        pepper = load_pepper(_pepper(settings), data_dir / "auth-pepper")
+    except (ValueError, OSError) as exc:
+        await store.close()
+        raise ConfigInvalid(f"auth pepper: {exc}") from None
+    verifier = (
+        KeyVerifier(store.api_keys, pepper, touch_every_s=settings.auth.last_used_flush_s)
+        if settings.auth.enabled
+        else None
+    )
     try:
         key_source = load_master_key(_master_key(settings), _key_file(settings, data_dir))
     except (ValueError, OSError) as exc:
@@ -360,6 +395,7 @@ async def build_services(settings: Settings) -> Services:
             retention_s=settings.store.change_retention_s,
             secret_changed=pools.renew_secret_users,
             triggers_changed=triggers.manager.reconcile,
+            keys_changed=verifier.reload if verifier is not None else None,
         ),
         canary=CanaryAnalyzer(store, resolver.refresh, settings.canary.check_interval_s),
         counters=CounterFlusher(store.counters, counters, settings.store.counters_flush_s),
@@ -387,6 +423,9 @@ async def build_services(settings: Settings) -> Services:
             ),
         ),
         trigger_metrics=trigger_metrics,
+        keys=KeyService(store.api_keys, pepper, verifier.reload if verifier else None),
+        verifier=verifier,
+        audit=AuditLog(store.audit),
         started_at=time.monotonic(),
     )
 
@@ -491,6 +530,84 @@ def rate_limited(
     return RateLimitGate(app, policy, buckets)
 
 
+def authenticated(
+    app: ASGIApp, settings: Settings, built: list[Services], refused: Refusal
+) -> ASGIApp:
+    """``app`` behind the authentication gate (unless auth is off), whose verifier the
+    lifespan builds: no request is served before it has."""
+    if not settings.auth.enabled:
+        return app
+
+    def verifier() -> KeyVerifier:
+        key_verifier = built[0].verifier
+        if key_verifier is None:  # cannot happen: auth on builds one
+            raise TypeError("authentication is on but no verifier was built")
+        return key_verifier
+
+    public = PublicPaths(settings.auth.public_paths)
+    tokens = jwt_verifier(settings.auth.jwt)
+    return AuthGate(app, verifier, public, refused, tokens, settings.daemon.max_payload_bytes)
+
+
+def jwt_verifier(settings: JwtSettings) -> JwtVerifier | None:
+    """The JWT checker when a secret or JWKS file is configured (ConfigInvalid if unusable)."""
+    if not settings.enabled:
+        return None
+    try:
+        jwks = load_jwks(settings.jwks_file) if settings.jwks_file is not None else None
+    except ValueError as exc:
+        raise ConfigInvalid(f"auth.jwt.jwks_file: {exc}") from None
+    secret = settings.hs256_secret
+    roles = {role.value: role for role in Role}
+    policy = JwtPolicy(
+        algorithms=tuple(settings.algorithms),
+        hs256_secret=secret.get_secret_value().encode() if secret is not None else None,
+        jwks=jwks,
+        issuer=settings.issuer,
+        audience=settings.audience,
+        leeway_s=settings.leeway_s,
+        role_claim=settings.role_claim,
+        scope_claim=settings.scope_claim,
+        role_map={**roles, **{claim: Role(role) for claim, role in settings.role_map.items()}},
+        default_role=Role(settings.default_role) if settings.default_role else None,
+    )
+    logger.info("JWTs accepted: %s", ", ".join(settings.algorithms))
+    return JwtVerifier(policy)
+
+
+def check_exposure(settings: Settings) -> None:
+    """Refuse to serve without authentication beyond loopback unless told it is on purpose."""
+    daemon = settings.daemon
+    if settings.auth.enabled or daemon.insecure or is_loopback_host(daemon.host):
+        return
+    raise ConfigInvalid(
+        f"authentication is off (auth.enabled=false) and the API would listen on {daemon.host}: "
+        "anyone reaching it could deploy and run code; listen on 127.0.0.1 (--host), turn "
+        "authentication on, or pass --insecure (NOVA_DAEMON__INSECURE=true) if this network is "
+        "trusted"
+    )
+
+
+def admin_key_file(settings: Settings) -> Path:
+    return settings.auth.admin_key_file or settings.daemon.data_dir.resolve() / "admin-key"
+
+
+def show_admin_key(key: str, path: Path) -> None:
+    """Print the new admin key to the terminal, once (never to the log)."""
+    sys.stderr.write(
+        "\n  Nova created its admin API key (shown this once; also in "
+        f"{path}, mode 0600):\n\n    {key}\n\n"
+        f'  curl -H "Authorization: Bearer $(cat {path})" ...   the nova CLI on this host '
+        "reads it by itself\n\n"
+    )
+    sys.stderr.flush()
+
+
+def _pepper(settings: Settings) -> str | None:
+    configured = settings.auth.pepper
+    return configured.get_secret_value() if configured is not None else None
+
+
 def _master_key(settings: Settings) -> str | None:
     configured = settings.secrets.master_key
     return configured.get_secret_value() if configured is not None else None
@@ -589,8 +706,11 @@ async def shutdown(services: Services) -> None:
     await services.sandboxes.close()
     await services.canary.close()
     await services.follower.close()
+    if services.verifier is not None:
+        await services.verifier.close()  # writes the last uses still held
     await services.log_retention.close()
     await services.log_batcher.close()
+    await services.audit.close()  # the refusals still buffered
     await services.counters.close()  # after the drain: the last invocations are counted
     if services.tracer is not None:
         await asyncio.to_thread(services.tracer.shutdown)  # exports the spans still pending
@@ -607,11 +727,10 @@ def _announce(settings: Settings, example: bool, elapsed_s: float) -> None:
         url,
         settings.daemon.data_dir.resolve(),
     )
-    if not is_loopback_host(settings.daemon.host):
+    if not settings.auth.enabled:
         logger.warning(
-            "the API listens on %s without authentication (API keys arrive with F12): anyone who "
-            "can reach port %d can deploy and run code here; pass --host 127.0.0.1 (or "
-            "NOVA_HOST) unless this network is trusted",
+            "authentication is off (auth.enabled=false): anyone who can reach %s:%d can deploy "
+            "and run code here",
             settings.daemon.host,
             settings.daemon.port,
         )
@@ -620,8 +739,13 @@ def _announce(settings: Settings, example: bool, elapsed_s: float) -> None:
         # works even when nova is not on PATH.
         nova = sys.argv[0] if sys.argv[0].endswith("nova") else "nova"
         endpoint = "" if url == "http://127.0.0.1:9000" else f" --endpoint {url}"
+        key_file = settings.auth.admin_key_file or settings.daemon.data_dir / "admin-key"
+        if key_file != Path(".nova-data/admin-key"):
+            endpoint += f" --data-dir {settings.daemon.data_dir}"
+        bearer = f'-H "Authorization: Bearer $(cat {key_file})" ' if settings.auth.enabled else ""
         logger.info(
-            'try it: curl -s -X POST %s/functions/%s/invoke -d \'{"name": "Ada"}\'  or  %s%s invoke %s --data \'{"name": "Ada"}\'',
+            'try it: curl -s %s-X POST %s/functions/%s/invoke -d \'{"name": "Ada"}\'  or  %s%s invoke %s --data \'{"name": "Ada"}\'',
+            bearer,
             url,
             EXAMPLE_NAME,
             nova,

@@ -23,6 +23,12 @@ NOVA = str(Path(sys.executable).with_name("nova"))
 TOOLCHAIN_CACHE = Path(tempfile.gettempdir()) / f"nova-test-toolchain-cache-{os.getuid()}"
 
 
+# Daemons sharing a store share its keys: one created by the first is the others' admin key
+# too (only the first writes it to its data dir). The pepper is shared for the same reason.
+_STORE_ADMIN_KEYS: dict[str, str] = {}
+TEST_PEPPER = "nova-e2e-tests-shared-pepper"
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -43,8 +49,10 @@ class DaemonProcess:
             # One toolchain cache for every test daemon: only the first Go build of a run (or
             # of this machine) compiles Go's standard library.
             "NOVA_COMPILE__CACHE_DIR": str(TOOLCHAIN_CACHE),
+            "NOVA_AUTH_PEPPER": TEST_PEPPER,
             **(env or {}),
         }
+        self.api_key: str | None = None  # the admin key, once the daemon started
         self.args = args or []
         self.log_path = data_dir.parent / f"daemon-{self.port}.log"
         self.process: subprocess.Popen[bytes] | None = None
@@ -74,12 +82,25 @@ class DaemonProcess:
                 raise RuntimeError(f"daemon exited with {self.process.returncode}:\n{self.log()}")
             try:
                 if httpx.get(f"{self.url}/health/startup", timeout=1).status_code == 200:
+                    self.api_key = self._admin_key()
                     return self
             except httpx.TransportError:
                 pass
             time.sleep(0.05)
         self.stop()
         raise RuntimeError(f"daemon did not start within {timeout_s}s:\n{self.log()}")
+
+    def _admin_key(self) -> str | None:
+        """The admin key this daemon wrote, or the one of the store it shares."""
+        store = self.env.get("NOVA_DATABASE_URL", str(self.data_dir))
+        key_file = self.data_dir / "admin-key"
+        if key_file.exists():
+            _STORE_ADMIN_KEYS[store] = key_file.read_text().strip()
+        return _STORE_ADMIN_KEYS.get(store)
+
+    @property
+    def auth_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
@@ -95,7 +116,15 @@ class DaemonProcess:
             return self.process.wait()
 
     def client(self, **kwargs: Any) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=60, **kwargs)
+        """An HTTP client of this daemon carrying its admin key."""
+        headers = {**self.auth_headers, **kwargs.pop("headers", {})}
+        return httpx.Client(base_url=self.url, timeout=60, headers=headers, **kwargs)
+
+    @property
+    def cli_env(self) -> dict[str, str]:
+        """The environment of a `nova` CLI run against this daemon (with its admin key)."""
+        key = {"NOVA_API_KEY": self.api_key} if self.api_key else {}
+        return {**os.environ, "NO_COLOR": "1", "COLUMNS": "200", **key}
 
     def cli(self, *args: str, input_text: str | None = None) -> subprocess.CompletedProcess[str]:
         """Run the real `nova` CLI against this daemon."""
@@ -105,7 +134,7 @@ class DaemonProcess:
             text=True,
             input=input_text,
             timeout=60,
-            env={**os.environ, "NO_COLOR": "1", "COLUMNS": "200"},
+            env=self.cli_env,
             check=False,
         )
 

@@ -9,7 +9,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.e2e.daemon_process import DaemonProcess
@@ -28,12 +27,12 @@ def handler(event, context):
 """
 
 
-def _submit_all(url: str, event: dict[str, str]) -> list[str]:
+def _submit_all(daemon: DaemonProcess, event: dict[str, str]) -> list[str]:
     """Every event, by 8 keep-alive clients; even ones carry an idempotency key."""
 
     def submit(indexes: range) -> list[str]:
         ids = []
-        with httpx.Client(base_url=url, timeout=60) as api:
+        with daemon.client() as api:
             for index in indexes:
                 headers = {"X-Nova-Invocation-Type": "Event"}
                 if index % 2 == 0:
@@ -64,7 +63,7 @@ def test_kill_9_loses_no_accepted_event(tmp_path: Path, store_url: str) -> None:
         with daemon.client() as api:
             body = {"name": "gated", "runtime": "python", "code": GATED, "max_replicas": 4}
             api.post("/functions", json=body).raise_for_status()
-        ids = _submit_all(daemon.url, event)
+        ids = _submit_all(daemon, event)
         assert len(set(ids)) == EVENTS
         with daemon.client() as api:
             queue = api.get("/stats").json()["async"]

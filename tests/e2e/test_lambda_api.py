@@ -28,19 +28,25 @@ HANDLER = (
 )
 
 
+def _client(daemon: DaemonProcess, access_key_id: str, secret: str) -> Any:
+    """boto3's Lambda client on the daemon, signing with a Nova key's id and secret."""
+    return boto3.client(
+        "lambda",
+        endpoint_url=daemon.url,
+        region_name="us-east-1",
+        aws_access_key_id=access_key_id,
+        aws_secret_access_key=secret,
+        config=Config(retries={"max_attempts": 1}),
+    )
+
+
 @pytest.fixture
 def lam(daemon: DaemonProcess, api: httpx.Client) -> Iterator[Any]:
     api.post(
         "/functions", json={"name": "echo", "runtime": "python", "code": HANDLER}
     ).raise_for_status()
-    client = boto3.client(
-        "lambda",
-        endpoint_url=daemon.url,
-        region_name="us-east-1",
-        aws_access_key_id="nova",
-        aws_secret_access_key="nova",
-        config=Config(retries={"max_attempts": 1}),
-    )
+    key = api.post("/keys", json={"name": "sdk", "role": "developer"}).json()
+    client = _client(daemon, key["access_key_id"], key["secret_access_key"])
     yield client
     client.close()
 
@@ -131,16 +137,48 @@ def test_aws_error_shapes(daemon: DaemonProcess, lam: Any) -> None:
     too_big = httpx.post(
         f"{daemon.url}/2015-03-31/functions/echo/invocations",
         content=b"[" + b"1," * 4_000_000 + b"1]",
+        headers=daemon.auth_headers,
     )
     assert too_big.status_code == 413
     assert too_big.headers["x-amzn-ErrorType"] == "RequestTooLargeException"
     assert too_big.json()["__type"] == "RequestTooLargeException"
-    bad = httpx.post(f"{daemon.url}/2015-03-31/functions/echo/invocations", content=b"{nope")
+    bad = httpx.post(
+        f"{daemon.url}/2015-03-31/functions/echo/invocations",
+        content=b"{nope",
+        headers=daemon.auth_headers,
+    )
     assert bad.status_code == 400
     assert bad.json()["Type"] == "User"
     assert bad.headers["x-amzn-ErrorType"] == "InvalidRequestContentException"
     kind = httpx.post(
         f"{daemon.url}/2015-03-31/functions/echo/invocations",
-        headers={"X-Amz-Invocation-Type": "Later"},
+        headers={"X-Amz-Invocation-Type": "Later", **daemon.auth_headers},
     )
     assert kind.headers["x-amzn-ErrorType"] == "InvalidParameterValueException"
+
+
+def test_sigv4_signatures_are_checked(daemon: DaemonProcess, api: httpx.Client, lam: Any) -> None:
+    key = api.post("/keys", json={"name": "other", "role": "invoker"}).json()
+    invoker = _client(daemon, key["access_key_id"], key["secret_access_key"])
+    answer = invoker.invoke(FunctionName="echo", Payload=b'{"n": 2}', Qualifier="$LATEST")
+    assert answer["StatusCode"] == 200
+    arn = "arn:aws:lambda:us-east-1:000000000000:function:echo:$LATEST"  # %3A in the path
+    assert invoker.invoke(FunctionName=arn, Payload=b"{}")["StatusCode"] == 200
+    wrong = _client(daemon, key["access_key_id"], key["secret_access_key"] + "x")
+    with pytest.raises(wrong.exceptions.ClientError) as refused:
+        wrong.invoke(FunctionName="echo", Payload=b"{}")
+    assert refused.value.response["Error"]["Code"] == "InvalidSignatureException"
+    assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+    unknown = _client(daemon, "NKUNKNOWN", key["secret_access_key"])
+    with pytest.raises(unknown.exceptions.ClientError) as refused:
+        unknown.invoke(FunctionName="echo", Payload=b"{}")
+    assert refused.value.response["Error"]["Code"] == "UnrecognizedClientException"
+    with pytest.raises(invoker.exceptions.ClientError) as refused:
+        invoker.list_functions()  # an invoker may invoke, not list
+    assert refused.value.response["Error"]["Code"] == "AccessDeniedException"
+    api.post("/keys/other/disable").raise_for_status()
+    with pytest.raises(invoker.exceptions.ClientError) as refused:
+        invoker.invoke(FunctionName="echo", Payload=b"{}")
+    assert refused.value.response["Error"]["Code"] == "UnrecognizedClientException"
+    for client in (invoker, wrong, unknown):
+        client.close()

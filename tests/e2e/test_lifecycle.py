@@ -185,7 +185,6 @@ def test_functions_survive_a_daemon_restart(tmp_path: Path) -> None:
 
 
 def test_cli_logs_follow_streams_new_invocations(daemon: DaemonProcess, api: httpx.Client) -> None:
-    import os
     import signal
     import subprocess
     import time
@@ -200,7 +199,7 @@ def test_cli_logs_follow_streams_new_invocations(daemon: DaemonProcess, api: htt
         [NOVA, "--endpoint", daemon.url, "--json", "logs", "followed", "--follow"],
         stdout=subprocess.PIPE,
         text=True,
-        env={**os.environ, "NO_COLOR": "1"},
+        env=daemon.cli_env,
     )
     try:
         time.sleep(1.0)  # the first poll has happened: what follows is new

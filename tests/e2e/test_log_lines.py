@@ -68,7 +68,6 @@ def handler(event, context):
 
 
 def test_logs_follow_streams_only_what_the_filter_lets_through(tmp_path: Path) -> None:
-    import os
     import subprocess
 
     from tests.e2e.daemon_process import NOVA
@@ -87,7 +86,7 @@ def test_logs_follow_streams_only_what_the_filter_lets_through(tmp_path: Path) -
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 text=True,
-                env={**os.environ, "NO_COLOR": "1"},
+                env=daemon.cli_env,
             )
             try:
                 assert follower.stderr is not None

@@ -305,6 +305,7 @@ async def test_ordered_text_columns_compare_bytes_on_postgres() -> None:
         finally:
             await store.close()
     assert columns == [
+        "api_keys.name",
         "async_events.id",
         "function_aliases.name",
         "functions.name",

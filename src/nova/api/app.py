@@ -15,10 +15,12 @@ from nova.api.http_trigger import HttpTriggers
 from nova.api.invoke import InvokeFastPath
 from nova.api.release_bodies import AliasPut, VersionPublish
 from nova.api.routes import (
+    audit,
     functions,
     http_routes,
     images,
     invocations,
+    keys,
     lambda_api,
     log_stream,
     metrics,
@@ -41,8 +43,12 @@ from nova.api.schemas import FunctionCreate, FunctionPatch
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
 
-def create_app(lifespan: Lifespan) -> ASGIApp:
-    """``lifespan`` builds the Services and stores them on ``app.state.services``."""
+def create_app(
+    lifespan: Lifespan, around_routes: Callable[[ASGIApp], ASGIApp] | None = None
+) -> ASGIApp:
+    """``lifespan`` builds the Services and stores them on ``app.state.services``;
+    ``around_routes`` wraps the routes behind the invoke fast path (the audit trail: an
+    invoke is no change, so the hot path never passes through it)."""
     api = openapi.documented_app("Nova", __version__, lifespan)
     errors.install(api)
     openapi.install(
@@ -59,6 +65,7 @@ def create_app(lifespan: Lifespan) -> ASGIApp:
             FunctionUrlPut,
             ScheduleCreate,
             SchedulePatch,
+            keys.KeyCreate,
         ],
     )
     api.include_router(openapi.invoke_router)
@@ -78,6 +85,8 @@ def create_app(lifespan: Lifespan) -> ASGIApp:
     api.include_router(triggers.router)
     api.include_router(http_routes.router)
     api.include_router(schedules.router)
+    api.include_router(keys.router)
+    api.include_router(audit.router)
 
     def get_services() -> Services:
         result: Services = api.state.services
@@ -88,4 +97,5 @@ def create_app(lifespan: Lifespan) -> ASGIApp:
         return built
 
     # The invoke fast path matches first, so function URLs and routes cost it nothing.
-    return InvokeFastPath(HttpTriggers(api, services_if_built), get_services)
+    routes: ASGIApp = api if around_routes is None else around_routes(api)
+    return InvokeFastPath(HttpTriggers(routes, services_if_built), get_services)

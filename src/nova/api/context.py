@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from nova.auth.audit import AuditLog
+from nova.auth.service import KeyService
+from nova.auth.verifier import KeyVerifier
 from nova.canary.analyzer import CanaryAnalyzer
 from nova.config import Settings
 from nova.events.invocations import AsyncInvocations
@@ -61,6 +64,9 @@ class Services:
     schedules: ScheduleService
     scheduler: Scheduler  # fires due schedules through the async queue
     trigger_metrics: TriggerMetrics
+    keys: KeyService  # API keys: create, list, disable, delete
+    verifier: KeyVerifier | None  # None: authentication is off
+    audit: AuditLog  # changes and refused requests
     registered_runtimes: RegisteredRuntimes | None = None  # where POST /runtimes keeps them
     started: bool = False
     started_at: float = 0.0

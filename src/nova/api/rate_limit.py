@@ -14,6 +14,7 @@ import re
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from nova.api.auth_gate import key_of
 from nova.api.errors import error_body
 from nova.ratelimit.buckets import (
     MemoryBuckets,
@@ -30,9 +31,12 @@ _BEARER = b"bearer "
 
 
 def credential_key(scope: Scope) -> str:
-    """Whose budget a request spends: the one place to change when requests carry a
-    principal. For now the first 16 hex digits of the SHA-256 of its API key or bearer token
-    (``key:…``), else its client address (``ip:…``)."""
+    """Whose budget a request spends: its verified API key's (``key:<name>``); with
+    authentication off, the first 16 hex digits of the SHA-256 of the key or bearer token it
+    sent (``key:…``), else its client address (``ip:…``)."""
+    key = key_of(scope)
+    if key is not None:
+        return "key:" + key.name
     for name, value in scope["headers"]:
         if name == b"authorization" or name == b"x-api-key":
             token = value[len(_BEARER) :] if value[:7].lower() == _BEARER else value

@@ -17,6 +17,10 @@ import httpx
 
 from nova.cli.errors import ApiError, BadResponse, TimedOut, Unreachable
 
+AUTH_HINT = (
+    "the CLI sends --api-key (NOVA_API_KEY), else the admin key in <data dir>/admin-key "
+    "(--data-dir, NOVA_DATA_DIR; default .nova-data)"
+)
 PAGE_SIZE = 100
 _MAX_PAGES = 10_000  # a cursor that never ends is a server bug, not a reason to hang
 
@@ -47,6 +51,7 @@ class ApiClient:
         timeout_s: float,
         transport: httpx.BaseTransport | None = None,
         debug: bool = False,
+        api_key: str | None = None,
     ) -> None:
         self.endpoint = endpoint
         hooks: dict[str, list[Any]] = (
@@ -56,7 +61,11 @@ class ApiClient:
             base_url=endpoint,
             timeout=timeout_s,
             transport=transport,
-            headers={"User-Agent": "nova-cli", "Accept": "application/json"},
+            headers={
+                "User-Agent": "nova-cli",
+                "Accept": "application/json",
+                **({"Authorization": f"Bearer {api_key}"} if api_key else {}),
+            },
             event_hooks=hooks,
         )
 
@@ -187,6 +196,8 @@ def api_error(response: httpx.Response) -> ApiError:
         message = str(error.get("message") or code or message)
     retry_after = response.headers.get("Retry-After")
     hint = f"retry after {retry_after}s" if response.status_code == 429 and retry_after else None
+    if response.status_code == 401:
+        hint = AUTH_HINT
     return ApiError(code, message, response.status_code, retry_after=retry_after, hint=hint)
 
 

@@ -1,4 +1,4 @@
-"""Durations on the command line: ``90s``, ``30m``, ``24h`` or plain seconds."""
+"""Durations on the command line: ``90s``, ``30m``, ``24h``, ``30d`` or plain seconds."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import re
 
 import typer
 
-_DURATION = re.compile(r"^(\d+)([smh]?)$")
-_UNIT_S = {"": 1, "s": 1, "m": 60, "h": 3600}
+_DURATION = re.compile(r"^(\d+)([smhd]?)$")
+_UNIT_S = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def parse_duration_s(text: str) -> int:

@@ -10,6 +10,7 @@ import contextlib
 import os
 import sys
 import traceback
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -18,6 +19,7 @@ from typer.core import TyperGroup
 from nova.cli.commands import (
     admin,
     alias,
+    audit,
     daemon,
     dlq,
     fn,
@@ -25,6 +27,7 @@ from nova.cli.commands import (
     image,
     invocations,
     invoke,
+    key,
     logs,
     route,
     runtimes,
@@ -40,6 +43,7 @@ from nova.cli.commands import (
 from nova.cli.errors import Aborted, CliError
 from nova.cli.exit_codes import ExitCode, exit_code_for
 from nova.cli.state import (
+    DEFAULT_DATA_DIR,
     DEFAULT_ENDPOINT,
     DEFAULT_TIMEOUT_S,
     INVOKE_WAIT_S,
@@ -152,6 +156,26 @@ def main(
             show_default=f"{DEFAULT_TIMEOUT_S:g}; invoke waits {INVOKE_WAIT_S:g}",
         ),
     ] = None,
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            "--api-key",
+            envvar="NOVA_API_KEY",
+            metavar="KEY",
+            help="The API key to send (default: the admin key in the data dir).",
+            show_default=False,
+        ),
+    ] = None,
+    data_dir: Annotated[
+        Path,
+        typer.Option(
+            "--data-dir",
+            envvar="NOVA_DATA_DIR",
+            file_okay=False,
+            metavar="PATH",
+            help="The daemon's data dir, whose admin-key file the CLI reads by default.",
+        ),
+    ] = DEFAULT_DATA_DIR,
     version: Annotated[
         bool,
         typer.Option("--version", is_eager=True, callback=_show_version, help="Print the version."),
@@ -164,6 +188,8 @@ def main(
         debug=debug,
         timeout_s=timeout,
         ports=ports,
+        api_key=api_key,
+        data_dir=data_dir,
     )
     ctx.obj = state
     ctx.call_on_close(state.close)
@@ -177,6 +203,7 @@ app.add_typer(alias.app, name="alias")
 app.add_typer(secret.app, name="secret")
 app.add_typer(snapshot.app, name="snapshot")
 app.add_typer(admin.app, name="admin")
+app.add_typer(key.app, name="key")
 app.command("invoke")(invoke.invoke)
 app.add_typer(invocations.app, name="invocations")
 app.add_typer(dlq.app, name="dlq")
@@ -189,6 +216,7 @@ app.command("runtimes")(runtimes.runtimes)
 app.command("health")(health.health)
 app.command("stats")(stats.stats)
 app.command("slo")(slo.slo)
+app.command("audit")(audit.audit)
 
 
 def run() -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from nova.cli.render import Renderer
 
 DEFAULT_ENDPOINT = "http://127.0.0.1:9000"
+DEFAULT_DATA_DIR = Path(".nova-data")
 DEFAULT_TIMEOUT_S = 60.0
 # How long `nova invoke` waits for its answer unless --timeout says otherwise: as long as a
 # function may run, plus room for a cold start and the queue of a function at max_replicas.
@@ -43,6 +45,8 @@ class CliState:
     json_output: bool = False
     debug: bool = False
     timeout_s: float | None = None  # --timeout; None: not given
+    api_key: str | None = None  # --api-key / NOVA_API_KEY; None: <data_dir>/admin-key
+    data_dir: Path = DEFAULT_DATA_DIR
     ports: Ports = field(default_factory=Ports)
     _client: ApiClient | None = field(default=None, init=False, repr=False)
     _renderer: Renderer | None = field(default=None, init=False, repr=False)
@@ -58,6 +62,7 @@ class CliState:
                 timeout_s=self.timeout_s or DEFAULT_TIMEOUT_S,
                 transport=self.ports.transport,
                 debug=self.debug,
+                api_key=self.api_key or read_admin_key(self.data_dir),
             )
         return self._client
 
@@ -83,6 +88,14 @@ class CliState:
         if self._client is not None:
             self._client.close()
             self._client = None
+
+
+def read_admin_key(data_dir: Path) -> str | None:
+    """The admin key a daemon with this data dir wrote on its first start (None: no file)."""
+    try:
+        return (data_dir / "admin-key").read_text().strip() or None
+    except OSError:
+        return None
 
 
 def normalize_endpoint(endpoint: str) -> str:

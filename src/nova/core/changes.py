@@ -1,8 +1,9 @@
 """The control plane's change log: one entry per change, in commit order.
 
-Every create, update or delete of a function, version, alias, secret or trigger writes an entry in the
-same transaction, numbered by a sequence that only grows. Each daemon follows the log from the last
-number it has seen, so a change made through any daemon on a shared store reaches all of them.
+Every create, update or delete of a function, version, alias, secret, queue trigger or API key
+writes an entry in the same transaction, numbered by a sequence that only grows. Each daemon
+follows the log from the last number it has seen, so a change made through any daemon on a shared
+store reaches all of them.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ class ChangeKind(StrEnum):
     SECRET_CHANGED = "secret.changed"
     # A queue trigger was added, changed or deleted: every daemon starts or stops consumers.
     TRIGGER_CHANGED = "trigger.changed"
+    # An API key was created, changed or deleted: every daemon reloads its key cache.
+    KEY_CHANGED = "key.changed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,3 +40,4 @@ class Change:
     alias: str | None
     at: datetime
     secret: str | None = None  # the secret a SECRET_CHANGED entry names (no function then)
+    api_key: str | None = None  # the key id a KEY_CHANGED entry names (no function then)

@@ -2,7 +2,8 @@
 
 Each daemon starts at the log's head (it has nothing cached yet) and from then on refreshes
 every function a new entry names, renews the instances using a secret an entry names, and
-reconciles its queue-trigger consumers when an entry says a trigger changed, at
+reconciles its queue-trigger consumers when an entry says a trigger changed, and reloads the
+API keys when an entry names one, at
 most ``poll_s`` after the commit (PostgreSQL wakes it at once with NOTIFY). Refreshing
 re-reads the function, so entries are not applied one by one and a refresh that comes twice
 changes nothing. When the store was unreachable for longer than the log is kept, entries may
@@ -38,6 +39,7 @@ class ChangeFollower:
         retention_s: float,
         secret_changed: Callable[[str, float], object] | None = None,
         triggers_changed: Callable[[], Awaitable[None]] | None = None,
+        keys_changed: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         """``secret_changed(name, before)`` runs for a secret set or deleted: instances launched
         before ``before`` (a ``time.time()``) are replaced. ``triggers_changed()`` runs once
@@ -45,6 +47,7 @@ class ChangeFollower:
         self._triggers_changed = triggers_changed
         self._changes = changes
         self._secret_changed = secret_changed
+        self._keys_changed = keys_changed
         self._refresh = refresh
         self._refresh_all = refresh_all
         self._poll_s = poll_s
@@ -82,6 +85,8 @@ class ChangeFollower:
                 await self._refresh_all()
                 if self._triggers_changed is not None:
                     await self._triggers_changed()
+                if self._keys_changed is not None:
+                    await self._keys_changed()
             last_ok = now
 
     async def catch_up(self) -> None:
@@ -90,7 +95,11 @@ class ChangeFollower:
             batch = await self._changes.since(self._seq)
             if not batch:
                 return
-            functions = [change.function_name for change in batch if change.function_name]
+            functions = [
+                change.function_name
+                for change in batch
+                if change.function_name and change.secret is None and change.api_key is None
+            ]
             for name in dict.fromkeys(functions):
                 await self._refresh(name)
             triggers = any(change.kind is ChangeKind.TRIGGER_CHANGED for change in batch)
@@ -103,6 +112,8 @@ class ChangeFollower:
                 for change in batch:
                     if change.secret is not None:
                         self._secret_changed(change.secret, now)
+            if self._keys_changed is not None and any(c.api_key for c in batch):
+                await self._keys_changed()  # keys are few: all of them are read again
             self._seq = batch[-1].seq
             self.applied += len(batch)
 

@@ -39,6 +39,7 @@ async def record_change(
     version: int | None = None,
     alias: str | None = None,
     secret: str | None = None,
+    api_key: str | None = None,
 ) -> None:
     """Append an entry inside the caller's transaction (it commits or rolls back with it)."""
     postgres = conn.dialect.name == "postgresql"
@@ -53,6 +54,7 @@ async def record_change(
             version=version,
             alias=alias,
             secret=secret,
+            api_key=api_key,
         )
     )
     if postgres:
@@ -84,6 +86,7 @@ class SqlChangeLog:
                 alias=row.alias,
                 at=row.at,
                 secret=row.secret,
+                api_key=row.api_key,
             )
             for row in rows
         ]

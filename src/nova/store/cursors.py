@@ -23,6 +23,8 @@ DEAD_LETTERS = "d"
 SECRETS = "s"
 TRIGGERS = "t"
 SCHEDULES = "sc"
+AUDIT = "u"
+KEYS = "k"
 
 
 def check_limit(limit: int) -> int:

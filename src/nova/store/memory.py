@@ -22,6 +22,7 @@ from nova.core.errors import (
 )
 from nova.core.models import CodeBundle, FunctionConfig, FunctionRecord, InvocationLog, Page
 from nova.store import cursors
+from nova.store.memory_auth import MemoryApiKeyRepository, MemoryAuditRepository
 from nova.store.memory_events import MemoryEventQueue
 from nova.store.memory_queue_triggers import MemoryTriggerRepository
 from nova.store.memory_secrets import MemorySecretRepository
@@ -262,6 +263,8 @@ class MemoryStore:
         self.routes = MemoryRouteRepository(self._state)
         self.schedules = MemoryScheduleRepository(self._state, self.events)
         self.builds = MemoryBuildRepository(self._state)
+        self.api_keys = MemoryApiKeyRepository(self._state)
+        self.audit = MemoryAuditRepository(self._state)
         self.transaction_timings = TransactionTimings()  # no transactions: stays empty
 
     async def ping(self) -> None:

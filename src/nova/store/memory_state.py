@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 
+from nova.core.audit import AuditEntry
+from nova.core.auth import ApiKey
 from nova.core.builds import StoredBuild
 from nova.core.changes import Change, ChangeKind
 from nova.core.errors import StoreUnavailable
@@ -33,6 +35,8 @@ class MemoryState:
         self.function_urls: dict[str, FunctionUrlConfig] = {}  # by function name
         self.schedules: dict[str, Schedule] = {}
         self.builds: dict[str, StoredBuild] = {}  # by function id
+        self.api_keys: dict[str, ApiKey] = {}  # by name
+        self.audit: list[AuditEntry] = []
         self.changed = asyncio.Event()
 
     def check_open(self) -> None:
@@ -48,10 +52,13 @@ class MemoryState:
         version: int | None = None,
         alias: str | None = None,
         secret: str | None = None,
+        api_key: str | None = None,
     ) -> None:
         seq = self.changes[-1].seq + 1 if self.changes else 1
         at = datetime.now(UTC)
-        self.changes.append(Change(seq, kind, function_id, name, version, alias, at, secret))
+        self.changes.append(
+            Change(seq, kind, function_id, name, version, alias, at, secret, api_key)
+        )
         self.changed.set()
 
     def drop_triggers(self, name: str) -> None:

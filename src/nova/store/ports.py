@@ -18,6 +18,8 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
+from nova.core.audit import AuditEntry, AuditFilter
+from nova.core.auth import ApiKey
 from nova.core.builds import StoredBuild
 from nova.core.changes import Change
 from nova.core.events import AsyncEvent, AttemptError, EventFilter, NewEvent, QueueStats
@@ -451,6 +453,44 @@ class BuildRepository(Protocol):
         ...
 
 
+class ApiKeyRepository(Protocol):
+    """API keys (hashes only). Every create, change and delete appends a ``key.changed``
+    entry to the change log, so every daemon reloads its cache of keys."""
+
+    async def create(self, key: ApiKey) -> ApiKey:
+        """``KeyAlreadyExists`` when the name is taken."""
+        ...
+
+    async def get(self, name: str) -> ApiKey:
+        """``KeyNotFound``."""
+        ...
+
+    async def all(self) -> list[ApiKey]:
+        """Every key, by name (there are few: verifiers hold them all in memory)."""
+        ...
+
+    async def set_enabled(self, name: str, enabled: bool) -> ApiKey: ...
+
+    async def delete(self, name: str) -> ApiKey: ...
+
+    async def touch(self, last_used: Mapping[str, datetime]) -> None:
+        """Record when keys (by id) were last used; no change-log entry (it changes no
+        permission, and verifiers write it in batches)."""
+        ...
+
+
+class AuditRepository(Protocol):
+    async def add_many(self, entries: Sequence[AuditEntry]) -> None:
+        """Append entries (the store numbers them); nothing ever changes or removes one."""
+        ...
+
+    async def list(
+        self, selection: AuditFilter, *, limit: int = DEFAULT_PAGE_LIMIT, cursor: str | None = None
+    ) -> Page[AuditEntry]:
+        """Newest first."""
+        ...
+
+
 class Store(Protocol):
     # Read-only properties rather than plain attributes so that an implementation may expose a
     # concrete subtype (mypy treats mutable protocol attributes as invariant).
@@ -489,6 +529,12 @@ class Store(Protocol):
 
     @property
     def builds(self) -> BuildRepository: ...
+
+    @property
+    def api_keys(self) -> ApiKeyRepository: ...
+
+    @property
+    def audit(self) -> AuditRepository: ...
 
     @property
     def transaction_timings(self) -> TransactionTimings:

@@ -171,6 +171,8 @@ change_log = sa.Table(
     sa.Column("alias", sa.String(), nullable=True),
     # The secret a secret.changed / secret.deleted entry names (function_id and _name are "").
     sa.Column("secret", sa.String(), nullable=True),
+    # The API key (its id) a key.changed entry names (function_id and _name are "").
+    sa.Column("api_key", sa.String(), nullable=True),
     sa.Index(None, "at"),
 )
 
@@ -359,4 +361,40 @@ queue_triggers = sa.Table(
     sa.Column("enabled", sa.Boolean(), nullable=False),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+# API keys (nova.auth): the keyed hash of each key, never the key. ``scope`` is "*" or
+# comma-separated function-name patterns.
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("id", sa.String(), primary_key=True),
+    sa.Column("name", _keyset_text(), nullable=False, unique=True),
+    sa.Column("role", sa.String(), nullable=False),
+    sa.Column("scope", sa.String(), nullable=False),
+    sa.Column("key_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("enabled", sa.Boolean(), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("expires_at", UTCDateTime(), nullable=True),
+    sa.Column("last_used_at", UTCDateTime(), nullable=True),
+    # The secret, sealed under a key derived from the pepper: SigV4 needs it in clear.
+    sa.Column("secret_sealed", sa.LargeBinary(), nullable=True),
+)
+
+# The audit log: append-only, one row per change and per refused request.
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("seq", _SEQUENCE, primary_key=True, autoincrement=True),
+    sa.Column("at", UTCDateTime(), nullable=False),
+    sa.Column("actor_id", sa.String(), nullable=False),
+    sa.Column("actor_name", sa.String(), nullable=False),
+    sa.Column("action", sa.String(), nullable=False),
+    sa.Column("target", sa.String(), nullable=False),
+    sa.Column("outcome", sa.String(), nullable=False),
+    sa.Column("status", sa.Integer(), nullable=False),
+    sa.Column("source_ip", sa.String(), nullable=False),
+    sa.Index(None, "at"),
+    sa.Index(None, "actor_name", "seq"),
+    sa.Index(None, "action", "seq"),
 )

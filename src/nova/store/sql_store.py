@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from nova.store.aliases import SqlAliasRepository
+from nova.store.api_keys import SqlApiKeyRepository
+from nova.store.audit import SqlAuditRepository
 from nova.store.builds import SqlBuildRepository
 from nova.store.changes import SqlChangeLog
 from nova.store.counters import SqlCounterRepository
@@ -35,6 +37,8 @@ class SqlStore:
         self.routes = SqlRouteRepository(database)
         self.schedules = SqlScheduleRepository(database)
         self.builds = SqlBuildRepository(database)
+        self.api_keys = SqlApiKeyRepository(database)
+        self.audit = SqlAuditRepository(database)
 
     @property
     def transaction_timings(self) -> TransactionTimings:

@@ -21,6 +21,8 @@ def api() -> FakeApi:
 def nova(api: FakeApi, monkeypatch: pytest.MonkeyPatch) -> RunNova:
     """Run ``nova ARGS...`` in-process against the fake API; stdout and stderr kept apart."""
     monkeypatch.delenv("NOVA_ENDPOINT", raising=False)
+    monkeypatch.delenv("NOVA_API_KEY", raising=False)  # keys come from the test's flags only
+    monkeypatch.setenv("NOVA_DATA_DIR", "/nonexistent/nova-data")
     runner = CliRunner()
 
     def run(

@@ -6,6 +6,8 @@ from typing import Any, TypeVar
 
 from fastapi import APIRouter, Query, Request
 
+from nova.api.audit_trail import TARGET
+from nova.api.auth_gate import sees
 from nova.api.bodies import (
     CODE_LIMIT,
     is_multipart,
@@ -16,6 +18,7 @@ from nova.api.bodies import (
 from nova.api.context import Services
 from nova.api.openapi import ZIP_BODY, function_body
 from nova.api.schemas import FunctionCreate, FunctionFields, FunctionPatch, function_out
+from nova.core.auth import OutOfScope
 from nova.core.errors import RequestInvalid
 from nova.core.names import validate_function_name
 from nova.functions.service import CodeSource
@@ -49,6 +52,9 @@ async def read_function_body(request: Request, model: type[Body]) -> tuple[Body,
 )
 async def create_function(request: Request) -> dict[str, Any]:
     body, source = await read_function_body(request, FunctionCreate)
+    request.scope[TARGET] = body.name  # the audit log's target (the path does not name it)
+    if not sees(request.scope, body.name):
+        raise OutOfScope()
     fields = {**body.config_fields(), "name": body.name}
     functions = services(request).functions
     record = await functions.create(fields, source)
@@ -61,7 +67,11 @@ async def list_functions(
 ) -> dict[str, Any]:
     functions = services(request).functions
     page = await functions.list(limit, cursor)
-    items = [function_out(record, await functions.compile_state(record)) for record in page.items]
+    items = [
+        function_out(record, await functions.compile_state(record))
+        for record in page.items
+        if sees(request.scope, record.name)
+    ]
     return {"items": items, "next": page.next}
 
 

@@ -16,6 +16,7 @@ import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse, Response
 
+from nova.api.auth_gate import sees
 from nova.api.context import Services
 from nova.api.lambda_shapes import (
     LambdaError,
@@ -70,7 +71,8 @@ async def list_functions(request: Request) -> Response:
         return error_response(exc)
     except NovaError as exc:
         return error_response(from_nova(exc, "ListFunctions"))
-    body = {"Functions": [configuration(record) for record in page.items]}
+    records = [record for record in page.items if sees(request.scope, record.name)]
+    body = {"Functions": [configuration(record) for record in records]}
     if page.next:
         body["NextMarker"] = page.next  # type: ignore[assignment]
     return JSONResponse(body)

