@@ -22,12 +22,13 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI
 from pydantic import ValidationError
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Scope
 
 from nova.api.app import create_app
 from nova.api.audit_trail import AuditTrail, refusal_recorder
 from nova.api.auth_gate import AuthGate, Refusal
 from nova.api.context import Services
+from nova.api.http_trigger import is_trigger_request
 from nova.api.rate_limit import RateLimitGate
 from nova.auth.audit import AuditLog
 from nova.auth.jwt_tokens import JwtPolicy, JwtVerifier, load_jwks
@@ -546,7 +547,13 @@ def authenticated(
 
     public = PublicPaths(settings.auth.public_paths)
     tokens = jwt_verifier(settings.auth.jwt)
-    return AuthGate(app, verifier, public, refused, tokens, settings.daemon.max_payload_bytes)
+
+    def is_trigger(scope: Scope) -> bool:
+        return is_trigger_request(built[0] if built else None, scope)
+
+    return AuthGate(
+        app, verifier, public, refused, tokens, settings.daemon.max_payload_bytes, is_trigger
+    )
 
 
 def jwt_verifier(settings: JwtSettings) -> JwtVerifier | None:

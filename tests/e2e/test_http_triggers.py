@@ -241,3 +241,56 @@ def test_body_over_the_limit_is_refused_before_the_function(tmp_path: Path) -> N
             )
     finally:
         daemon.stop()
+
+
+def test_trigger_auth_platform_needs_an_invoke_key_and_none_is_open(
+    daemon: DaemonProcess, api: httpx.Client
+) -> None:
+    _create(api, "guarded", MIRROR)
+    _create(api, "other", MIRROR)
+    keys = {}
+    for name, role, scope in [
+        ("caller", "invoker", "guarded"),
+        ("outsider", "invoker", "other"),
+        ("watcher", "viewer", "*"),
+    ]:
+        made = api.post("/keys", json={"name": name, "role": role, "scope": scope})
+        assert made.status_code == 201, made.text
+        keys[name] = made.json()["key"]
+
+    with httpx.Client(base_url=daemon.url, timeout=60) as anonymous:
+        refused = anonymous.get("/fn/guarded/x")  # auth: platform is the default
+        assert refused.status_code == 401, refused.text
+        assert refused.json()["error"]["code"] == "Auth.MissingCredentials"
+        assert anonymous.get("/fn/guarded/x", headers={"X-API-Key": "nope"}).status_code == 401
+        as_watcher = {"Authorization": f"Bearer {keys['watcher']}"}
+        assert anonymous.get("/fn/guarded/x", headers=as_watcher).status_code == 403
+        as_outsider = {"Authorization": f"Bearer {keys['outsider']}"}
+        hidden = anonymous.get("/fn/guarded/x", headers=as_outsider)
+        assert hidden.status_code == 404  # outside the key's scope: as if it did not exist
+        assert hidden.json()["error"]["code"] == "Function.NotFound"
+
+        as_caller = {"X-API-Key": keys["caller"], "x-kept": "yes"}
+        answered = anonymous.get("/fn/guarded/x", headers=as_caller)
+        assert answered.status_code == 200, answered.text
+        seen = answered.json()["headers"]
+        assert seen["x-kept"] == "yes"
+        assert "x-api-key" not in seen  # the caller's credential never reaches the function
+        assert "authorization" not in seen
+
+        opened = api.put("/functions/other/url", json={"auth": "none"})
+        assert opened.status_code == 200, opened.text
+        assert anonymous.get("/fn/other/x").status_code == 200
+        route = api.post("/routes", json={"path_prefix": "/hooks", "function": "guarded"})
+        assert route.status_code == 201, route.text
+        assert anonymous.post("/hooks/a", content=b"{}").status_code == 401
+        assert anonymous.post("/hooks/a", content=b"{}", headers=as_caller).status_code == 200
+
+    deadline = time.monotonic() + 10  # refusals reach the audit log in batches
+    while True:
+        refusals = api.get("/audit", params={"outcome": "denied"}).json()["items"]
+        refused = [entry for entry in refusals if "/fn/guarded" in entry["target"]]
+        if len(refused) >= 4 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert sorted(entry["status"] for entry in refused) == [401, 401, 403, 404]

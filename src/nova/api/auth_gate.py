@@ -10,7 +10,7 @@ paths get their refusals in Lambda's error shape, so AWS SDKs raise their usual 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -27,16 +27,24 @@ from nova.core.auth import (
     Forbidden,
     MissingCredentials,
     OutOfScope,
+    Permission,
 )
 from nova.core.errors import FunctionNotFound, MalformedJson, NovaError, PayloadTooLarge
 
 SCOPE_KEY = "nova.key"
+# On a request for an HTTP trigger: the check its "platform" auth setting calls (see
+# :meth:`AuthGate.authorize_trigger`); absent when authentication is off.
+SCOPE_TRIGGER_CHECK = "nova.trigger_check"
 _BEARER = b"bearer "
 _LAMBDA_PREFIX = "/2015-03-31/"
 _GRANTED_MAX = 10_000
 
 # Called for every refused request: (scope, the error); the audit log records them.
 Refusal = Callable[[Scope, NovaError], None]
+# Whether a request goes to an HTTP trigger (a function URL or a custom route), whose own
+# auth setting decides what it needs.
+TriggerMatch = Callable[[Scope], bool]
+TriggerCheck = Callable[[Scope, str], Awaitable[None]]
 
 
 def key_of(scope: Scope) -> ApiKey | None:
@@ -71,6 +79,7 @@ class AuthGate:
         on_refused: Refusal | None = None,
         tokens: JwtVerifier | None = None,
         max_body_bytes: int = 6 * 1024 * 1024,
+        is_trigger: TriggerMatch | None = None,
     ) -> None:
         """``get_verifier`` is called at the first request (the lifespan builds it);
         ``max_body_bytes`` bounds what a signed request's body may be (it is hashed)."""
@@ -81,12 +90,17 @@ class AuthGate:
         self._on_refused = on_refused
         self._tokens = tokens  # None: JWTs are not accepted
         self._max_body = max_body_bytes
+        self._is_trigger = is_trigger
         # (key id, role, method, path) already authorized: the rules and a key's role and
         # scope never change, so a repeated request skips the rule match. Bounded.
         self._granted: set[tuple[str, str, str, str]] = set()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan" or self._public.is_public(scope["path"]):
+            await self._app(scope, receive, send)
+            return
+        if self._is_trigger is not None and self._is_trigger(scope):
+            scope[SCOPE_TRIGGER_CHECK] = self.authorize_trigger  # the trigger's setting decides
             await self._app(scope, receive, send)
             return
         verifier = self._verifier
@@ -102,10 +116,8 @@ class AuthGate:
                 key, receive = await signed_key(scope, receive, aws, verifier, self._max_body)
             elif token is None:
                 raise MissingCredentials()
-            elif self._tokens is not None and looks_like_jwt(token):
-                key = self._tokens.verify(token)
             else:
-                key = await verifier.verify(token)
+                key = await self._token_key(verifier, token)
             scope[SCOPE_KEY] = key  # known from here on: a refusal below is audited as its
             decision = (key.id, key.role, scope.get("method", "GET"), scope["path"])
             if decision not in self._granted:
@@ -119,6 +131,36 @@ class AuthGate:
             await _refuse(scope, exc, send)
             return
         await self._app(scope, receive, send)
+
+    async def _token_key(self, verifier: KeyVerifier, token: bytes) -> ApiKey:
+        if self._tokens is not None and looks_like_jwt(token):
+            return self._tokens.verify(token)
+        return await verifier.verify(token)
+
+    async def authorize_trigger(self, scope: Scope, function: str) -> None:
+        """What an HTTP trigger with ``auth: platform`` needs: the credentials the API would
+        need to invoke ``function`` (a key or token whose role may invoke and whose scope
+        sees it). Raises the refusal (audited), which the trigger answers."""
+        verifier = self._verifier
+        if verifier is None:
+            verifier = self._verifier = self._get_verifier()
+        try:
+            token = credential(scope["headers"])
+            if token is None:
+                raise MissingCredentials()
+            known = verifier.lookup(token)
+            key = verifier.check(known) if known is not None else None
+            if key is None:
+                key = await self._token_key(verifier, token)
+            scope[SCOPE_KEY] = key
+            if not allowed(key.role, Permission.INVOKE):
+                raise Forbidden(key.role, Permission.INVOKE)
+            if not key.sees(function):
+                raise FunctionNotFound(function)
+        except NovaError as exc:
+            if self._on_refused is not None:
+                self._on_refused(scope, exc)
+            raise
 
 
 def _aws_signed(scope: Scope) -> bytes | None:

@@ -18,6 +18,7 @@ from collections.abc import Callable
 import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from nova.api.auth_gate import SCOPE_TRIGGER_CHECK, TriggerCheck
 from nova.api.context import Services
 from nova.api.errors import error_body, error_headers, internal_error_body
 from nova.api.http_event import Headers, request_event, response_parts
@@ -32,6 +33,7 @@ from nova.http_triggers.signature import verify
 logger = logging.getLogger(__name__)
 
 URL_PREFIX = "/fn/"
+_OWN_HOT_PATHS = ("/functions/", "/2015-03-31/")
 
 
 class MethodNotAllowed(NovaError):
@@ -39,11 +41,37 @@ class MethodNotAllowed(NovaError):
     status = 405
 
 
-def authorize(auth: TriggerAuth, scope: Scope) -> None:
+async def authorize(auth: TriggerAuth, scope: Scope, function: str) -> None:
     """The one place a trigger's ``auth`` setting is enforced. ``none`` lets anyone in;
-    ``platform`` will require the platform's credentials (the same check as the API's) once
-    the daemon has them - until then it lets the request in too."""
-    del auth, scope
+    ``platform`` needs what invoking ``function`` through the API needs, checked by the
+    authentication gate in front (which leaves no check when authentication is off)."""
+    if auth is TriggerAuth.NONE:
+        return
+    check: TriggerCheck | None = scope.get(SCOPE_TRIGGER_CHECK)
+    if check is not None:
+        await check(scope, function)
+
+
+_CREDENTIAL_HEADERS = (b"authorization", b"x-api-key")
+
+
+def _without_credentials(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """The request's headers without the caller's Nova key or token, which the function must
+    never see (it would be the caller's credential in the function's hands)."""
+    return [(name, value) for name, value in headers if name not in _CREDENTIAL_HEADERS]
+
+
+def is_trigger_request(services: Services | None, scope: Scope) -> bool:
+    """Whether a request goes to a function URL or a custom route (the gate then leaves it to
+    the trigger's auth setting). Nova's own paths are never route prefixes, so the invoke
+    fast path's requests are told apart without a table lookup."""
+    path: str = scope["path"]
+    if path.startswith(URL_PREFIX):
+        return True
+    if services is None or path.startswith(_OWN_HOT_PATHS):
+        return False
+    table = services.http_routes.table
+    return table is not None and table.match(scope.get("method", "GET"), path) is not None
 
 
 class HttpTriggers:
@@ -108,10 +136,12 @@ class HttpTriggers:
         try:
             headers = dict(scope["headers"])
             body = await _read_body(headers, receive, services.settings.daemon.max_payload_bytes)
-            authorize(spec.auth, scope)
+            await authorize(spec.auth, scope, spec.function)
             if spec.signature is not None:
                 secret = await services.http_routes.secret(spec.signature)
                 verify(spec.signature, secret, headers, body, time.time())
+            if spec.auth is TriggerAuth.PLATFORM:  # the platform took the credential
+                scope = {**scope, "headers": _without_credentials(scope["headers"])}
             event = request_event(scope, path, body, request_id, route_key, spec.function)
             trace_parent = headers.get(b"traceparent")
             result = await services.executor.invoke(

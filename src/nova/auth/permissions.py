@@ -74,6 +74,10 @@ RULES: tuple[Rule, ...] = (
     _rule(READ, "/(stats|slo|runtimes|images(/[^/]+)?|snapshots|vm-snapshots)", P.READ),
     _rule(READ, "/metrics(/[a-z]+)?", P.READ),
     _rule("DELETE", "/snapshots/[^/]+", P.WRITE),
+    # Event sources: routes, schedules and queue triggers each name a function in their body,
+    # so they need an unscoped key.
+    _rule(READ, "/(routes|schedules|triggers)(/[^/]+)?", P.READ),
+    _rule(CHANGE, "/(routes|schedules|triggers)(/.*)?", P.WRITE),
     _rule(READ, "/(docs(/.*)?|redoc|openapi.json)", P.READ),
 )
 _INVOKE = RULES[0]

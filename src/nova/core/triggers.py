@@ -16,7 +16,7 @@ from nova.core.errors import NovaError
 
 
 class TriggerAuth(StrEnum):
-    PLATFORM = "platform"  # the platform's credentials, once the daemon has them
+    PLATFORM = "platform"  # what invoking the function through the API needs (a key or token)
     NONE = "none"  # anyone who can reach the daemon (a public webhook, say)
 
 
