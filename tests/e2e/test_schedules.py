@@ -118,7 +118,9 @@ def test_two_daemons_on_one_store_run_each_tick_once(store_url: str, tmp_path: P
                 "/functions", json={"name": "sink", "runtime": "python", "code": SINK}
             ).raise_for_status()
             body = {"function": "sink", "expression": "@every 1s", "payload": {"sink": str(sink)}}
-            schedule = api.post("/schedules", json=body).json()
+            created = api.post("/schedules", json=body)
+            assert created.status_code == 201, created.text
+            schedule = created.json()
             _wait_for(lambda: len(_lines(sink)) >= 6, within_s=60)
             api.patch(f"/schedules/{schedule['id']}", json={"enabled": False}).raise_for_status()
         time.sleep(1)  # let the last queued events finish

@@ -37,7 +37,7 @@ class SqlBuildRepository:
         }
         if status == "success":
             values.update(good_code_hash=code_hash, good_build_key=key)
-        async with self._db.transaction() as conn:
+        async with self._db.transaction(write_lock=True) as conn:  # reads, then writes
             exists = sa.select(functions.c.id).where(functions.c.id == function_id)
             if (await conn.execute(exists)).first() is None:
                 return None  # deleted while it was building

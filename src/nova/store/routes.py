@@ -34,7 +34,7 @@ class SqlRouteRepository:
     async def add(self, method: str, path_prefix: str, spec: RouteSpec) -> Route:
         route = Route(str(uuid.uuid4()), method, path_prefix, spec, datetime.now(UTC))
         try:
-            async with self._db.transaction() as conn:
+            async with self._db.transaction(write_lock=True) as conn:  # reads, then writes
                 function_id = await function_id_of(conn, spec.function)
                 await conn.execute(
                     sa.insert(http_routes),

@@ -50,7 +50,7 @@ class SqlScheduleRepository:
             "created_at": now,
             "updated_at": now,
         }
-        async with self._db.transaction() as conn:
+        async with self._db.transaction(write_lock=True) as conn:  # reads, then writes
             row["function_id"] = await function_id_of(conn, schedule.function)
             await conn.execute(sa.insert(schedules), row)
         return _schedule(row)
