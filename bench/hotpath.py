@@ -42,7 +42,9 @@ from bench.run import EVENT, HELLO, HELLO_FUNCTION
 from nova.api.audit_trail import refusal_recorder
 from nova.api.invoke import InvokeFastPath
 from nova.config import load_settings
-from nova.daemon import authenticated, build_services, rate_limited, shutdown
+from nova.daemon.gates import authenticated, rate_limited
+from nova.daemon.lifecycle import shutdown
+from nova.daemon.services import build_services
 from nova.functions.service import CodeSource
 
 _SCOPE: dict[str, Any] = {

@@ -10,7 +10,8 @@ import pytest
 
 from nova.config import load_settings
 from nova.core.errors import ConfigInvalid
-from nova.daemon import _announce, check_exposure, is_loopback_host
+from nova.daemon.gates import check_exposure
+from nova.daemon.lifecycle import announce, is_loopback_host
 
 
 @pytest.mark.parametrize(
@@ -43,7 +44,7 @@ def test_an_api_without_authentication_is_announced_with_a_warning(
     )
 
     with caplog.at_level(logging.INFO, logger="nova.daemon"):
-        _announce(settings, example=True, elapsed_s=0.5)
+        announce(settings, example=True, elapsed_s=0.5)
 
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert bool(warnings) is warned

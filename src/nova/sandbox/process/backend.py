@@ -1,7 +1,7 @@
 """The process backend: the agent as a plain child process with rlimits. Development only.
 
 It isolates nothing beyond rlimits and a private working directory, so the daemon refuses it
-unless `sandbox.allow_process_backend` is set (see daemon.py). Its value is speed and running
+unless `sandbox.allow_process_backend` is set (see nova.daemon). Its value is speed and running
 anywhere; the container backend is the default where the host allows it.
 """
 
