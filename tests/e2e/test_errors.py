@@ -106,7 +106,11 @@ def test_handler_exceptions_are_results(api: httpx.Client) -> None:
     assert not any("bootstrap" in line for line in error["stack"])
 
 
-def test_timeout_kills_and_the_next_call_works(api: httpx.Client, timeout_s: float = 0.5) -> None:
+def test_timeout_kills_and_the_next_call_works(api: httpx.Client) -> None:
+    timeout_kills_and_the_next_call_works(api, 0.5)
+
+
+def timeout_kills_and_the_next_call_works(api: httpx.Client, timeout_s: float) -> None:
     """``timeout_s``: room for the next call's fresh instance to run the handler (a microVM
     under software emulation on a loaded host needs more than half a second)."""
     code = "import time\ndef handler(event, context):\n    time.sleep(event.get('sleep', 0))\n    return 'ok'\n"

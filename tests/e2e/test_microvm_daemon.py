@@ -99,7 +99,7 @@ def test_functions_run_in_microvms(vm_api: httpx.Client) -> None:
 
 def test_errors_and_timeouts_as_on_containers(vm_api: httpx.Client) -> None:
     backend_independent.test_handler_exceptions_are_results(vm_api)
-    backend_independent.test_timeout_kills_and_the_next_call_works(vm_api, timeout_s=5.0)
+    backend_independent.timeout_kills_and_the_next_call_works(vm_api, 5.0)
 
 
 NETWORKED = (
