@@ -15,7 +15,7 @@ from nova.core.audit import AuditEntry, AuditFilter
 from nova.core.errors import NovaError
 from nova.core.models import Page
 from nova.core.periodic import Periodic
-from nova.store.ports import AuditRepository
+from nova.store.auth_ports import AuditRepository
 
 logger = logging.getLogger(__name__)
 

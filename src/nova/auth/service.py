@@ -20,7 +20,7 @@ from nova.core.auth import (
     validate_key_name,
 )
 from nova.core.errors import RequestInvalid
-from nova.store.ports import ApiKeyRepository
+from nova.store.auth_ports import ApiKeyRepository
 
 logger = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ from nova.auth.sigv4 import SecretSealer, UnrecognizedClient
 from nova.auth.tokens import TokenHasher
 from nova.core.auth import ApiKey, InvalidKey, KeyDisabled, KeyExpired
 from nova.core.periodic import Periodic
-from nova.store.ports import ApiKeyRepository
+from nova.store.auth_ports import ApiKeyRepository
 
 logger = logging.getLogger(__name__)
 

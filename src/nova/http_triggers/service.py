@@ -28,7 +28,7 @@ from nova.core.triggers import (
 from nova.http_triggers.signature import ALGORITHMS
 from nova.http_triggers.table import RouteTable, validate_method, validate_prefix
 from nova.secrets.service import SecretService
-from nova.store.ports import RouteRepository
+from nova.store.event_source_ports import RouteRepository
 
 logger = logging.getLogger(__name__)
 

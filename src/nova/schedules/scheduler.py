@@ -37,7 +37,7 @@ from nova.core.periodic import Periodic
 from nova.core.triggers import CatchUp, Schedule
 from nova.observability.trigger_metrics import TriggerMetrics
 from nova.schedules.timing import Timing, parse
-from nova.store.ports import ScheduleRepository
+from nova.store.event_source_ports import ScheduleRepository
 
 logger = logging.getLogger(__name__)
 

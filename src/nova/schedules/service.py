@@ -18,7 +18,8 @@ from nova.core.models import Page
 from nova.core.names import validate_function_name, validate_qualifier
 from nova.core.triggers import CatchUp, NewSchedule, Schedule
 from nova.schedules.timing import parse, time_zone
-from nova.store.ports import DEFAULT_PAGE_LIMIT, ScheduleRepository
+from nova.store.event_source_ports import ScheduleRepository
+from nova.store.ports import DEFAULT_PAGE_LIMIT
 
 _UPDATE_ATTEMPTS = 5  # a tick claimed between our read and our write: read again
 

@@ -4,8 +4,9 @@ Everything above the store codes against these Protocols and the value types of
 :mod:`nova.core.models`; no SQL, session or driver type ever crosses this line. Failures surface
 as :mod:`nova.core.errors` values: ``FunctionNotFound``, ``FunctionAlreadyExists``,
 ``RequestInvalid`` (a malformed ``cursor`` or ``limit``), ``VersionNotFound``, ``VersionInUse``,
-``AliasNotFound``, ``AliasConflict``, ``TriggerNotFound``, ``TriggerAlreadyExists`` and ``StoreUnavailable`` (the database cannot be reached, or
-the store was closed). Every write of a function, version or alias appends to the change log in
+``AliasNotFound``, ``AliasConflict`` and ``StoreUnavailable`` (the database cannot be reached,
+or the store was closed). The ports of event sources are in :mod:`nova.store.event_source_ports`,
+those of authentication in :mod:`nova.store.auth_ports`. Every write of a function, version or alias appends to the change log in
 its own transaction.
 
 Lists are keyset-paginated: ``cursor`` is the opaque ``next`` of the previous page (``None`` for
@@ -16,17 +17,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from nova.core.audit import AuditEntry, AuditFilter
-from nova.core.auth import ApiKey
 from nova.core.builds import StoredBuild
 from nova.core.changes import Change
 from nova.core.events import AsyncEvent, AttemptError, EventFilter, NewEvent, QueueStats
 from nova.core.models import CodeBundle, FunctionConfig, FunctionRecord, InvocationLog, Page
-from nova.core.queue_triggers import QueueTrigger
 from nova.core.secrets import SealedSecret, SecretInfo
-from nova.core.triggers import FunctionUrlConfig, NewSchedule, Route, RouteSpec, Schedule
 from nova.core.versions import (
     AliasChange,
     AliasRecord,
@@ -36,6 +33,14 @@ from nova.core.versions import (
     Routing,
 )
 from nova.store.timings import TransactionTimings
+
+if TYPE_CHECKING:  # their modules import this one (DEFAULT_PAGE_LIMIT)
+    from nova.store.auth_ports import ApiKeyRepository, AuditRepository
+    from nova.store.event_source_ports import (
+        RouteRepository,
+        ScheduleRepository,
+        TriggerRepository,
+    )
 
 DEFAULT_PAGE_LIMIT = 100
 MAX_PAGE_LIMIT = 1000
@@ -338,108 +343,6 @@ class SecretRepository(Protocol):
         ...
 
 
-class TriggerRepository(Protocol):
-    """Queue triggers by name. Every write appends a ``trigger.changed`` entry to the change log
-    in the same transaction, so every daemon starts or stops its consumer."""
-
-    async def create(self, trigger: QueueTrigger) -> QueueTrigger:
-        """``TriggerAlreadyExists`` if the name is taken."""
-        ...
-
-    async def get(self, name: str) -> QueueTrigger:
-        """``TriggerNotFound`` if there is no such trigger."""
-        ...
-
-    async def list(
-        self, *, limit: int = DEFAULT_PAGE_LIMIT, cursor: str | None = None
-    ) -> Page[QueueTrigger]:
-        """Triggers ordered by name."""
-        ...
-
-    async def set_enabled(self, name: str, enabled: bool) -> QueueTrigger:
-        """Pause (False) or resume (True); ``TriggerNotFound``."""
-        ...
-
-    async def delete(self, name: str) -> QueueTrigger:
-        """``TriggerNotFound`` if there is no such trigger."""
-        ...
-
-
-class RouteRepository(Protocol):
-    """Custom HTTP routes and function URL settings; both go with their function."""
-
-    async def add(self, method: str, path_prefix: str, spec: RouteSpec) -> Route:
-        """``FunctionNotFound``; ``RouteConflict`` when (method, prefix) has a route."""
-        ...
-
-    async def get(self, route_id: str) -> Route:
-        """``RouteNotFound`` if there is no such route."""
-        ...
-
-    async def all(self) -> list[Route]:
-        """Every route, by path prefix then method (a daemon keeps them all in memory)."""
-        ...
-
-    async def delete(self, route_id: str) -> Route: ...
-
-    async def put_url(self, config: FunctionUrlConfig) -> FunctionUrlConfig:
-        """Store a function URL's settings; ``FunctionNotFound``."""
-        ...
-
-    async def urls(self) -> list[FunctionUrlConfig]:
-        """Every stored function URL setting (functions without one have the defaults)."""
-        ...
-
-
-class ScheduleRepository(Protocol):
-    """Schedules, and the claim of their ticks (see ``fire``). They go with their function."""
-
-    async def add(self, schedule: NewSchedule) -> Schedule:
-        """``FunctionNotFound`` if the function does not exist."""
-        ...
-
-    async def get(self, schedule_id: str) -> Schedule:
-        """``ScheduleNotFound`` if there is no such schedule."""
-        ...
-
-    async def list(
-        self,
-        *,
-        function: str | None = None,
-        limit: int = DEFAULT_PAGE_LIMIT,
-        cursor: str | None = None,
-    ) -> Page[Schedule]:
-        """Ordered by id."""
-        ...
-
-    async def update(self, schedule: Schedule, expected_next_run_at: datetime) -> Schedule | None:
-        """Write the schedule's changeable fields (qualifier, expression, timezone, payload,
-        catch_up, enabled, next_run_at) unless its ``next_run_at`` is no longer
-        ``expected_next_run_at`` (a daemon claimed a tick meanwhile): then ``None``, and the
-        caller reads it again. ``ScheduleNotFound``."""
-        ...
-
-    async def delete(self, schedule_id: str) -> Schedule: ...
-
-    async def due(self, now: datetime, limit: int) -> Sequence[Schedule]:
-        """Enabled schedules whose ``next_run_at`` is at or before ``now``, earliest first."""
-        ...
-
-    async def fire(
-        self,
-        schedule_id: str,
-        tick: datetime,
-        next_run_at: datetime,
-        events: Sequence[NewEvent],
-    ) -> bool:
-        """Claim the tick: in one transaction, move the schedule's ``next_run_at`` from
-        ``tick`` to ``next_run_at`` and store ``events`` on the event queue (pending; an event
-        whose idempotency key the function has already is skipped). False, with nothing
-        written, when the schedule's ``next_run_at`` is not ``tick`` any more (another daemon
-        claimed it), the schedule is paused, or it is gone."""
-        ...
-
-
 class BuildRepository(Protocol):
     async def get(self, function_id: str) -> StoredBuild | None:
         """The function's compile state; None when none was recorded (or the function is gone)."""
@@ -450,44 +353,6 @@ class BuildRepository(Protocol):
     ) -> StoredBuild | None:
         """Record the function's latest build; a ``success`` also becomes its last good build,
         which any other status keeps. None (nothing recorded) when the function is gone."""
-        ...
-
-
-class ApiKeyRepository(Protocol):
-    """API keys (hashes only). Every create, change and delete appends a ``key.changed``
-    entry to the change log, so every daemon reloads its cache of keys."""
-
-    async def create(self, key: ApiKey) -> ApiKey:
-        """``KeyAlreadyExists`` when the name is taken."""
-        ...
-
-    async def get(self, name: str) -> ApiKey:
-        """``KeyNotFound``."""
-        ...
-
-    async def all(self) -> list[ApiKey]:
-        """Every key, by name (there are few: verifiers hold them all in memory)."""
-        ...
-
-    async def set_enabled(self, name: str, enabled: bool) -> ApiKey: ...
-
-    async def delete(self, name: str) -> ApiKey: ...
-
-    async def touch(self, last_used: Mapping[str, datetime]) -> None:
-        """Record when keys (by id) were last used; no change-log entry (it changes no
-        permission, and verifiers write it in batches)."""
-        ...
-
-
-class AuditRepository(Protocol):
-    async def add_many(self, entries: Sequence[AuditEntry]) -> None:
-        """Append entries (the store numbers them); nothing ever changes or removes one."""
-        ...
-
-    async def list(
-        self, selection: AuditFilter, *, limit: int = DEFAULT_PAGE_LIMIT, cursor: str | None = None
-    ) -> Page[AuditEntry]:
-        """Newest first."""
         ...
 
 

@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from nova.core.errors import NovaError
 from nova.core.queue_triggers import QueueTrigger
-from nova.store.ports import TriggerRepository
+from nova.store.event_source_ports import TriggerRepository
 from nova.triggers.consumer import TriggerConsumer
 
 logger = logging.getLogger(__name__)

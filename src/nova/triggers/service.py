@@ -22,7 +22,8 @@ from nova.core.queue_triggers import (
     QueueTrigger,
     TriggerSource,
 )
-from nova.store.ports import DEFAULT_PAGE_LIMIT, TriggerRepository
+from nova.store.event_source_ports import TriggerRepository
+from nova.store.ports import DEFAULT_PAGE_LIMIT
 from nova.triggers.manager import TriggerManager
 
 MAX_TARGET = 255  # RabbitMQ's limit for queue names; NATS subjects and Redis keys fit in it
