@@ -73,13 +73,19 @@ def test_hs256_claims_become_a_principal() -> None:
     [
         ({"aud": "other"}, InvalidToken, "audience"),
         ({"iss": "https://evil.example"}, InvalidToken, "issuer"),
-        ({"exp": int(time.time()) - 120}, TokenExpired, "expired"),
-        ({"nbf": int(time.time()) + 600}, InvalidToken, "not valid yet"),
+        ({"exp": -120}, TokenExpired, "expired"),  # times: seconds from when the test runs
+        ({"nbf": 600}, InvalidToken, "not valid yet"),
         ({"nova_role": "root"}, InvalidToken, "maps to no role"),
         ({"nova_scope": "Bad Scope!"}, InvalidToken, "nova_scope"),
     ],
 )
 def test_bad_tokens_are_refused(claims: dict[str, Any], error: type[Exception], text: str) -> None:
+    # Relative times are made absolute now, not at collection: a long suite collects its
+    # tests many minutes before it runs them.
+    now = int(time.time())
+    claims = {
+        name: now + value if name in ("exp", "nbf") else value for name, value in claims.items()
+    }
     token = jwt.encode(_claims(**claims), SECRET, "HS256").encode()
     with pytest.raises(error, match=text):
         JwtVerifier(_policy()).verify(token)
