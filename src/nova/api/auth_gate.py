@@ -103,9 +103,7 @@ class AuthGate:
             scope[SCOPE_TRIGGER_CHECK] = self.authorize_trigger  # the trigger's setting decides
             await self._app(scope, receive, send)
             return
-        verifier = self._verifier
-        if verifier is None:
-            verifier = self._verifier = self._get_verifier()
+        verifier = self._verifier or self._first_verifier()
         try:
             token = credential(scope["headers"])
             known = verifier.lookup(token) if token is not None else None
@@ -132,6 +130,11 @@ class AuthGate:
             return
         await self._app(scope, receive, send)
 
+    def _first_verifier(self) -> KeyVerifier:
+        """The verifier, fetched at the first request (the lifespan builds it)."""
+        self._verifier = self._get_verifier()
+        return self._verifier
+
     async def _token_key(self, verifier: KeyVerifier, token: bytes) -> ApiKey:
         if self._tokens is not None and looks_like_jwt(token):
             return self._tokens.verify(token)
@@ -141,9 +144,7 @@ class AuthGate:
         """What an HTTP trigger with ``auth: platform`` needs: the credentials the API would
         need to invoke ``function`` (a key or token whose role may invoke and whose scope
         sees it). Raises the refusal (audited), which the trigger answers."""
-        verifier = self._verifier
-        if verifier is None:
-            verifier = self._verifier = self._get_verifier()
+        verifier = self._verifier or self._first_verifier()
         try:
             token = credential(scope["headers"])
             if token is None:
