@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from nova.core.errors import NovaError, TooManyRequests
+from nova.core.tenancy import Environment
 
 logger = logging.getLogger(__name__)
 
@@ -20,6 +21,10 @@ _HTTP_CODES = {404: "Route.NotFound", 405: "Route.MethodNotAllowed"}
 
 def error_body(code: str, message: str) -> bytes:
     return orjson.dumps({"error": {"code": code, "message": message}})
+
+
+# The request's environment in its ASGI scope, once worked out (nova.api.tenancy).
+SCOPE_ENVIRONMENT = "nova.environment"
 
 
 def internal_error_body() -> bytes:
@@ -35,9 +40,12 @@ def error_headers(error: NovaError) -> dict[str, str]:
     return {}
 
 
-def nova_error_response(error: NovaError) -> Response:
+def nova_error_response(error: NovaError, environment: Environment | None = None) -> Response:
+    """The error's JSON answer; ``environment``: the request's, whose full names the message
+    shows bare (a function is ``hello`` to its own environment)."""
+    message = environment.local(error.message) if environment is not None else error.message
     return Response(
-        error_body(error.code, error.message),
+        error_body(error.code, message),
         error.status,
         error_headers(error),
         "application/json",
@@ -61,8 +69,8 @@ def validation_message(errors: list[Any]) -> tuple[int, str, str]:
 
 def install(app: FastAPI) -> None:
     @app.exception_handler(NovaError)
-    async def _nova(_: Request, exc: NovaError) -> Response:
-        return nova_error_response(exc)
+    async def _nova(request: Request, exc: NovaError) -> Response:
+        return nova_error_response(exc, request.scope.get(SCOPE_ENVIRONMENT))
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> Response:

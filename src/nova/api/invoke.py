@@ -18,10 +18,12 @@ import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from nova.api.context import Services
-from nova.api.errors import error_body, error_headers, internal_error_body
+from nova.api.errors import SCOPE_ENVIRONMENT, error_body, error_headers, internal_error_body
+from nova.api.tenancy import environment
 from nova.core import ids
 from nova.core.errors import MalformedJson, NovaError, PayloadTooLarge, RequestInvalid
 from nova.core.names import split_reference, validate_qualifier
+from nova.core.tenancy import Environment
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +57,7 @@ class InvokeFastPath:
             request_id = ids.request_id()
         try:
             name, qualifier = split_reference(name)
+            name = environment(scope).full_name(name)
             if scope["query_string"]:
                 qualifier = _query_qualifier(scope["query_string"], qualifier)
             event = await _read_event(headers, receive, services.settings.daemon.max_payload_bytes)
@@ -79,7 +82,8 @@ class InvokeFastPath:
             start, body = _response(200, orjson.dumps(result.to_response()), request_id)
         except NovaError as exc:
             extra = [(key.encode(), value.encode()) for key, value in error_headers(exc).items()]
-            start, body = _response(exc.status, error_body(exc.code, exc.message), request_id)
+            message = _local_message(scope, exc.message)
+            start, body = _response(exc.status, error_body(exc.code, message), request_id)
             start["headers"].extend(extra)
         except Exception:  # anything else is a bug; the client still gets the JSON error body
             logger.exception("unhandled error invoking %s (request %s)", name, request_id)
@@ -113,6 +117,13 @@ async def _submit(
     )
     body = orjson.dumps({"request_id": stored_id, "status": "accepted"})
     return _response(202, body, stored_id)
+
+
+def _local_message(scope: Scope, message: str) -> str:
+    """The message with the request's full names bare (before the environment is known, or
+    when naming it was the error, there is nothing to make bare)."""
+    known: Environment | None = scope.get(SCOPE_ENVIRONMENT)
+    return known.local(message) if known is not None else message
 
 
 def _query_qualifier(query: bytes, in_path: str | None) -> str | None:

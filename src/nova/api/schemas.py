@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from nova.core.models import ExecutionMode, FunctionRecord
+from nova.core.tenancy import environment_of, short_name
 from nova.runtimes.compiler import CompileState
 
 # The pattern is checked by validate_function_name, whose message says what a name may contain.
@@ -99,7 +100,8 @@ def function_out(record: FunctionRecord, compiled: CompileState | None = None) -
     config = record.config
     return {
         "id": record.id,
-        "name": config.name,
+        "name": short_name(config.name),
+        "environment": environment_of(config.name).path,
         "runtime": config.runtime,
         "handler": config.handler,
         "memory_mb": config.memory_mb,

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from nova.core.tenancy import DEFAULT_ENVIRONMENT
+
 
 @dataclass(frozen=True, slots=True)
 class AuditEntry:
@@ -20,6 +22,7 @@ class AuditEntry:
     outcome: str  # "ok", or the error code the request was answered with
     status: int  # the HTTP status of the answer
     source_ip: str
+    environment: str = DEFAULT_ENVIRONMENT.path  # where the request acted (org/project/env)
     seq: int = 0  # assigned by the store
 
 
@@ -31,3 +34,4 @@ class AuditFilter:
     outcome: str | None = None  # "ok", "denied" (any non-ok), or an error code
     since: datetime | None = None
     until: datetime | None = None
+    environment: str | None = None  # org/project/env; None: every environment

@@ -16,6 +16,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from nova.core.errors import NovaError, RequestInvalid
+from nova.core.tenancy import Environment
 
 KEY_NAME_PATTERN = r"^[a-z][a-z0-9-]{0,62}$"
 _KEY_NAME = re.compile(KEY_NAME_PATTERN)
@@ -79,6 +80,9 @@ class ApiKey:
     last_used_at: datetime | None = None
     # The key's secret sealed for AWS-style signing (nova.auth.sigv4); None: JWT principals.
     sealed_secret: bytes | None = None
+    # The one environment the key acts in; None: every environment, chosen per request with
+    # the X-Nova-Environment header (the admin key made on first start).
+    environment: Environment | None = None
 
     @property
     def unscoped(self) -> bool:

@@ -18,6 +18,7 @@ import re
 from dataclasses import dataclass
 
 from nova.core.errors import NovaError, RequestInvalid
+from nova.core.names import validate_function_name, validate_qualifier
 
 SEGMENT_PATTERN = r"^[a-z][a-z0-9-]{0,30}$"
 _SEGMENT = re.compile(SEGMENT_PATTERN)
@@ -66,6 +67,10 @@ class Environment:
             return _SECRET_SEP not in stored
         return stored.startswith(self.path + _SECRET_SEP)
 
+    def local(self, text: str) -> str:
+        """``text`` (an error message, say) with this environment's full names made bare."""
+        return text.replace(self.prefix, "") if self.prefix else text
+
     def __str__(self) -> str:
         return self.path
 
@@ -91,6 +96,22 @@ def environment_of(full_name: str) -> Environment:
     if len(parts) == 1:
         return DEFAULT_ENVIRONMENT
     return Environment(parts[0], parts[1], parts[2])
+
+
+def validate_full_name(full_name: str) -> str:
+    """``full_name`` if it is a function's full name in some environment, else a 422."""
+    parts = full_name.split(_SEP)
+    if len(parts) not in (1, 4) or not all(_SEGMENT.fullmatch(part) for part in parts[:-1]):
+        raise RequestInvalid(f"name: {full_name[:200]!r} is not a function name")
+    validate_function_name(parts[-1])
+    return full_name
+
+
+def split_full_reference(reference: str) -> tuple[str, str | None]:
+    """``full_name[:qualifier]`` -> (full name, qualifier or None), both validated."""
+    full_name, colon, qualifier = reference.partition(":")
+    validate_full_name(full_name)
+    return full_name, validate_qualifier(qualifier) if colon else None
 
 
 def short_name(full_name: str) -> str:

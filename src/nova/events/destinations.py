@@ -24,6 +24,7 @@ from nova.core import ids
 from nova.core.errors import NovaError, RequestInvalid
 from nova.core.events import AsyncEvent, NewEvent
 from nova.core.names import split_reference, validate_function_name
+from nova.core.tenancy import environment_of, short_name
 
 _PREFIX = "function:"
 
@@ -61,7 +62,7 @@ class Destination:
             "timestamp": datetime.now(UTC).isoformat(),
             "requestContext": {
                 "requestId": source.id,
-                "functionName": source.function,
+                "functionName": short_name(source.function),
                 "qualifier": source.qualifier or "$LATEST",
                 "condition": condition,
                 "approximateInvokeCount": source.attempts,
@@ -75,7 +76,8 @@ class Destination:
         }
         return NewEvent(
             id=ids.request_id(),
-            function=self.function,
+            # A destination names a function of the source's own environment.
+            function=environment_of(source.function).full_name(self.function),
             qualifier=self.qualifier,
             payload=orjson.dumps(record),
             source=f"destination:{source.id}",

@@ -10,7 +10,8 @@ from collections.abc import Awaitable, Callable
 
 from nova.core.errors import RequestInvalid
 from nova.core.models import Page
-from nova.core.names import validate_alias_name, validate_function_name
+from nova.core.names import validate_alias_name
+from nova.core.tenancy import validate_full_name
 from nova.core.versions import (
     MAX_ROUTED_VERSIONS,
     TOTAL_WEIGHT,
@@ -34,18 +35,16 @@ class ReleaseService:
     # -- versions ----------------------------------------------------------------------------
 
     async def publish(self, name: str, description: str) -> tuple[FunctionVersion, bool]:
-        return await self._store.versions.publish(validate_function_name(name), description)
+        return await self._store.versions.publish(validate_full_name(name), description)
 
     async def versions(self, name: str, limit: int, cursor: str | None) -> Page[FunctionVersion]:
-        return await self._store.versions.list(
-            validate_function_name(name), limit=limit, cursor=cursor
-        )
+        return await self._store.versions.list(validate_full_name(name), limit=limit, cursor=cursor)
 
     async def version(self, name: str, number: int) -> FunctionVersion:
-        return await self._store.versions.get(validate_function_name(name), number)
+        return await self._store.versions.get(validate_full_name(name), number)
 
     async def delete_version(self, name: str, number: int) -> FunctionVersion:
-        deleted = await self._store.versions.delete(validate_function_name(name), number)
+        deleted = await self._store.versions.delete(validate_full_name(name), number)
         await self._refresh(name)
         return deleted
 
@@ -59,7 +58,7 @@ class ReleaseService:
         description: str,
         policy: CanaryPolicy | None,
     ) -> AliasRecord:
-        validate_function_name(name)
+        validate_full_name(name)
         validate_alias_name(alias)
         record = await self._store.aliases.put(
             name, alias, checked_routing(routing), description=description, policy=policy
@@ -68,18 +67,18 @@ class ReleaseService:
         return record
 
     async def alias(self, name: str, alias: str) -> AliasRecord:
-        return await self._store.aliases.get(validate_function_name(name), alias)
+        return await self._store.aliases.get(validate_full_name(name), alias)
 
     async def aliases(self, name: str) -> list[AliasRecord]:
-        return await self._store.aliases.of(validate_function_name(name))
+        return await self._store.aliases.of(validate_full_name(name))
 
     async def delete_alias(self, name: str, alias: str) -> AliasRecord:
-        deleted = await self._store.aliases.delete(validate_function_name(name), alias)
+        deleted = await self._store.aliases.delete(validate_full_name(name), alias)
         await self._refresh(name)
         return deleted
 
     async def rollback(self, name: str, alias: str) -> AliasRecord:
-        record = await self._store.aliases.rollback(validate_function_name(name), alias)
+        record = await self._store.aliases.rollback(validate_full_name(name), alias)
         await self._refresh(name)
         return record
 

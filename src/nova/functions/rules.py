@@ -18,8 +18,8 @@ from nova.agent.spec import HANDLER_PATTERN, RUNTIME_API_RUNTIMES
 from nova.code import bundle as bundles
 from nova.core.errors import RequestInvalid
 from nova.core.models import CodeBundle, ExecutionMode, FunctionConfig
-from nova.core.names import validate_function_name
 from nova.core.secrets import secret_refs, validate_secret_name
+from nova.core.tenancy import validate_full_name
 from nova.events.destinations import Destination
 from nova.events.policy import check_async_config
 from nova.runtimes.registry import RuntimeRegistry
@@ -88,7 +88,7 @@ def check_config(
     limits: FunctionLimits,
 ) -> FunctionConfig:
     """``config`` with its mode normalised, or RequestInvalid (422) naming the first bad field."""
-    validate_function_name(config.name)
+    validate_full_name(config.name)
     spec, _ = runtimes.require_available(config.runtime)
     _check_handler(config.handler)
     _check_range("memory_mb", config.memory_mb, MIN_MEMORY_MB, limits.max_memory_mb, "MB")

@@ -20,7 +20,7 @@ from nova.code.host_path import read_host_path
 from nova.code.policy import CodePolicy
 from nova.core.errors import RequestInvalid
 from nova.core.models import CodeBundle, CodeFile, FunctionConfig, FunctionRecord, Page
-from nova.core.names import validate_function_name
+from nova.core.tenancy import Environment, validate_full_name
 from nova.functions.deployer import Deployer
 from nova.functions.locks import KeyedLock
 from nova.functions.resolver import FunctionResolver
@@ -74,7 +74,7 @@ class FunctionService:
         self._changing = KeyedLock()  # function name -> one create/update/delete at a time
 
     async def create(self, fields: Mapping[str, Any], source: CodeSource) -> FunctionRecord:
-        name = validate_function_name(str(fields.get("name", "")))
+        name = validate_full_name(str(fields.get("name", "")))
         runtime = str(fields.get("runtime", ""))
         spec, _ = self._runtimes.require_available(runtime)
         given = fields.get("env")
@@ -150,8 +150,10 @@ class FunctionService:
     async def get(self, name: str) -> FunctionRecord:
         return await self._store.functions.get(name)
 
-    async def list(self, limit: int, cursor: str | None) -> Page[FunctionRecord]:
-        return await self._store.functions.list(limit=limit, cursor=cursor)
+    async def list(
+        self, limit: int, cursor: str | None, environment: Environment | None = None
+    ) -> Page[FunctionRecord]:
+        return await self._store.functions.list(limit=limit, cursor=cursor, environment=environment)
 
     def _checked(self, config: FunctionConfig) -> FunctionConfig:
         # An alias (`custom`) is stored as the runtime's own name (`provided`).

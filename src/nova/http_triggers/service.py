@@ -15,9 +15,9 @@ from collections.abc import Collection
 from dataclasses import dataclass
 
 from nova.core.errors import RequestInvalid
-from nova.core.names import split_reference, validate_function_name
 from nova.core.periodic import Periodic
 from nova.core.secrets import SECRET_REF_PREFIX, validate_secret_name
+from nova.core.tenancy import split_full_reference, validate_full_name
 from nova.core.triggers import (
     FunctionUrlConfig,
     Route,
@@ -113,7 +113,7 @@ class RouteService:
         auth: TriggerAuth,
         signature: SignatureInput | None,
     ) -> FunctionUrlConfig:
-        validate_function_name(function)
+        validate_full_name(function)
         previous = self.url_config(function).signature
         check = await self._signature(signature)
         stored = await self._routes.put_url(FunctionUrlConfig(function, auth, check))
@@ -158,5 +158,5 @@ class RouteService:
 
 def _target(target: str) -> tuple[str, str]:
     """``name`` or ``name:qualifier``, checked; the qualifier "" for $LATEST."""
-    name, qualifier = split_reference(target)
+    name, qualifier = split_full_reference(target)
     return name, qualifier or ""

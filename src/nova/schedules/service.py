@@ -15,7 +15,8 @@ import orjson
 
 from nova.core.errors import PayloadTooLarge, RequestInvalid
 from nova.core.models import Page
-from nova.core.names import validate_function_name, validate_qualifier
+from nova.core.names import validate_qualifier
+from nova.core.tenancy import validate_full_name
 from nova.core.triggers import CatchUp, NewSchedule, Schedule
 from nova.schedules.timing import parse, time_zone
 from nova.store.event_source_ports import ScheduleRepository
@@ -59,7 +60,7 @@ class ScheduleService:
         enabled: bool = True,
     ) -> Schedule:
         """``RequestInvalid`` naming the field; ``FunctionNotFound``."""
-        validate_function_name(function)
+        validate_full_name(function)
         if qualifier:
             validate_qualifier(qualifier)
         self._check_payload(payload)
@@ -81,7 +82,7 @@ class ScheduleService:
         cursor: str | None = None,
     ) -> Page[Schedule]:
         if function is not None:
-            validate_function_name(function)
+            validate_full_name(function)
         return await self._schedules.list(function=function, limit=limit, cursor=cursor)
 
     async def update(self, schedule_id: str, changes: ScheduleChanges) -> Schedule:

@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 
 from nova.core.auth import ApiKey, KeyAlreadyExists, KeyNotFound, Role
 from nova.core.changes import ChangeKind
+from nova.core.tenancy import parse_environment
 from nova.store.changes import record_change
 from nova.store.database import Database
 from nova.store.schema import api_keys
@@ -90,6 +91,7 @@ def _row(key: ApiKey) -> dict[str, Any]:
         "expires_at": key.expires_at,
         "last_used_at": key.last_used_at,
         "secret_sealed": key.sealed_secret,
+        "environment": key.environment.path if key.environment is not None else None,
     }
 
 
@@ -105,4 +107,5 @@ def _key(row: Any) -> ApiKey:
         expires_at=row.expires_at,
         last_used_at=row.last_used_at,
         sealed_secret=bytes(row.secret_sealed) if row.secret_sealed is not None else None,
+        environment=parse_environment(row.environment) if row.environment is not None else None,
     )

@@ -34,6 +34,7 @@ class SqlAuditRepository:
                 "outcome": entry.outcome,
                 "status": entry.status,
                 "source_ip": entry.source_ip,
+                "environment": entry.environment,
             }
             for entry in entries
         ]
@@ -72,6 +73,8 @@ def _conditions(selection: AuditFilter) -> list[sa.ColumnElement[bool]]:
         conditions.append(_a.outcome != "ok")
     elif selection.outcome is not None:
         conditions.append(_a.outcome == selection.outcome)
+    if selection.environment is not None:
+        conditions.append(_a.environment == selection.environment)
     if selection.since is not None:
         conditions.append(_a.at >= sa.literal(selection.since, UTCDateTime()))
     if selection.until is not None:
@@ -89,5 +92,6 @@ def _entry(row: Any) -> AuditEntry:
         outcome=row.outcome,
         status=row.status,
         source_ip=row.source_ip,
+        environment=row.environment,
         seq=row.seq,
     )

@@ -17,12 +17,14 @@ from sqlalchemy.exc import IntegrityError
 from nova.core.changes import ChangeKind
 from nova.core.errors import FunctionAlreadyExists, FunctionNotFound, RequestInvalid
 from nova.core.models import CodeBundle, FunctionConfig, FunctionRecord, Page
+from nova.core.tenancy import Environment
 from nova.store import cursors
 from nova.store.changes import record_change
 from nova.store.code_files import drop_unused_code, load_code, store_code
 from nova.store.database import Database
 from nova.store.ports import DEFAULT_PAGE_LIMIT
 from nova.store.schema import functions
+from nova.store.tenancy_sql import in_environment
 
 _t = functions.c
 
@@ -74,11 +76,17 @@ class SqlFunctionRepository:
         return _record(row)
 
     async def list(
-        self, *, limit: int = DEFAULT_PAGE_LIMIT, cursor: str | None = None
+        self,
+        *,
+        limit: int = DEFAULT_PAGE_LIMIT,
+        cursor: str | None = None,
+        environment: Environment | None = None,
     ) -> Page[FunctionRecord]:
         cursors.check_limit(limit)
         # One row more than asked tells whether another page exists without a COUNT.
         query = _SELECT_FUNCTION.order_by(_t.name).limit(limit + 1)
+        if environment is not None:
+            query = query.where(in_environment(_t.name, environment))
         if cursor is not None:
             (after,) = cursors.decode(cursor, cursors.FUNCTIONS, 1)
             query = query.where(_t.name > after)

@@ -21,6 +21,7 @@ from nova.core.errors import (
     RequestInvalid,
 )
 from nova.core.models import CodeBundle, FunctionConfig, FunctionRecord, InvocationLog, Page
+from nova.core.tenancy import Environment
 from nova.store import cursors
 from nova.store.memory_auth import MemoryApiKeyRepository, MemoryAuditRepository
 from nova.store.memory_events import MemoryEventQueue
@@ -64,12 +65,20 @@ class MemoryFunctionRepository:
         return self._entry(name)[0]
 
     async def list(
-        self, *, limit: int = DEFAULT_PAGE_LIMIT, cursor: str | None = None
+        self,
+        *,
+        limit: int = DEFAULT_PAGE_LIMIT,
+        cursor: str | None = None,
+        environment: Environment | None = None,
     ) -> Page[FunctionRecord]:
         self._state.check_open()
         cursors.check_limit(limit)
         after = cursors.decode(cursor, cursors.FUNCTIONS, 1)[0] if cursor is not None else None
-        names = sorted(name for name in self._state.functions if after is None or name > after)
+        names = sorted(
+            name
+            for name in self._state.functions
+            if (after is None or name > after) and (environment is None or environment.holds(name))
+        )
         items = [self._state.functions[name][0] for name in names[:limit]]
         more = len(names) > limit
         return Page(items, cursors.encode(cursors.FUNCTIONS, items[-1].name) if more else None)

@@ -104,4 +104,5 @@ def _matches(entry: AuditEntry, selection: AuditFilter) -> bool:
         )
         and (selection.since is None or entry.at >= selection.since)
         and (selection.until is None or entry.at < selection.until)
+        and (selection.environment is None or entry.environment == selection.environment)
     )

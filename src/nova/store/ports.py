@@ -24,6 +24,7 @@ from nova.core.changes import Change
 from nova.core.events import AsyncEvent, AttemptError, EventFilter, NewEvent, QueueStats
 from nova.core.models import CodeBundle, FunctionConfig, FunctionRecord, InvocationLog, Page
 from nova.core.secrets import SealedSecret, SecretInfo
+from nova.core.tenancy import Environment
 from nova.core.versions import (
     AliasChange,
     AliasRecord,
@@ -56,9 +57,13 @@ class FunctionRepository(Protocol):
         ...
 
     async def list(
-        self, *, limit: int = DEFAULT_PAGE_LIMIT, cursor: str | None = None
+        self,
+        *,
+        limit: int = DEFAULT_PAGE_LIMIT,
+        cursor: str | None = None,
+        environment: Environment | None = None,
     ) -> Page[FunctionRecord]:
-        """Functions ordered by name."""
+        """Functions ordered by full name: those of ``environment``, or all for None."""
         ...
 
     async def update(

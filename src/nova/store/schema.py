@@ -379,6 +379,8 @@ api_keys = sa.Table(
     sa.Column("last_used_at", UTCDateTime(), nullable=True),
     # The secret, sealed under a key derived from the pepper: SigV4 needs it in clear.
     sa.Column("secret_sealed", sa.LargeBinary(), nullable=True),
+    # org/project/env the key acts in; NULL: every environment (the admin key of first start).
+    sa.Column("environment", sa.String(), nullable=True),
 )
 
 # The audit log: append-only, one row per change and per refused request.
@@ -394,7 +396,9 @@ audit_log = sa.Table(
     sa.Column("outcome", sa.String(), nullable=False),
     sa.Column("status", sa.Integer(), nullable=False),
     sa.Column("source_ip", sa.String(), nullable=False),
+    sa.Column("environment", sa.String(), nullable=False, server_default="default/default/default"),
     sa.Index(None, "at"),
     sa.Index(None, "actor_name", "seq"),
     sa.Index(None, "action", "seq"),
+    sa.Index("ix_audit_log_environment_seq", "environment", "seq"),
 )

@@ -14,7 +14,6 @@ from urllib.parse import urlsplit
 
 from nova.core.errors import RequestInvalid
 from nova.core.models import Page
-from nova.core.names import split_reference
 from nova.core.queue_triggers import (
     MAX_BATCH_SIZE,
     MAX_CONCURRENCY,
@@ -22,6 +21,7 @@ from nova.core.queue_triggers import (
     QueueTrigger,
     TriggerSource,
 )
+from nova.core.tenancy import split_full_reference
 from nova.store.event_source_ports import TriggerRepository
 from nova.store.ports import DEFAULT_PAGE_LIMIT
 from nova.triggers.manager import TriggerManager
@@ -95,7 +95,7 @@ def validate(spec: TriggerSpec) -> QueueTrigger:
     except ValueError:
         sources = ", ".join(source.value for source in TriggerSource)
         raise RequestInvalid(f"source: {spec.source!r} is not a source; use {sources}") from None
-    function, qualifier = split_reference(spec.function)
+    function, qualifier = split_full_reference(spec.function)
     field = source.target_field
     if not spec.target or len(spec.target) > MAX_TARGET or any(c.isspace() for c in spec.target):
         raise RequestInvalid(

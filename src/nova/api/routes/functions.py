@@ -18,9 +18,10 @@ from nova.api.bodies import (
 from nova.api.context import Services
 from nova.api.openapi import ZIP_BODY, function_body
 from nova.api.schemas import FunctionCreate, FunctionFields, FunctionPatch, function_out
+from nova.api.tenancy import environment, full_name
 from nova.core.auth import OutOfScope
 from nova.core.errors import RequestInvalid
-from nova.core.names import validate_function_name
+from nova.core.tenancy import short_name
 from nova.functions.service import CodeSource
 
 router = APIRouter(tags=["functions"])
@@ -55,7 +56,7 @@ async def create_function(request: Request) -> dict[str, Any]:
     request.scope[TARGET] = body.name  # the audit log's target (the path does not name it)
     if not sees(request.scope, body.name):
         raise OutOfScope()
-    fields = {**body.config_fields(), "name": body.name}
+    fields = {**body.config_fields(), "name": full_name(request, body.name)}
     functions = services(request).functions
     record = await functions.create(fields, source)
     return function_out(record, await functions.compile_state(record))
@@ -66,11 +67,11 @@ async def list_functions(
     request: Request, limit: int = Query(100, ge=1, le=1000), cursor: str | None = None
 ) -> dict[str, Any]:
     functions = services(request).functions
-    page = await functions.list(limit, cursor)
+    page = await functions.list(limit, cursor, environment(request.scope))
     items = [
         function_out(record, await functions.compile_state(record))
         for record in page.items
-        if sees(request.scope, record.name)
+        if sees(request.scope, short_name(record.name))
     ]
     return {"items": items, "next": page.next}
 
@@ -78,7 +79,7 @@ async def list_functions(
 @router.get("/functions/{name}", summary="Get a function")
 async def get_function(request: Request, name: str) -> dict[str, Any]:
     functions = services(request).functions
-    record = await functions.get(validate_function_name(name))
+    record = await functions.get(full_name(request, name))
     return function_out(record, await functions.compile_state(record))
 
 
@@ -89,7 +90,7 @@ async def get_function(request: Request, name: str) -> dict[str, Any]:
     "installation (status none, missing, success, failed; the installer's log)",
 )
 async def function_build_log(request: Request, name: str) -> dict[str, Any]:
-    build = await services(request).functions.build_log(validate_function_name(name))
+    build = await services(request).functions.build_log(full_name(request, name))
     return {"status": build.status, "key": build.key, "log": build.log}
 
 
@@ -99,11 +100,11 @@ async def function_build_log(request: Request, name: str) -> dict[str, Any]:
     openapi_extra=function_body(FunctionPatch),
 )
 async def update_function(request: Request, name: str) -> dict[str, Any]:
-    validate_function_name(name)
+    name = full_name(request, name)
     body, source = await read_function_body(request, FunctionPatch)
     changes = body.config_fields()
     if body.name is not None:
-        changes["name"] = body.name
+        changes["name"] = full_name(request, body.name)
     functions = services(request).functions
     record = await functions.update(name, changes, source)
     return function_out(record, await functions.compile_state(record))
@@ -115,7 +116,7 @@ async def update_function(request: Request, name: str) -> dict[str, Any]:
     openapi_extra=ZIP_BODY,
 )
 async def put_function_code(request: Request, name: str) -> dict[str, Any]:
-    validate_function_name(name)
+    name = full_name(request, name)
     content_type = request.headers.get("content-type", "")
     if content_type not in ("application/zip", "application/x-zip-compressed"):
         raise RequestInvalid("Content-Type: send the archive with Content-Type: application/zip")
@@ -128,5 +129,5 @@ async def put_function_code(request: Request, name: str) -> dict[str, Any]:
 
 @router.delete("/functions/{name}", summary="Delete a function and stop its instances")
 async def delete_function(request: Request, name: str) -> dict[str, Any]:
-    await services(request).functions.delete(validate_function_name(name))
+    await services(request).functions.delete(full_name(request, name))
     return {"name": name, "deleted": True}
