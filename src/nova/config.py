@@ -242,6 +242,8 @@ class JwtSettings(Section):
     leeway_s: float = Field(30.0, ge=0, le=600)  # clock skew allowed on exp, nbf, iat
     role_claim: str = "nova_role"
     scope_claim: str = "nova_scope"  # "*" or patterns (a string or a list); absent: "*"
+    # "org/project/env" the token acts in, or "*"; absent: every environment (like "*").
+    environment_claim: str = "nova_env"
     # Claim value -> role, besides the role names themselves (e.g. {"platform-team": "admin"}).
     role_map: dict[str, Literal["admin", "developer", "invoker", "viewer"]] = {}
     # The role of a token without the role claim; None: such tokens are refused.

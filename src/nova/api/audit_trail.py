@@ -18,9 +18,11 @@ import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from nova.api.auth_gate import key_of
+from nova.api.tenancy import environment
 from nova.auth.audit import AuditLog
 from nova.core.audit import AuditEntry
 from nova.core.errors import NovaError
+from nova.core.tenancy import DEFAULT_ENVIRONMENT, Environment
 
 TARGET = "nova.audit_target"  # a route sets it when the target is in the body (a create)
 _CHANGES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -82,7 +84,18 @@ def _entry(scope: Scope, action: str, target: str, outcome: str, status: int) ->
         outcome=outcome,
         status=status,
         source_ip=client[0] if client else "",
+        environment=_environment(scope).path,
     )
+
+
+def _environment(scope: Scope) -> Environment:
+    """Where the request acted; for one refused for naming an environment it may not use,
+    its key's own (or the default)."""
+    try:
+        return environment(scope)
+    except NovaError:
+        key = key_of(scope)
+        return key.environment if key is not None and key.environment else DEFAULT_ENVIRONMENT
 
 
 def refusal_recorder(get_audit: Callable[[], AuditLog]) -> Callable[[Scope, NovaError], None]:

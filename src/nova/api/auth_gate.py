@@ -30,6 +30,7 @@ from nova.core.auth import (
     Permission,
 )
 from nova.core.errors import FunctionNotFound, MalformedJson, NovaError, PayloadTooLarge
+from nova.core.tenancy import environment_of, short_name
 
 SCOPE_KEY = "nova.key"
 # On a request for an HTTP trigger: the check its "platform" auth setting calls (see
@@ -156,7 +157,7 @@ class AuthGate:
             scope[SCOPE_KEY] = key
             if not allowed(key.role, Permission.INVOKE):
                 raise Forbidden(key.role, Permission.INVOKE)
-            if not key.sees(function):
+            if not key.sees(short_name(function)) or not key.acts_in(environment_of(function)):
                 raise FunctionNotFound(function)
         except NovaError as exc:
             if self._on_refused is not None:

@@ -138,7 +138,7 @@ class HttpTriggers:
             body = await _read_body(headers, receive, services.settings.daemon.max_payload_bytes)
             await authorize(spec.auth, scope, spec.function)
             if spec.signature is not None:
-                secret = await services.http_routes.secret(spec.signature)
+                secret = await services.http_routes.secret(spec.function, spec.signature)
                 verify(spec.signature, secret, headers, body, time.time())
             if spec.auth is TriggerAuth.PLATFORM:  # the platform took the credential
                 scope = {**scope, "headers": _without_credentials(scope["headers"])}

@@ -26,6 +26,7 @@ from nova.core.errors import (
     VersionNotFound,
 )
 from nova.core.models import FunctionRecord, InvocationError
+from nova.core.tenancy import short_name
 from nova.executor.result import InvocationResult
 
 REGION = "nova"  # placeholders where Lambda has a region and an account
@@ -98,8 +99,8 @@ def configuration(record: FunctionRecord, version: str = "$LATEST") -> dict[str,
     """A FunctionConfiguration as GetFunction and ListFunctions return it."""
     config = record.config
     return {
-        "FunctionName": record.name,
-        "FunctionArn": function_arn(record.name),
+        "FunctionName": short_name(record.name),
+        "FunctionArn": function_arn(short_name(record.name)),
         "Runtime": config.runtime,
         "Role": f"arn:aws:iam::{ACCOUNT}:role/nova",
         "Handler": config.handler,

@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from nova.core.errors import RequestInvalid
+from nova.core.tenancy import short_name
 from nova.core.versions import (
     TOTAL_WEIGHT,
     AliasChange,
@@ -92,7 +93,7 @@ def version_out(version: FunctionVersion) -> dict[str, Any]:
     # "description" is the version's; the function's own (part of its config) is renamed.
     config["function_description"] = config.pop("description")
     return {
-        "function": version.function_name,
+        "function": short_name(version.function_name),
         "function_id": version.function_id,
         "version": str(version.number),
         "number": version.number,
@@ -106,7 +107,7 @@ def version_out(version: FunctionVersion) -> dict[str, Any]:
 
 def alias_out(alias: AliasRecord) -> dict[str, Any]:
     return {
-        "function": alias.function_name,
+        "function": short_name(alias.function_name),
         "name": alias.name,
         "routing_config": routing_out(alias.routing),
         "description": alias.description,

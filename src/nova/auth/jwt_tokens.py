@@ -22,6 +22,7 @@ import jwt
 
 from nova.core.auth import ALL_FUNCTIONS, ApiKey, AuthError, Role, parse_scope
 from nova.core.errors import NovaError
+from nova.core.tenancy import parse_environment
 
 _CACHE_SIZE = 10_000
 
@@ -49,6 +50,7 @@ class JwtPolicy:
     leeway_s: float
     role_claim: str
     scope_claim: str
+    environment_claim: str
     role_map: Mapping[str, Role]  # claim value -> role (the role names map to themselves)
     default_role: Role | None  # a token without the role claim; None: refused
 
@@ -149,6 +151,13 @@ class JwtVerifier:
             patterns = parse_scope(scope)
         except NovaError as exc:
             raise InvalidToken(f"the token's {policy.scope_claim!r} claim: {exc.message}") from None
+        raw_environment = str(claims.get(policy.environment_claim, "*"))
+        try:
+            environment = None if raw_environment == "*" else parse_environment(raw_environment)
+        except NovaError as exc:
+            raise InvalidToken(
+                f"the token's {policy.environment_claim!r} claim: {exc.message}"
+            ) from None
         issued = claims.get("iat")
         return ApiKey(
             id=f"jwt:{subject}"[:200],
@@ -159,6 +168,7 @@ class JwtVerifier:
             enabled=True,
             created_at=datetime.fromtimestamp(float(issued) if issued else 0, UTC),
             expires_at=datetime.fromtimestamp(float(claims["exp"]), UTC),
+            environment=environment,
         )
 
 

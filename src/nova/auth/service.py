@@ -20,6 +20,7 @@ from nova.core.auth import (
     validate_key_name,
 )
 from nova.core.errors import RequestInvalid
+from nova.core.tenancy import Environment
 from nova.store.auth_ports import ApiKeyRepository
 
 logger = logging.getLogger(__name__)
@@ -56,8 +57,14 @@ class KeyService:
         return key
 
     async def create(
-        self, name: str, role: str, scope: str = "*", expires_in_s: float | None = None
+        self,
+        name: str,
+        role: str,
+        scope: str = "*",
+        expires_in_s: float | None = None,
+        environment: Environment | None = None,
     ) -> NewKey:
+        """``environment``: the one the key acts in; None: every environment."""
         validate_key_name(name)
         try:
             parsed_role = Role(role)
@@ -79,6 +86,7 @@ class KeyService:
             created_at=now,
             expires_at=None if expires_in_s is None else now + timedelta(seconds=expires_in_s),
             sealed_secret=self._sealer.seal(key_id, secret),
+            environment=environment,
         )
         return NewKey(await self._after_change(await self._keys.create(key)), token, secret)
 
@@ -100,11 +108,16 @@ class KeyService:
         return await self._after_change(await self._keys.delete(name))
 
     async def _keep_an_admin(self, name: str) -> None:
-        """Refuse to lock everyone out: the last enabled admin key stays."""
+        """Refuse to lock everyone out: the last enabled admin key of every environment stays
+        (only such a key can manage keys and environments everywhere)."""
         key = await self._keys.get(name)
-        if key.role is not Role.ADMIN or not key.enabled:
+        if key.role is not Role.ADMIN or not key.enabled or key.environment is not None:
             return
-        admins = [k for k in await self._keys.all() if k.role is Role.ADMIN and k.enabled]
+        admins = [
+            k
+            for k in await self._keys.all()
+            if k.role is Role.ADMIN and k.enabled and k.environment is None
+        ]
         if len(admins) <= 1:
             raise LastAdminKey(name)
 

@@ -52,7 +52,9 @@ class ApiClient:
         transport: httpx.BaseTransport | None = None,
         debug: bool = False,
         api_key: str | None = None,
+        environment: str | None = None,
     ) -> None:
+        """``environment``: org/project/env every request acts in (X-Nova-Environment)."""
         self.endpoint = endpoint
         hooks: dict[str, list[Any]] = (
             {"request": [_trace_request], "response": [_trace_response]} if debug else {}
@@ -65,6 +67,7 @@ class ApiClient:
                 "User-Agent": "nova-cli",
                 "Accept": "application/json",
                 **({"Authorization": f"Bearer {api_key}"} if api_key else {}),
+                **({"X-Nova-Environment": environment} if environment else {}),
             },
             event_hooks=hooks,
         )

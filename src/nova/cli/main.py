@@ -176,6 +176,17 @@ def main(
             help="The daemon's data dir, whose admin-key file the CLI reads by default.",
         ),
     ] = DEFAULT_DATA_DIR,
+    environment: Annotated[
+        str | None,
+        typer.Option(
+            "--env",
+            envvar="NOVA_ENV",
+            metavar="ORG/PROJECT/ENV",
+            help="The environment to act in (default: the key's own, else "
+            "default/default/default).",
+            show_default=False,
+        ),
+    ] = None,
     version: Annotated[
         bool,
         typer.Option("--version", is_eager=True, callback=_show_version, help="Print the version."),
@@ -190,6 +201,7 @@ def main(
         ports=ports,
         api_key=api_key,
         data_dir=data_dir,
+        environment=environment,
     )
     ctx.obj = state
     ctx.call_on_close(state.close)

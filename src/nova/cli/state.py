@@ -47,6 +47,7 @@ class CliState:
     timeout_s: float | None = None  # --timeout; None: not given
     api_key: str | None = None  # --api-key / NOVA_API_KEY; None: <data_dir>/admin-key
     data_dir: Path = DEFAULT_DATA_DIR
+    environment: str | None = None  # --env / NOVA_ENV: org/project/env; None: the key's own
     ports: Ports = field(default_factory=Ports)
     _client: ApiClient | None = field(default=None, init=False, repr=False)
     _renderer: Renderer | None = field(default=None, init=False, repr=False)
@@ -63,6 +64,7 @@ class CliState:
                 transport=self.ports.transport,
                 debug=self.debug,
                 api_key=self.api_key or read_admin_key(self.data_dir),
+                environment=self.environment,
             )
         return self._client
 

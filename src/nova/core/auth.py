@@ -92,6 +92,10 @@ class ApiKey:
         """Whether ``function`` is inside the key's scope."""
         return self.unscoped or any(fnmatch.fnmatchcase(function, p) for p in self.scope)
 
+    def acts_in(self, environment: Environment) -> bool:
+        """Whether the key may act in ``environment`` (a key of every environment may)."""
+        return self.environment is None or self.environment == environment
+
 
 class AuthError(NovaError):
     """401: the request did not prove who sent it. ``WWW-Authenticate`` goes with it."""

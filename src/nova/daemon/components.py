@@ -127,6 +127,7 @@ def jwt_verifier(settings: JwtSettings) -> JwtVerifier | None:
         leeway_s=settings.leeway_s,
         role_claim=settings.role_claim,
         scope_claim=settings.scope_claim,
+        environment_claim=settings.environment_claim,
         role_map={**roles, **{claim: Role(role) for claim, role in settings.role_map.items()}},
         default_role=Role(settings.default_role) if settings.default_role else None,
     )

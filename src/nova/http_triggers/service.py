@@ -17,7 +17,13 @@ from dataclasses import dataclass
 from nova.core.errors import RequestInvalid
 from nova.core.periodic import Periodic
 from nova.core.secrets import SECRET_REF_PREFIX, validate_secret_name
-from nova.core.tenancy import split_full_reference, validate_full_name
+from nova.core.tenancy import (
+    Environment,
+    environment_of,
+    secret_environment,
+    split_full_reference,
+    validate_full_name,
+)
 from nova.core.triggers import (
     FunctionUrlConfig,
     Route,
@@ -87,7 +93,7 @@ class RouteService:
         method = validate_method(method)
         validate_prefix(path_prefix, reserved)
         function, qualifier = _target(target)
-        check = await self._signature(signature)
+        check = await self._signature(signature, environment_of(function))
         try:
             route = await self._routes.add(
                 method, path_prefix, RouteSpec(function, qualifier, auth, check)
@@ -115,21 +121,24 @@ class RouteService:
     ) -> FunctionUrlConfig:
         validate_full_name(function)
         previous = self.url_config(function).signature
-        check = await self._signature(signature)
+        check = await self._signature(signature, environment_of(function))
         stored = await self._routes.put_url(FunctionUrlConfig(function, auth, check))
         if previous is not None and previous != check:
             await self._drop_generated(previous)
         await self.refresh()
         return stored
 
-    async def secret(self, check: SignatureCheck) -> bytes:
-        """The webhook secret's value (``SecretMissing`` when it was deleted)."""
-        resolved = await self._secrets.resolve(
-            "webhook", {"signature": SECRET_REF_PREFIX + check.secret_ref}
-        )
+    async def secret(self, function: str, check: SignatureCheck) -> bytes:
+        """The webhook secret's value (``SecretMissing`` when it was deleted); ``function``:
+        the route's, whose environment the secret is in."""
+        _, name = secret_environment(check.secret_ref)
+        resolved = await self._secrets.resolve(function, {"signature": SECRET_REF_PREFIX + name})
         return resolved["signature"].encode()
 
-    async def _signature(self, given: SignatureInput | None) -> SignatureCheck | None:
+    async def _signature(
+        self, given: SignatureInput | None, environment: Environment
+    ) -> SignatureCheck | None:
+        """The check to store; its secret is ``environment``'s (stored under its full name)."""
         if given is None:
             return None
         if given.algorithm not in ALGORITHMS:
@@ -142,17 +151,20 @@ class RouteService:
         if not 1 <= given.tolerance_s <= MAX_TOLERANCE_S:
             raise RequestInvalid(f"signature.tolerance_s: use 1 to {MAX_TOLERANCE_S} seconds")
         if given.secret.startswith(SECRET_REF_PREFIX):
-            name = validate_secret_name(given.secret[len(SECRET_REF_PREFIX) :], "signature.secret")
+            local = validate_secret_name(given.secret[len(SECRET_REF_PREFIX) :], "signature.secret")
+            name = environment.secret_name(local)
         elif len(given.secret) < 8:
             raise RequestInvalid("signature.secret: use at least 8 characters (or $SECRET:name)")
         else:
-            name = f"{GENERATED_SECRET_PREFIX}{uuid.uuid4().hex[:16]}"
+            name = environment.secret_name(f"{GENERATED_SECRET_PREFIX}{uuid.uuid4().hex[:16]}")
             await self._secrets.set(name, given.secret)
         timestamp = given.timestamp_header.lower() if given.timestamp_header else None
         return SignatureCheck(name, header, given.algorithm, timestamp, given.tolerance_s)
 
     async def _drop_generated(self, check: SignatureCheck | None) -> None:
-        if check is not None and check.secret_ref.startswith(GENERATED_SECRET_PREFIX):
+        if check is not None and secret_environment(check.secret_ref)[1].startswith(
+            GENERATED_SECRET_PREFIX
+        ):
             await self._secrets.delete(check.secret_ref)
 
 

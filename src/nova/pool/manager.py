@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 
 from nova.core.counters import DaemonCounters
 from nova.core.secrets import secret_refs
+from nova.core.tenancy import environment_of
 from nova.pool.deployment import Deployment
 from nova.pool.function_pool import FunctionPool, PoolLimits, PoolStats
 from nova.pool.launcher import Launcher
@@ -106,7 +107,7 @@ class PoolManager:
         pools = [
             pool
             for pool in self._pools.values()
-            if secret in secret_refs(pool.deployment.config.env).values()
+            if secret in _stored_refs(pool.deployment.config.name, pool.deployment.config.env)
         ]
         for pool in pools:
             pool.renew(before)
@@ -156,3 +157,10 @@ class PoolManager:
         )
         await asyncio.gather(*self._retiring, return_exceptions=True)
         self._pools.clear()
+
+
+def _stored_refs(function: str, env: Mapping[str, str]) -> set[str]:
+    """The stored names of the secrets ``env`` refers to (they are ``function``'s
+    environment's)."""
+    environment = environment_of(function)
+    return {environment.secret_name(name) for name in secret_refs(env).values()}

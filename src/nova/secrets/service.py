@@ -22,6 +22,7 @@ from nova.core.secrets import (
     secret_refs,
     validate_secret_name,
 )
+from nova.core.tenancy import Environment, environment_of, secret_environment
 from nova.secrets.keyring import Keyring, MasterKey
 from nova.secrets.master_key import KeySource, replace_key_file, write_key_file
 from nova.store.ports import DEFAULT_PAGE_LIMIT, SecretRepository
@@ -64,7 +65,8 @@ class SecretService:
             await self._rotate_to(pending)
 
     async def set(self, name: str, value: str) -> tuple[SecretInfo, bool]:
-        validate_secret_name(name)
+        """``name``: as stored (``Environment.secret_name``)."""
+        validate_secret_name(secret_environment(name)[1])
         if "\0" in value:
             raise RequestInvalid("value: a secret goes into an environment and cannot hold NUL")
         if len(value.encode()) > MAX_SECRET_BYTES:
@@ -75,25 +77,35 @@ class SecretService:
         return result
 
     async def list(
-        self, *, limit: int = DEFAULT_PAGE_LIMIT, cursor: str | None = None
+        self,
+        environment: Environment,
+        *,
+        limit: int = DEFAULT_PAGE_LIMIT,
+        cursor: str | None = None,
     ) -> Page[SecretInfo]:
-        return await self._repository.list(limit=limit, cursor=cursor)
+        """The secrets of ``environment`` (under their stored names)."""
+        return await self._repository.list(limit=limit, cursor=cursor, environment=environment)
 
     async def delete(self, name: str) -> SecretInfo:
-        info = await self._repository.delete(validate_secret_name(name))
+        validate_secret_name(secret_environment(name)[1])
+        info = await self._repository.delete(name)
         self._on_change(name)
         return info
 
     async def resolve(self, function: str, env: Mapping[str, str]) -> dict[str, str]:
-        """``env`` with every ``$SECRET:name`` value replaced by the secret's value;
-        ``SecretMissing`` (naming the variable and the secret) when one is not set."""
+        """``env`` with every ``$SECRET:name`` value replaced by the value of the secret
+        ``name`` of ``function``'s environment; ``SecretMissing`` (naming the variable and the
+        secret) when one is not set."""
         refs = secret_refs(env)
         if not refs:
             return dict(env)
-        stored = await self._repository.get_many(set(refs.values()))
+        environment = environment_of(function)
+        stored = await self._repository.get_many(
+            {environment.secret_name(name) for name in refs.values()}
+        )
         resolved = dict(env)
         for variable, name in refs.items():
-            sealed = stored.get(name)
+            sealed = stored.get(environment.secret_name(name))
             if sealed is None:
                 raise SecretMissing(function, variable, name)
             resolved[variable] = self._keyring.open(sealed)

@@ -9,11 +9,13 @@ from typing import Any
 import sqlalchemy as sa
 
 from nova.core.models import InvocationLog, Page
+from nova.core.tenancy import Environment
 from nova.store import cursors
 from nova.store.database import Database, is_memory
 from nova.store.ports import DEFAULT_PAGE_LIMIT
 from nova.store.schema import UTCDateTime, invocation_logs
 from nova.store.sqlite_log_writer import COLUMNS, SQLITE_INSERT, SqliteLogWriter, sqlite_time
+from nova.store.tenancy_sql import in_environment
 
 _l = invocation_logs.c
 
@@ -114,6 +116,7 @@ class SqlInvocationLogRepository:
         function_id: str | None = None,
         limit: int = DEFAULT_PAGE_LIMIT,
         cursor: str | None = None,
+        environment: Environment | None = None,
     ) -> Page[InvocationLog]:
         cursors.check_limit(limit)
         query = _NEWEST_FIRST.limit(limit + 1)
@@ -121,6 +124,8 @@ class SqlInvocationLogRepository:
             query = query.where(_l.function_name == function_name)
         if function_id is not None:
             query = query.where(_l.function_id == function_id)
+        if environment is not None:
+            query = query.where(in_environment(_l.function_name, environment))
         if cursor is not None:
             created_at, log_id = cursors.decode_invocation(cursor)
             # Row-value comparison (SQLite >= 3.15, PostgreSQL) walks the (created_at, id)

@@ -159,6 +159,7 @@ class MemoryInvocationLogRepository:
         function_id: str | None = None,
         limit: int = DEFAULT_PAGE_LIMIT,
         cursor: str | None = None,
+        environment: Environment | None = None,
     ) -> Page[InvocationLog]:
         self._state.check_open()
         cursors.check_limit(limit)
@@ -169,6 +170,7 @@ class MemoryInvocationLogRepository:
                 for log in self._state.logs.values()
                 if (function_name is None or log.function_name == function_name)
                 and (function_id is None or log.function_id == function_id)
+                and (environment is None or environment.holds(log.function_name))
                 and (key is None or (log.created_at, log.id) < key)
             ),
             key=lambda log: (log.created_at, log.id),

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from nova.core.changes import ChangeKind
 from nova.core.models import Page
 from nova.core.secrets import SealedSecret, SecretInfo, SecretNotFound
+from nova.core.tenancy import Environment
 from nova.store import cursors
 from nova.store.memory_state import MemoryState
 from nova.store.ports import DEFAULT_PAGE_LIMIT
@@ -32,12 +33,21 @@ class MemorySecretRepository:
         return {name: stored[name][0] for name in names if name in stored}
 
     async def list(
-        self, *, limit: int = DEFAULT_PAGE_LIMIT, cursor: str | None = None
+        self,
+        *,
+        limit: int = DEFAULT_PAGE_LIMIT,
+        cursor: str | None = None,
+        environment: Environment | None = None,
     ) -> Page[SecretInfo]:
         self._state.check_open()
         cursors.check_limit(limit)
         after = cursors.decode(cursor, cursors.SECRETS, 1)[0] if cursor is not None else None
-        names = sorted(name for name in self._state.secrets if after is None or name > after)
+        names = sorted(
+            name
+            for name in self._state.secrets
+            if (after is None or name > after)
+            and (environment is None or environment.holds_secret(name))
+        )
         items = [self._state.secrets[name][1] for name in names[:limit]]
         more = len(names) > limit
         return Page(items, cursors.encode(cursors.SECRETS, items[-1].name) if more else None)

@@ -190,6 +190,7 @@ class InvocationLogRepository(Protocol):
         function_id: str | None = None,
         limit: int = DEFAULT_PAGE_LIMIT,
         cursor: str | None = None,
+        environment: Environment | None = None,
     ) -> Page[InvocationLog]:
         """Newest first (``created_at`` desc, then ``id`` desc); ``function_id`` selects one
         function's records, ``function_name`` every function's that had that name."""
@@ -333,9 +334,13 @@ class SecretRepository(Protocol):
         ...
 
     async def list(
-        self, *, limit: int = DEFAULT_PAGE_LIMIT, cursor: str | None = None
+        self,
+        *,
+        limit: int = DEFAULT_PAGE_LIMIT,
+        cursor: str | None = None,
+        environment: Environment | None = None,
     ) -> Page[SecretInfo]:
-        """Names and dates, ordered by name."""
+        """Names and dates, ordered by name: those of ``environment``, or all for None."""
         ...
 
     async def delete(self, name: str) -> SecretInfo:

@@ -16,11 +16,13 @@ import sqlalchemy as sa
 from nova.core.changes import ChangeKind
 from nova.core.models import Page
 from nova.core.secrets import SealedSecret, SecretInfo, SecretNotFound
+from nova.core.tenancy import Environment
 from nova.store import cursors
 from nova.store.changes import record_change
 from nova.store.database import Database
 from nova.store.ports import DEFAULT_PAGE_LIMIT
 from nova.store.schema import secrets
+from nova.store.tenancy_sql import secret_in_environment
 
 _s = secrets.c
 _INFO = sa.select(_s.name, _s.created_at, _s.updated_at)
@@ -63,10 +65,16 @@ class SqlSecretRepository:
         return {row.name: _sealed(row) for row in rows}
 
     async def list(
-        self, *, limit: int = DEFAULT_PAGE_LIMIT, cursor: str | None = None
+        self,
+        *,
+        limit: int = DEFAULT_PAGE_LIMIT,
+        cursor: str | None = None,
+        environment: Environment | None = None,
     ) -> Page[SecretInfo]:
         cursors.check_limit(limit)
         query = _INFO.order_by(_s.name).limit(limit + 1)
+        if environment is not None:
+            query = query.where(secret_in_environment(_s.name, environment))
         if cursor is not None:
             (after,) = cursors.decode(cursor, cursors.SECRETS, 1)
             query = query.where(_s.name > after)

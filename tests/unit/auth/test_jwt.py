@@ -21,6 +21,7 @@ from nova.auth.jwt_tokens import (
     looks_like_jwt,
 )
 from nova.core.auth import Role
+from nova.core.tenancy import Environment
 
 SECRET = b"a-shared-secret-of-at-least-32-bytes!"
 
@@ -35,6 +36,7 @@ def _policy(**fields: Any) -> JwtPolicy:
         "leeway_s": 30.0,
         "role_claim": "nova_role",
         "scope_claim": "nova_scope",
+        "environment_claim": "nova_env",
         "role_map": {**{role.value: role for role in Role}, "platform": Role.ADMIN},
         "default_role": None,
         **fields,
@@ -66,6 +68,15 @@ def test_hs256_claims_become_a_principal() -> None:
     mapped = jwt.encode(_claims(nova_role="platform"), SECRET, "HS256").encode()
     assert verifier.verify(mapped).role is Role.ADMIN
     assert verifier.verify(mapped).unscoped
+    assert verifier.verify(mapped).environment is None  # no claim: every environment
+
+
+def test_the_environment_claim_binds_the_token() -> None:
+    verifier = JwtVerifier(_policy())
+    bound = jwt.encode(_claims(nova_env="acme/shop/prod"), SECRET, "HS256").encode()
+    assert verifier.verify(bound).environment == Environment("acme", "shop", "prod")
+    every = jwt.encode(_claims(nova_env="*"), SECRET, "HS256").encode()
+    assert verifier.verify(every).environment is None
 
 
 @pytest.mark.parametrize(
@@ -77,6 +88,7 @@ def test_hs256_claims_become_a_principal() -> None:
         ({"nbf": 600}, InvalidToken, "not valid yet"),
         ({"nova_role": "root"}, InvalidToken, "maps to no role"),
         ({"nova_scope": "Bad Scope!"}, InvalidToken, "nova_scope"),
+        ({"nova_env": "acme/shop"}, InvalidToken, "nova_env"),
     ],
 )
 def test_bad_tokens_are_refused(claims: dict[str, Any], error: type[Exception], text: str) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Query, Request
 
 from nova.api.routes.functions import services
+from nova.api.tenancy import chosen_environment
 from nova.core.audit import AuditEntry, AuditFilter
 
 router = APIRouter(tags=["audit"])
@@ -23,6 +24,7 @@ def entry_out(entry: AuditEntry) -> dict[str, Any]:
         "outcome": entry.outcome,
         "status": entry.status,
         "source_ip": entry.source_ip,
+        "environment": entry.environment,
     }
 
 
@@ -37,8 +39,22 @@ async def list_audit(
     until: datetime | None = None,
     limit: int = Query(100, ge=1, le=1000),
     cursor: str | None = None,
+    environment: str | None = Query(
+        None,
+        description="org/project/env, or '*' for every one; default: the request's own when it "
+        "names one (a key bound to an environment sees only its own), else every one",
+    ),
 ) -> dict[str, Any]:
-    selection = AuditFilter(actor, action, target, outcome, _aware(since), _aware(until))
+    chosen = chosen_environment(request.scope, environment)
+    selection = AuditFilter(
+        actor,
+        action,
+        target,
+        outcome,
+        _aware(since),
+        _aware(until),
+        chosen.path if chosen is not None else None,
+    )
     page = await services(request).audit.list(selection, limit, cursor)
     return {"items": [entry_out(entry) for entry in page.items], "next": page.next}
 

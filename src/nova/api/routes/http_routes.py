@@ -12,8 +12,9 @@ from nova.api.bodies import read_json_model
 from nova.api.http_trigger import URL_PREFIX
 from nova.api.openapi import json_body
 from nova.api.routes.functions import services
-from nova.core.names import validate_function_name
-from nova.core.triggers import FunctionUrlConfig, Route, SignatureCheck, TriggerAuth
+from nova.api.tenancy import full_name, full_reference, here
+from nova.core.tenancy import short_name
+from nova.core.triggers import FunctionUrlConfig, Route, RouteNotFound, SignatureCheck, TriggerAuth
 from nova.http_triggers.service import RouteService, SignatureInput
 
 router = APIRouter(tags=["http triggers"])
@@ -76,7 +77,7 @@ def route_out(route: Route) -> dict[str, Any]:
         "id": route.id,
         "method": route.method,
         "path_prefix": route.path_prefix,
-        "function": spec.function,
+        "function": short_name(spec.function),
         "qualifier": spec.qualifier or None,
         "auth": spec.auth.value,
         "signature": _signature_out(spec.signature),
@@ -86,7 +87,7 @@ def route_out(route: Route) -> dict[str, Any]:
 
 def url_out(config: FunctionUrlConfig) -> dict[str, Any]:
     return {
-        "function": config.function,
+        "function": short_name(config.function),
         "url": f"{URL_PREFIX}{config.function}/",
         "auth": config.auth.value,
         "signature": _signature_out(config.signature),
@@ -104,7 +105,7 @@ async def add_route(request: Request) -> JSONResponse:
     route = await routes_of(request).add(
         body.method,
         body.path_prefix,
-        body.function,
+        full_reference(request, body.function),
         reserved=reserved_segments(request),
         auth=body.auth,
         signature=body.signature.to_input() if body.signature else None,
@@ -114,17 +115,21 @@ async def add_route(request: Request) -> JSONResponse:
 
 @router.get("/routes", summary="Every custom route, by path prefix")
 async def list_routes(request: Request) -> dict[str, Any]:
-    return {"items": [route_out(r) for r in await routes_of(request).list()], "next": None}
+    routes = [r for r in await routes_of(request).list() if here(request, r.spec.function)]
+    return {"items": [route_out(r) for r in routes], "next": None}
 
 
 @router.delete("/routes/{route_id}", summary="Delete a custom route (and its generated secret)")
 async def delete_route(request: Request, route_id: str) -> dict[str, Any]:
-    return route_out(await routes_of(request).delete(route_id))
+    service = routes_of(request)
+    if not any(r.id == route_id and here(request, r.spec.function) for r in await service.list()):
+        raise RouteNotFound(route_id)
+    return route_out(await service.delete(route_id))
 
 
 @router.get("/functions/{name}/url", summary="The function's URL and what it requires")
 async def get_function_url(request: Request, name: str) -> dict[str, Any]:
-    validate_function_name(name)
+    name = full_name(request, name)
     await services(request).functions.get(name)  # Function.NotFound for an unknown name
     return url_out(routes_of(request).url_config(name))
 
@@ -137,4 +142,4 @@ async def get_function_url(request: Request, name: str) -> dict[str, Any]:
 async def put_function_url(request: Request, name: str) -> dict[str, Any]:
     body = await read_json_model(request, FunctionUrlPut)
     signature = body.signature.to_input() if body.signature else None
-    return url_out(await routes_of(request).set_url(name, body.auth, signature))
+    return url_out(await routes_of(request).set_url(full_name(request, name), body.auth, signature))

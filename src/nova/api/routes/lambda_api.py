@@ -29,9 +29,11 @@ from nova.api.lambda_shapes import (
     tail_log,
 )
 from nova.api.routes.functions import services
+from nova.api.tenancy import environment, full_name
 from nova.core import ids
 from nova.core.errors import MalformedJson, NovaError, PayloadTooLarge
-from nova.core.names import validate_function_name, validate_qualifier
+from nova.core.names import validate_qualifier
+from nova.core.tenancy import short_name
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +64,9 @@ async def list_functions(request: Request) -> Response:
             raise LambdaError(
                 "InvalidParameterValueException", 400, f"MaxItems must be 1-{_MAX_LIST}"
             )
-        page = await services(request).functions.list(limit, request.query_params.get("Marker"))
+        page = await services(request).functions.list(
+            limit, request.query_params.get("Marker"), environment(request.scope)
+        )
     except ValueError:
         return error_response(
             LambdaError("InvalidParameterValueException", 400, "MaxItems must be an integer")
@@ -71,7 +75,7 @@ async def list_functions(request: Request) -> Response:
         return error_response(exc)
     except NovaError as exc:
         return error_response(from_nova(exc, "ListFunctions"))
-    records = [record for record in page.items if sees(request.scope, record.name)]
+    records = [record for record in page.items if sees(request.scope, short_name(record.name))]
     body = {"Functions": [configuration(record) for record in records]}
     if page.next:
         body["NextMarker"] = page.next  # type: ignore[assignment]
@@ -84,7 +88,8 @@ async def get_function(request: Request, function_name: str) -> Response:
         name, qualifier = split_function_name(function_name)
         qualifier = request.query_params.get("Qualifier") or qualifier
         svc = services(request)
-        record = await svc.functions.get(validate_function_name(name))
+        name = full_name(request, name)
+        record = await svc.functions.get(name)
         version = "$LATEST"
         if qualifier:
             version = await svc.executor.version_for(name, validate_qualifier(qualifier))
@@ -104,7 +109,7 @@ async def _invoke(request: Request, function_name: str) -> Response:
     svc = services(request)
     name, qualifier = split_function_name(function_name)
     qualifier = request.query_params.get("Qualifier") or qualifier
-    name = validate_function_name(name)
+    name = full_name(request, name)
     if qualifier is not None:
         qualifier = validate_qualifier(qualifier)
     kind = request.headers.get("x-amz-invocation-type", "RequestResponse")

@@ -12,7 +12,7 @@ from starlette.responses import StreamingResponse
 
 from nova.api.routes.functions import services
 from nova.api.routes.observe import log_out
-from nova.core.names import validate_function_name
+from nova.api.tenancy import environment, full_name
 from nova.observability.log_follow import LogFilter, LogFollower
 
 router = APIRouter(tags=["observe"])
@@ -37,7 +37,8 @@ async def stream(
     ),
 ) -> StreamingResponse:
     svc = services(request)
-    name = validate_function_name(function) if function is not None else None
+    name = full_name(request, function) if function is not None else None
+    here = environment(request.scope)
     selection = LogFilter(outcome, version, since)
     follower = LogFollower(
         svc.store.invocations, name, selection, POLL_S, lambda: svc.executor.inflight.closing
@@ -47,6 +48,8 @@ async def stream(
     async def events() -> AsyncIterator[bytes]:
         yield b": following\n\n"
         async for log in follower.records():
+            if not here.holds(log.function_name):
+                continue  # another environment's
             yield b"data: " + orjson.dumps(log_out(log)) + b"\n\n"
 
     # Ends when the daemon drains (so an open stream never holds up a shutdown) or the client

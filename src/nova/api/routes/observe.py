@@ -13,9 +13,10 @@ from starlette.responses import JSONResponse
 from nova.api.context import Services
 from nova.api.routes.functions import services
 from nova.api.routes.triggers import consumer_out
+from nova.api.tenancy import environment, full_name
 from nova.core.errors import MalformedJson, NovaError
 from nova.core.models import InvocationLog
-from nova.core.names import validate_function_name
+from nova.core.tenancy import short_name
 from nova.runtimes.registered import RuntimeDefinition
 
 router = APIRouter(tags=["observe"])
@@ -24,6 +25,7 @@ router = APIRouter(tags=["observe"])
 def log_out(log: InvocationLog) -> dict[str, Any]:
     data = asdict(log)
     data["created_at"] = log.created_at.isoformat()
+    data["function_name"] = short_name(log.function_name)
     return data
 
 
@@ -32,7 +34,7 @@ async def function_logs(
     request: Request, name: str, limit: int = Query(50, ge=1, le=1000), cursor: str | None = None
 ) -> dict[str, Any]:
     svc = services(request)
-    record = await svc.functions.get(validate_function_name(name))
+    record = await svc.functions.get(full_name(request, name))
     # By id: a function created again under a deleted one's name starts with no history.
     page = await svc.store.invocations.list(function_id=record.id, limit=limit, cursor=cursor)
     return {"items": [log_out(log) for log in page.items], "next": page.next}
@@ -41,7 +43,7 @@ async def function_logs(
 @router.get("/functions/{name}/instances", summary="The function's running instances")
 async def function_instances(request: Request, name: str) -> dict[str, Any]:
     svc = services(request)
-    record = await svc.functions.get(validate_function_name(name))
+    record = await svc.functions.get(full_name(request, name))
     items = [
         {**asdict(info), "version": pool.deployment.version}
         for pool in svc.pools.of_function(record.id)
@@ -61,7 +63,11 @@ async def invocations(
     function_id: str | None = Query(None, description="one function, by its id"),
 ) -> dict[str, Any]:
     page = await services(request).store.invocations.list(
-        function_name=function, function_id=function_id, limit=limit, cursor=cursor
+        function_name=full_name(request, function) if function is not None else None,
+        function_id=function_id,
+        limit=limit,
+        cursor=cursor,
+        environment=environment(request.scope),
     )
     return {"items": [log_out(log) for log in page.items], "next": page.next}
 

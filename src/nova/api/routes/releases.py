@@ -17,6 +17,7 @@ from nova.api.release_bodies import (
     version_out,
 )
 from nova.api.routes.functions import services
+from nova.api.tenancy import FunctionName
 from nova.functions.releases import ReleaseService
 
 router = APIRouter(tags=["versions and aliases"])
@@ -33,7 +34,7 @@ def releases(request: Request) -> ReleaseService:
     response_model=None,
     openapi_extra=json_body(VersionPublish, required=False),
 )
-async def publish(request: Request, name: str) -> JSONResponse:
+async def publish(request: Request, name: FunctionName) -> JSONResponse:
     raw = await request.body()
     body = parse_model(VersionPublish, raw) if raw.strip() else VersionPublish()
     version, created = await releases(request).publish(name, body.description)
@@ -42,14 +43,17 @@ async def publish(request: Request, name: str) -> JSONResponse:
 
 @router.get("/functions/{name}/versions", summary="List published versions")
 async def list_versions(
-    request: Request, name: str, limit: int = Query(100, ge=1, le=1000), cursor: str | None = None
+    request: Request,
+    name: FunctionName,
+    limit: int = Query(100, ge=1, le=1000),
+    cursor: str | None = None,
 ) -> dict[str, Any]:
     page = await releases(request).versions(name, limit, cursor)
     return {"items": [version_out(v) for v in page.items], "next": page.next}
 
 
 @router.get("/functions/{name}/versions/{number}", summary="One published version")
-async def get_version(request: Request, name: str, number: int = Number) -> dict[str, Any]:
+async def get_version(request: Request, name: FunctionName, number: int = Number) -> dict[str, Any]:
     return version_out(await releases(request).version(name, number))
 
 
@@ -57,7 +61,9 @@ async def get_version(request: Request, name: str, number: int = Number) -> dict
     "/functions/{name}/versions/{number}",
     summary="Delete a version (409 Version.InUse while an alias routes to it)",
 )
-async def delete_version(request: Request, name: str, number: int = Number) -> dict[str, Any]:
+async def delete_version(
+    request: Request, name: FunctionName, number: int = Number
+) -> dict[str, Any]:
     deleted = await releases(request).delete_version(name, number)
     return {**version_out(deleted), "deleted": True}
 
@@ -67,7 +73,7 @@ async def delete_version(request: Request, name: str, number: int = Number) -> d
     summary="Create or replace an alias: one version, or two weighted, and a canary policy",
     openapi_extra=json_body(AliasPut),
 )
-async def put_alias(request: Request, name: str, alias: str) -> dict[str, Any]:
+async def put_alias(request: Request, name: FunctionName, alias: str) -> dict[str, Any]:
     body = await read_json_model(request, AliasPut)
     record = await releases(request).set_alias(
         name,
@@ -80,7 +86,7 @@ async def put_alias(request: Request, name: str, alias: str) -> dict[str, Any]:
 
 
 @router.get("/functions/{name}/aliases", summary="List the function's aliases")
-async def list_aliases(request: Request, name: str) -> dict[str, Any]:
+async def list_aliases(request: Request, name: FunctionName) -> dict[str, Any]:
     return {"items": [alias_out(a) for a in await releases(request).aliases(name)], "next": None}
 
 
@@ -88,12 +94,12 @@ async def list_aliases(request: Request, name: str) -> dict[str, Any]:
     "/functions/{name}/aliases/{alias}",
     summary="One alias, with its canary policy and the last analysis",
 )
-async def get_alias(request: Request, name: str, alias: str) -> dict[str, Any]:
+async def get_alias(request: Request, name: FunctionName, alias: str) -> dict[str, Any]:
     return alias_out(await releases(request).alias(name, alias))
 
 
 @router.delete("/functions/{name}/aliases/{alias}", summary="Delete an alias")
-async def delete_alias(request: Request, name: str, alias: str) -> dict[str, Any]:
+async def delete_alias(request: Request, name: FunctionName, alias: str) -> dict[str, Any]:
     return {**alias_out(await releases(request).delete_alias(name, alias)), "deleted": True}
 
 
@@ -101,7 +107,7 @@ async def delete_alias(request: Request, name: str, alias: str) -> dict[str, Any
     "/functions/{name}/aliases/{alias}/rollback",
     summary="Restore the alias's previous routing",
 )
-async def rollback_alias(request: Request, name: str, alias: str) -> dict[str, Any]:
+async def rollback_alias(request: Request, name: FunctionName, alias: str) -> dict[str, Any]:
     return alias_out(await releases(request).rollback(name, alias))
 
 
@@ -110,7 +116,7 @@ async def rollback_alias(request: Request, name: str, alias: str) -> dict[str, A
     summary="The alias's routing changes, newest first: when, from, to, why",
 )
 async def alias_history(
-    request: Request, name: str, alias: str, limit: int = Query(50, ge=1, le=1000)
+    request: Request, name: FunctionName, alias: str, limit: int = Query(50, ge=1, le=1000)
 ) -> dict[str, Any]:
     changes = await releases(request).history(name, alias, limit)
     return {"items": [change_out(change) for change in changes], "next": None}

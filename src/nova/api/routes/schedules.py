@@ -12,8 +12,10 @@ from starlette.responses import Response
 from nova.api.bodies import read_json_model
 from nova.api.openapi import json_body
 from nova.api.routes.functions import services
+from nova.api.tenancy import full_name, here
 from nova.core.names import split_reference
-from nova.core.triggers import CatchUp, Schedule
+from nova.core.tenancy import short_name
+from nova.core.triggers import CatchUp, Schedule, ScheduleNotFound
 from nova.schedules.service import ScheduleChanges, ScheduleService
 
 router = APIRouter(tags=["schedules"])
@@ -50,7 +52,7 @@ def schedules_of(request: Request) -> ScheduleService:
 def schedule_out(schedule: Schedule) -> dict[str, Any]:
     return {
         "id": schedule.id,
-        "function": schedule.function,
+        "function": short_name(schedule.function),
         "qualifier": schedule.qualifier or None,
         "expression": schedule.expression,
         "timezone": schedule.timezone,
@@ -77,6 +79,7 @@ def _json(data: Any, status: int = 200) -> Response:
 async def add_schedule(request: Request) -> Response:
     body = await read_json_model(request, ScheduleCreate)
     name, qualifier = split_reference(body.function)
+    name = full_name(request, name)
     schedule = await schedules_of(request).add(
         name,
         body.expression,
@@ -96,13 +99,24 @@ async def list_schedules(
     limit: int = Query(100, ge=1, le=1000),
     cursor: str | None = None,
 ) -> Response:
-    page = await schedules_of(request).list(function, limit, cursor)
-    return _json({"items": [schedule_out(s) for s in page.items], "next": page.next})
+    named = full_name(request, function) if function is not None else None
+    page = await schedules_of(request).list(named, limit, cursor)
+    items = [schedule_out(s) for s in page.items if here(request, s.function)]
+    return _json({"items": items, "next": page.next})
+
+
+async def visible_schedule(request: Request, schedule_id: str) -> str:
+    """``schedule_id`` if its function is in the request's environment (else 404)."""
+    if not here(request, (await schedules_of(request).get(schedule_id)).function):
+        raise ScheduleNotFound(schedule_id)
+    return schedule_id
 
 
 @router.get("/schedules/{schedule_id}", summary="One schedule")
 async def get_schedule(request: Request, schedule_id: str) -> Response:
-    return _json(schedule_out(await schedules_of(request).get(schedule_id)))
+    return _json(
+        schedule_out(await schedules_of(request).get(await visible_schedule(request, schedule_id)))
+    )
 
 
 @router.patch(
@@ -121,9 +135,11 @@ async def patch_schedule(request: Request, schedule_id: str) -> Response:
         catch_up=body.catch_up,
         enabled=body.enabled,
     )
+    await visible_schedule(request, schedule_id)
     return _json(schedule_out(await schedules_of(request).update(schedule_id, changes)))
 
 
 @router.delete("/schedules/{schedule_id}", summary="Delete a schedule")
 async def delete_schedule(request: Request, schedule_id: str) -> Response:
+    await visible_schedule(request, schedule_id)
     return _json(schedule_out(await schedules_of(request).delete(schedule_id)))

@@ -11,7 +11,9 @@ from starlette.responses import JSONResponse
 from nova.api.bodies import parse_model, read_body
 from nova.api.openapi import json_body
 from nova.api.routes.functions import services
-from nova.core.secrets import MAX_SECRET_BYTES, SecretInfo
+from nova.api.tenancy import environment
+from nova.core.secrets import MAX_SECRET_BYTES, SecretInfo, validate_secret_name
+from nova.core.tenancy import secret_environment
 from nova.secrets.service import SecretService
 
 router = APIRouter(tags=["secrets"])
@@ -38,9 +40,14 @@ def secrets_of(request: Request) -> SecretService:
     return services(request).secrets
 
 
+def stored_name(request: Request, name: str) -> str:
+    """The store's name of the request's environment's secret ``name``."""
+    return environment(request.scope).secret_name(validate_secret_name(name))
+
+
 def secret_out(info: SecretInfo) -> dict[str, Any]:
     return {
-        "name": info.name,
+        "name": secret_environment(info.name)[1],
         "created_at": info.created_at.isoformat(),
         "updated_at": info.updated_at.isoformat(),
     }
@@ -54,7 +61,7 @@ def secret_out(info: SecretInfo) -> dict[str, Any]:
 )
 async def put_secret(request: Request, name: str) -> JSONResponse:
     body = parse_model(SecretPut, await read_body(request, _BODY_LIMIT, "the secret"))
-    info, created = await secrets_of(request).set(name, body.value)
+    info, created = await secrets_of(request).set(stored_name(request, name), body.value)
     return JSONResponse(secret_out(info), status_code=201 if created else 200)
 
 
@@ -62,13 +69,13 @@ async def put_secret(request: Request, name: str) -> JSONResponse:
 async def list_secrets(
     request: Request, limit: int = Query(100, ge=1, le=1000), cursor: str | None = None
 ) -> dict[str, Any]:
-    page = await secrets_of(request).list(limit=limit, cursor=cursor)
+    page = await secrets_of(request).list(environment(request.scope), limit=limit, cursor=cursor)
     return {"items": [secret_out(info) for info in page.items], "next": page.next}
 
 
 @router.delete("/secrets/{name}", summary="Delete a secret")
 async def delete_secret(request: Request, name: str) -> dict[str, Any]:
-    info = await secrets_of(request).delete(name)
+    info = await secrets_of(request).delete(stored_name(request, name))
     return secret_out(info)
 
 

@@ -9,14 +9,16 @@ from typing import Any
 from fastapi import APIRouter, Query, Request
 
 from nova.api.routes.functions import services
-from nova.core.names import validate_function_name
+from nova.api.tenancy import environment, full_name
+from nova.core.tenancy import short_name
 from nova.observability.slo import SloReport, SloTargets, evaluate
 
 router = APIRouter(tags=["observe"])
 
 
 def report_out(report: SloReport) -> dict[str, Any]:
-    return {**asdict(report), "breaches": list(report.breaches), "met": report.met}
+    shown = {**asdict(report), "breaches": list(report.breaches), "met": report.met}
+    return {**shown, "function": short_name(report.function)}
 
 
 @router.get("/slo", summary="SLOs per function: measured over a window against the targets")
@@ -30,7 +32,12 @@ async def slo(
     svc = services(request)
     settings = svc.settings.slo
     window = window_s or settings.window_s
-    names = [validate_function_name(function)] if function is not None else svc.series.functions()
+    here = environment(request.scope)
+    names = (
+        [full_name(request, function)]
+        if function is not None
+        else [name for name in svc.series.functions() if here.holds(name)]
+    )
     reports = [
         evaluate(
             name,

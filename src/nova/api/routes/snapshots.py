@@ -11,7 +11,7 @@ from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
 from nova.api.routes.functions import services
-from nova.core.names import validate_function_name
+from nova.api.tenancy import full_name
 from nova.sandbox.base import SnapshotInfo
 
 router = APIRouter(tags=["snapshots"])
@@ -42,7 +42,7 @@ async def create_snapshot(
     qualifier: str | None = Query(None, description="a version or alias; default $LATEST"),
 ) -> dict[str, Any]:
     snapshots = services(request).snapshots
-    return snapshot_out(await snapshots.create(validate_function_name(name), qualifier))
+    return snapshot_out(await snapshots.create(full_name(request, name), qualifier))
 
 
 @router.delete("/snapshots/{snapshot_id}", status_code=204, summary="Drop one snapshot")
@@ -56,5 +56,5 @@ async def delete_snapshot(request: Request, snapshot_id: str) -> Response:
     summary="Scale to zero: stop the warm instances, keep the snapshot",
 )
 async def scale_to_zero(request: Request, name: str) -> dict[str, Any]:
-    stopped = await services(request).snapshots.scale_to_zero(validate_function_name(name))
+    stopped = await services(request).snapshots.scale_to_zero(full_name(request, name))
     return {"stopped": stopped}

@@ -9,7 +9,8 @@ from typing import Any
 from fastapi import APIRouter, Query, Request
 
 from nova.api.routes.functions import services
-from nova.core.names import validate_function_name
+from nova.api.tenancy import full_name
+from nova.core.tenancy import short_name
 from nova.observability.timeseries import InvocationSeries, Resolution
 
 router = APIRouter(tags=["observe"])
@@ -23,7 +24,7 @@ def series_out(
     series: InvocationSeries, function: str | None, resolution: Resolution
 ) -> dict[str, Any]:
     return {
-        "function": function,
+        "function": short_name(function) if function is not None else None,
         "resolution": resolution.value,
         "buckets": [
             {"start": bucket.start.isoformat(), **asdict(bucket.summary)}
@@ -41,7 +42,7 @@ async def timeseries(
     resolution: Resolution = _RESOLUTION,
     function: str | None = Query(None, description="one function; without it, all of them"),
 ) -> dict[str, Any]:
-    name = validate_function_name(function) if function is not None else None
+    name = full_name(request, function) if function is not None else None
     return series_out(services(request).series, name, resolution)
 
 
@@ -53,5 +54,5 @@ async def function_metrics(
     request: Request, name: str, resolution: Resolution = _RESOLUTION
 ) -> dict[str, Any]:
     svc = services(request)
-    record = await svc.functions.get(validate_function_name(name))
+    record = await svc.functions.get(full_name(request, name))
     return series_out(svc.series, record.name, resolution)

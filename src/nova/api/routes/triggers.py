@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from typing import Any
 
@@ -11,8 +12,10 @@ from pydantic import BaseModel, ConfigDict
 from nova.api.bodies import read_json_model
 from nova.api.openapi import json_body
 from nova.api.routes.functions import services
+from nova.api.tenancy import full_reference, here
 from nova.core.errors import RequestInvalid
-from nova.core.queue_triggers import QueueTrigger, TriggerSource
+from nova.core.queue_triggers import QueueTrigger, TriggerNotFound, TriggerSource
+from nova.core.tenancy import short_name
 from nova.triggers.consumer import TriggerConsumer
 from nova.triggers.service import TriggerService, TriggerSpec
 
@@ -80,7 +83,7 @@ def trigger_out(service: TriggerService, trigger: QueueTrigger) -> dict[str, Any
     consumer = service.manager.consumer(trigger.name)
     return {
         "name": trigger.name,
-        "function": trigger.reference,
+        "function": short_name(trigger.reference),
         "source": trigger.source.value,
         trigger.source.target_field: trigger.target,
         "url": redact_url(trigger.url) or None,
@@ -121,7 +124,9 @@ def redact_url(url: str) -> str:
 async def create_trigger(request: Request) -> dict[str, Any]:
     body = await read_json_model(request, TriggerBody)
     service = triggers(request)
-    return trigger_out(service, await service.create(body.to_spec()))
+    spec = body.to_spec()
+    spec = dataclasses.replace(spec, function=full_reference(request, spec.function))
+    return trigger_out(service, await service.create(spec))
 
 
 @router.get("/triggers", summary="Queue triggers by name, with this daemon's consumers")
@@ -130,28 +135,40 @@ async def list_triggers(
 ) -> dict[str, Any]:
     service = triggers(request)
     page = await service.list(limit, cursor)
-    return {"items": [trigger_out(service, t) for t in page.items], "next": page.next}
+    items = [trigger_out(service, t) for t in page.items if here(request, t.function)]
+    return {"items": items, "next": page.next}
+
+
+async def visible_trigger(request: Request, name: str) -> str:
+    """``name`` if the trigger's function is in the request's environment (else 404)."""
+    if not here(request, (await triggers(request).get(name)).function):
+        raise TriggerNotFound(name)
+    return name
 
 
 @router.get("/triggers/{name}", summary="One queue trigger and this daemon's consumer of it")
 async def get_trigger(request: Request, name: str) -> dict[str, Any]:
     service = triggers(request)
-    return trigger_out(service, await service.get(name))
+    return trigger_out(service, await service.get(await visible_trigger(request, name)))
 
 
 @router.delete("/triggers/{name}", summary="Delete a queue trigger (its consumers stop)")
 async def delete_trigger(request: Request, name: str) -> dict[str, Any]:
     service = triggers(request)
-    return trigger_out(service, await service.delete(name))
+    return trigger_out(service, await service.delete(await visible_trigger(request, name)))
 
 
 @router.post("/triggers/{name}/pause", summary="Stop consuming (messages wait in the broker)")
 async def pause_trigger(request: Request, name: str) -> dict[str, Any]:
     service = triggers(request)
-    return trigger_out(service, await service.set_enabled(name, False))
+    return trigger_out(
+        service, await service.set_enabled(await visible_trigger(request, name), False)
+    )
 
 
 @router.post("/triggers/{name}/resume", summary="Consume again")
 async def resume_trigger(request: Request, name: str) -> dict[str, Any]:
     service = triggers(request)
-    return trigger_out(service, await service.set_enabled(name, True))
+    return trigger_out(
+        service, await service.set_enabled(await visible_trigger(request, name), True)
+    )

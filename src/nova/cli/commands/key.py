@@ -33,10 +33,21 @@ def create_key(
         str | None,
         typer.Option("--expires-in", metavar="DURATION", help="Lifetime, e.g. 30d, 12h, 90m."),
     ] = None,
+    environment: Annotated[
+        str | None,
+        typer.Option(
+            "--environment",
+            metavar="ORG/PROJECT/ENV",
+            help="The one environment the key acts in, or '*' for every one (default: the "
+            "global --env when given, else every one).",
+        ),
+    ] = None,
 ) -> None:
     """Create a key; it is printed this once (store it now)."""
     state = state_of(ctx)
     body: dict[str, Any] = {"name": name, "role": role, "scope": scope}
+    if environment is not None:
+        body["environment"] = environment
     if expires_in is not None:
         body["expires_in_s"] = parse_duration_s(expires_in)
     created = state.client.call("POST", "/keys", json_body=body)
@@ -45,7 +56,8 @@ def create_key(
         return
     state.out.line(str(created.get("key")))
     state.out.note(
-        f"created {created.get('role')} key {name} (id {created.get('id')}); it is shown "
+        f"created {created.get('role')} key {name} (id {created.get('id')}) for environment "
+        f"{created.get('environment')}; it is shown "
         "only now: use it as 'Authorization: Bearer <key>' or NOVA_API_KEY; for AWS SDKs "
         f"(Lambda API): aws_access_key_id={created.get('access_key_id')} "
         f"aws_secret_access_key={created.get('secret_access_key')}"
@@ -63,12 +75,13 @@ def list_keys(ctx: typer.Context) -> None:
         state.out.json({"items": items, "next": None})
         return
     state.out.table(
-        ["NAME", "ID", "ROLE", "SCOPE", "ENABLED", "EXPIRES", "LAST USED"],
+        ["NAME", "ID", "ROLE", "ENVIRONMENT", "SCOPE", "ENABLED", "EXPIRES", "LAST USED"],
         (
             [
                 str(item.get("name")),
                 str(item.get("id")),
                 str(item.get("role")),
+                str(item.get("environment")),
                 str(item.get("scope")),
                 "yes" if item.get("enabled") else "no",
                 fmt_time(item.get("expires_at")) if item.get("expires_at") else "never",
