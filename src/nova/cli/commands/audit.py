@@ -26,13 +26,27 @@ def audit(
         str | None, typer.Option(help="Only the last 10m, 2h, 7d ...", metavar="DURATION")
     ] = None,
     limit: Annotated[int, typer.Option(min=1, max=1000, help="How many entries.")] = 50,
+    environment: Annotated[
+        str | None,
+        typer.Option(
+            "--environment",
+            metavar="ORG/PROJECT/ENV",
+            help="Only this environment's entries, or '*' for every one (default: --env's, "
+            "else every one).",
+        ),
+    ] = None,
 ) -> None:
     """Who changed what, when, from where, and how it ended; refused requests too."""
     from nova.cli.render import fmt_time
 
     state = state_of(ctx)
     query: dict[str, str | int] = {"limit": limit}
-    for name, value in (("actor", actor), ("action", action), ("target", target)):
+    for name, value in (
+        ("actor", actor),
+        ("action", action),
+        ("target", target),
+        ("environment", environment),
+    ):
         if value is not None:
             query[name] = value
     if outcome is not None:
@@ -49,7 +63,7 @@ def audit(
         state.out.note("no audit entries match")
         return
     state.out.table(
-        ["AT", "ACTOR", "ACTION", "TARGET", "OUTCOME", "FROM"],
+        ["AT", "ACTOR", "ACTION", "TARGET", "OUTCOME", "FROM", "ENVIRONMENT"],
         (
             [
                 fmt_time(item.get("at")),
@@ -58,6 +72,7 @@ def audit(
                 str(item.get("target")),
                 str(item.get("outcome")),
                 str(item.get("source_ip")),
+                str(item.get("environment")),
             ]
             for item in items
         ),

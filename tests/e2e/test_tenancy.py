@@ -1,0 +1,173 @@
+"""Environments on a real daemon: the same function name lives in two environments; what one
+environment holds (functions, versions, secrets, keys, invocation logs, audit entries) is
+invisible from another, whether the request picks its environment with the header, the CLI's
+--env or a key bound to one."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from tests.e2e.daemon_process import DaemonProcess
+
+PROD = "acme/shop/prod"
+CODE = """import os
+
+def handler(event, context):
+    return {"answer": os.environ["ANSWER"], "token": os.environ.get("TOKEN", "")}
+"""
+IN_PROD = {"X-Nova-Environment": PROD}
+
+
+def _function(answer: str) -> dict[str, Any]:
+    return {
+        "name": "hello",
+        "runtime": "python",
+        "code": CODE,
+        "env": {"ANSWER": answer, "TOKEN": "$SECRET:token"},
+    }
+
+
+def _code(response: httpx.Response) -> str:
+    return str(response.json()["error"]["code"])
+
+
+def _key(api: httpx.Client, name: str, role: str, **fields: Any) -> str:
+    response = api.post("/keys", json={"name": name, "role": role, **fields})
+    assert response.status_code == 201, response.text
+    return str(response.json()["key"])
+
+
+def _eventually(probe: Callable[[], list[Any]]) -> list[Any]:
+    """What ``probe`` returns once it is not empty (records and audit entries are written
+    shortly after the answer)."""
+    deadline = time.monotonic() + 15
+    while not (found := probe()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return found
+
+
+def _setup(api: httpx.Client) -> None:
+    """``hello`` in the default environment and in acme/shop/prod, each with its own secret."""
+    api.post("/environments", json={"environment": PROD})
+    api.put("/secrets/token", json={"value": "default-token"}).raise_for_status()
+    api.put("/secrets/token", json={"value": "prod-token"}, headers=IN_PROD).raise_for_status()
+    api.post("/functions", json=_function("default")).raise_for_status()
+    api.post("/functions", json=_function("prod"), headers=IN_PROD).raise_for_status()
+
+
+def test_one_name_in_two_environments(daemon: DaemonProcess, api: httpx.Client) -> None:
+    _setup(api)
+    here = api.post("/functions/hello/invoke", json={}).raise_for_status().json()
+    there = api.post("/functions/hello/invoke", json={}, headers=IN_PROD).raise_for_status()
+    assert here["output"] == {"answer": "default", "token": "default-token"}
+    assert there.json()["output"] == {"answer": "prod", "token": "prod-token"}
+
+    shown = api.get("/functions/hello", headers=IN_PROD).raise_for_status().json()
+    assert (shown["name"], shown["environment"]) == ("hello", PROD)
+    listed = api.get("/functions", headers=IN_PROD).raise_for_status().json()["items"]
+    assert [(f["name"], f["environment"]) for f in listed] == [("hello", PROD)]
+    default = api.get("/functions").raise_for_status().json()["items"]
+    assert {f["environment"] for f in default} == {"default/default/default"}
+
+    # A version published in prod is prod's function's alone.
+    api.post("/functions/hello/versions", json={}, headers=IN_PROD).raise_for_status()
+    assert api.get("/functions/hello/versions").json()["items"] == []
+    versions = api.get("/functions/hello/versions", headers=IN_PROD).json()["items"]
+    assert [(v["function"], v["number"]) for v in versions] == [("hello", 1)]
+
+    # Secrets and invocation records are listed per environment, under their bare names.
+    secrets = api.get("/secrets", headers=IN_PROD).json()["items"]
+    assert [s["name"] for s in secrets] == ["token"]
+    logs = _eventually(lambda: api.get("/invocations", headers=IN_PROD).json()["items"])
+    assert logs
+    assert {log["function_name"] for log in logs} == {"hello"}
+    assert {log["function_id"] for log in logs} == {shown["id"]}
+
+    # Deleting prod's function leaves the default one running.
+    api.delete("/functions/hello", headers=IN_PROD).raise_for_status()
+    assert api.post("/functions/hello/invoke", json={}).status_code == 200
+    gone = api.post("/functions/hello/invoke", json={}, headers=IN_PROD)
+    assert (gone.status_code, _code(gone)) == (404, "Function.NotFound")
+    assert "acme" not in gone.json()["error"]["message"]  # bare names, even in errors
+
+
+def test_a_key_bound_to_an_environment_sees_nothing_else(
+    daemon: DaemonProcess, api: httpx.Client
+) -> None:
+    _setup(api)
+    developer = _key(api, "prod-dev", "developer", environment=PROD)
+    admin = _key(api, "prod-admin", "admin", environment=PROD)
+    with (
+        daemon.client(headers={"Authorization": f"Bearer {developer}"}) as as_dev,
+        daemon.client(headers={"Authorization": f"Bearer {admin}"}) as as_admin,
+    ):
+        answer = as_dev.post("/functions/hello/invoke", json={}).raise_for_status().json()
+        assert answer["output"]["answer"] == "prod"  # no header: the key's own environment
+        names = [f["environment"] for f in as_dev.get("/functions").json()["items"]]
+        assert names == [PROD]
+        elsewhere = as_dev.get(
+            "/functions", headers={"X-Nova-Environment": "default/default/default"}
+        )
+        assert (elsewhere.status_code, _code(elsewhere)) == (404, "Environment.NotFound")
+
+        # Keys: a bound admin sees and manages only its environment's, and cannot mint wider.
+        keys = as_admin.get("/keys").raise_for_status().json()["items"]
+        assert sorted(k["name"] for k in keys) == ["prod-admin", "prod-dev"]
+        assert {k["environment"] for k in keys} == {PROD}
+        hidden = as_admin.get("/keys/admin")
+        assert (hidden.status_code, _code(hidden)) == (404, "Key.NotFound")
+        assert as_admin.delete("/keys/admin").status_code == 404
+        wider = as_admin.post("/keys", json={"name": "x", "role": "viewer", "environment": "*"})
+        assert (wider.status_code, _code(wider)) == (422, "Request.Invalid")
+        other = as_admin.post(
+            "/keys", json={"name": "y", "role": "viewer", "environment": "acme/shop/dev"}
+        )
+        assert (other.status_code, _code(other)) == (404, "Environment.NotFound")
+        made = as_admin.post("/keys", json={"name": "prod-viewer", "role": "viewer"})
+        assert made.json()["environment"] == PROD  # a bound key's keys are its environment's
+
+        # Audit: the bound admin reads its environment's entries only.
+        as_dev.put("/secrets/only-prod", json={"value": "v"}).raise_for_status()
+        entries = _eventually(
+            lambda: [
+                e
+                for e in as_admin.get("/audit").raise_for_status().json()["items"]
+                if e["action"] == "secret.set" and e["target"] == "only-prod"
+            ]
+        )
+        assert entries
+        everywhere = as_admin.get("/audit").json()["items"]
+        assert {e["environment"] for e in everywhere} == {PROD}
+        everything = as_admin.get("/audit", params={"environment": "*"})
+        assert everything.status_code == 422
+
+    # The admin key of every environment sees both, and filters.
+    all_entries = api.get("/audit").json()["items"]
+    assert {e["environment"] for e in all_entries} == {PROD, "default/default/default"}
+    prod_only = api.get("/audit", params={"environment": PROD}).json()["items"]
+    assert {e["environment"] for e in prod_only} == {PROD}
+    default_secrets = [s["name"] for s in api.get("/secrets").json()["items"]]
+    assert default_secrets == ["token"]  # only-prod is prod's
+
+
+def test_cli_env_option(daemon: DaemonProcess, api: httpx.Client) -> None:
+    _setup(api)
+    invoked = daemon.cli("--env", PROD, "invoke", "hello")
+    assert invoked.returncode == 0, invoked.stderr
+    assert json.loads(invoked.stdout)["answer"] == "prod"
+    listed = daemon.cli("--json", "--env", PROD, "fn", "list")
+    assert [f["environment"] for f in json.loads(listed.stdout)["items"]] == [PROD]
+    created = daemon.cli("--env", PROD, "key", "create", "ci", "--role", "invoker")
+    assert created.returncode == 0, created.stderr
+    assert f"for environment {PROD}" in created.stderr
+    keys = daemon.cli("key", "list")
+    assert PROD in keys.stdout
+    assert "*" in keys.stdout
+    unknown = daemon.cli("--env", "acme/shop/nope", "fn", "list")
+    assert unknown.returncode != 0
+    assert "Environment.NotFound" in unknown.stderr or "does not exist" in unknown.stderr
