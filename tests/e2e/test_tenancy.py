@@ -88,6 +88,22 @@ def test_one_name_in_two_environments(daemon: DaemonProcess, api: httpx.Client) 
     assert {log["function_name"] for log in logs} == {"hello"}
     assert {log["function_id"] for log in logs} == {shown["id"]}
 
+    # Schedules and routes of prod's function are prod's: invisible from the default one.
+    body = {"function": "hello", "expression": "@every 1h"}
+    schedule = api.post("/schedules", json=body, headers=IN_PROD).raise_for_status().json()
+    assert schedule["function"] == "hello"
+    assert api.get("/schedules").json()["items"] == []
+    assert api.get(f"/schedules/{schedule['id']}").status_code == 404
+    assert api.delete(f"/schedules/{schedule['id']}").status_code == 404
+    route = {"method": "post", "path_prefix": "/hooks/prod", "function": "hello"}
+    added = api.post("/routes", json=route, headers=IN_PROD).raise_for_status().json()
+    assert api.get("/routes").json()["items"] == []
+    assert api.delete(f"/routes/{added['id']}").status_code == 404
+    routed = httpx.post(f"{daemon.url}/hooks/prod", headers=api.headers, timeout=30)
+    assert routed.json()["answer"] == "prod"
+    api.delete(f"/routes/{added['id']}", headers=IN_PROD).raise_for_status()
+    api.delete(f"/schedules/{schedule['id']}", headers=IN_PROD).raise_for_status()
+
     # Deleting prod's function leaves the default one running.
     api.delete("/functions/hello", headers=IN_PROD).raise_for_status()
     assert api.post("/functions/hello/invoke", json={}).status_code == 200
