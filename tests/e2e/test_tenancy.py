@@ -102,6 +102,9 @@ def test_one_name_in_two_environments(daemon: DaemonProcess, api: httpx.Client) 
     routed = httpx.post(f"{daemon.url}/hooks/prod", headers=api.headers, timeout=30)
     assert routed.json()["answer"] == "prod"
     api.delete(f"/routes/{added['id']}", headers=IN_PROD).raise_for_status()
+    url = api.get("/functions/hello/url", headers=IN_PROD).raise_for_status().json()["url"]
+    assert url == "/fn/acme.shop.prod.hello/"  # its full name: function URLs share one space
+    assert httpx.post(daemon.url + url, headers=api.headers).json()["answer"] == "prod"
     api.delete(f"/schedules/{schedule['id']}", headers=IN_PROD).raise_for_status()
 
     # Deleting prod's function leaves the default one running.

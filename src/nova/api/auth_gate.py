@@ -127,7 +127,7 @@ class AuthGate:
         except NovaError as exc:
             if self._on_refused is not None:
                 self._on_refused(scope, exc)
-            await _refuse(scope, exc, send)
+            await refuse(scope, exc, send)
             return
         await self._app(scope, receive, send)
 
@@ -183,7 +183,8 @@ def _authorize(key: ApiKey, method: str, path: str) -> None:
             raise OutOfScope()
 
 
-async def _refuse(scope: Scope, error: NovaError, send: Send) -> None:
+async def refuse(scope: Scope, error: NovaError, send: Send) -> None:
+    """Answer ``error`` in the shape of the path (Lambda's on the Lambda API paths)."""
     if scope["type"] != "http":
         await send({"type": "websocket.close", "code": 1008})
         return

@@ -26,7 +26,7 @@ from nova.api.invoke import read_rest, too_large
 from nova.core import ids
 from nova.core.errors import MalformedJson, NovaError, PayloadTooLarge, RequestInvalid
 from nova.core.models import InvocationError
-from nova.core.names import split_reference
+from nova.core.tenancy import split_full_reference
 from nova.core.triggers import RouteSpec, TriggerAuth
 from nova.http_triggers.signature import verify
 
@@ -110,7 +110,8 @@ class HttpTriggers:
     ) -> None:
         reference, slash, rest = path[len(URL_PREFIX) :].partition("/")
         try:
-            name, qualifier = split_reference(reference)
+            # A function of another environment is reached by its full name there.
+            name, qualifier = split_full_reference(reference)
         except RequestInvalid as exc:
             request_id = ids.request_id()
             await _send(send, *_error(exc, request_id), request_id)
