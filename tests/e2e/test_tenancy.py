@@ -53,7 +53,7 @@ def _eventually(probe: Callable[[], list[Any]]) -> list[Any]:
 
 def _setup(api: httpx.Client) -> None:
     """``hello`` in the default environment and in acme/shop/prod, each with its own secret."""
-    api.post("/environments", json={"environment": PROD})
+    api.post("/environments", json={"environment": PROD}).raise_for_status()
     api.put("/secrets/token", json={"value": "default-token"}).raise_for_status()
     api.put("/secrets/token", json={"value": "prod-token"}, headers=IN_PROD).raise_for_status()
     api.post("/functions", json=_function("default")).raise_for_status()

@@ -16,6 +16,7 @@ from nova.api.invoke import InvokeFastPath
 from nova.api.release_bodies import AliasPut, VersionPublish
 from nova.api.routes import (
     audit,
+    environments,
     functions,
     http_routes,
     images,
@@ -66,6 +67,8 @@ def create_app(
             ScheduleCreate,
             SchedulePatch,
             keys.KeyCreate,
+            environments.EnvironmentCreate,
+            environments.QuotaChanges,
         ],
     )
     api.include_router(openapi.invoke_router)
@@ -87,6 +90,7 @@ def create_app(
     api.include_router(schedules.router)
     api.include_router(keys.router)
     api.include_router(audit.router)
+    api.include_router(environments.router)
 
     def get_services() -> Services:
         result: Services = api.state.services

@@ -9,6 +9,7 @@ from nova.auth.service import KeyService
 from nova.auth.verifier import KeyVerifier
 from nova.canary.analyzer import CanaryAnalyzer
 from nova.config import Settings
+from nova.environments.registry import EnvironmentRegistry
 from nova.events.invocations import AsyncInvocations
 from nova.events.worker import AsyncWorker
 from nova.executor.executor import Executor
@@ -67,6 +68,7 @@ class Services:
     keys: KeyService  # API keys: create, list, disable, delete
     verifier: KeyVerifier | None  # None: authentication is off
     audit: AuditLog  # changes and refused requests
+    environments: EnvironmentRegistry  # environments and their quotas
     registered_runtimes: RegisteredRuntimes | None = None  # where POST /runtimes keeps them
     started: bool = False
     started_at: float = 0.0

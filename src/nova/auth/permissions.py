@@ -68,6 +68,7 @@ RULES: tuple[Rule, ...] = (
     _rule("PUT DELETE", "/secrets/[^/]+", P.SECRETS_WRITE),
     _rule(_ANY, "/keys(/.*)?", P.KEYS),
     _rule(READ, "/audit", P.AUDIT),
+    _rule(READ, "/environments(/.*)?", P.READ),  # changes: admin (the fallback)
     _rule(READ, "/invocations(/.*)?", P.READ),
     _rule(READ, "/dead-letters", P.READ),
     _rule("POST", "/dead-letters/(replay|purge)", P.WRITE),

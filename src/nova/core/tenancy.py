@@ -137,3 +137,34 @@ class EnvironmentNotFound(NovaError):
             "them with `nova env list`, create one with `nova env create`"
         )
         self.environment = environment
+
+
+class EnvironmentExists(NovaError):
+    code = "Environment.AlreadyExists"
+    status = 409
+
+    def __init__(self, environment: str) -> None:
+        super().__init__(f"environment {environment!r} already exists; see `nova env list`")
+
+
+class EnvironmentNotEmpty(NovaError):
+    code = "Environment.NotEmpty"
+    status = 409
+
+    def __init__(self, environment: str, functions: int, secrets: int) -> None:
+        super().__init__(
+            f"environment {environment!r} still holds {functions} function(s) and {secrets} "
+            "secret(s); delete them first (`nova --env "
+            f"{environment} fn list`, `nova --env {environment} secret list`)"
+        )
+
+
+class EnvironmentProtected(NovaError):
+    code = "Environment.Protected"
+    status = 409
+
+    def __init__(self) -> None:
+        super().__init__(
+            f"the default environment {DEFAULT_ENVIRONMENT.path} cannot be deleted (requests "
+            "that name no environment act in it)"
+        )

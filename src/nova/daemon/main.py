@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from nova.api.app import create_app
 from nova.api.audit_trail import AuditTrail, refusal_recorder
 from nova.api.context import Services
+from nova.api.environment_gate import EnvironmentGate
 from nova.auth.audit import AuditLog
 from nova.config import (
     ConfigFileError,
@@ -61,6 +62,7 @@ def run_daemon(config_file: Path | None, overrides: dict[str, Any], deploy_examp
         lambda api: _lifespan(api, settings, deploy_example, built, closers),
         lambda routes: AuditTrail(routes, audit),
     )
+    app = EnvironmentGate(app, lambda: built[0].environments.require, refusal_recorder(audit))
     app = rate_limited(app, settings.rate_limits, closers)
     app = authenticated(app, settings, built, refusal_recorder(audit))
 

@@ -30,6 +30,7 @@ from nova.daemon.components import (
     invocation_tracer,
     master_key_file,
 )
+from nova.environments.registry import EnvironmentRegistry
 from nova.events.invocations import AsyncInvocations
 from nova.events.worker import AsyncWorker, ConfigOf, WorkerLimits
 from nova.executor.executor import Executor
@@ -79,6 +80,7 @@ async def build_services(settings: Settings) -> Services:
         logger.error("cannot open the store: %s", exc.message)
         raise
     counters = DaemonCounters()
+    environments = EnvironmentRegistry(store.environments)
     try:
         runtimes = await asyncio.to_thread(RuntimeRegistry.detect_builtin)
         registered = RegisteredRuntimes(data_dir / "runtimes.json")
@@ -290,6 +292,7 @@ async def build_services(settings: Settings) -> Services:
         keys=KeyService(store.api_keys, pepper, verifier.reload if verifier else None),
         verifier=verifier,
         audit=AuditLog(store.audit),
+        environments=environments,
         started_at=time.monotonic(),
     )
 

@@ -24,6 +24,7 @@ from nova.core.models import CodeBundle, FunctionConfig, FunctionRecord, Invocat
 from nova.core.tenancy import Environment
 from nova.store import cursors
 from nova.store.memory_auth import MemoryApiKeyRepository, MemoryAuditRepository
+from nova.store.memory_environments import MemoryEnvironmentRepository
 from nova.store.memory_events import MemoryEventQueue
 from nova.store.memory_queue_triggers import MemoryTriggerRepository
 from nova.store.memory_secrets import MemorySecretRepository
@@ -276,6 +277,7 @@ class MemoryStore:
         self.builds = MemoryBuildRepository(self._state)
         self.api_keys = MemoryApiKeyRepository(self._state)
         self.audit = MemoryAuditRepository(self._state)
+        self.environments = MemoryEnvironmentRepository(self._state)
         self.transaction_timings = TransactionTimings()  # no transactions: stays empty
 
     async def ping(self) -> None:

@@ -11,9 +11,12 @@ from nova.core.builds import StoredBuild
 from nova.core.changes import Change, ChangeKind
 from nova.core.errors import StoreUnavailable
 from nova.core.models import CodeBundle, FunctionRecord, InvocationLog
+from nova.core.quotas import Quotas
 from nova.core.secrets import SealedSecret, SecretInfo
+from nova.core.tenancy import DEFAULT_ENVIRONMENT
 from nova.core.triggers import FunctionUrlConfig, Route, Schedule
 from nova.core.versions import AliasChange, AliasRecord, FunctionVersion
+from nova.store.tenancy_ports import EnvironmentRecord
 
 
 class MemoryState:
@@ -37,6 +40,8 @@ class MemoryState:
         self.builds: dict[str, StoredBuild] = {}  # by function id
         self.api_keys: dict[str, ApiKey] = {}  # by name
         self.audit: list[AuditEntry] = []
+        default = EnvironmentRecord(DEFAULT_ENVIRONMENT, Quotas(), datetime.now(UTC))
+        self.environments: dict[str, EnvironmentRecord] = {DEFAULT_ENVIRONMENT.path: default}
         self.changed = asyncio.Event()
 
     def check_open(self) -> None:

@@ -42,6 +42,7 @@ if TYPE_CHECKING:  # their modules import this one (DEFAULT_PAGE_LIMIT)
         ScheduleRepository,
         TriggerRepository,
     )
+    from nova.store.tenancy_ports import EnvironmentRepository
 
 DEFAULT_PAGE_LIMIT = 100
 MAX_PAGE_LIMIT = 1000
@@ -410,6 +411,9 @@ class Store(Protocol):
 
     @property
     def audit(self) -> AuditRepository: ...
+
+    @property
+    def environments(self) -> EnvironmentRepository: ...
 
     @property
     def transaction_timings(self) -> TransactionTimings:

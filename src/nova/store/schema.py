@@ -402,3 +402,13 @@ audit_log = sa.Table(
     sa.Index(None, "action", "seq"),
     sa.Index("ix_audit_log_environment_seq", "environment", "seq"),
 )
+
+# Environments (org/project/env) and their quotas; the default one is inserted by the migration.
+environments = sa.Table(
+    "environments",
+    metadata,
+    sa.Column("path", _keyset_text(), primary_key=True),
+    # Only the quotas that are set ({"max_functions": 50, ...}): a new quota needs no column.
+    sa.Column("quotas", sa.JSON(), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+)

@@ -9,6 +9,7 @@ from nova.store.builds import SqlBuildRepository
 from nova.store.changes import SqlChangeLog
 from nova.store.counters import SqlCounterRepository
 from nova.store.database import Database, create_engine, ensure_sqlite_directory, parse_url
+from nova.store.environments import SqlEnvironmentRepository
 from nova.store.events import SqlEventQueue
 from nova.store.functions import SqlFunctionRepository
 from nova.store.invocations import SqlInvocationLogRepository
@@ -39,6 +40,7 @@ class SqlStore:
         self.builds = SqlBuildRepository(database)
         self.api_keys = SqlApiKeyRepository(database)
         self.audit = SqlAuditRepository(database)
+        self.environments = SqlEnvironmentRepository(database)
 
     @property
     def transaction_timings(self) -> TransactionTimings:

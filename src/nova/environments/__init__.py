@@ -1,0 +1,1 @@
+"""Environments: the registry of organisation/project/environment and their quotas."""
