@@ -190,3 +190,59 @@ def test_cli_env_option(daemon: DaemonProcess, api: httpx.Client) -> None:
     unknown = daemon.cli("--env", "acme/shop/nope", "fn", "list")
     assert unknown.returncode != 0
     assert "Environment.NotFound" in unknown.stderr or "does not exist" in unknown.stderr
+
+
+def test_environments_lifecycle(daemon: DaemonProcess, api: httpx.Client) -> None:
+    _setup(api)
+    made = daemon.cli("env", "create", "acme/shop/dev", "--set", "max_functions=3")
+    assert made.returncode == 0, made.stderr
+    assert "created acme/shop/dev: max_functions=3" in made.stdout
+    listed = api.get("/environments").raise_for_status().json()["items"]
+    assert [e["environment"] for e in listed] == [
+        "acme/shop/dev",
+        PROD,
+        "default/default/default",
+    ]
+    again = api.post("/environments", json={"environment": "acme/shop/dev"})
+    assert (again.status_code, _code(again)) == (409, "Environment.AlreadyExists")
+    bad = api.post("/environments", json={"environment": "Acme/shop"})
+    assert (bad.status_code, _code(bad)) == (422, "Request.Invalid")
+
+    quota = daemon.cli(
+        "env", "quota", "acme/shop/dev", "--set", "max_memory_mb=512", "--set", "max_functions=none"
+    )
+    assert quota.returncode == 0, quota.stderr
+    shown = api.get("/environments/acme/shop/dev").raise_for_status().json()
+    assert shown["quotas"] == {"max_memory_mb": 512}
+    unknown = api.patch("/environments/acme/shop/dev/quotas", json={"max_things": 3})
+    assert (unknown.status_code, _code(unknown)) == (422, "Request.Invalid")
+    negative = api.patch("/environments/acme/shop/dev/quotas", json={"max_functions": -1})
+    assert (negative.status_code, _code(negative)) == (422, "Request.Invalid")
+
+    full = api.delete(f"/environments/{PROD}")
+    assert (full.status_code, _code(full)) == (409, "Environment.NotEmpty")
+    assert "1 function(s) and 1 secret(s)" in full.json()["error"]["message"]
+    default = api.delete("/environments/default/default/default")
+    assert (default.status_code, _code(default)) == (409, "Environment.Protected")
+
+    bound = _key(api, "prod-admin", "admin", environment=PROD)
+    with daemon.client(headers={"Authorization": f"Bearer {bound}"}) as as_bound:
+        own = as_bound.get("/environments").json()["items"]
+        assert [e["environment"] for e in own] == [PROD]
+        assert as_bound.get("/environments/acme/shop/dev").status_code == 404
+        assert as_bound.post("/environments", json={"environment": "acme/x/y"}).status_code == 404
+        lift = as_bound.patch(f"/environments/{PROD}/quotas", json={"max_functions": None})
+        assert lift.status_code == 404  # quotas are the operator's, not the tenant's
+
+    removed = daemon.cli("env", "delete", "acme/shop/dev")
+    assert removed.returncode == 0, removed.stderr
+    gone = api.get("/functions", headers={"X-Nova-Environment": "acme/shop/dev"})
+    assert (gone.status_code, _code(gone)) == (404, "Environment.NotFound")
+    wanted = {"environment.create", "environment.quotas", "environment.delete"}
+
+    def recorded() -> list[str]:
+        entries = api.get("/audit", params={"action": "environment."}).json()["items"]
+        actions = [e["action"] for e in entries]
+        return actions if wanted <= set(actions) else []
+
+    assert _eventually(recorded)

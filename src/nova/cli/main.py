@@ -22,6 +22,7 @@ from nova.cli.commands import (
     audit,
     daemon,
     dlq,
+    env,
     fn,
     health,
     image,
@@ -216,6 +217,7 @@ app.add_typer(secret.app, name="secret")
 app.add_typer(snapshot.app, name="snapshot")
 app.add_typer(admin.app, name="admin")
 app.add_typer(key.app, name="key")
+app.add_typer(env.app, name="env")
 app.command("invoke")(invoke.invoke)
 app.add_typer(invocations.app, name="invocations")
 app.add_typer(dlq.app, name="dlq")

@@ -64,8 +64,8 @@ class QuotaExceeded(NovaError):
     def __init__(self, environment: Environment, quota: str, limit: float, wanted: float) -> None:
         super().__init__(
             f"environment {environment} would exceed its quota {quota} ({wanted:g} > limit "
-            f"{limit:g}); free some up, or raise it: `nova env quota {environment} "
-            f"--{quota.replace('_', '-')} N` (an admin of every environment)"
+            f"{limit:g}); free some up, or raise it: `nova env quota {environment} --set "
+            f"{quota}=N` (an admin of every environment)"
         )
         self.quota = quota
 
