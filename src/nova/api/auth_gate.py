@@ -125,9 +125,7 @@ class AuthGate:
                     self._granted.clear()
                 self._granted.add(decision)
         except NovaError as exc:
-            if self._on_refused is not None:
-                self._on_refused(scope, exc)
-            await refuse(scope, exc, send)
+            await refuse(scope, exc, send, self._on_refused)
             return
         await self._app(scope, receive, send)
 
@@ -183,8 +181,13 @@ def _authorize(key: ApiKey, method: str, path: str) -> None:
             raise OutOfScope()
 
 
-async def refuse(scope: Scope, error: NovaError, send: Send) -> None:
-    """Answer ``error`` in the shape of the path (Lambda's on the Lambda API paths)."""
+async def refuse(
+    scope: Scope, error: NovaError, send: Send, on_refused: Refusal | None = None
+) -> None:
+    """Answer ``error`` in the shape of the path (Lambda's on the Lambda API paths), after
+    reporting it to ``on_refused`` (the audit log)."""
+    if on_refused is not None:
+        on_refused(scope, error)
     if scope["type"] != "http":
         await send({"type": "websocket.close", "code": 1008})
         return

@@ -41,8 +41,6 @@ class EnvironmentGate:
                         self._require = self._get_require()
                     await self._require(chosen)
             except NovaError as exc:
-                if self._on_refused is not None:
-                    self._on_refused(scope, exc)
-                await refuse(scope, exc, send)
+                await refuse(scope, exc, send, self._on_refused)
                 return
         await self._app(scope, receive, send)
