@@ -165,6 +165,11 @@ def test_a_key_bound_to_an_environment_sees_nothing_else(
         everything = as_admin.get("/audit", params={"environment": "*"})
         assert everything.status_code == 422
 
+        # Views of the whole daemon would name other environments' functions.
+        for path in ("/stats", "/metrics", "/snapshots", "/dead-letters"):
+            hidden_view = as_admin.get(path)
+            assert (hidden_view.status_code, _code(hidden_view)) == (404, "Route.NotFound"), path
+
     # The admin key of every environment sees both, and filters.
     all_entries = api.get("/audit").json()["items"]
     assert {e["environment"] for e in all_entries} == {PROD, "default/default/default"}

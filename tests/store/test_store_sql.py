@@ -307,6 +307,7 @@ async def test_ordered_text_columns_compare_bytes_on_postgres() -> None:
     assert columns == [
         "api_keys.name",
         "async_events.id",
+        "environments.path",
         "function_aliases.name",
         "functions.name",
         "invocation_logs.function_name",

@@ -18,7 +18,7 @@ from nova.api.aws_signature import aws_authorization, signed_key
 from nova.api.errors import error_body
 from nova.api.lambda_shapes import LambdaError, error_response
 from nova.auth.jwt_tokens import JwtVerifier, looks_like_jwt
-from nova.auth.permissions import PublicPaths, allowed, rule_for
+from nova.auth.permissions import PublicPaths, allowed, daemon_wide, rule_for
 from nova.auth.sigv4 import InvalidSignature
 from nova.auth.verifier import KeyVerifier
 from nova.core.auth import (
@@ -173,6 +173,8 @@ def _authorize(key: ApiKey, method: str, path: str) -> None:
     rule, function = rule_for(method, path)
     if not allowed(key.role, rule.permission):
         raise Forbidden(key.role, rule.permission)
+    if key.environment is not None and daemon_wide(path):
+        raise OutOfScope()
     if not key.unscoped:
         if function is not None:
             if not key.sees(function):

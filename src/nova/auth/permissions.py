@@ -100,6 +100,16 @@ def rule_for(method: str, path: str) -> tuple[Rule, str | None]:
     return FALLBACK, None
 
 
+# Views of the whole daemon that name every environment's functions: a key bound to one
+# environment gets 404 there, as a scoped key does on endpoints about no single function.
+_DAEMON_WIDE = re.compile(r"^/(stats|metrics(/(json|prometheus))?|snapshots|dead-letters(/.*)?)$")
+
+
+def daemon_wide(path: str) -> bool:
+    """Whether ``path`` shows the whole daemon rather than one environment."""
+    return _DAEMON_WIDE.match(path) is not None
+
+
 def _bare_name(raw: str) -> str:
     """``name``, ``name:qualifier`` or a Lambda ARN -> the function's name."""
     if raw.startswith("arn:"):
