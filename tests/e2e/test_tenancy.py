@@ -212,6 +212,10 @@ def test_environments_lifecycle(daemon: DaemonProcess, api: httpx.Client) -> Non
     assert (again.status_code, _code(again)) == (409, "Environment.AlreadyExists")
     bad = api.post("/environments", json={"environment": "Acme/shop"})
     assert (bad.status_code, _code(bad)) == (422, "Request.Invalid")
+    for header in ("../../etc", "acme/shop", "a/b/c/d", "Acme/Shop/Prod", "acme/shop/p%20", "-"):
+        odd = api.get("/functions", headers={"X-Nova-Environment": header})
+        assert (odd.status_code, _code(odd)) == (422, "Request.Invalid"), header
+        assert "organisation/project/environment" in odd.json()["error"]["message"]
 
     quota = daemon.cli(
         "env", "quota", "acme/shop/dev", "--set", "max_memory_mb=512", "--set", "max_functions=none"
