@@ -20,9 +20,10 @@ from nova.core import ids
 from nova.core.counters import DaemonCounters
 from nova.core.errors import ShuttingDown, TooManyRequests
 from nova.core.models import InvocationError, InvocationLog, StartKind, StartPhases
+from nova.core.quotas import ConcurrencyQuotaExceeded
 from nova.core.secrets import scrub
 from nova.executor.drain import InflightTracker
-from nova.executor.env_concurrency import EnvironmentConcurrency
+from nova.executor.env_concurrency import EnvironmentConcurrency, RunningIn
 from nova.executor.result import InvocationResult
 from nova.observability.invocation_logs import InvocationLogBatcher
 from nova.observability.log_context import CURRENT, InvocationContext, trace_id_of
@@ -95,10 +96,8 @@ class Executor:
         counted = None  # the environment's running invocations, this one among them
         try:
             pool = await self._targets.resolve(name, qualifier, routing_key)
-            environments = self._environments
-            if environments is not None:  # after resolving: only real functions are counted
-                full_name = pool.deployment.name
-                counted = environments.enter(full_name) or await environments.enter_first(full_name)
+            if self._environments is not None:  # after resolving: only real functions count
+                counted = await self._count_in_environment(self._environments, pool)
             trace_id = trace_id_of(trace_parent) if span is None else span.trace_id
             logged_as = CURRENT.set(
                 InvocationContext(request_id, name, pool.deployment.version, trace_id)
@@ -156,6 +155,18 @@ class Executor:
             if logged_as is not None:
                 CURRENT.reset(logged_as)
             inflight.end()
+
+    async def _count_in_environment(
+        self, environments: EnvironmentConcurrency, pool: FunctionPool
+    ) -> RunningIn:
+        """One more invocation running in the function's environment (a 429 over its quota)."""
+        full_name = pool.deployment.name
+        try:
+            return environments.enter(full_name) or await environments.enter_first(full_name)
+        except ConcurrencyQuotaExceeded:
+            if self._metrics is not None:
+                self._metrics.throttled(full_name, "environment")
+            raise
 
     async def _wait_for_instance(self, pool: FunctionPool) -> tuple[PooledInstance, bool]:
         """``pool.acquire()`` for a request that found no free slot, with its wait measured."""

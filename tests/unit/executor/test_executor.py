@@ -26,6 +26,7 @@ from nova.functions.resolver import FunctionResolver
 from nova.functions.service import CodeSource, FunctionService
 from nova.observability.invocation_logs import InvocationLogBatcher, LogLimits
 from nova.observability.log_spool import LogSpool
+from nova.observability.metrics import InvocationMetrics
 from nova.observability.tracing import InvocationTracer, tracer_provider
 from nova.pool.function_pool import PoolLimits
 from nova.pool.launcher import SandboxLauncher
@@ -37,6 +38,7 @@ from nova.sandbox.fake import FakeBackend
 from nova.sandbox.registry import BackendRegistry
 from nova.store.memory import MemoryStore
 from tests.unit.functions.conftest import CODE_POLICY, LIMITS
+from tests.unit.observability.test_metrics import scrape, value
 
 
 @dataclass
@@ -374,8 +376,9 @@ async def test_an_environment_runs_no_more_than_its_concurrency_quota(harness: H
         return Quotas(max_concurrency=1) if environment == prod else Quotas()
 
     counts = EnvironmentConcurrency(quotas)
+    metrics = InvocationMetrics([1.0], [1.0], 5)
     executor = Executor(
-        harness.resolver, harness.batcher, 0.05, DaemonCounters(), None, None, counts
+        harness.resolver, harness.batcher, 0.05, DaemonCounters(), metrics, None, counts
     )
     for name in ("acme.shop.prod.a", "acme.shop.prod.b", "fn"):
         await _create(harness, name)
@@ -383,6 +386,8 @@ async def test_an_environment_runs_no_more_than_its_concurrency_quota(harness: H
     await asyncio.sleep(0.05)
     with pytest.raises(ConcurrencyQuotaExceeded, match="acme/shop/prod is running 1"):
         await executor.invoke("acme.shop.prod.b", b"{}")
+    throttles = {"function": "acme.shop.prod.b", "reason": "environment"}
+    assert value(scrape(metrics), "nova_throttles_total", **throttles) == 1
     assert (await executor.invoke("fn", b"{}")).error is None  # another environment
     assert (await running).error is None
     assert counts.running(prod) == 0
