@@ -11,6 +11,7 @@ import pytest
 
 from nova.core.errors import FunctionAlreadyExists, FunctionNotFound, RequestInvalid
 from nova.core.models import CodeBundle, CodeFile, ExecutionMode, FunctionConfig, InvocationLog
+from nova.core.tenancy import DEFAULT_ENVIRONMENT, Environment
 from nova.store import Store
 
 
@@ -286,3 +287,19 @@ async def test_a_recreated_function_starts_afresh(store: Store) -> None:
     assert again.id != first.id
     assert again.revision == 1
     assert await store.functions.get_code("hello") == HELLO
+
+
+async def test_usage_counts_an_environment_s_functions_and_code(store: Store) -> None:
+    other = Environment("acme", "shop", "prod")
+    empty = Environment("acme", "shop", "dev")
+    big = bundle(handler=b"def handler(event, context):\n    return 1\n" * 10)
+    await store.functions.create(config("hello"), HELLO)
+    await store.functions.create(config("acme.shop.prod.one"), HELLO)
+    await store.functions.create(config("acme.shop.prod.two"), big)
+    await store.functions.create(config("acme.shop.production.three"), big)  # a longer name
+
+    assert await store.functions.usage(DEFAULT_ENVIRONMENT) == (1, HELLO.size)
+    assert await store.functions.usage(other) == (2, HELLO.size + big.size)
+    assert await store.functions.usage(empty) == (0, 0)
+    await store.functions.update("acme.shop.prod.two", config("acme.shop.prod.two"), HELLO)
+    assert await store.functions.usage(other) == (2, 2 * HELLO.size)

@@ -9,6 +9,7 @@ import pytest
 
 from nova.core.errors import RequestInvalid
 from nova.core.models import CodeBundle, FunctionConfig, InvocationLog
+from nova.core.tenancy import DEFAULT_ENVIRONMENT, Environment
 from nova.store import Store
 from nova.store.cursors import encode
 
@@ -278,3 +279,25 @@ async def test_text_postgresql_cannot_hold_is_kept_not_refused(store: Store) -> 
     stored = {item.id: item for item in (await store.invocations.list()).items}
     assert set(stored) == {"nul", "plain"}
     assert stored["nul"].stdout in ("a\x00b", "a\ufffdb")
+
+
+async def test_delete_older_than_keeps_to_an_environment_or_leaves_some_out(store: Store) -> None:
+    prod, dev = Environment("acme", "shop", "prod"), Environment("acme", "shop", "dev")
+    old = T0 - timedelta(days=10)
+    await store.invocations.add_many(
+        [
+            log("default", old),
+            log("prod", old, function="acme.shop.prod.f"),
+            log("dev", old, function="acme.shop.dev.f"),
+            log("prod-new", T0, function="acme.shop.prod.f"),
+        ]
+    )
+    cutoff = T0 - timedelta(days=1)
+    assert await store.invocations.delete_older_than(cutoff, 10, environment=prod) == 1
+    assert await store.invocations.delete_older_than(cutoff, 10, excluding=[dev]) == 1
+    remaining = sorted(item.id for item in (await store.invocations.list()).items)
+    assert remaining == ["dev", "prod-new"]
+    assert (
+        await store.invocations.delete_older_than(cutoff, 10, environment=DEFAULT_ENVIRONMENT) == 0
+    )
+    assert await store.invocations.delete_older_than(cutoff, 10, environment=dev) == 1

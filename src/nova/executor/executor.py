@@ -20,8 +20,10 @@ from nova.core import ids
 from nova.core.counters import DaemonCounters
 from nova.core.errors import ShuttingDown, TooManyRequests
 from nova.core.models import InvocationError, InvocationLog, StartKind, StartPhases
+from nova.core.quotas import ConcurrencyQuotaExceeded
 from nova.core.secrets import scrub
 from nova.executor.drain import InflightTracker
+from nova.executor.env_concurrency import EnvironmentConcurrency, RunningIn
 from nova.executor.result import InvocationResult
 from nova.observability.invocation_logs import InvocationLogBatcher
 from nova.observability.log_context import CURRENT, InvocationContext, trace_id_of
@@ -54,6 +56,7 @@ class Executor:
         counters: DaemonCounters,
         metrics: InvocationMetrics | None = None,
         tracer: InvocationTracer | None = None,
+        environments: EnvironmentConcurrency | None = None,
     ) -> None:
         self._targets = targets
         self._logs = log_batcher
@@ -62,6 +65,7 @@ class Executor:
         self.counters = counters
         self._metrics = metrics  # None: metrics.enabled is off
         self._tracer = tracer  # None: tracing.enabled is off
+        self._environments = environments  # None: no environment has a concurrency quota
 
     async def invoke(
         self,
@@ -89,8 +93,11 @@ class Executor:
         tracer = self._tracer
         span = None if tracer is None else tracer.begin(name, request_id, trace_parent, trace_state)
         logged_as = None
+        counted = None  # the environment's running invocations, this one among them
         try:
             pool = await self._targets.resolve(name, qualifier, routing_key)
+            if self._environments is not None:  # after resolving: only real functions count
+                counted = await self._count_in_environment(self._environments, pool)
             trace_id = trace_id_of(trace_parent) if span is None else span.trace_id
             logged_as = CURRENT.set(
                 InvocationContext(request_id, name, pool.deployment.version, trace_id)
@@ -143,9 +150,23 @@ class Executor:
                 span.fail(exc)
             raise
         finally:
+            if counted is not None:
+                counted.release()
             if logged_as is not None:
                 CURRENT.reset(logged_as)
             inflight.end()
+
+    async def _count_in_environment(
+        self, environments: EnvironmentConcurrency, pool: FunctionPool
+    ) -> RunningIn:
+        """One more invocation running in the function's environment (a 429 over its quota)."""
+        full_name = pool.deployment.name
+        try:
+            return environments.enter(full_name) or await environments.enter_first(full_name)
+        except ConcurrencyQuotaExceeded:
+            if self._metrics is not None:
+                self._metrics.throttled(full_name, "environment")
+            raise
 
     async def _wait_for_instance(self, pool: FunctionPool) -> tuple[PooledInstance, bool]:
         """``pool.acquire()`` for a request that found no free slot, with its wait measured."""

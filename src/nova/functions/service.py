@@ -1,11 +1,12 @@
 """Create / update / delete functions: validate, write the code, store, then redeploy.
 
 Everything is checked before anything is written: the merged config (functions/rules.py, the
-same rules for create and update) and the code (code/bundle.py). The code is then written to
-disk *before* the store row, and removed again if storing fails, so a stored function never
-points at code that cannot be materialised and a refused request leaves nothing behind. The
-pool is updated last, so a crash in between leaves the stored function authoritative; the next
-invocation loads it from the store. Changes to one function are serialised.
+same rules for create and update), the code (code/bundle.py) and the environment's quotas
+(functions/quota_checks.py). The code is then written to disk *before* the store row, and
+removed again if storing fails, so a stored function never points at code that cannot be
+materialised and a refused request leaves nothing behind. The pool is updated last, so a crash in
+between leaves the stored function authoritative; the next invocation loads it from the store.
+Changes to one function are serialised.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from nova.core.models import CodeBundle, CodeFile, FunctionConfig, FunctionRecor
 from nova.core.tenancy import Environment, validate_full_name
 from nova.functions.deployer import Deployer
 from nova.functions.locks import KeyedLock
+from nova.functions.quota_checks import QuotaChecks
 from nova.functions.resolver import FunctionResolver
 from nova.functions.rules import (
     FunctionLimits,
@@ -63,6 +65,7 @@ class FunctionService:
         backends: BackendRegistry,
         code_policy: CodePolicy,
         limits: FunctionLimits,
+        quota_checks: QuotaChecks | None = None,
     ) -> None:
         self._store = store
         self._resolver = resolver
@@ -71,6 +74,7 @@ class FunctionService:
         self._backends = backends
         self._code_policy = code_policy
         self._limits = limits
+        self._quotas = quota_checks  # None: no environment has quotas
         self._changing = KeyedLock()  # function name -> one create/update/delete at a time
 
     async def create(self, fields: Mapping[str, Any], source: CodeSource) -> FunctionRecord:
@@ -95,6 +99,8 @@ class FunctionService:
             raise RequestInvalid("code: give exactly one of code, files, code_path or a zip upload")
         code = await self._bundle(config, source)
         async with self._changing.hold(name):
+            if self._quotas is not None:
+                await self._quotas.check_create(config, code.size)
             async with self._deployer.code_staged(code, config.runtime) as staged:
                 record = await self._store.functions.create(config, code)
                 await self._deployer.adopt(staged, record)
@@ -117,6 +123,9 @@ class FunctionService:
             code = await self._bundle(config, source) if source.given() else None
             if config == current.config and (code is None or code.sha256 == current.code_hash):
                 return current  # nothing changes: no new revision, no redeploy
+            if self._quotas is not None:
+                size = None if code is None else code.size
+                await self._quotas.check_update(current, config, size)
             if code is not None:
                 async with self._deployer.code_staged(code, config.runtime) as staged:
                     record = await self._store.functions.update(name, config, code)

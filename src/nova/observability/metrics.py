@@ -162,7 +162,7 @@ class InvocationMetrics:
         yield _counter(
             "nova_throttles",
             "Invocations refused with 429 (concurrency: at max_replicas with the queue full "
-            "or the queue timeout passed)",
+            "or the queue timeout passed; environment: its max_concurrency quota reached)",
             ("function", "reason"),
             self._throttles.items(),
         )

@@ -150,6 +150,14 @@ class SqlFunctionRepository:
         async with self._db.transaction() as conn:
             return await load_code(conn, function_id, code_hash)
 
+    async def usage(self, environment: Environment) -> tuple[int, int]:
+        query = sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(_t.code_size), 0)).where(
+            in_environment(_t.name, environment)
+        )
+        async with self._db.transaction() as conn:
+            count, size = (await conn.execute(query)).one()
+        return int(count), int(size)
+
 
 def _record(row: sa.Row[Any]) -> FunctionRecord:
     return FunctionRecord(

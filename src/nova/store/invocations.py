@@ -155,14 +155,21 @@ class SqlInvocationLogRepository:
             rows = (await conn.execute(query)).all()
         return [float(row.duration_ms) for row in rows], sum(not row.success for row in rows)
 
-    async def delete_older_than(self, cutoff: datetime, limit: int) -> int:
+    async def delete_older_than(
+        self,
+        cutoff: datetime,
+        limit: int,
+        *,
+        environment: Environment | None = None,
+        excluding: Sequence[Environment] = (),
+    ) -> int:
         """Delete up to ``limit`` of the oldest records created before ``cutoff``."""
-        oldest = (
-            sa.select(_l.id)
-            .where(_l.created_at < sa.literal(cutoff, UTCDateTime()))
-            .order_by(_l.created_at)
-            .limit(limit)
-        )
+        oldest = sa.select(_l.id).where(_l.created_at < sa.literal(cutoff, UTCDateTime()))
+        if environment is not None:
+            oldest = oldest.where(in_environment(_l.function_name, environment))
+        for other in excluding:
+            oldest = oldest.where(sa.not_(in_environment(_l.function_name, other)))
+        oldest = oldest.order_by(_l.created_at).limit(limit)
         statement = sa.delete(invocation_logs).where(_l.id.in_(oldest.scalar_subquery()))
         async with self._db.transaction(write_lock=True) as conn:
             result = await conn.execute(statement)

@@ -130,6 +130,15 @@ class MemoryFunctionRepository:
         self._state.check_open()
         return _copy_code(self._state.codes.get((function_id, code_hash), CodeBundle({})))
 
+    async def usage(self, environment: Environment) -> tuple[int, int]:
+        self._state.check_open()
+        sizes = [
+            record.code_size
+            for name, (record, _) in self._state.functions.items()
+            if environment.holds(name)
+        ]
+        return len(sizes), sum(sizes)
+
     def _entry(self, name: str) -> tuple[FunctionRecord, CodeBundle]:
         self._state.check_open()
         try:
@@ -193,10 +202,23 @@ class MemoryInvocationLogRepository:
         ]
         return [log.duration_ms for log in matching], sum(not log.success for log in matching)
 
-    async def delete_older_than(self, cutoff: datetime, limit: int) -> int:
+    async def delete_older_than(
+        self,
+        cutoff: datetime,
+        limit: int,
+        *,
+        environment: Environment | None = None,
+        excluding: Sequence[Environment] = (),
+    ) -> int:
         self._state.check_open()
         old = sorted(
-            (log for log in self._state.logs.values() if log.created_at < cutoff),
+            (
+                log
+                for log in self._state.logs.values()
+                if log.created_at < cutoff
+                and (environment is None or environment.holds(log.function_name))
+                and not any(other.holds(log.function_name) for other in excluding)
+            ),
             key=lambda log: log.created_at,
         )[:limit]
         for log in old:

@@ -91,6 +91,11 @@ class FunctionRepository(Protocol):
         bundle when the function no longer has it: callers compare the bundle's hash)."""
         ...
 
+    async def usage(self, environment: Environment) -> tuple[int, int]:
+        """How many functions ``environment`` holds and the bytes of their current code
+        together (published versions not counted): what its quotas are checked against."""
+        ...
+
 
 class VersionRepository(Protocol):
     async def publish(self, name: str, description: str) -> tuple[FunctionVersion, bool]:
@@ -204,10 +209,19 @@ class InvocationLogRepository(Protocol):
         many of them failed: what canary analysis compares."""
         ...
 
-    async def delete_older_than(self, cutoff: datetime, limit: int) -> int:
+    async def delete_older_than(
+        self,
+        cutoff: datetime,
+        limit: int,
+        *,
+        environment: Environment | None = None,
+        excluding: Sequence[Environment] = (),
+    ) -> int:
         """Delete up to ``limit`` of the oldest records created before ``cutoff`` (an aware
         datetime); returns how many went. Retention calls it in rounds, so no single
-        transaction holds the write lock for long."""
+        transaction holds the write lock for long. ``environment``: only that environment's
+        records (by function name); ``excluding``: none of those environments' records (they
+        have a retention of their own)."""
         ...
 
     async def delete_beyond_count(self, keep: int, limit: int) -> int:

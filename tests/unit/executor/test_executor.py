@@ -17,12 +17,16 @@ from nova.code.cache import CodeCache
 from nova.core.counters import DaemonCounters
 from nova.core.errors import FunctionNotFound, RequestInvalid, RuntimeUnavailable, ShuttingDown
 from nova.core.models import StartKind
+from nova.core.quotas import ConcurrencyQuotaExceeded, Quotas
+from nova.core.tenancy import Environment
+from nova.executor.env_concurrency import EnvironmentConcurrency
 from nova.executor.executor import Executor
 from nova.functions.deployer import Deployer
 from nova.functions.resolver import FunctionResolver
 from nova.functions.service import CodeSource, FunctionService
 from nova.observability.invocation_logs import InvocationLogBatcher, LogLimits
 from nova.observability.log_spool import LogSpool
+from nova.observability.metrics import InvocationMetrics
 from nova.observability.tracing import InvocationTracer, tracer_provider
 from nova.pool.function_pool import PoolLimits
 from nova.pool.launcher import SandboxLauncher
@@ -34,6 +38,7 @@ from nova.sandbox.fake import FakeBackend
 from nova.sandbox.registry import BackendRegistry
 from nova.store.memory import MemoryStore
 from tests.unit.functions.conftest import CODE_POLICY, LIMITS
+from tests.unit.observability.test_metrics import scrape, value
 
 
 @dataclass
@@ -362,3 +367,37 @@ async def test_the_callers_sampling_decision_wins_over_the_ratio(harness: Harnes
     (root,) = [s for s in exporter.get_finished_spans() if s.name == "invoke fn"]
     assert root.parent is None
     assert f"{root.context.trace_id:032x}" != CALLER_TRACE
+
+
+async def test_an_environment_runs_no_more_than_its_concurrency_quota(harness: Harness) -> None:
+    prod = Environment("acme", "shop", "prod")
+
+    async def quotas(environment: Environment) -> Quotas:
+        return Quotas(max_concurrency=1) if environment == prod else Quotas()
+
+    counts = EnvironmentConcurrency(quotas)
+    metrics = InvocationMetrics([1.0], [1.0], 5)
+    executor = Executor(
+        harness.resolver, harness.batcher, 0.05, DaemonCounters(), metrics, None, counts
+    )
+    for name in ("acme.shop.prod.a", "acme.shop.prod.b", "fn"):
+        await _create(harness, name)
+    running = asyncio.create_task(executor.invoke("acme.shop.prod.a", b'{"sleep": 0.2}'))
+    await asyncio.sleep(0.05)
+    with pytest.raises(ConcurrencyQuotaExceeded, match="acme/shop/prod is running 1"):
+        await executor.invoke("acme.shop.prod.b", b"{}")
+    throttles = {"function": "acme.shop.prod.b", "reason": "environment"}
+    assert value(scrape(metrics), "nova_throttles_total", **throttles) == 1
+    assert (await executor.invoke("fn", b"{}")).error is None  # another environment
+    assert (await running).error is None
+    assert counts.running(prod) == 0
+    # A failed invocation and a cancelled one give their place back.
+    assert (await executor.invoke("acme.shop.prod.b", b'{"crash": true}')).error is not None
+    cancelled = asyncio.create_task(executor.invoke("acme.shop.prod.a", b'{"sleep": 5}'))
+    await asyncio.sleep(0.05)
+    assert counts.running(prod) == 1
+    cancelled.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await cancelled
+    assert counts.running(prod) == 0
+    assert (await executor.invoke("acme.shop.prod.b", b"{}")).error is None

@@ -7,6 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from nova.core.errors import StoreUnavailable
+from nova.core.models import InvocationLog
+from nova.core.quotas import Quotas
+from nova.core.tenancy import Environment
 from nova.observability import log_retention
 from nova.observability.log_retention import LogRetention
 from nova.store.memory import MemoryStore
@@ -55,3 +59,61 @@ async def test_each_function_keeps_its_newest_records_beyond_the_count(
     assert await retention.expire() == 4
     kept = sorted(log.id for log in (await store.invocations.list()).items)
     assert kept == ["r0", "r1", "r2", "r50"]
+
+
+async def test_an_environment_s_own_retention_replaces_the_daemon_s() -> None:
+    store = MemoryStore()
+    now = datetime.now(UTC)
+    long_kept, short_kept = Environment("acme", "shop", "prod"), Environment("acme", "shop", "dev")
+
+    def aged(log_id: int, function: str, days: float) -> InvocationLog:
+        at = now - timedelta(days=days)
+        return dataclasses.replace(record(log_id), function_name=function, created_at=at)
+
+    await store.invocations.add_many(
+        [
+            aged(1, "fn", 8),  # the default environment: the daemon's 7 days
+            aged(2, "fn", 6),
+            aged(3, "acme.shop.prod.f", 8),  # keeps 30 days
+            aged(4, "acme.shop.prod.f", 31),
+            aged(5, "acme.shop.dev.f", 2),  # keeps 1 day
+            aged(6, "acme.shop.dev.f", 0.5),
+            aged(7, "acme.shop.test.f", 8),  # quotas without a retention: the daemon's
+        ]
+    )
+
+    async def quotas() -> dict[Environment, Quotas]:
+        return {
+            long_kept: Quotas(log_retention_days=30),
+            short_kept: Quotas(log_retention_days=1),
+            Environment("acme", "shop", "test"): Quotas(max_functions=3),
+        }
+
+    retention = LogRetention(store.invocations, 7, 3600, quotas=quotas)
+    assert await retention.expire() == 4
+    kept = sorted(log.id for log in (await store.invocations.list()).items)
+    assert kept == ["r2", "r3", "r6"]
+
+
+async def test_quotas_alone_are_a_reason_to_run() -> None:
+    async def quotas() -> dict[Environment, Quotas]:
+        return {}
+
+    retention = LogRetention(MemoryStore().invocations, 0, 3600, quotas=quotas)
+    retention.start()
+    assert retention._task is not None
+    await retention.close()
+
+
+async def test_quotas_that_cannot_be_read_delete_nothing() -> None:
+    store = MemoryStore()
+    old = dataclasses.replace(record(1), created_at=datetime.now(UTC) - timedelta(days=8))
+    await store.invocations.add_many([old])
+
+    async def quotas() -> dict[Environment, Quotas]:
+        raise StoreUnavailable("the store is away")
+
+    retention = LogRetention(store.invocations, 7, 3600, quotas=quotas)
+    with pytest.raises(StoreUnavailable):
+        await retention.expire()
+    assert len((await store.invocations.list()).items) == 1
