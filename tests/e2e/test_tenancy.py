@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -255,3 +256,46 @@ def test_environments_lifecycle(daemon: DaemonProcess, api: httpx.Client) -> Non
         return actions if wanted <= set(actions) else []
 
     assert _eventually(recorded)
+
+
+SLOW = """import time
+
+def handler(event, context):
+    time.sleep(event.get("sleep", 0))
+    return {"slept": event.get("sleep", 0)}
+"""
+
+
+def test_quotas_refuse_with_the_quota_named(daemon: DaemonProcess, api: httpx.Client) -> None:
+    body = {"environment": PROD, "quotas": {"max_functions": 1, "max_memory_mb": 256}}
+    api.post("/environments", json=body).raise_for_status()
+    slow = {"name": "slow", "runtime": "python", "code": SLOW, "memory_mb": 128}
+    api.post("/functions", json=slow, headers=IN_PROD).raise_for_status()
+
+    second = api.post("/functions", json={**slow, "name": "other"}, headers=IN_PROD)
+    assert (second.status_code, _code(second)) == (409, "Quota.Exceeded")
+    assert "max_functions" in second.json()["error"]["message"]
+    assert api.post("/functions", json={**slow, "name": "other"}).status_code == 201  # default
+    bigger = api.patch("/functions/slow", json={"memory_mb": 512}, headers=IN_PROD)
+    assert (bigger.status_code, _code(bigger)) == (409, "Quota.Exceeded")
+    assert "max_memory_mb" in bigger.json()["error"]["message"]
+
+    size = api.get("/functions/slow", headers=IN_PROD).json()["code_size"]
+    api.patch(
+        f"/environments/{PROD}/quotas", json={"max_code_bytes": size + 10, "max_functions": None}
+    ).raise_for_status()
+    grown = api.patch("/functions/slow", json={"code": SLOW + "# " + "x" * 64}, headers=IN_PROD)
+    assert (grown.status_code, _code(grown)) == (409, "Quota.Exceeded")
+    assert "max_code_bytes" in grown.json()["error"]["message"]
+
+    api.patch(f"/environments/{PROD}/quotas", json={"max_concurrency": 1}).raise_for_status()
+    api.post("/functions/slow/invoke", json={}, headers=IN_PROD).raise_for_status()  # warm
+    time.sleep(2.5)  # the daemon reads quotas every 2 s
+    with ThreadPoolExecutor(1) as pool:
+        first = pool.submit(api.post, "/functions/slow/invoke", json={"sleep": 3}, headers=IN_PROD)
+        time.sleep(1)
+        refused = api.post("/functions/slow/invoke", json={}, headers=IN_PROD)
+        assert first.result().status_code == 200
+    assert (refused.status_code, _code(refused)) == (429, "Quota.ConcurrencyExceeded")
+    assert refused.headers["retry-after"]
+    assert api.post("/functions/other/invoke", json={}).status_code == 200  # default: no quota

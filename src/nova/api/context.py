@@ -12,6 +12,7 @@ from nova.config import Settings
 from nova.environments.registry import EnvironmentRegistry
 from nova.events.invocations import AsyncInvocations
 from nova.events.worker import AsyncWorker
+from nova.executor.env_concurrency import EnvironmentConcurrency
 from nova.executor.executor import Executor
 from nova.functions.follower import ChangeFollower
 from nova.functions.releases import ReleaseService
@@ -69,6 +70,7 @@ class Services:
     verifier: KeyVerifier | None  # None: authentication is off
     audit: AuditLog  # changes and refused requests
     environments: EnvironmentRegistry  # environments and their quotas
+    environment_concurrency: EnvironmentConcurrency  # invocations running per environment
     registered_runtimes: RegisteredRuntimes | None = None  # where POST /runtimes keeps them
     started: bool = False
     started_at: float = 0.0

@@ -64,6 +64,7 @@ async def shutdown(services: Services) -> None:
     if services.verifier is not None:
         await services.verifier.close()  # writes the last uses still held
     await services.log_retention.close()
+    await services.environment_concurrency.close()
     await services.log_batcher.close()
     await services.audit.close()  # the refusals still buffered
     await services.counters.close()  # after the drain: the last invocations are counted

@@ -113,6 +113,7 @@ async def _lifespan(
     try:
         await services.log_batcher.start()
         services.log_retention.start()
+        services.environment_concurrency.start()
         await services.secrets.start()  # finishes a master-key rotation left half done
         if services.verifier is not None:
             admin_key = await services.keys.bootstrap(admin_key_file(settings))

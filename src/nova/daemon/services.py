@@ -33,9 +33,11 @@ from nova.daemon.components import (
 from nova.environments.registry import EnvironmentRegistry
 from nova.events.invocations import AsyncInvocations
 from nova.events.worker import AsyncWorker, ConfigOf, WorkerLimits
+from nova.executor.env_concurrency import EnvironmentConcurrency
 from nova.executor.executor import Executor
 from nova.functions.deployer import Deployer
 from nova.functions.follower import ChangeFollower
+from nova.functions.quota_checks import QuotaChecks
 from nova.functions.releases import ReleaseService
 from nova.functions.resolver import FunctionResolver
 from nova.functions.service import FunctionService
@@ -179,6 +181,7 @@ async def build_services(settings: Settings) -> Services:
         metric_settings.max_error_types,
     )
     tracer = invocation_tracer(settings.tracing)
+    environment_concurrency = EnvironmentConcurrency(environments.quotas)
     executor = Executor(
         resolver,
         batcher,
@@ -186,6 +189,7 @@ async def build_services(settings: Settings) -> Services:
         counters,
         invocation_metrics if metric_settings.enabled else None,
         tracer,
+        environments=environment_concurrency,
     )
     daemon_metrics = DaemonCollector(
         lambda: map(_pool_sample, pools.all()),
@@ -238,6 +242,7 @@ async def build_services(settings: Settings) -> Services:
             sandboxes,
             code_policy(settings),
             function_limits(settings),
+            quota_checks=QuotaChecks(environments.quotas, store.functions),
         ),
         releases=ReleaseService(store, resolver.refresh),
         resolver=resolver,
@@ -252,6 +257,7 @@ async def build_services(settings: Settings) -> Services:
             executor_settings.log_retention_days,
             executor_settings.log_retention_interval_s,
             executor_settings.log_retention_per_function,
+            quotas=environments.all_quotas,
         ),
         follower=ChangeFollower(
             store.changes,
@@ -293,6 +299,7 @@ async def build_services(settings: Settings) -> Services:
         verifier=verifier,
         audit=AuditLog(store.audit),
         environments=environments,
+        environment_concurrency=environment_concurrency,
         started_at=time.monotonic(),
     )
 
