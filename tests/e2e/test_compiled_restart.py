@@ -25,6 +25,8 @@ def test_a_failed_update_keeps_serving_the_good_build_after_restart(tmp_path: Pa
         with first.client() as api:
             body = {"name": "word", "runtime": "zig", "files": {"handler.zig": SAYS}}
             api.post("/functions", json=body).raise_for_status()
+            built = settled(api, "word")  # a fresh data dir's first Zig build compiles musl
+            assert built["compile_status"] == "success", built
             assert invoke(api, "word", {})["output"] == {"says": "one"}
             api.patch("/functions/word", json={"files": {"handler.zig": BROKEN}})
             failed = settled(api, "word")

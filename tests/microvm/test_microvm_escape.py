@@ -23,7 +23,8 @@ from tests.escape.conftest import AgentSession
 from tests.escape.test_container_escape import PROBES, REPO, _host_can_fork
 from tests.microvm.test_microvm_backend import start
 
-pytestmark = pytest.mark.asyncio(loop_scope="session")
+# The session fixtures build runtime images and boot QEMU under TCG: minutes on a cold host.
+pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.timeout(600)]
 
 # What the guest kernel says it is (the host's kernel is not a cloud kernel here).
 KERNEL = """

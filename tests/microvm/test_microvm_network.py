@@ -35,7 +35,8 @@ from tests.escape.test_container_network import (
 )
 from tests.microvm.test_microvm_backend import start
 
-pytestmark = pytest.mark.asyncio(loop_scope="session")
+# The session fixtures build runtime images and boot QEMU under TCG: minutes on a cold host.
+pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.timeout(600)]
 
 
 @pytest.fixture(scope="module")

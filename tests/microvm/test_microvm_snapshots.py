@@ -14,7 +14,8 @@ from nova.sandbox.base import InstanceSpec, SnapshottingInstance
 from nova.sandbox.microvm.backend import MicrovmBackend
 from tests.escape.conftest import INTERPRETERS, AgentSession
 
-pytestmark = pytest.mark.asyncio(loop_scope="session")
+# The session fixtures build runtime images and boot QEMU under TCG: minutes on a cold host.
+pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.timeout(600)]
 
 CLOCK_GAP_S = 3.0
 CLOCK_SLACK_S = 0.5  # guest and host clocks read at different instants
