@@ -287,6 +287,13 @@ def test_quotas_refuse_with_the_quota_named(daemon: DaemonProcess, api: httpx.Cl
     grown = api.patch("/functions/slow", json={"code": SLOW + "# " + "x" * 64}, headers=IN_PROD)
     assert (grown.status_code, _code(grown)) == (409, "Quota.Exceeded")
     assert "max_code_bytes" in grown.json()["error"]["message"]
+    usage = api.get(f"/environments/{PROD}").json()["usage"]
+    assert usage == {"functions": 1, "code_bytes": size, "running": 0}
+    shown = daemon.cli("env", "show", PROD)
+    assert shown.returncode == 0, shown.stderr
+    rows = {line.split()[0]: line.split()[1:] for line in shown.stdout.splitlines() if line}
+    assert rows["max_code_bytes"] == [str(size + 10), str(size)], shown.stdout
+    assert rows["max_memory_mb"] == ["256", "-"], shown.stdout
 
     api.patch(f"/environments/{PROD}/quotas", json={"max_concurrency": 1}).raise_for_status()
     api.post("/functions/slow/invoke", json={}, headers=IN_PROD).raise_for_status()  # warm
@@ -295,7 +302,9 @@ def test_quotas_refuse_with_the_quota_named(daemon: DaemonProcess, api: httpx.Cl
         first = pool.submit(api.post, "/functions/slow/invoke", json={"sleep": 3}, headers=IN_PROD)
         time.sleep(1)
         refused = api.post("/functions/slow/invoke", json={}, headers=IN_PROD)
+        running = api.get(f"/environments/{PROD}").json()["usage"]["running"]
         assert first.result().status_code == 200
     assert (refused.status_code, _code(refused)) == (429, "Quota.ConcurrencyExceeded")
     assert refused.headers["retry-after"]
+    assert running == 1
     assert api.post("/functions/other/invoke", json={}).status_code == 200  # default: no quota

@@ -94,12 +94,20 @@ async def create_environment(request: Request) -> JSONResponse:
     return JSONResponse(environment_out(record), status_code=201)
 
 
-@router.get(_PATH, summary="One environment and its quotas")
+@router.get(_PATH, summary="One environment, its quotas and what it uses of them")
 async def get_environment(
     request: Request, organisation: str, project: str, name: str
 ) -> dict[str, Any]:
     named = _visible(request, organisation, project, name)
-    return environment_out(await registry(request).get(named))
+    record = await registry(request).get(named)
+    functions, code_bytes = await services(request).store.functions.usage(named)
+    usage = {
+        "functions": functions,
+        "code_bytes": code_bytes,
+        # Concurrency is held per daemon, so this daemon's count is the one its quota meets.
+        "running": services(request).environment_concurrency.running(named),
+    }
+    return {**environment_out(record), "usage": usage}
 
 
 @router.patch(

@@ -91,11 +91,40 @@ def create_environment(ctx: typer.Context, environment: EnvArg, quota: SetOption
         state.out.note(f"act in it with `nova --env {environment} ...` or NOVA_ENV={environment}")
 
 
+# What each quota is measured against in GET /environments/{path}'s usage.
+_USED_BY = {
+    "max_functions": "functions",
+    "max_code_bytes": "code_bytes",
+    "max_concurrency": "running",
+}
+
+
 @app.command("show")
 def show_environment(ctx: typer.Context, environment: EnvArg) -> None:
-    """One environment and its quotas."""
+    """One environment: each quota, its limit and what the environment uses of it."""
+    from dataclasses import fields
+
+    from nova.core.quotas import Quotas  # here: the other commands need not import it
+
     state = state_of(ctx)
-    _show(state, state.client.call("GET", _path(environment)), "environment")
+    record = state.client.call("GET", _path(environment))
+    if state.json_output:
+        state.out.json(record)
+        return
+    quotas, usage = record.get("quotas") or {}, record.get("usage") or {}
+    state.out.line(f"environment {record.get('environment')}")
+    state.out.table(
+        ["QUOTA", "LIMIT", "IN USE"],
+        (
+            [
+                quota,
+                f"{quotas[quota]:g}" if quota in quotas else "-",
+                str(usage[_USED_BY[quota]]) if quota in _USED_BY else "-",
+            ]
+            for quota in (item.name for item in fields(Quotas))
+        ),
+    )
+    state.out.note("running counts this daemon's invocations; max_memory_mb is per function")
 
 
 @app.command("quota")
