@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import Mapping
+from contextlib import nullcontext
 from typing import Any
 
 from nova.code import bundle as bundles
@@ -99,9 +100,8 @@ class FunctionService:
             raise RequestInvalid("code: give exactly one of code, files, code_path or a zip upload")
         code = await self._bundle(config, source)
         async with self._changing.hold(name):
-            if self._quotas is not None:
-                await self._quotas.check_create(config, code.size)
-            async with self._deployer.code_staged(code, config.runtime) as staged:
+            fits = self._quotas.creating(config, code.size) if self._quotas else nullcontext()
+            async with fits, self._deployer.code_staged(code, config.runtime) as staged:
                 record = await self._store.functions.create(config, code)
                 await self._deployer.adopt(staged, record)
             await self._resolver.function_changed(record, code)
@@ -123,17 +123,17 @@ class FunctionService:
             code = await self._bundle(config, source) if source.given() else None
             if config == current.config and (code is None or code.sha256 == current.code_hash):
                 return current  # nothing changes: no new revision, no redeploy
-            if self._quotas is not None:
-                size = None if code is None else code.size
-                await self._quotas.check_update(current, config, size)
-            if code is not None:
-                async with self._deployer.code_staged(code, config.runtime) as staged:
-                    record = await self._store.functions.update(name, config, code)
-                    await self._deployer.adopt(staged, record)
-            else:
-                if "handler" in merged or "runtime" in merged:
-                    check_handler_file(config, await self._store.functions.get_code(name))
-                record = await self._store.functions.update(name, config, None)  # code unchanged
+            size = None if code is None else code.size
+            fits = self._quotas.updating(current, config, size) if self._quotas else nullcontext()
+            async with fits:
+                if code is not None:
+                    async with self._deployer.code_staged(code, config.runtime) as staged:
+                        record = await self._store.functions.update(name, config, code)
+                        await self._deployer.adopt(staged, record)
+                else:
+                    if "handler" in merged or "runtime" in merged:
+                        check_handler_file(config, await self._store.functions.get_code(name))
+                    record = await self._store.functions.update(name, config, None)
             await self._resolver.function_changed(record, code)
         return record
 

@@ -3,6 +3,9 @@ quota; a change that asks for no more is never refused."""
 
 from __future__ import annotations
 
+import asyncio
+from unittest import mock
+
 import pytest
 
 from nova.core.quotas import QuotaExceeded, Quotas
@@ -22,12 +25,24 @@ def quotas() -> dict[Environment, Quotas]:
 
 
 @pytest.fixture
-def limited(functions: Functions, quotas: dict[Environment, Quotas]) -> Functions:
+def limited(
+    functions: Functions, quotas: dict[Environment, Quotas], monkeypatch: pytest.MonkeyPatch
+) -> Functions:
     async def source(environment: Environment) -> Quotas:
         return quotas.get(environment, Quotas())
 
+    repository = functions.store.functions
+    counted = repository.usage
+
+    async def usage(environment: Environment) -> tuple[int, int]:
+        found = await counted(environment)
+        # A slow store's query: requests racing this one reach their own count meanwhile.
+        await asyncio.sleep(0.05)
+        return found
+
+    monkeypatch.setattr(repository, "usage", usage)
     # The shared fixture builds its service without checks; these tests give it some.
-    functions.service._quotas = QuotaChecks(source, functions.store.functions)
+    functions.service._quotas = QuotaChecks(source, repository)
     return functions
 
 
@@ -94,3 +109,33 @@ async def test_max_code_bytes_counts_the_environment_s_code_after_the_change(
 
 async def test_without_quota_checks_nothing_is_refused(functions: Functions) -> None:
     await _create(functions, "acme.shop.prod.a", memory_mb=4096, code=BIG)
+
+
+async def test_creates_racing_in_one_environment_are_counted_one_after_the_other(
+    limited: Functions, quotas: dict[Environment, Quotas]
+) -> None:
+    quotas[PROD] = Quotas(max_functions=3)
+    names = [f"acme.shop.prod.f{index}" for index in range(8)]
+    results = await asyncio.gather(
+        *(_create(limited, name) for name in names), return_exceptions=True
+    )
+    refused = [result for result in results if isinstance(result, QuotaExceeded)]
+    assert len(refused) == 5, results
+    assert await limited.store.functions.usage(PROD) == (3, mock.ANY)
+
+
+async def test_code_growing_updates_racing_are_counted_one_after_the_other(
+    limited: Functions, quotas: dict[Environment, Quotas]
+) -> None:
+    for name in ("acme.shop.prod.a", "acme.shop.prod.b"):
+        await _create(limited, name)
+    _, used = await limited.store.functions.usage(PROD)
+    grown = len(BIG.encode()) - len(HANDLER.encode())
+    quotas[PROD] = Quotas(max_code_bytes=used + grown + 10)  # room for one to grow, not two
+    updates = (
+        limited.service.update(name, {}, CodeSource(code=BIG))
+        for name in ("acme.shop.prod.a", "acme.shop.prod.b")
+    )
+    results = await asyncio.gather(*updates, return_exceptions=True)
+    assert sum(isinstance(result, QuotaExceeded) for result in results) == 1, results
+    assert (await limited.store.functions.usage(PROD))[1] <= used + grown + 10
