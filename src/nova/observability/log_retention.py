@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Protocol
 
-from nova.core.errors import NovaError
+from nova.core.periodic import Periodic
 from nova.core.quotas import AllQuotas
 from nova.core.tenancy import Environment
 
@@ -53,15 +53,25 @@ class LogRetention:
         self._logs = logs
         self._retention = timedelta(days=retention_days)
         self._keep = keep_per_function
-        self._interval_s = interval_s
         self._quotas = quotas
-        self._task: asyncio.Task[None] | None = None
+        self._loop = Periodic(
+            "invocation-log-retention",
+            interval_s,
+            self._sweep,
+            logger,
+            "invocation-log retention failed",
+            immediately=True,
+        )
         self.deleted = 0
 
     def start(self) -> None:
         # 0 days, no count and no environment's own retention: keep everything.
         if self._retention or self._keep or self._quotas is not None:
-            self._task = asyncio.create_task(self._run(), name="invocation-log-retention")
+            self._loop.start()
+
+    @property
+    def running(self) -> bool:
+        return self._loop.running
 
     async def expire(self) -> int:
         """Delete every record past the retention age or count now; returns how many went."""
@@ -72,13 +82,15 @@ class LogRetention:
         for environment, days in own.items():
             cutoff = now - timedelta(days=days)
             delete = partial(self._logs.delete_older_than, environment=environment)
-            total += await _in_rounds(partial(delete, cutoff, ROUND_LIMIT))
+            total += await self._in_rounds(partial(delete, cutoff, ROUND_LIMIT))
         if self._retention:
             delete = partial(self._logs.delete_older_than, excluding=list(own))
-            total += await _in_rounds(partial(delete, now - self._retention, ROUND_LIMIT))
+            total += await self._in_rounds(partial(delete, now - self._retention, ROUND_LIMIT))
         if self._keep:
             keep = self._keep
-            total += await _in_rounds(lambda: self._logs.delete_beyond_count(keep, ROUND_LIMIT))
+            total += await self._in_rounds(
+                lambda: self._logs.delete_beyond_count(keep, ROUND_LIMIT)
+            )
         self.deleted += total
         return total
 
@@ -92,33 +104,25 @@ class LogRetention:
             if quotas.log_retention_days is not None
         }
 
-    async def _run(self) -> None:
+    async def _sweep(self) -> None:
+        deleted = await self.expire()
+        if deleted:
+            logger.info(
+                "deleted %d invocation log record(s) (retention: %s, %s per function)",
+                deleted,
+                self._retention or "no age limit",
+                self._keep or "no count limit",
+            )
+
+    async def _in_rounds(self, delete_round: Callable[[], Awaitable[int]]) -> int:
+        total = 0
         while True:
-            try:
-                deleted = await self.expire()
-            except NovaError as exc:  # the store away: try again next round
-                logger.warning("invocation-log retention failed: %s", exc.message)
-            else:
-                if deleted:
-                    logger.info(
-                        "deleted %d invocation log record(s) (retention: %s, %s per function)",
-                        deleted,
-                        self._retention or "no age limit",
-                        self._keep or "no count limit",
-                    )
-            await asyncio.sleep(self._interval_s)
+            deleted = await delete_round()
+            total += deleted
+            if deleted < ROUND_LIMIT or self._loop.closing:  # closing: the rest waits
+                return total
+            await asyncio.sleep(0.05)  # let invocation logging have the lock between rounds
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-
-
-async def _in_rounds(delete_round: Callable[[], Awaitable[int]]) -> int:
-    total = 0
-    while True:
-        deleted = await delete_round()
-        total += deleted
-        if deleted < ROUND_LIMIT:
-            return total
-        await asyncio.sleep(0.05)  # let invocation logging have the lock between rounds
+        """Stop after the delete in progress (never in the middle of its transaction)."""
+        await self._loop.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from datetime import UTC, datetime, timedelta
 
@@ -39,7 +40,7 @@ async def test_zero_days_keeps_everything() -> None:
     store = MemoryStore()
     retention = LogRetention(store.invocations, retention_days=0, interval_s=0.01)
     retention.start()
-    assert retention._task is None  # nothing runs: there is no age to delete by
+    assert not retention.running  # nothing runs: there is no age to delete by
     await retention.close()
 
 
@@ -54,7 +55,7 @@ async def test_each_function_keeps_its_newest_records_beyond_the_count(
     monkeypatch.setattr(log_retention, "ROUND_LIMIT", 2)
     retention = LogRetention(store.invocations, 0, 3600, keep_per_function=3)
     retention.start()
-    assert retention._task is not None  # a count alone is a reason to run
+    assert retention.running  # a count alone is a reason to run
     await retention.close()
     assert await retention.expire() == 4
     kept = sorted(log.id for log in (await store.invocations.list()).items)
@@ -101,7 +102,7 @@ async def test_quotas_alone_are_a_reason_to_run() -> None:
 
     retention = LogRetention(MemoryStore().invocations, 0, 3600, quotas=quotas)
     retention.start()
-    assert retention._task is not None
+    assert retention.running
     await retention.close()
 
 
@@ -117,3 +118,30 @@ async def test_quotas_that_cannot_be_read_delete_nothing() -> None:
     with pytest.raises(StoreUnavailable):
         await retention.expire()
     assert len((await store.invocations.list()).items) == 1
+
+
+class _SlowLogs:
+    """Every delete takes 0.1 s and finds a full round, so a sweep never ends by itself."""
+
+    def __init__(self) -> None:
+        self.began = asyncio.Event()
+        self.started = self.finished = 0
+
+    async def delete_older_than(self, cutoff: datetime, limit: int, **_: object) -> int:
+        self.started += 1
+        self.began.set()
+        await asyncio.sleep(0.1)  # the delete's transaction: cut here, SQLite's lock stays held
+        self.finished += 1
+        return limit
+
+    async def delete_beyond_count(self, keep: int, limit: int) -> int:
+        return 0
+
+
+async def test_close_stops_a_sweep_between_deletes_never_inside_one() -> None:
+    logs = _SlowLogs()
+    retention = LogRetention(logs, retention_days=7, interval_s=3600)
+    retention.start()
+    await asyncio.wait_for(logs.began.wait(), 5)
+    await asyncio.wait_for(retention.close(), 5)
+    assert logs.started == logs.finished == 1
