@@ -131,24 +131,36 @@ class AuditTrail:
             await self._app(scope, receive, send)
             return
         answer: dict[str, object] = {"status": 500, "outcome": "Nova.InternalError"}
+        recorded = False
 
-        async def watching(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                answer["status"] = message["status"]
-                answer["outcome"] = "ok" if message["status"] < 400 else ""
-            elif message["type"] == "http.response.body" and answer["outcome"] == "":
-                answer["outcome"] = _error_code(message.get("body", b""), answer["status"])
-            await send(message)
-
-        try:
-            await self._app(scope, receive, watching)
-        finally:
+        async def record() -> None:
+            nonlocal recorded
+            recorded = True
             action, target = describe(scope["method"], scope["path"])
             target = scope.get(TARGET) or target
             status = answer["status"]
             await self._audit.record(
                 _entry(scope, action, target, str(answer["outcome"]), int(str(status)))
             )
+
+        async def watching(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                answer["status"] = message["status"]
+                answer["outcome"] = "ok" if message["status"] < 400 else ""
+            elif message["type"] == "http.response.body":
+                if answer["outcome"] == "":
+                    answer["outcome"] = _error_code(message.get("body", b""), answer["status"])
+                if not message.get("more_body", False):
+                    # Written before the caller has the answer: a change it saw is audited,
+                    # and its next request's entry comes after this one.
+                    await record()
+            await send(message)
+
+        try:
+            await self._app(scope, receive, watching)
+        finally:
+            if not recorded:  # no complete answer was sent (an error, a disconnect)
+                await record()
 
 
 def _error_code(body: bytes, status: object) -> str:
